@@ -1,0 +1,135 @@
+//! The room directory: finds the actor of a room by id, starts rooms when their anchor
+//! opens them, and spreads rooms over a pool of arbiters (threads) so one hot room never
+//! blocks the others. It never creates a room because a viewer named an unknown id.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use lockstep_protocol::ErrorCode;
+
+use crate::clock::now_ms;
+use crate::config::RoomConfig;
+use crate::metrics::Metrics;
+use crate::room::{Room, RoomCore};
+
+/// Maps room ids to running room actors.
+pub struct RoomDirectory {
+    rooms: DashMap<String, Addr<Room>>,
+    pool: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    next_seed: AtomicU64,
+    cfg: std::sync::Arc<RoomConfig>,
+    metrics: Metrics,
+    max_rooms: usize,
+}
+
+impl std::fmt::Debug for RoomDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomDirectory")
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+impl RoomDirectory {
+    /// A directory starting rooms round-robin on `pool` (at least one arbiter).
+    pub fn new(
+        cfg: RoomConfig,
+        pool: Vec<ArbiterHandle>,
+        metrics: Metrics,
+        max_rooms: usize,
+    ) -> std::sync::Arc<Self> {
+        assert!(
+            !pool.is_empty(),
+            "the room directory needs at least one arbiter"
+        );
+        std::sync::Arc::new(Self {
+            rooms: DashMap::new(),
+            pool,
+            next_arbiter: AtomicUsize::new(0),
+            next_seed: AtomicU64::new(now_ms()),
+            cfg: std::sync::Arc::new(cfg),
+            metrics,
+            max_rooms,
+        })
+    }
+
+    /// The running room with this id, if any.
+    pub fn get(&self, id: &str) -> Option<Addr<Room>> {
+        self.rooms
+            .get(id)
+            .map(|a| a.clone())
+            .filter(|a| a.connected())
+    }
+
+    /// Opens a room for its anchor, or returns the one already running.
+    /// The flag is true when this call created the room.
+    pub fn open(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+        title: &str,
+    ) -> Result<(Addr<Room>, bool), (ErrorCode, String)> {
+        if let Some(addr) = self.get(id) {
+            return Ok((addr, false));
+        }
+        if self.rooms.len() >= self.max_rooms {
+            return Err((
+                ErrorCode::TooManyRooms,
+                format!("the server holds its maximum of {} rooms", self.max_rooms),
+            ));
+        }
+        match self.rooms.entry(id.to_owned()) {
+            Entry::Occupied(mut e) if !e.get().connected() => {
+                let addr = self.start_room(id, title);
+                e.insert(addr.clone());
+                Ok((addr, true))
+            }
+            Entry::Occupied(e) => Ok((e.get().clone(), false)),
+            Entry::Vacant(e) => {
+                let addr = self.start_room(id, title);
+                e.insert(addr.clone());
+                Ok((addr, true))
+            }
+        }
+    }
+
+    fn start_room(self: &std::sync::Arc<Self>, id: &str, title: &str) -> Addr<Room> {
+        let arbiter =
+            &self.pool[self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let core = RoomCore::new(
+            id.to_owned(),
+            title.to_owned(),
+            self.cfg.clone(),
+            now_ms(),
+            self.next_seed.fetch_add(1, Ordering::Relaxed),
+        );
+        let weak = std::sync::Arc::downgrade(self);
+        let metrics = self.metrics.clone();
+        let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
+        tracing::info!(room = id, "room opened");
+        Room::start_in_arbiter(arbiter, move |_| Room::new(core, weak, metrics, tick))
+    }
+
+    /// Forgets a stopped room, unless the id already belongs to a newer actor.
+    pub(crate) fn release(&self, id: &str, addr: &Addr<Room>) {
+        if self
+            .rooms
+            .remove_if(id, |_, current| current == addr)
+            .is_some()
+        {
+            tracing::info!(room = id, "room released");
+        }
+    }
+
+    /// Number of rooms with a running actor.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+}

@@ -1,0 +1,197 @@
+//! The bounded outbound queue between a room (many producers: room actors on any arbiter)
+//! and one session's socket writer (the single consumer).
+//!
+//! Fan-out pushes the same shared frame bytes into every session's queue without waiting.
+//! A session whose queue is full is *cut*: the queue flips to `Overflowed` once, drops what
+//! it held, refuses everything after, and the writer closes the socket with
+//! [`CloseCode::SlowConsumer`]. A slow viewer therefore costs the room one failed push,
+//! never a wait. A graceful close (`close`) is delivered after the frames queued before it.
+
+use std::collections::VecDeque;
+
+use bytestring::ByteString;
+use lockstep_protocol::CloseCode;
+
+use crate::sync::{Mutex, Notify};
+
+/// Result of [`Outbound::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// The frame will be written.
+    Queued,
+    /// The queue was full: this push cut the session. Reported exactly once per queue.
+    Overflowed,
+    /// The queue is closed, cut or its writer is gone; the frame was dropped.
+    Closed,
+}
+
+/// What the writer should do next, from [`Outbound::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Frames were moved into the buffer (possibly none); keep going.
+    Open,
+    /// Write the frames moved into the buffer, then close with this code.
+    Close(CloseCode),
+}
+
+#[derive(Debug)]
+enum Status {
+    Open,
+    Closing(CloseCode),
+    Done,
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<ByteString>,
+    status: Status,
+}
+
+/// A bounded single-consumer frame queue with an explicit slow-consumer policy.
+#[derive(Debug)]
+pub struct Outbound {
+    state: Mutex<State>,
+    wake: Notify,
+    capacity: usize,
+}
+
+impl Outbound {
+    /// A queue holding at most `capacity` frames (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                status: Status::Open,
+            }),
+            wake: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues a frame without waiting. See [`Push`] for the outcomes.
+    pub fn push(&self, frame: ByteString) -> Push {
+        let mut state = self.lock();
+        if !matches!(state.status, Status::Open) {
+            return Push::Closed;
+        }
+        if state.frames.len() >= self.capacity {
+            state.frames.clear();
+            state.status = Status::Closing(CloseCode::SlowConsumer);
+            drop(state);
+            self.wake.notify_one();
+            return Push::Overflowed;
+        }
+        state.frames.push_back(frame);
+        drop(state);
+        self.wake.notify_one();
+        Push::Queued
+    }
+
+    /// Asks the writer to close with `code` after the frames already queued.
+    /// Has no effect if the queue is already closing or done.
+    pub fn close(&self, code: CloseCode) {
+        let mut state = self.lock();
+        if matches!(state.status, Status::Open) {
+            state.status = Status::Closing(code);
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Marks the writer gone (socket closed): every later push returns [`Push::Closed`].
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        state.status = Status::Done;
+        state.frames.clear();
+    }
+
+    /// Moves every queued frame into `out`; tells the writer whether to close afterwards.
+    pub fn drain(&self, out: &mut Vec<ByteString>) -> Drain {
+        let mut state = self.lock();
+        out.extend(state.frames.drain(..));
+        match state.status {
+            Status::Open => Drain::Open,
+            Status::Closing(code) => Drain::Close(code),
+            Status::Done => Drain::Close(CloseCode::GoingAway),
+        }
+    }
+
+    /// Number of frames waiting.
+    pub fn len(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    /// True when no frame is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves after a push or close since the last wait (or immediately if one is pending).
+    #[cfg(not(loom))]
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Under loom: whether a wake is pending (consumes it).
+    #[cfg(loom)]
+    pub fn take_wake(&self) -> bool {
+        self.wake.take_permit()
+    }
+
+    fn lock(&self) -> crate::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in this module (no user code
+        // runs under it); recover the data rather than poison every later push.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn frame(s: &str) -> ByteString {
+        ByteString::from(s)
+    }
+
+    #[test]
+    fn delivers_in_order_then_closes() {
+        let q = Outbound::new(4);
+        assert_eq!(q.push(frame("a")), Push::Queued);
+        assert_eq!(q.push(frame("b")), Push::Queued);
+        q.close(CloseCode::RoomEnded);
+        assert_eq!(q.push(frame("c")), Push::Closed);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out), Drain::Close(CloseCode::RoomEnded));
+        assert_eq!(out, vec![frame("a"), frame("b")]);
+    }
+
+    #[test]
+    fn overflow_cuts_once_and_drops_backlog() {
+        let q = Outbound::new(2);
+        assert_eq!(q.push(frame("a")), Push::Queued);
+        assert_eq!(q.push(frame("b")), Push::Queued);
+        assert_eq!(q.push(frame("c")), Push::Overflowed);
+        assert_eq!(q.push(frame("d")), Push::Closed);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out), Drain::Close(CloseCode::SlowConsumer));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn finished_queue_refuses_pushes() {
+        let q = Outbound::new(2);
+        q.finish();
+        assert_eq!(q.push(frame("a")), Push::Closed);
+    }
+
+    #[tokio::test]
+    async fn wake_before_wait_is_not_lost() {
+        let q = Outbound::new(2);
+        q.push(frame("a"));
+        tokio::time::timeout(std::time::Duration::from_secs(5), q.wait())
+            .await
+            .expect("a push before wait leaves a permit");
+    }
+}

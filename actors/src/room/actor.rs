@@ -1,0 +1,212 @@
+//! The room actor: a thin actix shell around [`RoomCore`]. It forwards messages into the
+//! core with the current time, runs the tick timer, and carries out the core's outputs —
+//! encoding each broadcast once and pushing the shared bytes to every session queue.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg};
+
+use super::core::{Identity, Output, Refusal, RoomCore, SessionId};
+use super::fanout::Fanout;
+use crate::clock::now_ms;
+use crate::directory::RoomDirectory;
+use crate::metrics::Metrics;
+use crate::outbound::{Outbound, Push};
+use crate::sync::Arc;
+
+/// Adds a session. On success the welcome frame is already in the session's queue, ahead
+/// of every broadcast that follows.
+#[derive(Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct Join {
+    pub session: SessionId,
+    pub identity: Identity,
+    pub outbound: Arc<Outbound>,
+}
+
+/// A session left (socket closed). Unknown sessions are ignored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub session: SessionId,
+}
+
+/// A decoded request from a joined session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    pub session: SessionId,
+    pub input: RoomInput,
+}
+
+/// The room-level requests a session forwards.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomInput {
+    Comment { text: String, id: Option<u64> },
+    Like { count: u32, id: Option<u64> },
+    Control { cmd: ControlCmd, id: Option<u64> },
+}
+
+/// Asks for the room's current snapshot (HTTP status endpoint).
+#[derive(Message)]
+#[rtype(result = "RoomSnapshot")]
+pub struct Snapshot;
+
+/// One live room.
+pub struct Room {
+    core: RoomCore,
+    fanout: Fanout,
+    directory: Weak<RoomDirectory>,
+    metrics: Metrics,
+    tick: Duration,
+}
+
+impl Room {
+    pub(crate) fn new(
+        core: RoomCore,
+        directory: Weak<RoomDirectory>,
+        metrics: Metrics,
+        tick: Duration,
+    ) -> Self {
+        Self {
+            core,
+            fanout: Fanout::default(),
+            directory,
+            metrics,
+            tick,
+        }
+    }
+
+    /// Carries out everything the core asked for.
+    fn apply_outputs(&mut self, ctx: &mut Context<Self>) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Broadcast(msg) => self.broadcast(&msg),
+                Output::Send(session, msg) => self.send(session, &msg),
+                Output::Close(session, code) => {
+                    if let Some(queue) = self.fanout.remove(session) {
+                        queue.close(code);
+                    }
+                }
+                Output::Release => self.release(ctx),
+            }
+        }
+    }
+
+    fn broadcast(&mut self, msg: &ServerMsg) {
+        let frame = ByteString::from(msg.to_json());
+        let started = Instant::now();
+        let delivery = self.fanout.broadcast(&frame);
+        self.metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.frames_out.inc_by(delivery.queued);
+        if !delivery.cut.is_empty() {
+            self.cut(delivery.cut);
+        }
+    }
+
+    fn send(&mut self, session: SessionId, msg: &ServerMsg) {
+        let Some(queue) = self.fanout.get(session) else {
+            return;
+        };
+        match queue.push(ByteString::from(msg.to_json())) {
+            Push::Queued => self.metrics.frames_out.inc(),
+            Push::Overflowed => self.cut(vec![session]),
+            Push::Closed => {}
+        }
+    }
+
+    /// Removes sessions whose queue overflowed; their writers close them with 4001.
+    fn cut(&mut self, sessions: Vec<SessionId>) {
+        let now = now_ms();
+        for session in sessions {
+            self.metrics.slow_viewer_cuts.inc();
+            if let Some(queue) = self.fanout.remove(session) {
+                // The frames it held and the one that overflowed are lost to that viewer.
+                self.metrics.queue_drops.inc_by(queue.len() as u64 + 1);
+            }
+            self.core.leave(now, session);
+        }
+    }
+
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        for (_, queue) in self.fanout.take_all() {
+            queue.close(CloseCode::RoomEnded);
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.rooms.inc();
+        ctx.run_interval(self.tick, |room, ctx| {
+            room.core.tick(now_ms());
+            room.apply_outputs(ctx);
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.rooms.dec();
+        for (_, queue) in self.fanout.take_all() {
+            queue.close(CloseCode::RoomEnded);
+        }
+        if let Some(directory) = self.directory.upgrade() {
+            directory.release(self.core.id(), &ctx.address());
+        }
+    }
+}
+
+impl Handler<Join> for Room {
+    type Result = Result<(), Refusal>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        let welcome = self.core.join(now_ms(), msg.session, msg.identity)?;
+        if msg.outbound.push(ByteString::from(welcome.to_json())) == Push::Queued {
+            self.metrics.frames_out.inc();
+            self.fanout.add(msg.session, msg.outbound);
+        } else {
+            self.core.leave(now_ms(), msg.session);
+        }
+        self.apply_outputs(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Leave> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        self.fanout.remove(msg.session);
+        self.core.leave(now_ms(), msg.session);
+        self.apply_outputs(ctx);
+    }
+}
+
+impl Handler<Inbound> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        match msg.input {
+            RoomInput::Comment { text, id } => self.core.comment(now, msg.session, &text, id),
+            RoomInput::Like { count, id } => self.core.like(msg.session, count, id),
+            RoomInput::Control { cmd, id } => self.core.control(now, msg.session, cmd, id),
+        }
+        self.apply_outputs(ctx);
+    }
+}
+
+impl Handler<Snapshot> for Room {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.snapshot())
+    }
+}

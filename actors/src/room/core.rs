@@ -1,0 +1,478 @@
+//! The room's pure state machine. Inputs go in through methods that take `now` (server ms
+//! since the Unix epoch); everything the room wants done comes out of [`RoomCore::poll_output`].
+//! It never reads a clock, touches a socket or knows about actors.
+//!
+//! Owns: who is in the room, the comment stream (limits, filter, sampling, recent history),
+//! like aggregation, the online count and its time series, moderation state, and the
+//! timeline of room events.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use lockstep_protocol::{
+    Comment, ErrorCode, LikeTally, ModerationAction, PROTOCOL_VERSION, Role, RoomSnapshot,
+    RoomState, ServerMsg, You,
+};
+use rand::{SeedableRng, rngs::SmallRng};
+
+use super::comments;
+use super::timeline::{OnlinePoint, Ring, TimelineEvent, TimelineKind};
+use crate::config::RoomConfig;
+use crate::limits::TokenBucket;
+
+/// Identifies one connection across the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// Who a session is, as established by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Token subject; `None` for anonymous viewers.
+    pub user: Option<String>,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A refusal: the code and a human-readable message.
+pub type Refusal = (ErrorCode, String);
+
+/// What the room asks its shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send to every session in the room (encode once).
+    Broadcast(ServerMsg),
+    /// Send to one session.
+    Send(SessionId, ServerMsg),
+    /// Close one session (after what was queued to it).
+    Close(SessionId, lockstep_protocol::CloseCode),
+    /// The room is over: close every session and release the actor.
+    Release,
+}
+
+#[derive(Debug)]
+pub(super) struct Member {
+    pub(super) identity: Identity,
+}
+
+/// Per-user comment state, kept across reconnects so leaving does not reset limits.
+#[derive(Debug)]
+pub(super) struct UserLimits {
+    pub(super) bucket: TokenBucket,
+    pub(super) last_comment_at: Option<u64>,
+    pub(super) sessions: u32,
+    pub(super) last_seen: u64,
+}
+
+/// The room state machine.
+#[derive(Debug)]
+pub struct RoomCore {
+    pub(super) id: String,
+    pub(super) title: String,
+    pub(super) state: RoomState,
+    pub(super) cfg: Arc<RoomConfig>,
+    pub(super) members: HashMap<SessionId, Member>,
+    pub(super) viewers: u64,
+    pub(super) users: HashMap<String, UserLimits>,
+    pub(super) recent: Ring<Comment>,
+    pub(super) next_comment_id: u64,
+    pub(super) tick_viewer_comments: Vec<Comment>,
+    pub(super) tick_anchor_comments: Vec<Comment>,
+    pub(super) likes_total: u64,
+    pub(super) likes_delta: u64,
+    pub(super) pinned: Option<Comment>,
+    pub(super) slow_mode_secs: u32,
+    pub(super) muted: HashMap<String, u64>,
+    pub(super) banned: HashSet<String>,
+    pub(super) timeline: Ring<TimelineEvent>,
+    pub(super) online_series: Ring<OnlinePoint>,
+    pub(super) last_online_at: u64,
+    pub(super) last_online_sent: Option<u64>,
+    pub(super) empty_since: Option<u64>,
+    pub(super) rng: SmallRng,
+    pub(super) out: VecDeque<Output>,
+}
+
+impl RoomCore {
+    /// A new room in the `created` state. `seed` drives comment sampling.
+    pub fn new(id: String, title: String, cfg: Arc<RoomConfig>, now: u64, seed: u64) -> Self {
+        let mut core = Self {
+            recent: Ring::new(cfg.recent_comments),
+            timeline: Ring::new(cfg.timeline_max_events),
+            online_series: Ring::new(cfg.online_series_max_points),
+            id,
+            title,
+            state: RoomState::Created,
+            members: HashMap::new(),
+            viewers: 0,
+            users: HashMap::new(),
+            next_comment_id: 1,
+            tick_viewer_comments: Vec::new(),
+            tick_anchor_comments: Vec::new(),
+            likes_total: 0,
+            likes_delta: 0,
+            pinned: None,
+            slow_mode_secs: 0,
+            muted: HashMap::new(),
+            banned: HashSet::new(),
+            last_online_at: now,
+            last_online_sent: None,
+            empty_since: Some(now),
+            rng: SmallRng::seed_from_u64(seed),
+            out: VecDeque::new(),
+            cfg,
+        };
+        core.record(
+            now,
+            TimelineKind::State {
+                state: RoomState::Created,
+            },
+        );
+        core
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn state(&self) -> RoomState {
+        self.state
+    }
+
+    /// Viewers currently in the room (anchors not counted).
+    pub fn online(&self) -> u64 {
+        self.viewers
+    }
+
+    pub fn likes_total(&self) -> u64 {
+        self.likes_total
+    }
+
+    pub fn timeline(&self) -> impl Iterator<Item = &TimelineEvent> {
+        self.timeline.iter()
+    }
+
+    /// Timeline events that fell off the in-memory ring.
+    pub fn timeline_dropped(&self) -> u64 {
+        self.timeline.dropped()
+    }
+
+    pub fn online_series(&self) -> impl Iterator<Item = &OnlinePoint> {
+        self.online_series.iter()
+    }
+
+    /// The next thing the shell should do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The snapshot a joining session receives.
+    pub fn snapshot(&self) -> RoomSnapshot {
+        RoomSnapshot {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            state: self.state,
+            online: self.viewers,
+            likes: self.likes_total,
+            recent_comments: self.recent.iter().cloned().collect(),
+            pinned: self.pinned.clone(),
+            slow_mode: self.slow_mode_secs,
+            allow_anonymous: self.cfg.allow_anonymous,
+            link: None,
+        }
+    }
+
+    /// Admits a session, returning its welcome frame, or refuses it with nothing changed.
+    pub fn join(
+        &mut self,
+        now: u64,
+        session: SessionId,
+        identity: Identity,
+    ) -> Result<ServerMsg, Refusal> {
+        if self.state == RoomState::Ended {
+            return Err((ErrorCode::RoomEnded, "the room has ended".into()));
+        }
+        if self.members.contains_key(&session) {
+            return Err((ErrorCode::AlreadyJoined, "session already joined".into()));
+        }
+        match (&identity.user, identity.role) {
+            (None, _) if !self.cfg.allow_anonymous => {
+                return Err((
+                    ErrorCode::AuthRequired,
+                    "this room needs a viewer token".into(),
+                ));
+            }
+            (Some(user), Role::Viewer) if self.banned.contains(user) => {
+                return Err((ErrorCode::Banned, "you are banned from this room".into()));
+            }
+            _ => {}
+        }
+        let is_viewer = identity.role == Role::Viewer;
+        if is_viewer && self.viewers as usize >= self.cfg.max_viewers {
+            return Err((ErrorCode::RoomFull, "the room is full".into()));
+        }
+        if let Some(user) = &identity.user {
+            let cfg = &self.cfg;
+            let limits = self
+                .users
+                .entry(user.clone())
+                .or_insert_with(|| UserLimits {
+                    bucket: TokenBucket::new(cfg.comment_rate_per_sec, cfg.comment_burst, now),
+                    last_comment_at: None,
+                    sessions: 0,
+                    last_seen: now,
+                });
+            limits.sessions += 1;
+            limits.last_seen = now;
+        }
+        if is_viewer {
+            self.viewers += 1;
+        }
+        let you = You {
+            user: identity.user.clone(),
+            name: identity.name.clone(),
+            role: identity.role,
+        };
+        self.members.insert(session, Member { identity });
+        self.empty_since = None;
+        Ok(ServerMsg::Welcome {
+            protocol: PROTOCOL_VERSION,
+            room: self.snapshot(),
+            you,
+            server_time: now,
+        })
+    }
+
+    /// Removes a session (socket closed, cut, or kicked). Unknown sessions are ignored.
+    pub fn leave(&mut self, now: u64, session: SessionId) {
+        let Some(member) = self.members.remove(&session) else {
+            return;
+        };
+        if member.identity.role == Role::Viewer {
+            self.viewers -= 1;
+        }
+        if let Some(user) = &member.identity.user
+            && let Some(limits) = self.users.get_mut(user)
+        {
+            limits.sessions = limits.sessions.saturating_sub(1);
+            limits.last_seen = now;
+        }
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        }
+    }
+
+    /// A comment from a session. Accepted comments are acked to the sender and fanned out
+    /// at the next tick; refusals go back to the sender only.
+    pub fn comment(&mut self, now: u64, session: SessionId, text: &str, req: Option<u64>) {
+        match self.accept_comment(now, session, text) {
+            Ok(comment_id) => self.out.push_back(Output::Send(
+                session,
+                ServerMsg::Ack {
+                    id: req,
+                    comment_id: Some(comment_id),
+                },
+            )),
+            Err((code, message, retry)) => self.refuse(session, req, code, message, retry),
+        }
+    }
+
+    fn accept_comment(
+        &mut self,
+        now: u64,
+        session: SessionId,
+        text: &str,
+    ) -> Result<u64, (ErrorCode, String, Option<u64>)> {
+        let Some(member) = self.members.get(&session) else {
+            return Err((ErrorCode::NotJoined, "join the room first".into(), None));
+        };
+        if self.state == RoomState::Ended {
+            return Err((ErrorCode::RoomEnded, "the room has ended".into(), None));
+        }
+        let Some(user) = member.identity.user.clone() else {
+            return Err((
+                ErrorCode::AuthRequired,
+                "commenting needs a viewer token".into(),
+                None,
+            ));
+        };
+        let is_anchor = member.identity.role == Role::Anchor;
+        let name = member.identity.name.clone();
+        let text = comments::validate(text, self.cfg.comment_max_chars, &self.cfg.keyword_filter)
+            .map_err(|(c, m)| (c, m, None))?
+            .to_owned();
+        if !is_anchor {
+            if let Some(&until) = self.muted.get(&user) {
+                if until > now {
+                    return Err((ErrorCode::Muted, "you are muted".into(), Some(until - now)));
+                }
+                self.muted.remove(&user);
+            }
+            // Members with a user id always have limits (created at join).
+            let limits = self.users.get_mut(&user).expect("joined users have limits");
+            if self.slow_mode_secs > 0
+                && let Some(last) = limits.last_comment_at
+            {
+                let next = last + u64::from(self.slow_mode_secs) * 1000;
+                if now < next {
+                    return Err((
+                        ErrorCode::SlowMode,
+                        format!("slow mode: one comment every {}s", self.slow_mode_secs),
+                        Some(next - now),
+                    ));
+                }
+            }
+            if let Err(wait) = limits.bucket.try_take(now) {
+                return Err((
+                    ErrorCode::RateLimited,
+                    "commenting too fast".into(),
+                    Some(wait),
+                ));
+            }
+            limits.last_comment_at = Some(now);
+        }
+        Ok(self.post_comment(now, user, name, text, is_anchor))
+    }
+
+    pub(super) fn post_comment(
+        &mut self,
+        now: u64,
+        user: String,
+        name: String,
+        text: String,
+        anchor: bool,
+    ) -> u64 {
+        let id = self.next_comment_id;
+        self.next_comment_id += 1;
+        let comment = Comment {
+            id,
+            user: user.clone(),
+            name,
+            text,
+            at: now,
+            anchor,
+        };
+        self.recent.push(comment.clone());
+        if anchor {
+            self.tick_anchor_comments.push(comment);
+        } else {
+            self.tick_viewer_comments.push(comment);
+        }
+        self.record(now, TimelineKind::Comment { id, user, anchor });
+        id
+    }
+
+    /// Like taps from a session, aggregated into the next tick's tally.
+    pub fn like(&mut self, session: SessionId, count: u32, req: Option<u64>) {
+        if !self.members.contains_key(&session) {
+            return self.refuse(
+                session,
+                req,
+                ErrorCode::NotJoined,
+                "join the room first".into(),
+                None,
+            );
+        }
+        if self.state == RoomState::Ended {
+            return;
+        }
+        if count == 0 || count > self.cfg.like_max_per_msg {
+            let max = self.cfg.like_max_per_msg;
+            return self.refuse(
+                session,
+                req,
+                ErrorCode::InvalidMessage,
+                format!("like count must be between 1 and {max}"),
+                None,
+            );
+        }
+        self.likes_total += u64::from(count);
+        self.likes_delta += u64::from(count);
+    }
+
+    /// The room tick: emits at most one `tick` frame with the comments, like tally and
+    /// (every `online_interval_ms`) the online count gathered since the last tick.
+    pub fn tick(&mut self, now: u64) {
+        let mut comments = comments::sample(
+            std::mem::take(&mut self.tick_viewer_comments),
+            self.cfg.comment_budget_per_tick,
+            &mut self.rng,
+        );
+        comments.append(&mut self.tick_anchor_comments);
+        comments.sort_by_key(|c| c.id);
+        let likes = (self.likes_delta > 0).then(|| LikeTally {
+            total: self.likes_total,
+            delta: self.likes_delta,
+        });
+        if self.likes_delta > 0 {
+            let count = self.likes_delta;
+            self.record(now, TimelineKind::Likes { count });
+            self.likes_delta = 0;
+        }
+        let mut online = None;
+        if now.saturating_sub(self.last_online_at) >= self.cfg.online_interval_ms {
+            self.last_online_at = now;
+            self.online_series.push(OnlinePoint {
+                at: now,
+                online: self.viewers,
+            });
+            if self.last_online_sent != Some(self.viewers) {
+                online = Some(self.viewers);
+                self.last_online_sent = Some(self.viewers);
+            }
+            self.prune_users(now);
+        }
+        if !comments.is_empty() || likes.is_some() || online.is_some() {
+            self.out.push_back(Output::Broadcast(ServerMsg::Tick {
+                at: now,
+                comments,
+                likes,
+                online,
+            }));
+        }
+        if let Some(since) = self.empty_since
+            && now.saturating_sub(since) >= self.cfg.idle_end_secs * 1000
+        {
+            self.end(now);
+        }
+    }
+
+    /// Forgets comment limits of users gone for a minute (longer than any slow mode).
+    fn prune_users(&mut self, now: u64) {
+        let keep_ms = 60_000u64.max(u64::from(self.slow_mode_secs) * 1000);
+        self.users
+            .retain(|_, l| l.sessions > 0 || now.saturating_sub(l.last_seen) < keep_ms);
+        self.muted.retain(|_, until| *until > now);
+    }
+
+    pub(super) fn refuse(
+        &mut self,
+        session: SessionId,
+        req: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: Option<u64>,
+    ) {
+        self.out.push_back(Output::Send(
+            session,
+            ServerMsg::Error {
+                id: req,
+                code: code.code(),
+                name: code,
+                message,
+                retry_after_ms,
+            },
+        ));
+    }
+
+    pub(super) fn record(&mut self, at: u64, kind: TimelineKind) {
+        self.timeline.push(TimelineEvent { at, kind });
+    }
+
+    pub(super) fn notice(&mut self, action: ModerationAction, user: String, until: Option<u64>) {
+        self.out.push_back(Output::Broadcast(ServerMsg::Moderation {
+            action,
+            user,
+            until,
+        }));
+    }
+}

@@ -1,0 +1,389 @@
+//! Unit and property tests of the room core, without a runtime.
+
+use std::sync::Arc;
+
+use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, Role, RoomState, ServerMsg};
+use proptest::prelude::*;
+
+use super::core::{Identity, Output, RoomCore, SessionId};
+use crate::config::RoomConfig;
+
+fn room(cfg: RoomConfig) -> RoomCore {
+    RoomCore::new("r1".into(), "Spring drop".into(), Arc::new(cfg), 0, 1)
+}
+
+fn viewer(user: &str) -> Identity {
+    Identity {
+        user: Some(user.into()),
+        name: user.to_uppercase(),
+        role: Role::Viewer,
+    }
+}
+
+fn anonymous() -> Identity {
+    Identity {
+        user: None,
+        name: "guest".into(),
+        role: Role::Viewer,
+    }
+}
+
+fn anchor() -> Identity {
+    Identity {
+        user: Some("host".into()),
+        name: "Host".into(),
+        role: Role::Anchor,
+    }
+}
+
+fn drain(core: &mut RoomCore) -> Vec<Output> {
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+fn errors_to(outputs: &[Output], session: SessionId) -> Vec<ErrorCode> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(s, ServerMsg::Error { name, .. }) if *s == session => Some(*name),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ticks(outputs: &[Output]) -> Vec<ServerMsg> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(m @ ServerMsg::Tick { .. }) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn welcome_carries_snapshot() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(1), anchor()).unwrap();
+    r.join(0, SessionId(2), viewer("a")).unwrap();
+    r.comment(10, SessionId(2), "first!", Some(1));
+    r.control(20, SessionId(1), ControlCmd::Pin { comment_id: 1 }, None);
+    let ServerMsg::Welcome {
+        room: snap,
+        you,
+        server_time,
+        ..
+    } = r.join(30, SessionId(3), viewer("b")).unwrap()
+    else {
+        panic!("join returns a welcome");
+    };
+    assert_eq!(server_time, 30);
+    assert_eq!(snap.title, "Spring drop");
+    assert_eq!(snap.online, 2, "the anchor is not counted as online");
+    assert_eq!(snap.recent_comments.len(), 1);
+    assert_eq!(snap.pinned.as_ref().map(|c| c.id), Some(1));
+    assert_eq!(you.user.as_deref(), Some("b"));
+}
+
+#[test]
+fn join_refusals_change_nothing() {
+    let mut r = room(RoomConfig {
+        allow_anonymous: false,
+        max_viewers: 1,
+        ..Default::default()
+    });
+    assert_eq!(
+        r.join(0, SessionId(1), anonymous()).unwrap_err().0,
+        ErrorCode::AuthRequired
+    );
+    r.join(0, SessionId(2), viewer("a")).unwrap();
+    assert_eq!(
+        r.join(0, SessionId(3), viewer("b")).unwrap_err().0,
+        ErrorCode::RoomFull
+    );
+    assert_eq!(r.online(), 1);
+}
+
+#[test]
+fn comments_batched_per_tick() {
+    let mut r = room(RoomConfig {
+        comment_burst: 10,
+        ..Default::default()
+    });
+    r.join(0, SessionId(1), viewer("a")).unwrap();
+    for i in 0..5 {
+        r.comment(1, SessionId(1), &format!("c{i}"), Some(i));
+    }
+    let acks = drain(&mut r);
+    assert_eq!(acks.len(), 5, "each comment acked to its sender");
+    r.tick(100);
+    let out = drain(&mut r);
+    let t = ticks(&out);
+    assert_eq!(t.len(), 1, "one frame per tick");
+    let ServerMsg::Tick { comments, .. } = &t[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        comments.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        ["c0", "c1", "c2", "c3", "c4"]
+    );
+    r.tick(200);
+    assert!(
+        ticks(&drain(&mut r)).is_empty(),
+        "a quiet tick sends nothing"
+    );
+}
+
+#[test]
+fn anonymous_viewers_like_but_cannot_comment() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(1), anonymous()).unwrap();
+    r.comment(1, SessionId(1), "hi", None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(1)),
+        [ErrorCode::AuthRequired]
+    );
+    r.like(SessionId(1), 3, None);
+    r.tick(100);
+    let t = ticks(&drain(&mut r));
+    assert!(
+        matches!(&t[0], ServerMsg::Tick { likes: Some(l), .. } if l.total == 3 && l.delta == 3)
+    );
+}
+
+#[test]
+fn comment_rules_refuse_with_codes() {
+    let cfg = RoomConfig {
+        comment_max_chars: 10,
+        keyword_filter: vec!["scam".into()],
+        comment_burst: 2,
+        comment_rate_per_sec: 1.0,
+        ..Default::default()
+    };
+    let mut r = room(cfg);
+    r.join(0, SessionId(1), viewer("a")).unwrap();
+    r.comment(0, SessionId(1), "this is far too long", None);
+    r.comment(0, SessionId(1), "a SCAM", None);
+    r.comment(0, SessionId(1), "  ", None);
+    r.comment(0, SessionId(1), "ok1", None);
+    r.comment(0, SessionId(1), "ok2", None);
+    r.comment(0, SessionId(1), "ok3", None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(1)),
+        [
+            ErrorCode::CommentTooLong,
+            ErrorCode::CommentFiltered,
+            ErrorCode::CommentEmpty,
+            ErrorCode::RateLimited
+        ]
+    );
+}
+
+#[test]
+fn moderation_mute_slow_mode_ban_clear() {
+    let mut r = room(RoomConfig {
+        comment_burst: 100,
+        comment_rate_per_sec: 100.0,
+        ..Default::default()
+    });
+    r.join(0, SessionId(1), anchor()).unwrap();
+    r.join(0, SessionId(2), viewer("a")).unwrap();
+    r.join(0, SessionId(3), viewer("b")).unwrap();
+    r.comment(0, SessionId(3), "hello from b", None);
+    drain(&mut r);
+
+    r.control(
+        0,
+        SessionId(1),
+        ControlCmd::Mute {
+            user: "a".into(),
+            seconds: 10,
+        },
+        Some(1),
+    );
+    r.comment(1_000, SessionId(2), "let me talk", None);
+    assert_eq!(errors_to(&drain(&mut r), SessionId(2)), [ErrorCode::Muted]);
+    r.comment(10_001, SessionId(2), "mute over", None);
+    assert!(errors_to(&drain(&mut r), SessionId(2)).is_empty());
+
+    r.control(
+        11_000,
+        SessionId(1),
+        ControlCmd::SlowMode { seconds: 5 },
+        None,
+    );
+    r.comment(15_001, SessionId(2), "one", None);
+    r.comment(16_000, SessionId(2), "two", None);
+    r.comment(20_001, SessionId(2), "three", None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(2)),
+        [ErrorCode::SlowMode]
+    );
+
+    r.control(
+        21_000,
+        SessionId(1),
+        ControlCmd::Ban {
+            user: "b".into(),
+            clear_comments: true,
+        },
+        Some(2),
+    );
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Close(SessionId(3), CloseCode::Banned)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send(SessionId(1), ServerMsg::Ack { id: Some(2), .. })
+    )));
+    assert!(r.snapshot().recent_comments.iter().all(|c| c.user != "b"));
+    assert_eq!(r.online(), 1);
+    assert_eq!(
+        r.join(22_000, SessionId(4), viewer("b")).unwrap_err().0,
+        ErrorCode::Banned
+    );
+}
+
+#[test]
+fn viewers_cannot_send_control_commands() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(2), viewer("a")).unwrap();
+    r.control(0, SessionId(2), ControlCmd::End, Some(1));
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(2)),
+        [ErrorCode::Forbidden]
+    );
+    assert_eq!(r.state(), RoomState::Created);
+}
+
+#[test]
+fn lifecycle_transitions() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(1), anchor()).unwrap();
+    r.control(0, SessionId(1), ControlCmd::Pause, None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(1)),
+        [ErrorCode::InvalidTransition]
+    );
+    r.control(0, SessionId(1), ControlCmd::GoLive, None);
+    r.control(0, SessionId(1), ControlCmd::Pause, None);
+    r.control(0, SessionId(1), ControlCmd::GoLive, None);
+    assert_eq!(r.state(), RoomState::Live);
+    r.join(0, SessionId(2), viewer("a")).unwrap();
+    r.control(5, SessionId(1), ControlCmd::End, None);
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Close(SessionId(2), CloseCode::RoomEnded)));
+    assert_eq!(out.last(), Some(&Output::Release));
+    assert_eq!(
+        r.join(6, SessionId(3), viewer("c")).unwrap_err().0,
+        ErrorCode::RoomEnded
+    );
+}
+
+#[test]
+fn sampling_never_drops_anchor_comments() {
+    let mut r = room(RoomConfig {
+        comment_budget_per_tick: 3,
+        ..Default::default()
+    });
+    r.join(0, SessionId(1), anchor()).unwrap();
+    for i in 0..20 {
+        r.join(0, SessionId(10 + i), viewer(&format!("v{i}")))
+            .unwrap();
+        r.comment(0, SessionId(10 + i), "buy buy", None);
+    }
+    r.control(
+        0,
+        SessionId(1),
+        ControlCmd::Say {
+            text: "link in 3".into(),
+        },
+        None,
+    );
+    r.tick(100);
+    let t = ticks(&drain(&mut r));
+    let ServerMsg::Tick { comments, .. } = &t[0] else {
+        unreachable!()
+    };
+    assert_eq!(comments.len(), 4);
+    assert!(comments.iter().any(|c| c.anchor && c.text == "link in 3"));
+    assert_eq!(
+        r.snapshot().recent_comments.len(),
+        21,
+        "history keeps every accepted comment"
+    );
+}
+
+#[test]
+fn idle_room_ends_itself() {
+    let mut r = room(RoomConfig {
+        idle_end_secs: 10,
+        ..Default::default()
+    });
+    r.tick(9_000);
+    assert_eq!(r.state(), RoomState::Created);
+    r.tick(10_000);
+    assert_eq!(r.state(), RoomState::Ended);
+    assert_eq!(drain(&mut r).last(), Some(&Output::Release));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(u64, bool),
+    Leave(u64),
+    Like(u64, u32),
+    Comment(u64),
+    Tick(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u64..30, any::<bool>()).prop_map(|(s, anon)| Op::Join(s, anon)),
+        (0u64..30).prop_map(Op::Leave),
+        (0u64..30, 0u32..120).prop_map(|(s, n)| Op::Like(s, n)),
+        (0u64..30).prop_map(Op::Comment),
+        (1u64..500).prop_map(Op::Tick),
+    ]
+}
+
+proptest! {
+    /// Whatever the interleaving: online equals the viewers present; the like tallies
+    /// broadcast add up to exactly the likes accepted; comment ids in ticks only grow;
+    /// no frame carries more viewer comments than the budget.
+    #[test]
+    fn counts_and_tallies_stay_exact(ops in proptest::collection::vec(op(), 1..400)) {
+        let cfg = RoomConfig { comment_budget_per_tick: 4, comment_burst: 3, ..Default::default() };
+        let mut r = room(cfg);
+        let mut present = std::collections::HashSet::new();
+        let (mut now, mut accepted_likes, mut tallied, mut last_id) = (0u64, 0u64, 0u64, 0u64);
+        let check = |r: &mut RoomCore, tallied: &mut u64, last_id: &mut u64| {
+            for o in drain(r) {
+                if let Output::Broadcast(ServerMsg::Tick { comments, likes, .. }) = o {
+                    prop_assert!(comments.len() <= 4);
+                    for c in comments { prop_assert!(c.id > *last_id); *last_id = c.id; }
+                    if let Some(l) = likes { *tallied += l.delta; prop_assert_eq!(l.total, *tallied); }
+                }
+            }
+            Ok(())
+        };
+        for op in ops {
+            match op {
+                Op::Join(s, anon) => {
+                    let id = if anon { anonymous() } else { viewer(&format!("u{s}")) };
+                    if r.join(now, SessionId(s), id).is_ok() { present.insert(s); }
+                }
+                Op::Leave(s) => { r.leave(now, SessionId(s)); present.remove(&s); }
+                Op::Like(s, n) => {
+                    r.like(SessionId(s), n, None);
+                    if present.contains(&s) && (1..=100).contains(&n) { accepted_likes += u64::from(n); }
+                }
+                Op::Comment(s) => r.comment(now, SessionId(s), "hey", None),
+                Op::Tick(dt) => { now += dt; r.tick(now); }
+            }
+            prop_assert_eq!(r.online(), present.len() as u64);
+            check(&mut r, &mut tallied, &mut last_id)?;
+        }
+        r.tick(now + 1);
+        check(&mut r, &mut tallied, &mut last_id)?;
+        prop_assert_eq!(tallied, accepted_likes);
+        prop_assert_eq!(r.likes_total(), accepted_likes);
+    }
+}

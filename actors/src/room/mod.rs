@@ -1,0 +1,17 @@
+//! A live room: its pure core, the comment and timeline rules it uses, its fan-out list,
+//! and the actor shell that runs it.
+
+mod actor;
+mod comments;
+mod control;
+mod core;
+mod fanout;
+mod timeline;
+
+pub use actor::{Inbound, Join, Leave, Room, RoomInput, Snapshot};
+pub use core::{Identity, Output, Refusal, RoomCore, SessionId};
+pub use fanout::{Delivery, Fanout};
+pub use timeline::{OnlinePoint, TimelineEvent, TimelineKind};
+
+#[cfg(test)]
+mod core_tests;

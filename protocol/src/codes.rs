@@ -1,0 +1,214 @@
+//! Error codes sent in `error` frames and HTTP error bodies, and WebSocket close codes.
+//!
+//! Error codes are grouped in ranges so a client can act on the range alone:
+//! 1xx the frame itself was wrong, 2xx authentication and permission, 3xx the room,
+//! 4xx comment and moderation limits, 5xx the server. Close codes use the RFC 6455
+//! registry where one fits and the private range 4000–4999 for Lockstep's own reasons.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request was refused. Serialized by name (`"rate_limited"`); [`ErrorCode::code`]
+/// gives the stable number sent beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON.
+    MalformedJson,
+    /// The `type` tag names no message this endpoint knows.
+    UnknownType,
+    /// A field is missing, has the wrong type or an invalid value.
+    InvalidMessage,
+    /// `join` asked for a protocol version this server does not speak.
+    UnsupportedProtocol,
+    /// A binary frame arrived where the protocol only uses text.
+    BinaryNotSupported,
+    /// A room message arrived before a successful `join`.
+    NotJoined,
+    /// A second `join` on a connection that already joined.
+    AlreadyJoined,
+    /// The token is missing, malformed or its signature is wrong.
+    Unauthorized,
+    /// The token's expiry has passed.
+    TokenExpired,
+    /// The token is valid but its role or scope does not allow this.
+    Forbidden,
+    /// Anonymous viewers may not do this (comment, buy) or may not join this room.
+    AuthRequired,
+    /// No room with this id is open.
+    RoomNotFound,
+    /// The room has ended.
+    RoomEnded,
+    /// The room holds its configured maximum of viewers.
+    RoomFull,
+    /// The server holds its configured maximum of rooms.
+    TooManyRooms,
+    /// The requested room state change is not allowed from the current state.
+    InvalidTransition,
+    /// The named comment is not in the room's recent history.
+    CommentNotFound,
+    /// Too many messages or comments in too short a time.
+    RateLimited,
+    /// Slow mode is on and this viewer commented too recently.
+    SlowMode,
+    /// The viewer is muted.
+    Muted,
+    /// The viewer is banned from the room.
+    Banned,
+    /// The comment is longer than the configured maximum.
+    CommentTooLong,
+    /// The comment is empty or only whitespace.
+    CommentEmpty,
+    /// The comment contains a filtered keyword.
+    CommentFiltered,
+    /// The server failed internally; the request had no effect.
+    Internal,
+    /// The server is shutting down or overloaded; retry later.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The stable numeric code. Never reuse a number for another meaning.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::MalformedJson => 100,
+            Self::UnknownType => 101,
+            Self::InvalidMessage => 102,
+            Self::UnsupportedProtocol => 103,
+            Self::BinaryNotSupported => 104,
+            Self::NotJoined => 105,
+            Self::AlreadyJoined => 106,
+            Self::Unauthorized => 200,
+            Self::TokenExpired => 201,
+            Self::Forbidden => 202,
+            Self::AuthRequired => 203,
+            Self::RoomNotFound => 300,
+            Self::RoomEnded => 301,
+            Self::RoomFull => 302,
+            Self::TooManyRooms => 303,
+            Self::InvalidTransition => 304,
+            Self::CommentNotFound => 305,
+            Self::RateLimited => 400,
+            Self::SlowMode => 401,
+            Self::Muted => 402,
+            Self::Banned => 403,
+            Self::CommentTooLong => 404,
+            Self::CommentEmpty => 405,
+            Self::CommentFiltered => 406,
+            Self::Internal => 500,
+            Self::Unavailable => 501,
+        }
+    }
+
+    /// The HTTP status the same refusal gets on the HTTP API.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::Unauthorized | Self::TokenExpired | Self::AuthRequired => 401,
+            Self::Forbidden | Self::Banned | Self::Muted => 403,
+            Self::RoomNotFound | Self::CommentNotFound => 404,
+            Self::RoomEnded | Self::InvalidTransition => 409,
+            Self::RateLimited | Self::SlowMode => 429,
+            Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
+            Self::Internal => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// Why the server closed a WebSocket. [`CloseCode::code`] is the number in the close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseCode {
+    /// 1000: the room ended; nothing more will come.
+    RoomEnded,
+    /// 1001: the server is shutting down.
+    GoingAway,
+    /// 1003: a binary frame was sent; the protocol is text only.
+    UnsupportedData,
+    /// 1008: policy violation — failed join on the control channel, join timeout,
+    /// or persistent flooding.
+    PolicyViolation,
+    /// 1009: a frame exceeded `session.max_frame_bytes`.
+    MessageTooBig,
+    /// 1011: the server hit an internal error.
+    InternalError,
+    /// 4001: the viewer did not read fast enough; its outbound queue overflowed.
+    SlowConsumer,
+    /// 4003: the viewer was banned by the anchor.
+    Banned,
+    /// 4004: the join was refused (room not found, ended, full, or auth failed);
+    /// the preceding `error` frame says why.
+    JoinRefused,
+}
+
+impl CloseCode {
+    /// The close code sent on the wire.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::RoomEnded => 1000,
+            Self::GoingAway => 1001,
+            Self::UnsupportedData => 1003,
+            Self::PolicyViolation => 1008,
+            Self::MessageTooBig => 1009,
+            Self::InternalError => 1011,
+            Self::SlowConsumer => 4001,
+            Self::Banned => 4003,
+            Self::JoinRefused => 4004,
+        }
+    }
+
+    /// The short reason sent in the close frame (well under the 123-byte limit).
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::RoomEnded => "room ended",
+            Self::GoingAway => "server shutting down",
+            Self::UnsupportedData => "binary frames are not supported",
+            Self::PolicyViolation => "policy violation",
+            Self::MessageTooBig => "frame too large",
+            Self::InternalError => "internal error",
+            Self::SlowConsumer => "slow consumer",
+            Self::Banned => "banned",
+            Self::JoinRefused => "join refused",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_unique() {
+        let all = [
+            ErrorCode::MalformedJson,
+            ErrorCode::UnknownType,
+            ErrorCode::InvalidMessage,
+            ErrorCode::UnsupportedProtocol,
+            ErrorCode::BinaryNotSupported,
+            ErrorCode::NotJoined,
+            ErrorCode::AlreadyJoined,
+            ErrorCode::Unauthorized,
+            ErrorCode::TokenExpired,
+            ErrorCode::Forbidden,
+            ErrorCode::AuthRequired,
+            ErrorCode::RoomNotFound,
+            ErrorCode::RoomEnded,
+            ErrorCode::RoomFull,
+            ErrorCode::TooManyRooms,
+            ErrorCode::InvalidTransition,
+            ErrorCode::CommentNotFound,
+            ErrorCode::RateLimited,
+            ErrorCode::SlowMode,
+            ErrorCode::Muted,
+            ErrorCode::Banned,
+            ErrorCode::CommentTooLong,
+            ErrorCode::CommentEmpty,
+            ErrorCode::CommentFiltered,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+        ];
+        let mut codes: Vec<u16> = all.iter().map(|c| c.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}
