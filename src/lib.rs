@@ -1,1 +1,15 @@
+//! Lockstep: the server behind a live-shopping room. This crate wires the actors
+//! (`lockstep-actors`) to the network: WebSocket sessions for viewers and anchors, the
+//! HTTP API, configuration, tokens, metrics, startup and shutdown.
+//!
+//! Start it with [`run`]; tests bind `127.0.0.1:0` and pass the listener in.
 
+pub mod auth;
+pub mod config;
+mod http;
+mod server;
+mod state;
+mod ws;
+
+pub use config::Config;
+pub use server::run;

@@ -116,6 +116,11 @@ impl Outbound {
         }
     }
 
+    /// True once the queue overflowed (the session is being cut as a slow consumer).
+    pub fn is_cut(&self) -> bool {
+        matches!(self.lock().status, Status::Closing(CloseCode::SlowConsumer))
+    }
+
     /// Number of frames waiting.
     pub fn len(&self) -> usize {
         self.lock().frames.len()
@@ -127,15 +132,15 @@ impl Outbound {
     }
 
     /// Resolves after a push or close since the last wait (or immediately if one is pending).
-    #[cfg(not(loom))]
+    #[cfg(not(lockstep_loom))]
     pub async fn wait(&self) {
         self.wake.notified().await;
     }
 
-    /// Under loom: whether a wake is pending (consumes it).
-    #[cfg(loom)]
-    pub fn take_wake(&self) -> bool {
-        self.wake.take_permit()
+    /// Under loom: blocks the model thread until a push or close since the last wait.
+    #[cfg(lockstep_loom)]
+    pub fn wait_blocking(&self) {
+        self.wake.wait();
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, State> {
@@ -147,7 +152,7 @@ impl Outbound {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(lockstep_loom)))]
 mod tests {
     use super::*;
 

@@ -1,39 +1,40 @@
 //! The loom facade: every shared-memory primitive the actors use comes from here, so a
 //! `--cfg loom` build swaps in loom's model-checked versions and loom sees every access.
 //! Code outside this module never imports `std::sync` primitives it shares across threads.
+//!
+//! The switch is `--cfg lockstep_loom`, not the conventional `--cfg loom`: tokio reads
+//! `cfg(loom)` too and compiles out its `net` and `signal` modules under it, which breaks
+//! actix-rt. A cfg of our own swaps only our primitives.
 
-#[cfg(not(loom))]
+#[cfg(not(lockstep_loom))]
 pub use std::sync::{Arc, Mutex, MutexGuard};
 
-#[cfg(loom)]
+#[cfg(lockstep_loom)]
 pub use loom::sync::{Arc, Mutex, MutexGuard};
 
 /// Wakes the one task that drains a queue. Outside loom it is tokio's `Notify`
-/// (a stored permit survives a wake that comes before the wait). Under loom the consumer
-/// in a model polls instead of awaiting, so the stand-in only records that a wake happened.
-#[cfg(not(loom))]
+/// (a stored permit survives a wake that comes before the wait). Under loom it is loom's
+/// `Notify`, which has the same stored-permit semantics but blocks a model thread, so a
+/// lost wake-up shows up as a deadlock in the model.
+#[cfg(not(lockstep_loom))]
 pub use tokio::sync::Notify;
 
-#[cfg(loom)]
+#[cfg(lockstep_loom)]
 #[derive(Debug, Default)]
-pub struct Notify {
-    permit: loom::sync::atomic::AtomicBool,
-}
+pub struct Notify(loom::sync::Notify);
 
-#[cfg(loom)]
+#[cfg(lockstep_loom)]
 impl Notify {
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn notify_one(&self) {
-        self.permit
-            .store(true, loom::sync::atomic::Ordering::Release);
+        self.0.notify();
     }
 
-    /// Takes the stored permit, as a woken `notified().await` would.
-    pub fn take_permit(&self) -> bool {
-        self.permit
-            .swap(false, loom::sync::atomic::Ordering::Acquire)
+    /// Blocks the model thread until a permit is available, then takes it.
+    pub fn wait(&self) {
+        self.0.wait();
     }
 }

@@ -26,6 +26,10 @@ pub enum ErrorCode {
     NotJoined,
     /// A second `join` on a connection that already joined.
     AlreadyJoined,
+    /// No such HTTP endpoint or resource.
+    NotFound,
+    /// The HTTP request body is larger than `server.max_body_bytes`.
+    TooLarge,
     /// The token is missing, malformed or its signature is wrong.
     Unauthorized,
     /// The token's expiry has passed.
@@ -77,6 +81,8 @@ impl ErrorCode {
             Self::BinaryNotSupported => 104,
             Self::NotJoined => 105,
             Self::AlreadyJoined => 106,
+            Self::NotFound => 107,
+            Self::TooLarge => 108,
             Self::Unauthorized => 200,
             Self::TokenExpired => 201,
             Self::Forbidden => 202,
@@ -104,11 +110,12 @@ impl ErrorCode {
         match self {
             Self::Unauthorized | Self::TokenExpired | Self::AuthRequired => 401,
             Self::Forbidden | Self::Banned | Self::Muted => 403,
-            Self::RoomNotFound | Self::CommentNotFound => 404,
+            Self::RoomNotFound | Self::CommentNotFound | Self::NotFound => 404,
             Self::RoomEnded | Self::InvalidTransition => 409,
             Self::RateLimited | Self::SlowMode => 429,
             Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
             Self::Internal => 500,
+            Self::TooLarge => 413,
             _ => 400,
         }
     }
@@ -118,6 +125,8 @@ impl ErrorCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseCode {
+    /// 1000: the client closed, or the server answered its close.
+    Normal,
     /// 1000: the room ended; nothing more will come.
     RoomEnded,
     /// 1001: the server is shutting down.
@@ -144,7 +153,7 @@ impl CloseCode {
     /// The close code sent on the wire.
     pub const fn code(self) -> u16 {
         match self {
-            Self::RoomEnded => 1000,
+            Self::Normal | Self::RoomEnded => 1000,
             Self::GoingAway => 1001,
             Self::UnsupportedData => 1003,
             Self::PolicyViolation => 1008,
@@ -159,6 +168,7 @@ impl CloseCode {
     /// The short reason sent in the close frame (well under the 123-byte limit).
     pub const fn reason(self) -> &'static str {
         match self {
+            Self::Normal => "closing",
             Self::RoomEnded => "room ended",
             Self::GoingAway => "server shutting down",
             Self::UnsupportedData => "binary frames are not supported",
@@ -186,6 +196,8 @@ mod tests {
             ErrorCode::BinaryNotSupported,
             ErrorCode::NotJoined,
             ErrorCode::AlreadyJoined,
+            ErrorCode::NotFound,
+            ErrorCode::TooLarge,
             ErrorCode::Unauthorized,
             ErrorCode::TokenExpired,
             ErrorCode::Forbidden,

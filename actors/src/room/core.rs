@@ -399,7 +399,7 @@ impl RoomCore {
         );
         comments.append(&mut self.tick_anchor_comments);
         comments.sort_by_key(|c| c.id);
-        let likes = (self.likes_delta > 0).then(|| LikeTally {
+        let likes = (self.likes_delta > 0).then_some(LikeTally {
             total: self.likes_total,
             delta: self.likes_delta,
         });

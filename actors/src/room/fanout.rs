@@ -78,7 +78,7 @@ impl Fanout {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(lockstep_loom)))]
 mod tests {
     use super::*;
 

@@ -242,7 +242,7 @@ mod tests {
         }
         assert!(matches!(actions[0], Action::Reply(ServerMsg::Pong { .. })));
         assert_eq!(error_name(&actions[2]), Some(ErrorCode::RateLimited));
-        assert!(actions[6..11].iter().any(|a| *a == Action::Ignore));
+        assert!(actions[6..11].contains(&Action::Ignore));
         let closes = actions
             .iter()
             .filter(|a| matches!(a, Action::ReplyThenClose(_, CloseCode::PolicyViolation)))

@@ -1,0 +1,136 @@
+//! loom models of the outbound queue: room threads push while a session's writer drains.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p lockstep-actors --release --test loom_outbound`.
+#![cfg(lockstep_loom)]
+
+use bytestring::ByteString;
+use lockstep_actors::outbound::{Drain, Outbound, Push};
+use lockstep_actors::sync::Arc;
+use lockstep_protocol::CloseCode;
+use loom::thread;
+
+/// The writer's loop under loom: drain, and when nothing came, block until woken.
+/// A lost wake-up leaves it blocked forever, which loom reports as a deadlock.
+fn drain_until(
+    q: &Outbound,
+    mut done: impl FnMut(&[ByteString], Option<CloseCode>) -> bool,
+) -> (Vec<ByteString>, Option<CloseCode>) {
+    let mut got = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        let drain = q.drain(&mut batch);
+        let closed = match drain {
+            Drain::Close(code) => Some(code),
+            Drain::Open => None,
+        };
+        let progressed = !batch.is_empty();
+        got.extend(batch);
+        if done(&got, closed) || closed.is_some() {
+            return (got, closed);
+        }
+        if !progressed {
+            q.wait_blocking();
+        }
+    }
+}
+
+#[test]
+fn concurrent_pushes_are_delivered_once_in_order() {
+    loom::model(|| {
+        let q = Arc::new(Outbound::new(8));
+        let producers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    for i in 0..2 {
+                        assert_eq!(q.push(ByteString::from(format!("{p}{i}"))), Push::Queued);
+                    }
+                })
+            })
+            .collect();
+        let (got, closed) = drain_until(&q, |got, _| got.len() == 4);
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(closed, None);
+        let mut seen: Vec<&str> = got.iter().map(|f| &**f).collect();
+        let a: Vec<&str> = seen
+            .iter()
+            .copied()
+            .filter(|f| f.starts_with('a'))
+            .collect();
+        let b: Vec<&str> = seen
+            .iter()
+            .copied()
+            .filter(|f| f.starts_with('b'))
+            .collect();
+        assert_eq!(a, ["a0", "a1"], "per-producer order kept");
+        assert_eq!(b, ["b0", "b1"], "per-producer order kept");
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 4, "nothing lost or duplicated");
+    });
+}
+
+#[test]
+fn overflow_is_reported_exactly_once_and_ends_the_queue() {
+    loom::model(|| {
+        let q = Arc::new(Outbound::new(1));
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    (0..2)
+                        .map(|i| q.push(ByteString::from(format!("{p}{i}"))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let (got, closed) = drain_until(&q, |got, _| got.len() == 4);
+        let outcomes: Vec<Push> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        let overflows = outcomes.iter().filter(|o| **o == Push::Overflowed).count();
+        assert!(overflows <= 1, "a queue is cut at most once: {outcomes:?}");
+        if overflows == 1 {
+            // The writer learns of the cut (possibly after the frames it already took).
+            let closed = closed.or_else(|| {
+                let mut rest = Vec::new();
+                match q.drain(&mut rest) {
+                    Drain::Close(code) => Some(code),
+                    Drain::Open => None,
+                }
+            });
+            assert_eq!(closed, Some(CloseCode::SlowConsumer));
+        } else {
+            assert_eq!(got.len(), 4, "without a cut every frame arrives");
+        }
+        let queued = outcomes.iter().filter(|o| **o == Push::Queued).count();
+        assert!(got.len() <= queued, "only accepted frames are written");
+    });
+}
+
+#[test]
+fn frames_queued_before_close_are_written_before_it() {
+    loom::model(|| {
+        let q = Arc::new(Outbound::new(4));
+        let pusher = {
+            let q = q.clone();
+            thread::spawn(move || q.push(ByteString::from("last words")))
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close(CloseCode::RoomEnded))
+        };
+        let (got, closed) = drain_until(&q, |_, closed| closed.is_some());
+        let pushed = pusher.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(closed, Some(CloseCode::RoomEnded));
+        match pushed {
+            Push::Queued => assert_eq!(got.len(), 1, "an accepted frame precedes the close"),
+            Push::Closed => assert!(got.is_empty()),
+            Push::Overflowed => unreachable!("capacity 4 cannot overflow with one frame"),
+        }
+    });
+}

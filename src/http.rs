@@ -1,0 +1,146 @@
+//! The HTTP API: opening rooms, reading a room's status, health and metrics.
+//! Every error is JSON `{code, name, message}` with the matching HTTP status.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use lockstep_actors::room::Snapshot;
+use lockstep_protocol::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::state::{AppState, valid_room_id};
+
+/// An API error: the wire code plus a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<(ErrorCode, String)> for ApiError {
+    fn from((code, message): (ErrorCode, String)) -> Self {
+        Self { code, message }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: u16,
+    name: ErrorCode,
+    message: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            code: self.code.code(),
+            name: self.code,
+            message: &self.message,
+        })
+    }
+}
+
+/// Turns actix's JSON extractor failures into API errors.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body too large: {err}"),
+        ),
+        E::ContentType => ApiError::new(
+            ErrorCode::InvalidMessage,
+            "expected Content-Type: application/json",
+        ),
+        E::Deserialize(e) if e.is_syntax() || e.is_eof() => {
+            ApiError::new(ErrorCode::MalformedJson, format!("not valid JSON: {e}"))
+        }
+        _ => ApiError::new(ErrorCode::InvalidMessage, err.to_string()),
+    };
+    api.into()
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// `POST /api/v1/rooms` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRoom {
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// Opens a room (anchor token for that room). 201 when created, 200 when already open.
+pub async fn open_room(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<OpenRoom>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if !valid_room_id(&body.id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            "room id must be 1-64 of [A-Za-z0-9_-]",
+        ));
+    }
+    state.auth.anchor_of(bearer(&req), &body.id)?;
+    let title = body.title.unwrap_or_else(|| body.id.clone());
+    let (addr, created) = state.directory.open(&body.id, &title)?;
+    let snapshot = addr
+        .send(Snapshot)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::RoomEnded, "the room ended while opening"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(snapshot))
+}
+
+/// `GET /api/v1/rooms/{id}`: the room's public snapshot.
+pub async fn get_room(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let not_found = || ApiError::new(ErrorCode::RoomNotFound, format!("no open room `{id}`"));
+    let addr = state.directory.get(&id).ok_or_else(not_found)?;
+    let snapshot = addr.send(Snapshot).await.map_err(|_| not_found())?;
+    Ok(HttpResponse::Ok().json(snapshot))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// Any route not matched.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+}

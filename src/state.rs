@@ -1,0 +1,56 @@
+//! What every request handler shares: the room directory, auth, limits, metrics and the
+//! shutdown signal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lockstep_actors::config::SessionConfig;
+use lockstep_actors::directory::RoomDirectory;
+use lockstep_actors::metrics::Metrics;
+use lockstep_actors::room::SessionId;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+
+/// Shared server state, cloned into every worker.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub directory: Arc<RoomDirectory>,
+    pub auth: Auth,
+    pub session: Arc<SessionConfig>,
+    pub metrics: Metrics,
+    /// Cancelled when the server shuts down: every session closes with 1001.
+    pub shutdown: CancellationToken,
+    next_session: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(
+        directory: Arc<RoomDirectory>,
+        auth: Auth,
+        session: SessionConfig,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            directory,
+            auth,
+            session: Arc::new(session),
+            metrics,
+            shutdown,
+            next_session: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn next_session_id(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Room ids are 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_room_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}

@@ -1,0 +1,371 @@
+//! The WebSocket shell of a session: upgrades the request, then runs two halves.
+//! The reader feeds each inbound frame to the pure [`SessionCore`] and carries out its
+//! [`Action`]; the writer drains the session's [`Outbound`] queue into the socket.
+//! Every frame to the client — replies, room broadcasts, the close — goes through that
+//! one queue, so order is kept and a slow socket only ever blocks its own writer.
+
+use std::time::Duration;
+
+use actix::Addr;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use lockstep_actors::clock::{now_ms, now_ms_f64};
+use lockstep_actors::outbound::{Drain, Outbound};
+use lockstep_actors::room::{Identity, Inbound, Join, Leave, Room, SessionId};
+use lockstep_actors::session::{Action, Endpoint, SessionCore};
+use lockstep_actors::sync::Arc;
+use lockstep_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMsg};
+
+use crate::http::ApiError;
+use crate::state::{AppState, valid_room_id};
+
+/// `GET /ws/rooms/{id}`: a viewer's socket.
+pub async fn viewer(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade(req, body, path.into_inner(), state, Endpoint::Viewer)
+}
+
+/// `GET /ws/rooms/{id}/control`: the anchor's control channel.
+pub async fn control(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade(req, body, path.into_inner(), state, Endpoint::Control)
+}
+
+fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    room: String,
+    state: web::Data<AppState>,
+    endpoint: Endpoint,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !valid_room_id(&room) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            "room id must be 1-64 of [A-Za-z0-9_-]",
+        )
+        .into());
+    }
+    let (response, socket, stream) = actix_ws::handle(&req, body)?;
+    let max = state.session.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        Session::new(state, room, endpoint)
+            .run(socket, stream)
+            .await;
+    });
+    Ok(response)
+}
+
+struct Session {
+    id: SessionId,
+    room_id: String,
+    state: std::sync::Arc<AppState>,
+    core: SessionCore,
+    outbound: Arc<Outbound>,
+    room: Option<Addr<Room>>,
+}
+
+/// Whether the reader keeps going after an action.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Session {
+    fn new(state: std::sync::Arc<AppState>, room_id: String, endpoint: Endpoint) -> Self {
+        Self {
+            id: state.next_session_id(),
+            core: SessionCore::new(endpoint, &state.session, now_ms()),
+            outbound: Arc::new(Outbound::new(state.session.outbound_queue_frames)),
+            room: None,
+            room_id,
+            state,
+        }
+    }
+
+    async fn run(
+        mut self,
+        socket: actix_ws::Session,
+        mut stream: actix_ws::AggregatedMessageStream,
+    ) {
+        self.state.metrics.connections.inc();
+        let grace = Duration::from_millis(self.state.session.close_grace_ms);
+        let mut writer =
+            actix_web::rt::spawn(write_loop(self.outbound.clone(), socket.clone(), grace));
+        let join_deadline =
+            tokio::time::sleep(Duration::from_millis(self.state.session.join_timeout_ms));
+        tokio::pin!(join_deadline);
+        let shutdown = self.state.shutdown.clone();
+        let mut writer_done = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.outbound.close(CloseCode::GoingAway);
+                    break;
+                }
+                _ = &mut join_deadline, if !self.core.is_joined() => {
+                    self.reply(ServerMsg::error(None, ErrorCode::NotJoined, "no `join` before the join timeout"));
+                    self.outbound.close(CloseCode::PolicyViolation);
+                    break;
+                }
+                _ = &mut writer => {
+                    writer_done = true;
+                    break;
+                }
+                frame = stream.next() => {
+                    if let Flow::Stop = self.on_frame(frame, &socket).await {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(room) = self.room.take() {
+            room.do_send(Leave { session: self.id });
+        }
+        if !writer_done {
+            // The writer finishes the queued frames and the close frame, bounded by `grace`.
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), writer).await;
+        }
+        self.outbound.finish();
+        self.state.metrics.connections.dec();
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<AggregatedMessage, ProtocolError>>,
+        socket: &actix_ws::Session,
+    ) -> Flow {
+        let action = match frame {
+            None => {
+                self.outbound.close(CloseCode::Normal);
+                return Flow::Stop;
+            }
+            Some(Err(ProtocolError::Overflow)) => {
+                self.outbound.close(CloseCode::MessageTooBig);
+                return Flow::Stop;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(session = self.id.0, error = %e, "websocket protocol error");
+                self.outbound.close(CloseCode::PolicyViolation);
+                return Flow::Stop;
+            }
+            Some(Ok(AggregatedMessage::Text(text))) => {
+                self.state.metrics.frames_in.inc();
+                self.core.on_text(now_ms(), now_ms_f64(), &text)
+            }
+            Some(Ok(AggregatedMessage::Binary(_))) => {
+                self.state.metrics.frames_in.inc();
+                self.core.on_binary()
+            }
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                let _ = socket.clone().pong(&bytes).await;
+                return Flow::Continue;
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => return Flow::Continue,
+            Some(Ok(AggregatedMessage::Close(_))) => {
+                self.outbound.close(CloseCode::Normal);
+                return Flow::Stop;
+            }
+        };
+        self.act(action).await
+    }
+
+    async fn act(&mut self, action: Action) -> Flow {
+        match action {
+            Action::Reply(msg) => {
+                if matches!(msg, ServerMsg::Error { .. }) {
+                    self.state.metrics.client_errors.inc();
+                }
+                self.reply(msg);
+                Flow::Continue
+            }
+            Action::TimeSync { t0, t1 } => {
+                self.reply(ServerMsg::TimeSync {
+                    t0,
+                    t1,
+                    t2: now_ms_f64(),
+                });
+                Flow::Continue
+            }
+            Action::Ignore => Flow::Continue,
+            Action::ReplyThenClose(msg, code) => {
+                self.state.metrics.client_errors.inc();
+                self.reply(msg);
+                self.outbound.close(code);
+                Flow::Stop
+            }
+            Action::Room(input) => {
+                if let Some(room) = &self.room {
+                    room.do_send(Inbound {
+                        session: self.id,
+                        input,
+                    });
+                }
+                Flow::Continue
+            }
+            Action::Join {
+                protocol,
+                token,
+                title,
+                id,
+            } => match self.join(protocol, token, title).await {
+                Ok(()) => {
+                    self.core.joined();
+                    Flow::Continue
+                }
+                Err((code, message)) => {
+                    self.state.metrics.client_errors.inc();
+                    self.reply(ServerMsg::error(id, code, message));
+                    self.outbound.close(CloseCode::JoinRefused);
+                    Flow::Stop
+                }
+            },
+        }
+    }
+
+    async fn join(
+        &mut self,
+        protocol: u32,
+        token: Option<String>,
+        title: Option<String>,
+    ) -> Result<(), (ErrorCode, String)> {
+        if protocol != PROTOCOL_VERSION {
+            return Err((
+                ErrorCode::UnsupportedProtocol,
+                format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+            ));
+        }
+        let (identity, room) = match self.core.endpoint() {
+            Endpoint::Viewer => {
+                let identity = self.viewer_identity(token.as_deref())?;
+                let room = self.state.directory.get(&self.room_id).ok_or_else(|| {
+                    (
+                        ErrorCode::RoomNotFound,
+                        format!("no open room `{}`", self.room_id),
+                    )
+                })?;
+                (identity, room)
+            }
+            Endpoint::Control => {
+                let claims = self.state.auth.anchor_of(token.as_deref(), &self.room_id)?;
+                let title = title.unwrap_or_else(|| self.room_id.clone());
+                let (room, _) = self.state.directory.open(&self.room_id, &title)?;
+                let name = claims.name.unwrap_or_else(|| claims.sub.clone());
+                (
+                    Identity {
+                        user: Some(claims.sub),
+                        name,
+                        role: Role::Anchor,
+                    },
+                    room,
+                )
+            }
+        };
+        let join = Join {
+            session: self.id,
+            identity,
+            outbound: self.outbound.clone(),
+        };
+        match room.send(join).await {
+            Ok(Ok(())) => {
+                self.room = Some(room);
+                Ok(())
+            }
+            Ok(Err(refusal)) => Err(refusal),
+            Err(_) => Err((
+                ErrorCode::RoomNotFound,
+                format!("room `{}` has closed", self.room_id),
+            )),
+        }
+    }
+
+    fn viewer_identity(&self, token: Option<&str>) -> Result<Identity, (ErrorCode, String)> {
+        let Some(token) = token else {
+            return Ok(Identity {
+                user: None,
+                name: format!("guest-{}", self.id.0),
+                role: Role::Viewer,
+            });
+        };
+        let claims = self.state.auth.verify(token)?;
+        if claims.role != Role::Viewer {
+            return Err((
+                ErrorCode::Forbidden,
+                "the viewer socket needs a viewer token".into(),
+            ));
+        }
+        if claims.room.as_deref().is_some_and(|r| r != self.room_id) {
+            return Err((
+                ErrorCode::Forbidden,
+                "this token is for another room".into(),
+            ));
+        }
+        let name = claims.name.unwrap_or_else(|| claims.sub.clone());
+        Ok(Identity {
+            user: Some(claims.sub),
+            name,
+            role: Role::Viewer,
+        })
+    }
+
+    fn reply(&self, msg: ServerMsg) {
+        let _ = self.outbound.push(ByteString::from(msg.to_json()));
+    }
+}
+
+/// Drains the queue into the socket until the queue asks for a close or the socket dies.
+async fn write_loop(outbound: Arc<Outbound>, mut socket: actix_ws::Session, grace: Duration) {
+    let mut batch = Vec::new();
+    loop {
+        let drain = outbound.drain(&mut batch);
+        let wrote_any = !batch.is_empty();
+        for frame in batch.drain(..) {
+            tokio::select! {
+                biased;
+                sent = socket.text(frame) => if sent.is_err() {
+                    // The socket is gone: nothing more can be written.
+                    outbound.finish();
+                    return;
+                },
+                // A cut while this write waits on a full socket must not wait for the
+                // socket: drop the rest and go to the close (the next drain reports it).
+                () = cut(&outbound) => break,
+            }
+        }
+        match drain {
+            Drain::Close(code) => {
+                let reason = CloseReason {
+                    code: actix_ws::CloseCode::from(code.code()),
+                    description: Some(code.reason().to_owned()),
+                };
+                let _ = tokio::time::timeout(grace, socket.close(Some(reason))).await;
+                outbound.finish();
+                return;
+            }
+            // Wake-ups may have been consumed while writing: look again before sleeping.
+            Drain::Open if wrote_any => {}
+            Drain::Open => outbound.wait().await,
+        }
+    }
+}
+
+/// Resolves once the queue has been cut for overflowing.
+async fn cut(outbound: &Outbound) {
+    while !outbound.is_cut() {
+        outbound.wait().await;
+    }
+}

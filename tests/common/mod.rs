@@ -1,0 +1,302 @@
+//! Test harness: a real Lockstep server on 127.0.0.1:0 in its own actix system thread,
+//! and real WebSocket / HTTP clients talking to it over loopback.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use lockstep::Config;
+use lockstep::auth::{Auth, Claims, unix_now};
+use lockstep_protocol::{Role, ServerMsg};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected event may take before a test fails.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A config suited to tests: fast ticks so events arrive quickly.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.room.tick_ms = 20;
+    c.room.online_interval_ms = 50;
+    c.rooms.arbiters = 2;
+    c.server.workers = 2;
+    c.server.shutdown_timeout_secs = 2;
+    c
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    auth: Auth,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start(config: Config) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = config.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(lockstep::run(listener, cfg, async {
+                let _ = rx.await;
+            }))
+        });
+        Self {
+            addr,
+            auth: Auth::new(&config.auth.secret),
+            config,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, role: Role, sub: &str, room: Option<&str>) -> String {
+        self.auth.issue(&Claims {
+            sub: sub.into(),
+            role,
+            room: room.map(Into::into),
+            merchant: None,
+            name: None,
+            exp: unix_now() + 3600,
+        })
+    }
+
+    pub fn anchor_token(&self, room: &str) -> String {
+        self.token(Role::Anchor, &format!("anchor-{room}"), Some(room))
+    }
+
+    pub fn viewer_token(&self, user: &str) -> String {
+        self.token(Role::Viewer, user, None)
+    }
+
+    /// Opens `room` over its control channel; returns the joined anchor.
+    pub async fn open_room(&self, room: &str) -> Client {
+        let mut anchor = Client::connect(&self.ws_url(&format!("/ws/rooms/{room}/control"))).await;
+        anchor.send(json!({"type":"join","protocol":1,"token":self.anchor_token(room),"title":format!("Room {room}")})).await;
+        let welcome = anchor.recv().await;
+        assert!(
+            matches!(welcome, ServerMsg::Welcome { .. }),
+            "anchor welcome, got {welcome:?}"
+        );
+        anchor
+    }
+
+    /// Joins `room` as a viewer (`user: None` = anonymous); returns the client and welcome.
+    pub async fn join_viewer(&self, room: &str, user: Option<&str>) -> (Client, ServerMsg) {
+        let mut viewer = Client::connect(&self.ws_url(&format!("/ws/rooms/{room}"))).await;
+        let mut join = json!({"type":"join","protocol":1});
+        if let Some(user) = user {
+            join["token"] = json!(self.viewer_token(user));
+        }
+        viewer.send(join).await;
+        let welcome = viewer.recv().await;
+        (viewer, welcome)
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Stops the server (as Ctrl-C would) and waits for it to exit.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread
+                .join()
+                .expect("server thread panicked")
+                .expect("server returned an error");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        }
+    }
+}
+
+/// A WebSocket client speaking the Lockstep protocol.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended, as seen by the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Closed(u16),
+    ClosedWithoutCode,
+    Eof,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        Self { ws }
+    }
+
+    /// Connects with a tiny kernel receive buffer, so a client that stops reading stalls
+    /// the server's writes after kilobytes rather than megabytes.
+    pub async fn connect_small_buffer(addr: SocketAddr, url: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket handshake");
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, msg: Value) {
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    /// The next protocol message; panics on timeout or close.
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let frame = tokio::time::timeout(EVENT_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("socket ended")
+                .expect("socket error");
+            match frame {
+                Message::Text(t) => {
+                    return serde_json::from_str(&t)
+                        .unwrap_or_else(|e| panic!("bad frame {t}: {e}"));
+                }
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Receives until `pick` returns a value; other frames are skipped.
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+        loop {
+            let msg = self.recv().await;
+            if let Some(v) = pick(&msg) {
+                return v;
+            }
+        }
+    }
+
+    /// Reads until the socket ends; returns how.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            let next = tokio::time::timeout(EVENT_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match next {
+                None | Some(Err(_)) => return Ended::Eof,
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Ended::Closed(u16::from(frame.code));
+                }
+                Some(Ok(Message::Close(None))) => return Ended::ClosedWithoutCode,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Reads until the socket ends and returns the error frames seen before it.
+    pub async fn errors_then_end(&mut self) -> (Vec<u16>, Ended) {
+        let mut errors = Vec::new();
+        loop {
+            let next = tokio::time::timeout(EVENT_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match next {
+                None | Some(Err(_)) => return (errors, Ended::Eof),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (errors, Ended::Closed(u16::from(frame.code)));
+                }
+                Some(Ok(Message::Close(None))) => return (errors, Ended::ClosedWithoutCode),
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(ServerMsg::Error { code, .. }) = serde_json::from_str(&t) {
+                        errors.push(code);
+                    }
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Splits into a sender and a task that keeps reading (so a client that mostly talks
+    /// is not cut as a slow consumer), forwarding the ids of acks it sees.
+    pub fn split_acks(
+        self,
+    ) -> (
+        futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
+        tokio::sync::mpsc::UnboundedReceiver<u64>,
+    ) {
+        let (sink, mut stream) = self.ws.split();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(Message::Text(t))) = stream.next().await {
+                if let Ok(ServerMsg::Ack { id: Some(id), .. }) = serde_json::from_str(&t) {
+                    let _ = tx.send(id);
+                }
+            }
+        });
+        (sink, rx)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// The numeric code of a close frame code, for comparisons.
+pub fn close_code(code: WsCloseCode) -> u16 {
+    u16::from(code)
+}
+
+/// The error code of an `error` frame.
+pub fn error_code(msg: &ServerMsg) -> Option<u16> {
+    match msg {
+        ServerMsg::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
