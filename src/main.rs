@@ -105,10 +105,22 @@ fn serve(mut config: Config, bind: Option<String>) -> anyhow::Result<()> {
     init_logging(&config);
     let listener = std::net::TcpListener::bind(&config.server.bind)
         .with_context(|| format!("binding {}", config.server.bind))?;
-    actix_rt::System::new().block_on(lockstep::run(listener, config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    actix_rt::System::new().block_on(lockstep::run(listener, config, shutdown_signal()))?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(term) => { term.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }
 
 fn init_logging(config: &Config) {
