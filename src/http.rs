@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::room::Snapshot;
 use lockstep_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,9 @@ pub struct OpenRoom {
     pub id: String,
     #[serde(default)]
     pub title: Option<String>,
+    /// Whether viewers without a token may join (default: `room.allow_anonymous`).
+    #[serde(default)]
+    pub allow_anonymous: Option<bool>,
 }
 
 /// Opens a room (anchor token for that room). 201 when created, 200 when already open.
@@ -104,8 +108,11 @@ pub async fn open_room(
         ));
     }
     state.auth.anchor_of(bearer(&req), &body.id)?;
-    let title = body.title.unwrap_or_else(|| body.id.clone());
-    let (addr, created) = state.directory.open(&body.id, &title)?;
+    let options = RoomOptions {
+        title: body.title,
+        allow_anonymous: body.allow_anonymous,
+    };
+    let (addr, created) = state.directory.open(&body.id, &options)?;
     let snapshot = addr
         .send(Snapshot)
         .await

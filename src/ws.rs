@@ -12,6 +12,7 @@ use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use lockstep_actors::clock::{now_ms, now_ms_f64};
+use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::outbound::{Drain, Outbound};
 use lockstep_actors::room::{Identity, Inbound, Join, Leave, Room, SessionId};
 use lockstep_actors::session::{Action, Endpoint, SessionCore};
@@ -262,8 +263,11 @@ impl Session {
             }
             Endpoint::Control => {
                 let claims = self.state.auth.anchor_of(token.as_deref(), &self.room_id)?;
-                let title = title.unwrap_or_else(|| self.room_id.clone());
-                let (room, _) = self.state.directory.open(&self.room_id, &title)?;
+                let options = RoomOptions {
+                    title,
+                    allow_anonymous: None,
+                };
+                let (room, _) = self.state.directory.open(&self.room_id, &options)?;
                 let name = claims.name.unwrap_or_else(|| claims.sub.clone());
                 (
                     Identity {

@@ -268,3 +268,48 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(viewer.ended().await, Ended::Closed(1001));
     stopper.join().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_may_refuse_anonymous_viewers() {
+    let server = TestServer::start(test_config());
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(server.url("/api/v1/rooms"))
+        .bearer_auth(server.anchor_token("members"))
+        .json(&json!({"id":"members","allow_anonymous":false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (mut anon, refused) = server.join_viewer("members", None).await;
+    assert_eq!(common::error_code(&refused), Some(203));
+    assert_eq!(anon.ended().await, Ended::Closed(4004));
+    let (_member, welcome) = server.join_viewer("members", Some("m1")).await;
+    assert!(matches!(welcome, ServerMsg::Welcome { .. }));
+
+    // The anchor can open the doors during the show.
+    let mut anchor = server.open_room("members").await;
+    anchor
+        .send(json!({"type":"control","cmd":"allow_anonymous","allowed":true,"id":1}))
+        .await;
+    anchor
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
+        .await;
+    let (_guest, welcome) = server.join_viewer("members", None).await;
+    assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_count_is_bounded() {
+    let mut cfg = test_config();
+    cfg.rooms.max_rooms = 2;
+    let server = TestServer::start(cfg);
+    let _a = server.open_room("a").await;
+    let _b = server.open_room("b").await;
+    let mut c = common::Client::connect(&server.ws_url("/ws/rooms/c/control")).await;
+    c.send(json!({"type":"join","protocol":1,"token":server.anchor_token("c")}))
+        .await;
+    let (errors, ended) = c.errors_then_end().await;
+    assert_eq!(errors, [303]);
+    assert_eq!(ended, Ended::Closed(4004));
+}

@@ -15,6 +15,15 @@ use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 use crate::room::{Room, RoomCore};
 
+/// Settings an anchor may give when opening a room.
+#[derive(Debug, Clone, Default)]
+pub struct RoomOptions {
+    /// Defaults to the room id.
+    pub title: Option<String>,
+    /// Defaults to `room.allow_anonymous`.
+    pub allow_anonymous: Option<bool>,
+}
+
 /// Maps room ids to running room actors.
 pub struct RoomDirectory {
     rooms: DashMap<String, Addr<Room>>,
@@ -65,12 +74,12 @@ impl RoomDirectory {
             .filter(|a| a.connected())
     }
 
-    /// Opens a room for its anchor, or returns the one already running.
-    /// The flag is true when this call created the room.
+    /// Opens a room for its anchor, or returns the one already running (whose settings
+    /// stay as they are). The flag is true when this call created the room.
     pub fn open(
         self: &std::sync::Arc<Self>,
         id: &str,
-        title: &str,
+        options: &RoomOptions,
     ) -> Result<(Addr<Room>, bool), (ErrorCode, String)> {
         if let Some(addr) = self.get(id) {
             return Ok((addr, false));
@@ -83,29 +92,32 @@ impl RoomDirectory {
         }
         match self.rooms.entry(id.to_owned()) {
             Entry::Occupied(mut e) if !e.get().connected() => {
-                let addr = self.start_room(id, title);
+                let addr = self.start_room(id, options);
                 e.insert(addr.clone());
                 Ok((addr, true))
             }
             Entry::Occupied(e) => Ok((e.get().clone(), false)),
             Entry::Vacant(e) => {
-                let addr = self.start_room(id, title);
+                let addr = self.start_room(id, options);
                 e.insert(addr.clone());
                 Ok((addr, true))
             }
         }
     }
 
-    fn start_room(self: &std::sync::Arc<Self>, id: &str, title: &str) -> Addr<Room> {
+    fn start_room(self: &std::sync::Arc<Self>, id: &str, options: &RoomOptions) -> Addr<Room> {
         let arbiter =
             &self.pool[self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
-        let core = RoomCore::new(
+        let mut core = RoomCore::new(
             id.to_owned(),
-            title.to_owned(),
+            options.title.clone().unwrap_or_else(|| id.to_owned()),
             self.cfg.clone(),
             now_ms(),
             self.next_seed.fetch_add(1, Ordering::Relaxed),
         );
+        if let Some(allowed) = options.allow_anonymous {
+            core.set_allow_anonymous(allowed);
+        }
         let weak = std::sync::Arc::downgrade(self);
         let metrics = self.metrics.clone();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));

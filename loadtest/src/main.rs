@@ -13,7 +13,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Parser)]
-#[command(name = "lockstep-load", version, about = "Load generator for Lockstep rooms")]
+#[command(
+    name = "lockstep-load",
+    version,
+    about = "Load generator for Lockstep rooms"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -43,12 +47,15 @@ enum Scenario {
     },
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn ws_config() -> WebSocketConfig {
     // tokio-tungstenite's default 128 KiB read buffer per connection would dominate the
     // generator's memory; viewer frames are small.
-    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 async fn connect(url: &str) -> anyhow::Result<Ws> {
@@ -68,7 +75,9 @@ async fn join(ws: &mut Ws, token: Option<&str>) -> anyhow::Result<()> {
         if let Message::Text(text) = frame? {
             return match serde_json::from_str::<ServerMsg>(&text)? {
                 ServerMsg::Welcome { .. } => Ok(()),
-                ServerMsg::Error { name, message, .. } => bail!("join refused: {name:?}: {message}"),
+                ServerMsg::Error { name, message, .. } => {
+                    bail!("join refused: {name:?}: {message}")
+                }
                 _ => continue,
             };
         }
@@ -76,7 +85,14 @@ async fn join(ws: &mut Ws, token: Option<&str>) -> anyhow::Result<()> {
     bail!("socket closed before welcome")
 }
 
-async fn hold(server: String, room: String, anchor_token: String, viewers: usize, rate: u32, hold_secs: u64) -> anyhow::Result<()> {
+async fn hold(
+    server: String,
+    room: String,
+    anchor_token: String,
+    viewers: usize,
+    rate: u32,
+    hold_secs: u64,
+) -> anyhow::Result<()> {
     let mut anchor = connect(&format!("ws://{server}/ws/rooms/{room}/control")).await?;
     join(&mut anchor, Some(&anchor_token)).await?;
     let url = format!("ws://{server}/ws/rooms/{room}");
@@ -115,7 +131,10 @@ async fn hold(server: String, room: String, anchor_token: String, viewers: usize
             None => break,
         }
     }
-    println!("joined {ok} viewers ({failed} failed) in {:.1}s; holding {hold_secs}s", started.elapsed().as_secs_f64());
+    println!(
+        "joined {ok} viewers ({failed} failed) in {:.1}s; holding {hold_secs}s",
+        started.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(hold_secs)).await;
     for t in &tasks {
         t.abort();
@@ -125,12 +144,19 @@ async fn hold(server: String, room: String, anchor_token: String, viewers: usize
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.scenario {
-            Scenario::Hold { server, room, anchor_token, viewers, rate, hold_secs } => {
-                hold(server, room, anchor_token, viewers, rate, hold_secs).await
-            }
+            Scenario::Hold {
+                server,
+                room,
+                anchor_token,
+                viewers,
+                rate,
+                hold_secs,
+            } => hold(server, room, anchor_token, viewers, rate, hold_secs).await,
         }
     })
 }

@@ -88,4 +88,6 @@ pub enum ControlCmd {
     ClearComments { user: String },
     /// Slow mode: each viewer may comment at most once per `seconds` (0 turns it off).
     SlowMode { seconds: u32 },
+    /// Whether viewers without a token may join from now on (those present stay).
+    AllowAnonymous { allowed: bool },
 }

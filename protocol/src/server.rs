@@ -110,6 +110,8 @@ pub enum ServerMsg {
     RoomState { state: RoomState, at: u64 },
     /// Slow mode changed.
     SlowMode { seconds: u32 },
+    /// Whether anonymous viewers may join changed.
+    AllowAnonymous { allowed: bool },
     /// A moderation action. Broadcast for bans and cleared comments; sent only to the
     /// affected viewer for mutes.
     Moderation {

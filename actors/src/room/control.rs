@@ -103,6 +103,14 @@ impl RoomCore {
                 self.clear_comments(now, user);
                 Ok(())
             }
+            ControlCmd::AllowAnonymous { allowed } => {
+                if allowed != self.allow_anonymous {
+                    self.allow_anonymous = allowed;
+                    self.out
+                        .push_back(Output::Broadcast(ServerMsg::AllowAnonymous { allowed }));
+                }
+                Ok(())
+            }
             ControlCmd::SlowMode { seconds } => {
                 if seconds != self.slow_mode_secs {
                     self.slow_mode_secs = seconds;

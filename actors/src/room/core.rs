@@ -81,6 +81,7 @@ pub struct RoomCore {
     pub(super) likes_delta: u64,
     pub(super) pinned: Option<Comment>,
     pub(super) slow_mode_secs: u32,
+    pub(super) allow_anonymous: bool,
     pub(super) muted: HashMap<String, u64>,
     pub(super) banned: HashSet<String>,
     pub(super) timeline: Ring<TimelineEvent>,
@@ -112,6 +113,7 @@ impl RoomCore {
             likes_delta: 0,
             pinned: None,
             slow_mode_secs: 0,
+            allow_anonymous: cfg.allow_anonymous,
             muted: HashMap::new(),
             banned: HashSet::new(),
             last_online_at: now,
@@ -128,6 +130,11 @@ impl RoomCore {
             },
         );
         core
+    }
+
+    /// Whether viewers without a token may join.
+    pub fn set_allow_anonymous(&mut self, allowed: bool) {
+        self.allow_anonymous = allowed;
     }
 
     pub fn id(&self) -> &str {
@@ -176,7 +183,7 @@ impl RoomCore {
             recent_comments: self.recent.iter().cloned().collect(),
             pinned: self.pinned.clone(),
             slow_mode: self.slow_mode_secs,
-            allow_anonymous: self.cfg.allow_anonymous,
+            allow_anonymous: self.allow_anonymous,
             link: None,
         }
     }
@@ -195,7 +202,7 @@ impl RoomCore {
             return Err((ErrorCode::AlreadyJoined, "session already joined".into()));
         }
         match (&identity.user, identity.role) {
-            (None, _) if !self.cfg.allow_anonymous => {
+            (None, _) if !self.allow_anonymous => {
                 return Err((
                     ErrorCode::AuthRequired,
                     "this room needs a viewer token".into(),
