@@ -18,6 +18,27 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub room: RoomConfig,
     pub session: SessionConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file (created if missing; `-wal` and `-shm` files beside it).
+    pub path: String,
+    /// fsync every commit (`synchronous = FULL`): acked orders survive power loss. With
+    /// false (`NORMAL`) they survive a process crash but not a power loss.
+    pub synchronous_full: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "lockstep.db".into(),
+            synchronous_full: true,
+        }
+    }
 }
 
 /// `[server]`: listening and process-level settings.

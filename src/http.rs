@@ -27,17 +27,33 @@ impl ApiError {
     }
 }
 
+impl From<lockstep_actors::store::StoreError> for ApiError {
+    fn from(e: lockstep_actors::store::StoreError) -> Self {
+        match e {
+            lockstep_actors::store::StoreError::Refused(code, message) => Self { code, message },
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::new(ErrorCode::Internal, "storage failure; nothing changed")
+            }
+        }
+    }
+}
+
 impl From<(ErrorCode, String)> for ApiError {
     fn from((code, message): (ErrorCode, String)) -> Self {
         Self { code, message }
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: u16,
-    name: ErrorCode,
-    message: &'a str,
+/// Every API error: a stable number, its name, and a human-readable message.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable numeric code (see docs/protocol.md).
+    pub code: u16,
+    /// Stable name, e.g. `sale_not_found`.
+    #[schema(value_type = String)]
+    pub name: ErrorCode,
+    pub message: String,
 }
 
 impl ResponseError for ApiError {
@@ -49,7 +65,7 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code()).json(ErrorBody {
             code: self.code.code(),
             name: self.code,
-            message: &self.message,
+            message: self.message.clone(),
         })
     }
 }
@@ -74,7 +90,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
     api.into()
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+/// Turns query-string parse failures into API errors.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::InvalidMessage, format!("bad query: {err}")).into()
+}
+
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()

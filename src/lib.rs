@@ -7,6 +7,8 @@
 pub mod auth;
 pub mod config;
 mod http;
+mod merchant;
+pub mod openapi;
 mod server;
 mod state;
 mod ws;

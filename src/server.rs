@@ -7,14 +7,18 @@ use std::net::TcpListener;
 
 use actix::Arbiter;
 use actix_web::{App, HttpServer, web};
+use std::path::Path;
+
 use lockstep_actors::directory::RoomDirectory;
+use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
+use lockstep_actors::store::{self, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
 use crate::state::AppState;
-use crate::{http, ws};
+use crate::{http, merchant, openapi, ws};
 
 /// Serves on `listener` until `shutdown` resolves. Must run inside an actix `System`
 /// (`actix_rt::System::new().block_on(run(..))`).
@@ -27,15 +31,23 @@ pub async fn run(
     let arbiters: Vec<Arbiter> = (0..threads_or_cores(config.rooms.arbiters))
         .map(|_| Arbiter::new())
         .collect();
+    let pool: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
+    let store = Store::open(Path::new(&config.store.path), config.store.synchronous_full)
+        .map_err(|e| std::io::Error::other(format!("opening {}: {e}", config.store.path)))?;
+    let sales = SaleDirectory::new(pool.clone(), store.clone());
     let directory = RoomDirectory::new(
         config.room.clone(),
-        arbiters.iter().map(Arbiter::handle).collect(),
+        pool,
+        Some(sales.clone()),
         metrics.clone(),
         config.rooms.max_rooms,
     );
+    let restored = restore_sales(&store, &sales, &directory).await?;
+    tracing::info!(sales = restored, path = %config.store.path, "store opened");
     let cancel = CancellationToken::new();
     let state = web::Data::new(AppState::new(
         directory,
+        sales,
         Auth::new(&config.auth.secret),
         config.session.clone(),
         metrics,
@@ -57,6 +69,35 @@ pub async fn run(
             .route("/metrics", web::get().to(http::metrics))
             .route("/api/v1/rooms", web::post().to(http::open_room))
             .route("/api/v1/rooms/{id}", web::get().to(http::get_room))
+            .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+            .route("/api/v1/products", web::post().to(merchant::create_product))
+            .route("/api/v1/products", web::get().to(merchant::list_products))
+            .route(
+                "/api/v1/products/{id}",
+                web::get().to(merchant::get_product),
+            )
+            .route("/api/v1/skus/{id}", web::get().to(merchant::get_sku))
+            .route(
+                "/api/v1/skus/{id}/stock",
+                web::post().to(merchant::change_stock),
+            )
+            .route("/api/v1/sales", web::post().to(merchant::create_sale))
+            .route("/api/v1/sales/{id}", web::get().to(merchant::get_sale))
+            .route(
+                "/api/v1/sales/{id}/close",
+                web::post().to(merchant::close_sale),
+            )
+            .route("/api/v1/orders", web::get().to(merchant::list_orders))
+            .route("/api/v1/orders/{id}", web::get().to(merchant::get_order))
+            .route(
+                "/api/v1/orders/{id}/confirm",
+                web::post().to(merchant::confirm_order),
+            )
+            .route(
+                "/api/v1/orders/{id}/cancel",
+                web::post().to(merchant::cancel_order),
+            )
+            .app_data(web::QueryConfig::default().error_handler(http::query_error))
             .route("/ws/rooms/{id}", web::get().to(ws::viewer))
             .route("/ws/rooms/{id}/control", web::get().to(ws::control))
             .default_service(web::to(http::not_found))
@@ -95,4 +136,32 @@ fn tune_socket(conn: &dyn std::any::Any, send_buffer: usize) {
     {
         tracing::warn!(error = %e, "could not set the socket send buffer");
     }
+}
+
+/// Rebuilds every stored sale's inventory actor (products, stock and orders live in the
+/// database; reservations, limits and idempotency keys come back from the orders).
+async fn restore_sales(
+    store: &Store,
+    sales: &SaleDirectory,
+    rooms: &std::sync::Arc<RoomDirectory>,
+) -> std::io::Result<usize> {
+    let stored = store
+        .call(|tx| {
+            let mut out = Vec::new();
+            for id in store::sale_ids(tx)? {
+                if let (Some(sale), Some(card)) =
+                    (store::load_sale(tx, &id)?, store::link_card(tx, &id)?)
+                {
+                    out.push((sale, card));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("restoring sales: {e}")))?;
+    let count = stored.len();
+    for (sale, card) in stored {
+        sales.start(sale, card, rooms);
+    }
+    Ok(count)
 }

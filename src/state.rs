@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lockstep_actors::config::SessionConfig;
 use lockstep_actors::directory::RoomDirectory;
+use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::room::SessionId;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,7 @@ use crate::auth::Auth;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub directory: Arc<RoomDirectory>,
+    pub sales: Arc<SaleDirectory>,
     pub auth: Auth,
     pub session: Arc<SessionConfig>,
     pub metrics: Metrics,
@@ -27,6 +29,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         directory: Arc<RoomDirectory>,
+        sales: Arc<SaleDirectory>,
         auth: Auth,
         session: SessionConfig,
         metrics: Metrics,
@@ -34,6 +37,7 @@ impl AppState {
     ) -> Self {
         Self {
             directory,
+            sales,
             auth,
             session: Arc::new(session),
             metrics,

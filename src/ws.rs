@@ -13,6 +13,7 @@ use bytestring::ByteString;
 use futures_util::StreamExt;
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
+use lockstep_actors::inventory::{Cancel, Reply, ReplySink, Reserve, SaleHandle};
 use lockstep_actors::outbound::{Drain, Outbound};
 use lockstep_actors::room::{Identity, Inbound, Join, Leave, Room, SessionId};
 use lockstep_actors::session::{Action, Endpoint, SessionCore};
@@ -78,6 +79,8 @@ struct Session {
     core: SessionCore,
     outbound: Arc<Outbound>,
     room: Option<Addr<Room>>,
+    /// The token subject once joined (`None` for anonymous viewers).
+    user: Option<String>,
 }
 
 /// Whether the reader keeps going after an action.
@@ -93,6 +96,7 @@ impl Session {
             core: SessionCore::new(endpoint, &state.session, now_ms()),
             outbound: Arc::new(Outbound::new(state.session.outbound_queue_frames)),
             room: None,
+            user: None,
             room_id,
             state,
         }
@@ -203,6 +207,19 @@ impl Session {
                 Flow::Continue
             }
             Action::Ignore => Flow::Continue,
+            Action::Order {
+                sale_id,
+                qty,
+                key,
+                id,
+            } => {
+                self.order(sale_id, qty, key, id);
+                Flow::Continue
+            }
+            Action::CancelOrder { order_id, id } => {
+                self.cancel_order(order_id, id);
+                Flow::Continue
+            }
             Action::ReplyThenClose(msg, code) => {
                 self.state.metrics.client_errors.inc();
                 self.reply(msg);
@@ -279,6 +296,7 @@ impl Session {
                 )
             }
         };
+        let user = identity.user.clone();
         let join = Join {
             session: self.id,
             identity,
@@ -287,6 +305,7 @@ impl Session {
         match room.send(join).await {
             Ok(Ok(())) => {
                 self.room = Some(room);
+                self.user = user;
                 Ok(())
             }
             Ok(Err(refusal)) => Err(refusal),
@@ -324,6 +343,99 @@ impl Session {
             name,
             role: Role::Viewer,
         })
+    }
+
+    /// The buyer and the sale for an order request, or the error frame to answer with.
+    fn buyer_and_sale(
+        &self,
+        sale_id: &str,
+        id: Option<u64>,
+    ) -> Result<(String, SaleHandle), ServerMsg> {
+        let Some(buyer) = self.user.clone() else {
+            return Err(ServerMsg::error(
+                id,
+                ErrorCode::AuthRequired,
+                "ordering needs a viewer token",
+            ));
+        };
+        match self.state.sales.get(sale_id) {
+            Some(sale) if sale.room == self.room_id => Ok((buyer, sale)),
+            _ => Err(ServerMsg::error(
+                id,
+                ErrorCode::SaleNotFound,
+                format!("no sale `{sale_id}` in this room"),
+            )),
+        }
+    }
+
+    /// Sends the order to the sale's inventory; its answer (after the decision is durable)
+    /// is queued to this session directly.
+    fn order(&mut self, sale_id: String, qty: u32, key: String, id: Option<u64>) {
+        let (buyer, sale) = match self.buyer_and_sale(&sale_id, id) {
+            Ok(found) => found,
+            Err(error) => return self.reply(error),
+        };
+        let outbound = self.outbound.clone();
+        let reply_key = key.clone();
+        let reply: ReplySink = Box::new(move |reply| {
+            let msg = match reply {
+                Reply::Reserve(r) => ServerMsg::OrderResult {
+                    id,
+                    sale_id,
+                    key: reply_key,
+                    outcome: r.outcome,
+                    order_id: r.order_id,
+                    remaining: Some(r.remaining),
+                    expires_at: r.expires_at,
+                    message: r.message,
+                },
+                Reply::Closed(Err((code, message))) => ServerMsg::error(id, code, message),
+                _ => ServerMsg::error(id, ErrorCode::Internal, "unexpected answer"),
+            };
+            let _ = outbound.push(ByteString::from(msg.to_json()));
+        });
+        sale.addr.do_send(Reserve {
+            buyer,
+            qty,
+            key,
+            reply,
+        });
+    }
+
+    fn cancel_order(&mut self, order_id: String, id: Option<u64>) {
+        let sale_id = order_id
+            .rsplit_once('-')
+            .map(|(sale, _)| sale.to_owned())
+            .unwrap_or_default();
+        let (buyer, sale) = match self.buyer_and_sale(&sale_id, id) {
+            Ok(found) => found,
+            Err(_) => {
+                return self.reply(ServerMsg::error(
+                    id,
+                    ErrorCode::OrderNotFound,
+                    format!("no order `{order_id}`"),
+                ));
+            }
+        };
+        let outbound = self.outbound.clone();
+        let reply: ReplySink = Box::new(move |reply| {
+            let msg = match reply {
+                Reply::Order(Ok(_)) => ServerMsg::Ack {
+                    id,
+                    comment_id: None,
+                },
+                Reply::Order(Err((code, message))) | Reply::Closed(Err((code, message))) => {
+                    ServerMsg::error(id, code, message)
+                }
+                _ => ServerMsg::error(id, ErrorCode::Internal, "unexpected answer"),
+            };
+            let _ = outbound.push(ByteString::from(msg.to_json()));
+        });
+        sale.addr.do_send(Cancel {
+            order_id,
+            buyer: Some(buyer),
+            reply,
+        });
     }
 
     fn reply(&self, msg: ServerMsg) {

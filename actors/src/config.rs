@@ -36,6 +36,10 @@ pub struct RoomConfig {
     pub online_series_max_points: usize,
     /// A room with no sessions at all for this long ends itself.
     pub idle_end_secs: u64,
+    /// Default countdown of a link drop ("3, 2, 1 — link!"), in ms.
+    pub link_countdown_ms: u64,
+    /// Longest countdown an anchor may ask for, in ms.
+    pub max_link_countdown_ms: u64,
 }
 
 impl Default for RoomConfig {
@@ -55,6 +59,8 @@ impl Default for RoomConfig {
             timeline_max_events: 100_000,
             online_series_max_points: 86_400,
             idle_end_secs: 600,
+            link_countdown_ms: 3000,
+            max_link_countdown_ms: 60_000,
         }
     }
 }

@@ -12,6 +12,7 @@ use lockstep_protocol::ErrorCode;
 
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
+use crate::inventory::SaleDirectory;
 use crate::metrics::Metrics;
 use crate::room::{Room, RoomCore};
 
@@ -31,6 +32,7 @@ pub struct RoomDirectory {
     next_arbiter: AtomicUsize,
     next_seed: AtomicU64,
     cfg: std::sync::Arc<RoomConfig>,
+    sales: Option<std::sync::Arc<SaleDirectory>>,
     metrics: Metrics,
     max_rooms: usize,
 }
@@ -48,6 +50,7 @@ impl RoomDirectory {
     pub fn new(
         cfg: RoomConfig,
         pool: Vec<ArbiterHandle>,
+        sales: Option<std::sync::Arc<SaleDirectory>>,
         metrics: Metrics,
         max_rooms: usize,
     ) -> std::sync::Arc<Self> {
@@ -61,6 +64,7 @@ impl RoomDirectory {
             next_arbiter: AtomicUsize::new(0),
             next_seed: AtomicU64::new(now_ms()),
             cfg: std::sync::Arc::new(cfg),
+            sales,
             metrics,
             max_rooms,
         })
@@ -120,9 +124,12 @@ impl RoomDirectory {
         }
         let weak = std::sync::Arc::downgrade(self);
         let metrics = self.metrics.clone();
+        let sales = self.sales.clone();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
         tracing::info!(room = id, "room opened");
-        Room::start_in_arbiter(arbiter, move |_| Room::new(core, weak, metrics, tick))
+        Room::start_in_arbiter(arbiter, move |_| {
+            Room::new(core, weak, sales, metrics, tick)
+        })
     }
 
     /// Forgets a stopped room, unless the id already belongs to a newer actor.

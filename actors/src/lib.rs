@@ -9,11 +9,13 @@
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod inventory;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod room;
 pub mod session;
+pub mod store;
 pub mod sync;
 
 pub use lockstep_protocol as protocol;

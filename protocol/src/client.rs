@@ -42,6 +42,22 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// Reserves `qty` units of a sale for the token's subject. `key` makes retries safe:
+    /// the same key returns the first result and never reserves twice.
+    Order {
+        sale_id: String,
+        #[serde(default = "one")]
+        qty: u32,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Cancels one of the buyer's own reservations (units go back on sale).
+    CancelOrder {
+        order_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
     /// An anchor command; only accepted on the control channel.
     Control {
         #[serde(flatten)]
@@ -90,4 +106,13 @@ pub enum ControlCmd {
     SlowMode { seconds: u32 },
     /// Whether viewers without a token may join from now on (those present stay).
     AllowAnonymous { allowed: bool },
+    /// "3, 2, 1 — link!": announces a sale's link to every viewer now, to be shown (and
+    /// orderable) at now + `countdown_ms` (default `room.link_countdown_ms`).
+    DropLink {
+        sale_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        countdown_ms: Option<u64>,
+    },
+    /// Ends a sale: no more orders; unsold units go back to stock.
+    CloseSale { sale_id: String },
 }

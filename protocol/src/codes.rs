@@ -50,6 +50,22 @@ pub enum ErrorCode {
     InvalidTransition,
     /// The named comment is not in the room's recent history.
     CommentNotFound,
+    /// No sale with this id (or not one of this room's / merchant's).
+    SaleNotFound,
+    /// No product with this id for this merchant.
+    ProductNotFound,
+    /// No SKU with this id for this merchant.
+    SkuNotFound,
+    /// No order with this id for this merchant or buyer.
+    OrderNotFound,
+    /// The SKU's free stock cannot cover the request.
+    InsufficientStock,
+    /// The order is not in a state that allows this (e.g. confirm a cancelled order).
+    InvalidOrderState,
+    /// The sale is not in a state that allows this (e.g. close an ended sale).
+    InvalidSaleState,
+    /// An object with this id already exists.
+    AlreadyExists,
     /// Too many messages or comments in too short a time.
     RateLimited,
     /// Slow mode is on and this viewer commented too recently.
@@ -93,6 +109,14 @@ impl ErrorCode {
             Self::TooManyRooms => 303,
             Self::InvalidTransition => 304,
             Self::CommentNotFound => 305,
+            Self::SaleNotFound => 306,
+            Self::ProductNotFound => 307,
+            Self::SkuNotFound => 308,
+            Self::OrderNotFound => 309,
+            Self::InsufficientStock => 310,
+            Self::InvalidOrderState => 311,
+            Self::InvalidSaleState => 312,
+            Self::AlreadyExists => 313,
             Self::RateLimited => 400,
             Self::SlowMode => 401,
             Self::Muted => 402,
@@ -110,8 +134,19 @@ impl ErrorCode {
         match self {
             Self::Unauthorized | Self::TokenExpired | Self::AuthRequired => 401,
             Self::Forbidden | Self::Banned | Self::Muted => 403,
-            Self::RoomNotFound | Self::CommentNotFound | Self::NotFound => 404,
-            Self::RoomEnded | Self::InvalidTransition => 409,
+            Self::RoomNotFound
+            | Self::CommentNotFound
+            | Self::NotFound
+            | Self::SaleNotFound
+            | Self::ProductNotFound
+            | Self::SkuNotFound
+            | Self::OrderNotFound => 404,
+            Self::RoomEnded
+            | Self::InvalidTransition
+            | Self::InsufficientStock
+            | Self::InvalidOrderState
+            | Self::InvalidSaleState
+            | Self::AlreadyExists => 409,
             Self::RateLimited | Self::SlowMode => 429,
             Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
             Self::Internal => 500,
@@ -208,6 +243,14 @@ mod tests {
             ErrorCode::TooManyRooms,
             ErrorCode::InvalidTransition,
             ErrorCode::CommentNotFound,
+            ErrorCode::SaleNotFound,
+            ErrorCode::ProductNotFound,
+            ErrorCode::SkuNotFound,
+            ErrorCode::OrderNotFound,
+            ErrorCode::InsufficientStock,
+            ErrorCode::InvalidOrderState,
+            ErrorCode::InvalidSaleState,
+            ErrorCode::AlreadyExists,
             ErrorCode::RateLimited,
             ErrorCode::SlowMode,
             ErrorCode::Muted,

@@ -12,7 +12,16 @@ pub struct DecodeError {
     pub id: Option<u64>,
 }
 
-const KNOWN_TYPES: &[&str] = &["join", "comment", "like", "time_sync", "ping", "control"];
+const KNOWN_TYPES: &[&str] = &[
+    "join",
+    "comment",
+    "like",
+    "time_sync",
+    "ping",
+    "control",
+    "order",
+    "cancel_order",
+];
 
 /// Decodes one text frame. The happy path is a single typed parse; only failures pay for
 /// a second look to classify the error.

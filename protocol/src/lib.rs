@@ -13,11 +13,13 @@
 mod client;
 mod codes;
 mod decode;
+mod sale;
 mod server;
 
 pub use client::{ClientMsg, ControlCmd};
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{DecodeError, decode_client};
+pub use sale::{LinkCard, OrderOutcome, SaleState, SaleStock};
 pub use server::{Comment, LikeTally, ModerationAction, RoomSnapshot, RoomState, ServerMsg, You};
 
 /// The protocol version this build speaks. A `join` naming another version is refused

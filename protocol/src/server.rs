@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, Role};
+use std::collections::BTreeMap;
+
+use crate::{ErrorCode, LinkCard, OrderOutcome, Role, SaleState, SaleStock};
 
 /// Lifecycle of a room: created → live ⇄ paused → ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,8 +58,8 @@ pub struct RoomSnapshot {
     pub slow_mode: u32,
     /// Whether anonymous viewers may join.
     pub allow_anonymous: bool,
-    /// The product link currently shown, if any (filled by the flash-sale feature).
-    pub link: Option<serde_json::Value>,
+    /// The product link currently shown (or counting down), if any.
+    pub link: Option<LinkCard>,
 }
 
 /// Who the server thinks this session is.
@@ -103,6 +105,37 @@ pub enum ServerMsg {
         likes: Option<LikeTally>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         online: Option<u64>,
+        /// Remaining stock of sales whose stock changed during the tick, by sale id.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        sales: BTreeMap<String, SaleStock>,
+    },
+    /// The anchor dropped a product link: show it at `link.reveal_at` (server time).
+    Link { link: LinkCard },
+    /// A sale changed state (opened, sold out, back in stock, ended).
+    Sale {
+        sale_id: String,
+        state: SaleState,
+        remaining: u32,
+    },
+    /// Answer to `order` (and `cancel_order`, with `outcome` describing the cancel).
+    OrderResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        sale_id: String,
+        /// The idempotency key of the order (empty for cancels).
+        key: String,
+        outcome: OrderOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+        /// Units left after this decision.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remaining: Option<u32>,
+        /// For accepted reservations: when it expires unless paid, ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+        /// Why, for refusals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The pinned comment changed (`None`: unpinned).
     Pinned { comment: Option<Comment> },

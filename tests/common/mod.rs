@@ -27,7 +27,22 @@ pub fn test_config() -> Config {
     c.rooms.arbiters = 2;
     c.server.workers = 2;
     c.server.shutdown_timeout_secs = 2;
+    c.store.path = temp_db_path();
     c
+}
+
+/// A fresh database path under the system temp dir, unique per call.
+pub fn temp_db_path() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join("lockstep-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!(
+        "{}-{}-{n}.db",
+        std::process::id(),
+        lockstep_actors::clock::now_ms()
+    ));
+    path.to_string_lossy().into_owned()
 }
 
 pub struct TestServer {

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg};
+use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, RoomSnapshot, ServerMsg};
 
 use super::core::{Identity, Output, Refusal, RoomCore, SessionId};
 use super::fanout::Fanout;
 use crate::clock::now_ms;
 use crate::directory::RoomDirectory;
+use crate::inventory::{Reply, SaleDirectory, SaleHandle, reply_channel};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
 use crate::sync::Arc;
@@ -50,6 +51,15 @@ pub enum RoomInput {
     Control { cmd: ControlCmd, id: Option<u64> },
 }
 
+/// A sale of this room changed stock or state (from its inventory actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SaleUpdate {
+    pub sale_id: String,
+    pub remaining: u32,
+    pub state: lockstep_protocol::SaleState,
+}
+
 /// Asks for the room's current snapshot (HTTP status endpoint).
 #[derive(Message)]
 #[rtype(result = "RoomSnapshot")]
@@ -60,6 +70,7 @@ pub struct Room {
     core: RoomCore,
     fanout: Fanout,
     directory: Weak<RoomDirectory>,
+    sales: Option<std::sync::Arc<SaleDirectory>>,
     metrics: Metrics,
     tick: Duration,
 }
@@ -68,6 +79,7 @@ impl Room {
     pub(crate) fn new(
         core: RoomCore,
         directory: Weak<RoomDirectory>,
+        sales: Option<std::sync::Arc<SaleDirectory>>,
         metrics: Metrics,
         tick: Duration,
     ) -> Self {
@@ -75,6 +87,7 @@ impl Room {
             core,
             fanout: Fanout::default(),
             directory,
+            sales,
             metrics,
             tick,
         }
@@ -197,9 +210,152 @@ impl Handler<Inbound> for Room {
         match msg.input {
             RoomInput::Comment { text, id } => self.core.comment(now, msg.session, &text, id),
             RoomInput::Like { count, id } => self.core.like(msg.session, count, id),
+            RoomInput::Control {
+                cmd:
+                    ControlCmd::DropLink {
+                        sale_id,
+                        countdown_ms,
+                    },
+                id,
+            } => {
+                self.drop_link(ctx, msg.session, &sale_id, countdown_ms, id);
+            }
+            RoomInput::Control {
+                cmd: ControlCmd::CloseSale { sale_id },
+                id,
+            } => {
+                self.close_sale(ctx, msg.session, &sale_id, id);
+            }
             RoomInput::Control { cmd, id } => self.core.control(now, msg.session, cmd, id),
         }
         self.apply_outputs(ctx);
+    }
+}
+
+impl Handler<SaleUpdate> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: SaleUpdate, ctx: &mut Context<Self>) {
+        self.core
+            .sale_update(now_ms(), &msg.sale_id, msg.remaining, msg.state);
+        self.apply_outputs(ctx);
+    }
+}
+
+impl Room {
+    /// The anchor's sale, or the refusal to send back.
+    fn anchor_sale(
+        &mut self,
+        session: SessionId,
+        sale_id: &str,
+        req: Option<u64>,
+    ) -> Option<SaleHandle> {
+        if !self.core.is_anchor(session) {
+            self.send(
+                session,
+                &ServerMsg::error(
+                    req,
+                    ErrorCode::Forbidden,
+                    "sale commands need the control channel",
+                ),
+            );
+            return None;
+        }
+        let sale = self
+            .sales
+            .as_ref()
+            .and_then(|s| s.get(sale_id))
+            .filter(|s| s.room == self.core.id());
+        if sale.is_none() {
+            self.send(
+                session,
+                &ServerMsg::error(
+                    req,
+                    ErrorCode::SaleNotFound,
+                    format!("no sale `{sale_id}` in this room"),
+                ),
+            );
+        }
+        sale
+    }
+
+    /// "3, 2, 1 — link!": the sale fixes the reveal time (durably), then every viewer
+    /// gets the card at once, well ahead of `reveal_at`.
+    fn drop_link(
+        &mut self,
+        ctx: &mut Context<Self>,
+        session: SessionId,
+        sale_id: &str,
+        countdown_ms: Option<u64>,
+        req: Option<u64>,
+    ) {
+        let Some(sale) = self.anchor_sale(session, sale_id, req) else {
+            return;
+        };
+        let cfg = self.core.config();
+        let countdown = countdown_ms
+            .unwrap_or(cfg.link_countdown_ms)
+            .min(cfg.max_link_countdown_ms);
+        let (sink, answer) = reply_channel();
+        sale.addr.do_send(crate::inventory::Reveal {
+            reveal_at: now_ms() + countdown,
+            seed: rand::random(),
+            reply: sink,
+        });
+        let card = sale.card.clone();
+        ctx.spawn(answer.into_actor(self).map(move |answer, room, ctx| {
+            match answer {
+                Ok(Reply::Revealed(Ok((reveal_at, remaining)))) => {
+                    let mut card = (*card).clone();
+                    card.reveal_at = reveal_at;
+                    card.remaining = remaining;
+                    room.core.link_dropped(now_ms(), session, req, card);
+                }
+                Ok(Reply::Revealed(Err((code, message)))) => {
+                    room.send(session, &ServerMsg::error(req, code, message))
+                }
+                _ => room.send(
+                    session,
+                    &ServerMsg::error(req, ErrorCode::Internal, "the sale did not answer"),
+                ),
+            }
+            room.apply_outputs(ctx);
+        }));
+    }
+
+    fn close_sale(
+        &mut self,
+        ctx: &mut Context<Self>,
+        session: SessionId,
+        sale_id: &str,
+        req: Option<u64>,
+    ) {
+        let Some(sale) = self.anchor_sale(session, sale_id, req) else {
+            return;
+        };
+        let (sink, answer) = reply_channel();
+        sale.addr
+            .do_send(crate::inventory::CloseSale { reply: sink });
+        ctx.spawn(
+            answer
+                .into_actor(self)
+                .map(move |answer, room, _| match answer {
+                    Ok(Reply::Closed(Ok(()))) => room.send(
+                        session,
+                        &ServerMsg::Ack {
+                            id: req,
+                            comment_id: None,
+                        },
+                    ),
+                    Ok(Reply::Closed(Err((code, message)))) => {
+                        room.send(session, &ServerMsg::error(req, code, message))
+                    }
+                    _ => room.send(
+                        session,
+                        &ServerMsg::error(req, ErrorCode::Internal, "the sale did not answer"),
+                    ),
+                }),
+        );
     }
 }
 

@@ -103,6 +103,13 @@ impl RoomCore {
                 self.clear_comments(now, user);
                 Ok(())
             }
+            ControlCmd::DropLink { .. } | ControlCmd::CloseSale { .. } => {
+                // Sale commands need the sale's actor; the room shell handles them.
+                Err((
+                    ErrorCode::Internal,
+                    "sale commands are handled by the room shell".into(),
+                ))
+            }
             ControlCmd::AllowAnonymous { allowed } => {
                 if allowed != self.allow_anonymous {
                     self.allow_anonymous = allowed;

@@ -6,12 +6,12 @@
 //! like aggregation, the online count and its time series, moderation state, and the
 //! timeline of room events.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use lockstep_protocol::{
-    Comment, ErrorCode, LikeTally, ModerationAction, PROTOCOL_VERSION, Role, RoomSnapshot,
-    RoomState, ServerMsg, You,
+    Comment, ErrorCode, LikeTally, LinkCard, ModerationAction, PROTOCOL_VERSION, Role,
+    RoomSnapshot, RoomState, SaleState, SaleStock, ServerMsg, You,
 };
 use rand::{SeedableRng, rngs::SmallRng};
 
@@ -89,6 +89,9 @@ pub struct RoomCore {
     pub(super) last_online_at: u64,
     pub(super) last_online_sent: Option<u64>,
     pub(super) empty_since: Option<u64>,
+    pub(super) link: Option<LinkCard>,
+    pub(super) sale_states: HashMap<String, SaleState>,
+    pub(super) sale_stock: BTreeMap<String, SaleStock>,
     pub(super) rng: SmallRng,
     pub(super) out: VecDeque<Output>,
 }
@@ -119,6 +122,9 @@ impl RoomCore {
             last_online_at: now,
             last_online_sent: None,
             empty_since: Some(now),
+            link: None,
+            sale_states: HashMap::new(),
+            sale_stock: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
             cfg,
@@ -135,6 +141,10 @@ impl RoomCore {
     /// Whether viewers without a token may join.
     pub fn set_allow_anonymous(&mut self, allowed: bool) {
         self.allow_anonymous = allowed;
+    }
+
+    pub fn config(&self) -> &RoomConfig {
+        &self.cfg
     }
 
     pub fn id(&self) -> &str {
@@ -184,8 +194,66 @@ impl RoomCore {
             pinned: self.pinned.clone(),
             slow_mode: self.slow_mode_secs,
             allow_anonymous: self.allow_anonymous,
-            link: None,
+            link: self.link.clone(),
         }
+    }
+
+    /// Whether `session` is this room's anchor.
+    pub fn is_anchor(&self, session: SessionId) -> bool {
+        self.members
+            .get(&session)
+            .is_some_and(|m| m.identity.role == Role::Anchor)
+    }
+
+    /// The anchor's link drop was accepted by the sale: announce it to everyone now,
+    /// ahead of `card.reveal_at`, and answer the anchor.
+    pub fn link_dropped(&mut self, now: u64, session: SessionId, req: Option<u64>, card: LinkCard) {
+        self.record(
+            now,
+            TimelineKind::Link {
+                sale_id: card.sale_id.clone(),
+                reveal_at: card.reveal_at,
+            },
+        );
+        self.sale_states
+            .entry(card.sale_id.clone())
+            .or_insert(SaleState::Open);
+        self.link = Some(card.clone());
+        self.out
+            .push_back(Output::Broadcast(ServerMsg::Link { link: card }));
+        self.out.push_back(Output::Send(
+            session,
+            ServerMsg::Ack {
+                id: req,
+                comment_id: None,
+            },
+        ));
+    }
+
+    /// A sale's stock or state changed. State changes are broadcast at once; stock
+    /// changes ride on the next tick, coalesced.
+    pub fn sale_update(&mut self, now: u64, sale_id: &str, remaining: u32, state: SaleState) {
+        if let Some(link) = self.link.as_mut().filter(|l| l.sale_id == sale_id) {
+            link.remaining = remaining;
+        }
+        let previous = self.sale_states.insert(sale_id.to_owned(), state);
+        if previous != Some(state) && state != SaleState::Scheduled {
+            self.record(
+                now,
+                TimelineKind::Sale {
+                    sale_id: sale_id.to_owned(),
+                    state,
+                    remaining,
+                },
+            );
+            self.out.push_back(Output::Broadcast(ServerMsg::Sale {
+                sale_id: sale_id.to_owned(),
+                state,
+                remaining,
+            }));
+        }
+        self.sale_stock
+            .insert(sale_id.to_owned(), SaleStock { remaining });
     }
 
     /// Admits a session, returning its welcome frame, or refuses it with nothing changed.
@@ -428,12 +496,14 @@ impl RoomCore {
             }
             self.prune_users(now);
         }
-        if !comments.is_empty() || likes.is_some() || online.is_some() {
+        let sales = std::mem::take(&mut self.sale_stock);
+        if !comments.is_empty() || likes.is_some() || online.is_some() || !sales.is_empty() {
             self.out.push_back(Output::Broadcast(ServerMsg::Tick {
                 at: now,
                 comments,
                 likes,
                 online,
+                sales,
             }));
         }
         if let Some(since) = self.empty_since

@@ -32,6 +32,17 @@ pub enum TimelineKind {
     SlowMode {
         seconds: u32,
     },
+    /// The anchor dropped a sale's link, to be revealed at `reveal_at`.
+    Link {
+        sale_id: String,
+        reveal_at: u64,
+    },
+    /// A sale changed state.
+    Sale {
+        sale_id: String,
+        state: lockstep_protocol::SaleState,
+        remaining: u32,
+    },
 }
 
 /// A timeline entry with its server time (ms since the Unix epoch).

@@ -36,6 +36,15 @@ pub enum Action {
     TimeSync { t0: f64, t1: f64 },
     /// Send the frame (an error saying why), then close with the code.
     ReplyThenClose(ServerMsg, CloseCode),
+    /// Place an order with the sale's inventory.
+    Order {
+        sale_id: String,
+        qty: u32,
+        key: String,
+        id: Option<u64>,
+    },
+    /// Cancel one of this buyer's orders.
+    CancelOrder { order_id: String, id: Option<u64> },
     /// Drop the frame silently (already answered enough for this flood).
     Ignore,
 }
@@ -150,6 +159,18 @@ impl SessionCore {
             )),
             ClientMsg::Comment { text, id } => Action::Room(RoomInput::Comment { text, id }),
             ClientMsg::Like { count } => Action::Room(RoomInput::Like { count, id: None }),
+            ClientMsg::Order {
+                sale_id,
+                qty,
+                key,
+                id,
+            } => Action::Order {
+                sale_id,
+                qty,
+                key,
+                id,
+            },
+            ClientMsg::CancelOrder { order_id, id } => Action::CancelOrder { order_id, id },
             ClientMsg::Control { cmd, id } => match self.endpoint {
                 Endpoint::Control => Action::Room(RoomInput::Control { cmd, id }),
                 Endpoint::Viewer => Action::Reply(ServerMsg::error(
@@ -167,6 +188,8 @@ fn request_id(msg: &ClientMsg) -> Option<u64> {
         ClientMsg::Comment { id, .. }
         | ClientMsg::Control { id, .. }
         | ClientMsg::Join { id, .. }
+        | ClientMsg::Order { id, .. }
+        | ClientMsg::CancelOrder { id, .. }
         | ClientMsg::Ping { id } => *id,
         ClientMsg::Like { .. } | ClientMsg::TimeSync { .. } => None,
     }

@@ -1,0 +1,536 @@
+//! The inventory of one flash sale, as a pure state machine. Every stock decision is a
+//! method call with `now` passed in, made in the order calls arrive — one caller (the
+//! inventory actor's mailbox) makes the sale linearizable. What must be persisted,
+//! answered or broadcast comes out of [`InventoryCore::drain_effects`], in order; the shell
+//! answers a request only once every `Persist` before its `Reply` is durable.
+//!
+//! Rules, in the order they are checked for a reservation:
+//! 1. the request is well formed (qty ≥ 1, a key of 1–128 bytes);
+//! 2. a known `(buyer, key)` returns its first result (a different qty is `invalid`);
+//! 3. the sale is open (`not_open` before `reveal_at`, `closed` after the end);
+//! 4. inside the fair window the request is pooled, then decided in seeded random order;
+//! 5. the buyer's active units (reserved + confirmed) plus qty ≤ the per-buyer limit;
+//! 6. enough units remain.
+//! Accepted, sold-out and limit results are remembered for the key; `not_open`, `closed`
+//! and `invalid` are not, so a retry after the reveal can still succeed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use lockstep_protocol::{ErrorCode, OrderOutcome, SaleState};
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::SmallRng};
+
+use super::model::{Order, OrderState, Phase, SaleRules, SaleSummary};
+
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// The answer to a reservation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveReply {
+    pub outcome: OrderOutcome,
+    pub order_id: Option<String>,
+    /// Units left after the decision.
+    pub remaining: u32,
+    pub expires_at: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// The answer to any request, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Reserve(ReserveReply),
+    /// Confirm or cancel: the order as it is now, or why not.
+    Order(Result<Order, (ErrorCode, String)>),
+    /// The link's reveal time (the existing one if it was already revealed) and the
+    /// units remaining.
+    Revealed(Result<(u64, u32), (ErrorCode, String)>),
+    /// Closing the sale.
+    Closed(Result<(), (ErrorCode, String)>),
+}
+
+/// A durable change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or update this order.
+    Order(Order),
+    /// The sale's own state changed; `returned` units go back to the SKU's free stock.
+    Sale {
+        phase: Phase,
+        released: u32,
+        returned: u32,
+    },
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Persist(Write),
+    /// Answer request `req` — after every earlier `Persist` is durable.
+    Reply(u64, Reply),
+    /// The stock or state changed (for the room's broadcast, coalesced per tick).
+    Stock {
+        remaining: u32,
+        state: SaleState,
+    },
+}
+
+#[derive(Debug)]
+struct Pooled {
+    req: u64,
+    buyer: String,
+    qty: u32,
+    key: String,
+}
+
+/// One sale's inventory.
+#[derive(Debug)]
+pub struct InventoryCore {
+    rules: SaleRules,
+    phase: Phase,
+    remaining: u32,
+    reserved: u32,
+    sold: u32,
+    released: u32,
+    next_seq: u64,
+    orders: HashMap<String, Order>,
+    active: HashMap<String, u32>,
+    keys: HashMap<(String, String), (u32, ReserveReply)>,
+    expiry: BTreeSet<(u64, String)>,
+    pool: Vec<Pooled>,
+    effects: Vec<Effect>,
+    last_state: SaleState,
+}
+
+impl InventoryCore {
+    /// A new sale, not yet revealed.
+    pub fn new(rules: SaleRules) -> Self {
+        Self::restore(rules, Phase::Scheduled, 0, Vec::new())
+    }
+
+    /// Rebuilds a sale from its durable record.
+    pub fn restore(rules: SaleRules, phase: Phase, released: u32, orders: Vec<Order>) -> Self {
+        let mut core = Self {
+            remaining: 0,
+            reserved: 0,
+            sold: 0,
+            released,
+            next_seq: 1,
+            orders: HashMap::new(),
+            active: HashMap::new(),
+            keys: HashMap::new(),
+            expiry: BTreeSet::new(),
+            pool: Vec::new(),
+            effects: Vec::new(),
+            last_state: SaleState::Scheduled,
+            phase,
+            rules,
+        };
+        for order in orders {
+            core.next_seq = core.next_seq.max(order.seq + 1);
+            if order.state.is_active() {
+                *core.active.entry(order.buyer.clone()).or_default() += order.qty;
+            }
+            match order.state {
+                OrderState::Reserved => {
+                    core.reserved += order.qty;
+                    core.expiry.insert((order.expires_at, order.id.clone()));
+                }
+                OrderState::Confirmed => core.sold += order.qty,
+                OrderState::Cancelled | OrderState::Expired => {}
+            }
+            let reply = ReserveReply {
+                outcome: OrderOutcome::Accepted,
+                order_id: Some(order.id.clone()),
+                remaining: 0,
+                expires_at: Some(order.expires_at),
+                message: None,
+            };
+            core.keys
+                .insert((order.buyer.clone(), order.key.clone()), (order.qty, reply));
+            core.orders.insert(order.id.clone(), order);
+        }
+        let held = core.reserved + core.sold + core.released;
+        core.remaining = match core.phase {
+            Phase::Ended => 0,
+            _ => core.rules.allotted.saturating_sub(held),
+        };
+        core.last_state = core.state();
+        core
+    }
+
+    pub fn rules(&self) -> &SaleRules {
+        &self.rules
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// The public state of the sale.
+    pub fn state(&self) -> SaleState {
+        match self.phase {
+            Phase::Scheduled => SaleState::Scheduled,
+            Phase::Ended => SaleState::Ended,
+            Phase::Open { .. } if self.remaining == 0 => SaleState::SoldOut,
+            Phase::Open { .. } => SaleState::Open,
+        }
+    }
+
+    /// Counts for the merchant's sale summary.
+    pub fn summary(&self) -> SaleSummary {
+        let buyers = self
+            .orders
+            .values()
+            .filter(|o| o.state.is_active())
+            .map(|o| &o.buyer);
+        SaleSummary {
+            state: self.state(),
+            allotted: self.rules.allotted,
+            remaining: self.remaining,
+            reserved: self.reserved,
+            sold: self.sold,
+            released: self.released,
+            buyers: buyers.collect::<std::collections::HashSet<_>>().len() as u32,
+            orders: self.orders.len() as u32,
+        }
+    }
+
+    /// When the fair window closes, if requests are pooled (the shell arms a timer).
+    pub fn window_closes_at(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Open { reveal_at, .. } if !self.pool.is_empty() => {
+                Some(reveal_at + self.rules.fair_window_ms)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drains every pending effect, in order.
+    pub fn drain_effects(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.effects.drain(..)
+    }
+
+    /// Drops the link: orders are taken from `reveal_at`. Idempotent: a sale already
+    /// revealed answers with its existing reveal time.
+    pub fn reveal(&mut self, req: u64, reveal_at: u64, seed: u64) {
+        let reply = match self.phase {
+            Phase::Scheduled => {
+                self.phase = Phase::Open { reveal_at, seed };
+                self.remaining = self
+                    .rules
+                    .allotted
+                    .saturating_sub(self.reserved + self.sold + self.released);
+                self.persist_sale(0);
+                self.note_stock();
+                Ok((reveal_at, self.remaining))
+            }
+            Phase::Open { reveal_at, .. } => Ok((reveal_at, self.remaining)),
+            Phase::Ended => Err((
+                ErrorCode::InvalidSaleState,
+                "the sale has ended".to_string(),
+            )),
+        };
+        self.effects
+            .push(Effect::Reply(req, Reply::Revealed(reply)));
+    }
+
+    /// A reservation request.
+    pub fn reserve(&mut self, now: u64, req: u64, buyer: &str, qty: u32, key: &str) {
+        if let Some(reply) = self.precheck(now, buyer, qty, key) {
+            return self.reply_reserve(req, reply);
+        }
+        if let Phase::Open { reveal_at, .. } = self.phase
+            && now < reveal_at + self.rules.fair_window_ms
+        {
+            self.pool.push(Pooled {
+                req,
+                buyer: buyer.to_owned(),
+                qty,
+                key: key.to_owned(),
+            });
+            return;
+        }
+        // Pooled requests arrived first: they are decided before this one.
+        self.close_window(now);
+        self.decide(now, req, buyer, qty, key);
+    }
+
+    /// Checks everything that does not depend on the stock; `Some` is the answer.
+    fn precheck(&self, now: u64, buyer: &str, qty: u32, key: &str) -> Option<ReserveReply> {
+        let refuse = |outcome, message: &str| {
+            Some(ReserveReply {
+                outcome,
+                order_id: None,
+                remaining: self.remaining,
+                expires_at: None,
+                message: Some(message.to_owned()),
+            })
+        };
+        if qty == 0 {
+            return refuse(OrderOutcome::Invalid, "qty must be at least 1");
+        }
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return refuse(OrderOutcome::Invalid, "key must be 1-128 bytes");
+        }
+        if let Some((first_qty, first)) = self.keys.get(&(buyer.to_owned(), key.to_owned())) {
+            if *first_qty != qty {
+                return refuse(
+                    OrderOutcome::Invalid,
+                    "key already used with a different qty",
+                );
+            }
+            return Some(first.clone());
+        }
+        match self.phase {
+            Phase::Scheduled => refuse(OrderOutcome::NotOpen, "the link has not dropped yet"),
+            Phase::Open { reveal_at, .. } if now < reveal_at => {
+                refuse(OrderOutcome::NotOpen, "the link is not revealed yet")
+            }
+            Phase::Ended => refuse(OrderOutcome::Closed, "the sale has ended"),
+            Phase::Open { .. } => None,
+        }
+    }
+
+    fn decide(&mut self, now: u64, req: u64, buyer: &str, qty: u32, key: &str) {
+        // A pooled duplicate of a key decided earlier in the same window.
+        if let Some(reply) = self.precheck(now, buyer, qty, key) {
+            return self.reply_reserve(req, reply);
+        }
+        let active = self.active.get(buyer).copied().unwrap_or(0);
+        let reply = if active + qty > self.rules.per_buyer_limit {
+            ReserveReply {
+                outcome: OrderOutcome::LimitExceeded,
+                order_id: None,
+                remaining: self.remaining,
+                expires_at: None,
+                message: Some(format!("limit is {} per buyer", self.rules.per_buyer_limit)),
+            }
+        } else if self.remaining < qty {
+            ReserveReply {
+                outcome: OrderOutcome::SoldOut,
+                order_id: None,
+                remaining: self.remaining,
+                expires_at: None,
+                message: None,
+            }
+        } else {
+            let order = self.accept(now, buyer, qty, key);
+            ReserveReply {
+                outcome: OrderOutcome::Accepted,
+                order_id: Some(order.id.clone()),
+                remaining: self.remaining,
+                expires_at: Some(order.expires_at),
+                message: None,
+            }
+        };
+        self.keys
+            .insert((buyer.to_owned(), key.to_owned()), (qty, reply.clone()));
+        self.reply_reserve(req, reply);
+    }
+
+    fn accept(&mut self, now: u64, buyer: &str, qty: u32, key: &str) -> Order {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let order = Order {
+            id: format!("{}-{seq}", self.rules.sale_id),
+            seq,
+            sale_id: self.rules.sale_id.clone(),
+            buyer: buyer.to_owned(),
+            qty,
+            key: key.to_owned(),
+            state: OrderState::Reserved,
+            created_at: now,
+            expires_at: now + self.rules.reservation_ttl_ms,
+            updated_at: now,
+        };
+        self.remaining -= qty;
+        self.reserved += qty;
+        *self.active.entry(buyer.to_owned()).or_default() += qty;
+        self.expiry.insert((order.expires_at, order.id.clone()));
+        self.orders.insert(order.id.clone(), order.clone());
+        self.effects
+            .push(Effect::Persist(Write::Order(order.clone())));
+        self.note_stock();
+        order
+    }
+
+    fn reply_reserve(&mut self, req: u64, reply: ReserveReply) {
+        self.effects.push(Effect::Reply(req, Reply::Reserve(reply)));
+    }
+
+    /// Decides every pooled request in seeded random order once the window has closed.
+    pub fn close_window(&mut self, now: u64) {
+        let Phase::Open { reveal_at, seed } = self.phase else {
+            return;
+        };
+        if self.pool.is_empty() || now < reveal_at + self.rules.fair_window_ms {
+            return;
+        }
+        let mut pool = std::mem::take(&mut self.pool);
+        pool.shuffle(&mut SmallRng::seed_from_u64(seed));
+        for p in pool {
+            self.decide(now, p.req, &p.buyer, p.qty, &p.key);
+        }
+    }
+
+    /// Marks a reservation paid.
+    pub fn confirm(&mut self, now: u64, req: u64, order_id: &str) {
+        self.expire_due(now);
+        let result = match self.orders.get_mut(order_id) {
+            None => Err((ErrorCode::OrderNotFound, format!("no order `{order_id}`"))),
+            Some(order) if order.state == OrderState::Reserved => {
+                order.state = OrderState::Confirmed;
+                order.updated_at = now;
+                let order = order.clone();
+                self.reserved -= order.qty;
+                self.sold += order.qty;
+                self.expiry.remove(&(order.expires_at, order.id.clone()));
+                self.effects
+                    .push(Effect::Persist(Write::Order(order.clone())));
+                Ok(order)
+            }
+            Some(order) => Err((
+                ErrorCode::InvalidOrderState,
+                format!("order is {}", order.state.as_str()),
+            )),
+        };
+        self.effects.push(Effect::Reply(req, Reply::Order(result)));
+    }
+
+    /// Cancels an order; its units go back on sale (or to stock once the sale ended).
+    /// `buyer`: when the buyer cancels, only their own reservations; the merchant
+    /// (`None`) may also cancel a confirmed order (a refund).
+    pub fn cancel(&mut self, now: u64, req: u64, order_id: &str, buyer: Option<&str>) {
+        self.expire_due(now);
+        let result = match self.orders.get(order_id) {
+            Some(order) if buyer.is_some_and(|b| b != order.buyer) => None,
+            None => None,
+            Some(order) => Some(order.state),
+        };
+        let result = match result {
+            None => Err((ErrorCode::OrderNotFound, format!("no order `{order_id}`"))),
+            Some(OrderState::Reserved) => Ok(self.finish(now, order_id, OrderState::Cancelled)),
+            Some(OrderState::Confirmed) if buyer.is_none() => {
+                Ok(self.finish(now, order_id, OrderState::Cancelled))
+            }
+            Some(state) => Err((
+                ErrorCode::InvalidOrderState,
+                format!("order is {}", state.as_str()),
+            )),
+        };
+        self.effects.push(Effect::Reply(req, Reply::Order(result)));
+    }
+
+    /// Ends an active order (cancel or expiry) and releases its units.
+    fn finish(&mut self, now: u64, order_id: &str, to: OrderState) -> Order {
+        let order = self
+            .orders
+            .get_mut(order_id)
+            .expect("caller checked the order exists");
+        let was = order.state;
+        order.state = to;
+        order.updated_at = now;
+        let order = order.clone();
+        match was {
+            OrderState::Reserved => {
+                self.reserved -= order.qty;
+                self.expiry.remove(&(order.expires_at, order.id.clone()));
+            }
+            OrderState::Confirmed => self.sold -= order.qty,
+            OrderState::Cancelled | OrderState::Expired => {
+                unreachable!("only active orders finish")
+            }
+        }
+        if let Some(active) = self.active.get_mut(&order.buyer) {
+            *active -= order.qty;
+        }
+        self.effects
+            .push(Effect::Persist(Write::Order(order.clone())));
+        if self.phase == Phase::Ended {
+            self.released += order.qty;
+            self.persist_sale(order.qty);
+        } else {
+            self.remaining += order.qty;
+        }
+        self.note_stock();
+        order
+    }
+
+    /// Time passes: reservations expire, the end time ends the sale, the window closes.
+    pub fn tick(&mut self, now: u64) {
+        self.close_window(now);
+        self.expire_due(now);
+        if let Some(end_at) = self.rules.end_at
+            && now >= end_at
+            && self.phase != Phase::Ended
+        {
+            self.end();
+        }
+    }
+
+    fn expire_due(&mut self, now: u64) {
+        while let Some((at, id)) = self.expiry.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.finish(now, &id, OrderState::Expired);
+        }
+    }
+
+    /// Closes the sale (anchor or merchant).
+    pub fn close(&mut self, req: u64) {
+        let result = if self.phase == Phase::Ended {
+            Err((
+                ErrorCode::InvalidSaleState,
+                "the sale has already ended".to_string(),
+            ))
+        } else {
+            self.end();
+            Ok(())
+        };
+        self.effects.push(Effect::Reply(req, Reply::Closed(result)));
+    }
+
+    fn end(&mut self) {
+        // Requests still pooled in the fair window were never decided: they are refused.
+        for p in std::mem::take(&mut self.pool) {
+            self.reply_reserve(
+                p.req,
+                ReserveReply {
+                    outcome: OrderOutcome::Closed,
+                    order_id: None,
+                    remaining: 0,
+                    expires_at: None,
+                    message: Some("the sale has ended".into()),
+                },
+            );
+        }
+        let returned = self.remaining;
+        self.released += returned;
+        self.remaining = 0;
+        self.phase = Phase::Ended;
+        self.persist_sale(returned);
+        self.note_stock();
+    }
+
+    fn persist_sale(&mut self, returned: u32) {
+        self.effects.push(Effect::Persist(Write::Sale {
+            phase: self.phase,
+            released: self.released,
+            returned,
+        }));
+    }
+
+    fn note_stock(&mut self) {
+        self.last_state = self.state();
+        self.effects.push(Effect::Stock {
+            remaining: self.remaining,
+            state: self.last_state,
+        });
+    }
+}

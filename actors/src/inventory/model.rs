@@ -1,0 +1,110 @@
+//! The records a sale is made of: its rules, its phase and its orders. Shared by the
+//! inventory core, the store and the HTTP API.
+
+use lockstep_protocol::SaleState;
+use serde::{Deserialize, Serialize};
+
+/// What the merchant fixed when creating the sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleRules {
+    pub sale_id: String,
+    /// Units taken from the SKU's stock for this sale.
+    pub allotted: u32,
+    /// Most units one buyer may hold (reserved + confirmed) at once.
+    pub per_buyer_limit: u32,
+    /// An unpaid reservation expires after this long and its units return.
+    pub reservation_ttl_ms: u64,
+    /// Requests arriving within this long after `reveal_at` are served in random order.
+    pub fair_window_ms: u64,
+    /// The sale ends by itself at this time, if set (ms since the Unix epoch).
+    pub end_at: Option<u64>,
+}
+
+/// Where the sale is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Scheduled,
+    /// Revealed at `reveal_at`; `seed` orders the fair window (recorded for audit).
+    Open {
+        reveal_at: u64,
+        seed: u64,
+    },
+    Ended,
+}
+
+/// The life of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Units held for the buyer until `expires_at`.
+    Reserved,
+    /// Paid.
+    Confirmed,
+    Cancelled,
+    /// Not paid in time.
+    Expired,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "reserved" => Self::Reserved,
+            "confirmed" => Self::Confirmed,
+            "cancelled" => Self::Cancelled,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+
+    /// Reserved and confirmed orders hold units and count toward the buyer's limit.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Reserved | Self::Confirmed)
+    }
+}
+
+/// One order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Order {
+    pub id: String,
+    /// Position in the sale's decision order (1, 2, ...).
+    pub seq: u64,
+    pub sale_id: String,
+    pub buyer: String,
+    pub qty: u32,
+    /// The buyer's idempotency key.
+    pub key: String,
+    pub state: OrderState,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub updated_at: u64,
+}
+
+/// Counts of a sale, for the merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SaleSummary {
+    #[schema(value_type = String)]
+    pub state: SaleState,
+    pub allotted: u32,
+    /// Units still on sale.
+    pub remaining: u32,
+    /// Units held by unpaid reservations.
+    pub reserved: u32,
+    /// Units paid for.
+    pub sold: u32,
+    /// Units returned to the SKU's stock (unsold at the end, or released after it).
+    pub released: u32,
+    /// Distinct buyers holding units.
+    pub buyers: u32,
+    /// Orders ever accepted.
+    pub orders: u32,
+}

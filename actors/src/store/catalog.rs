@@ -1,0 +1,527 @@
+//! The merchant's catalogue in SQL: products, SKUs and their free stock, sales (which
+//! take their allotment from a SKU's free stock atomically), and order queries. Every
+//! function takes the merchant id and only ever sees that merchant's rows.
+
+use std::collections::BTreeMap;
+
+use lockstep_protocol::{ErrorCode, LinkCard};
+use rand::Rng;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::StoreError;
+use super::sales::order_from_row;
+use crate::inventory::model::{Order, OrderState};
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> StoreError {
+    StoreError::Refused(code, message.into())
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", rand::rng().random::<u64>())
+}
+
+/// A question and answer shown with the product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Faq {
+    pub q: String,
+    pub a: String,
+}
+
+/// `POST /api/v1/products` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// List price in cents (≥ 1).
+    pub price_cents: u64,
+    #[serde(default)]
+    pub image_url: String,
+    /// At least one SKU.
+    pub skus: Vec<NewSku>,
+    #[serde(default)]
+    pub faq: Vec<Faq>,
+}
+
+/// A SKU in a new product.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSku {
+    /// E.g. `{"size":"M"}`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Initial free stock.
+    #[serde(default)]
+    pub stock: u32,
+}
+
+impl NewProduct {
+    /// Checks every field; the message says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let title = self.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err("title must be 1-200 characters".into());
+        }
+        if self.description.chars().count() > 5000 {
+            return Err("description must be at most 5000 characters".into());
+        }
+        if self.price_cents == 0 {
+            return Err("price_cents must be at least 1".into());
+        }
+        if self.image_url.len() > 2048 {
+            return Err("image_url must be at most 2048 bytes".into());
+        }
+        if self.skus.is_empty() || self.skus.len() > 100 {
+            return Err("a product needs 1-100 skus".into());
+        }
+        if self.skus.iter().any(|s| s.attributes.len() > 20) {
+            return Err("a sku has at most 20 attributes".into());
+        }
+        if self.faq.len() > 20 {
+            return Err("at most 20 faq entries".into());
+        }
+        Ok(())
+    }
+}
+
+/// A product with its SKUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Product {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub price_cents: u64,
+    pub image_url: String,
+    pub faq: Vec<Faq>,
+    pub skus: Vec<Sku>,
+    pub created_at: u64,
+}
+
+/// A SKU and its free stock (units not allotted to any sale).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Sku {
+    pub id: String,
+    pub product_id: String,
+    pub attributes: BTreeMap<String, String>,
+    pub stock: u32,
+}
+
+/// A stock change: set the free stock to `stock`, or move it by `delta`; always with a
+/// reason, recorded in the stock history.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockChange {
+    #[serde(default)]
+    pub stock: Option<u32>,
+    #[serde(default)]
+    pub delta: Option<i64>,
+    pub reason: String,
+}
+
+/// `POST /api/v1/sales` body: a SKU offered in a room.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSale {
+    pub room: String,
+    pub sku_id: String,
+    /// Units taken from the SKU's free stock (≥ 1).
+    pub allotted: u32,
+    /// Price in this sale, in cents (≥ 1).
+    pub price_cents: u64,
+    /// Most units one buyer may hold (default 1).
+    #[serde(default = "one")]
+    pub per_buyer_limit: u32,
+    /// Unpaid reservations expire after this many seconds (default 300, at most 86400).
+    #[serde(default = "five_minutes")]
+    pub reservation_ttl_secs: u64,
+    /// Fair window in ms after the reveal (default 0 = first come, first served; at most 10000).
+    #[serde(default)]
+    pub fair_window_ms: u64,
+    /// The sale ends by itself at this time (ms since the Unix epoch).
+    #[serde(default)]
+    pub end_at: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn five_minutes() -> u64 {
+    300
+}
+
+impl NewSale {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.allotted == 0 {
+            return Err("allotted must be at least 1".into());
+        }
+        if self.price_cents == 0 {
+            return Err("price_cents must be at least 1".into());
+        }
+        if self.per_buyer_limit == 0 {
+            return Err("per_buyer_limit must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.reservation_ttl_secs) {
+            return Err("reservation_ttl_secs must be 1-86400".into());
+        }
+        if self.fair_window_ms > 10_000 {
+            return Err("fair_window_ms must be at most 10000".into());
+        }
+        Ok(())
+    }
+}
+
+/// A sale as the merchant created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SaleRecord {
+    pub id: String,
+    pub room: String,
+    pub product_id: String,
+    pub sku_id: String,
+    pub allotted: u32,
+    pub price_cents: u64,
+    pub per_buyer_limit: u32,
+    pub reservation_ttl_ms: u64,
+    pub fair_window_ms: u64,
+    pub end_at: Option<u64>,
+    /// Seed of the fair window's random order, once the link dropped (for audit).
+    pub seed: Option<u64>,
+    pub reveal_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// Filters for listing orders; pages are ordered by order id.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrderFilter {
+    pub sale_id: Option<String>,
+    pub state: Option<OrderState>,
+    pub buyer: Option<String>,
+    /// Return orders with an id after this one (the previous page's `next`).
+    pub after: Option<String>,
+    /// Page size, 1-500 (default 100).
+    pub limit: Option<u32>,
+}
+
+pub fn create_product(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    new: NewProduct,
+    now: u64,
+) -> Result<Product, StoreError> {
+    new.validate()
+        .map_err(|m| refuse(ErrorCode::InvalidMessage, m))?;
+    let id = new_id("p");
+    let faq = serde_json::to_string(&new.faq).expect("faq serializes");
+    tx.execute(
+        "INSERT INTO products (id, merchant, title, description, price_cents, image_url, faq, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![id, merchant, new.title.trim(), new.description, new.price_cents as i64, new.image_url, faq, now as i64],
+    )?;
+    for sku in &new.skus {
+        let sku_id = new_id("sku");
+        let attributes = serde_json::to_string(&sku.attributes).expect("attributes serialize");
+        tx.execute(
+            "INSERT INTO skus (id, product_id, merchant, attributes, stock) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![sku_id, id, merchant, attributes, sku.stock],
+        )?;
+        record_move(tx, &sku_id, i64::from(sku.stock), "initial stock", now)?;
+    }
+    get_product(tx, merchant, &id)?.ok_or_else(|| refuse(ErrorCode::Internal, "product vanished"))
+}
+
+pub fn get_product(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    id: &str,
+) -> Result<Option<Product>, StoreError> {
+    let product = tx
+        .query_row(
+            "SELECT id, title, description, price_cents, image_url, faq, created_at
+             FROM products WHERE id = ?1 AND merchant = ?2",
+            params![id, merchant],
+            |r| {
+                let faq: String = r.get(5)?;
+                Ok(Product {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    description: r.get(2)?,
+                    price_cents: r.get::<_, i64>(3)? as u64,
+                    image_url: r.get(4)?,
+                    faq: serde_json::from_str(&faq).unwrap_or_default(),
+                    skus: Vec::new(),
+                    created_at: r.get::<_, i64>(6)? as u64,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut product) = product else {
+        return Ok(None);
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, product_id, attributes, stock FROM skus WHERE product_id = ?1 ORDER BY rowid",
+    )?;
+    product.skus = stmt
+        .query_map([id], sku_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(product))
+}
+
+pub fn list_products(tx: &Transaction<'_>, merchant: &str) -> Result<Vec<Product>, StoreError> {
+    let ids: Vec<String> = tx
+        .prepare_cached("SELECT id FROM products WHERE merchant = ?1 ORDER BY created_at, id")?
+        .query_map([merchant], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    ids.iter()
+        .filter_map(|id| get_product(tx, merchant, id).transpose())
+        .collect()
+}
+
+fn sku_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sku> {
+    let attributes: String = r.get(2)?;
+    Ok(Sku {
+        id: r.get(0)?,
+        product_id: r.get(1)?,
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        stock: r.get(3)?,
+    })
+}
+
+pub fn get_sku(tx: &Transaction<'_>, merchant: &str, id: &str) -> Result<Sku, StoreError> {
+    tx.query_row(
+        "SELECT id, product_id, attributes, stock FROM skus WHERE id = ?1 AND merchant = ?2",
+        params![id, merchant],
+        sku_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| refuse(ErrorCode::SkuNotFound, format!("no sku `{id}`")))
+}
+
+/// Sets or moves a SKU's free stock. Units allotted to sales are not part of it, so no
+/// change here can touch what is reserved or sold; the free stock never goes below 0.
+pub fn change_stock(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    sku_id: &str,
+    change: &StockChange,
+    now: u64,
+) -> Result<Sku, StoreError> {
+    let reason = change.reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(refuse(
+            ErrorCode::InvalidMessage,
+            "reason must be 1-500 bytes",
+        ));
+    }
+    let sku = get_sku(tx, merchant, sku_id)?;
+    let target = match (change.stock, change.delta) {
+        (Some(stock), None) => i64::from(stock),
+        (None, Some(delta)) => i64::from(sku.stock) + delta,
+        _ => {
+            return Err(refuse(
+                ErrorCode::InvalidMessage,
+                "give exactly one of `stock` or `delta`",
+            ));
+        }
+    };
+    if target < 0 {
+        return Err(refuse(
+            ErrorCode::InsufficientStock,
+            format!("free stock is {}; it cannot go below 0", sku.stock),
+        ));
+    }
+    let target =
+        u32::try_from(target).map_err(|_| refuse(ErrorCode::InvalidMessage, "stock too large"))?;
+    tx.execute(
+        "UPDATE skus SET stock = ?1 WHERE id = ?2",
+        params![target, sku_id],
+    )?;
+    record_move(
+        tx,
+        sku_id,
+        i64::from(target) - i64::from(sku.stock),
+        reason,
+        now,
+    )?;
+    get_sku(tx, merchant, sku_id)
+}
+
+fn record_move(
+    tx: &Transaction<'_>,
+    sku_id: &str,
+    delta: i64,
+    reason: &str,
+    now: u64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO stock_moves (sku_id, delta, stock_after, reason, at)
+         VALUES (?1, ?2, (SELECT stock FROM skus WHERE id = ?1), ?3, ?4)",
+        params![sku_id, delta, reason, now as i64],
+    )?;
+    Ok(())
+}
+
+/// Creates a sale, taking its allotment from the SKU's free stock in the same transaction.
+pub fn create_sale(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    new: &NewSale,
+    now: u64,
+) -> Result<SaleRecord, StoreError> {
+    new.validate()
+        .map_err(|m| refuse(ErrorCode::InvalidMessage, m))?;
+    let sku = get_sku(tx, merchant, &new.sku_id)?;
+    if sku.stock < new.allotted {
+        return Err(refuse(
+            ErrorCode::InsufficientStock,
+            format!(
+                "sku `{}` has {} free units; the sale needs {}",
+                sku.id, sku.stock, new.allotted
+            ),
+        ));
+    }
+    let id = new_id("sale");
+    tx.execute(
+        "UPDATE skus SET stock = stock - ?1 WHERE id = ?2",
+        params![new.allotted, sku.id],
+    )?;
+    record_move(
+        tx,
+        &sku.id,
+        -i64::from(new.allotted),
+        &format!("allotted to sale {id}"),
+        now,
+    )?;
+    tx.execute(
+        "INSERT INTO sales (id, merchant, room, product_id, sku_id, allotted, price_cents, per_buyer_limit,
+                            reservation_ttl_ms, fair_window_ms, end_at, phase, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'scheduled', ?12)",
+        params![
+            id,
+            merchant,
+            new.room,
+            sku.product_id,
+            sku.id,
+            new.allotted,
+            new.price_cents as i64,
+            new.per_buyer_limit,
+            (new.reservation_ttl_secs * 1000) as i64,
+            new.fair_window_ms as i64,
+            new.end_at.map(|v| v as i64),
+            now as i64
+        ],
+    )?;
+    get_sale(tx, merchant, &id)?.ok_or_else(|| refuse(ErrorCode::Internal, "sale vanished"))
+}
+
+pub fn get_sale(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    id: &str,
+) -> Result<Option<SaleRecord>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, room, product_id, sku_id, allotted, price_cents, per_buyer_limit, reservation_ttl_ms,
+                    fair_window_ms, end_at, seed, reveal_at, created_at
+             FROM sales WHERE id = ?1 AND merchant = ?2",
+            params![id, merchant],
+            |r| {
+                Ok(SaleRecord {
+                    id: r.get(0)?,
+                    room: r.get(1)?,
+                    product_id: r.get(2)?,
+                    sku_id: r.get(3)?,
+                    allotted: r.get(4)?,
+                    price_cents: r.get::<_, i64>(5)? as u64,
+                    per_buyer_limit: r.get(6)?,
+                    reservation_ttl_ms: r.get::<_, i64>(7)? as u64,
+                    fair_window_ms: r.get::<_, i64>(8)? as u64,
+                    end_at: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                    seed: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                    reveal_at: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+                    created_at: r.get::<_, i64>(12)? as u64,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The product card of a sale (reveal time and remaining are filled in at the drop).
+pub fn link_card(tx: &Transaction<'_>, sale_id: &str) -> Result<Option<LinkCard>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT s.id, p.id, k.id, p.title, p.description, p.image_url, k.attributes, p.price_cents,
+                    s.price_cents, s.allotted, s.per_buyer_limit
+             FROM sales s JOIN skus k ON k.id = s.sku_id JOIN products p ON p.id = s.product_id
+             WHERE s.id = ?1",
+            [sale_id],
+            |r| {
+                let attributes: String = r.get(6)?;
+                Ok(LinkCard {
+                    sale_id: r.get(0)?,
+                    product_id: r.get(1)?,
+                    sku_id: r.get(2)?,
+                    title: r.get(3)?,
+                    description: r.get(4)?,
+                    image_url: r.get(5)?,
+                    attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                    price_cents: r.get::<_, i64>(7)? as u64,
+                    sale_price_cents: r.get::<_, i64>(8)? as u64,
+                    allotted: r.get(9)?,
+                    per_buyer_limit: r.get(10)?,
+                    reveal_at: 0,
+                    remaining: 0,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn list_orders(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    filter: &OrderFilter,
+) -> Result<Vec<Order>, StoreError> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 500);
+    let mut stmt = tx.prepare_cached(
+        "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at
+         FROM orders o JOIN sales s ON s.id = o.sale_id
+         WHERE s.merchant = ?1
+           AND (?2 IS NULL OR o.sale_id = ?2)
+           AND (?3 IS NULL OR o.state = ?3)
+           AND (?4 IS NULL OR o.buyer = ?4)
+           AND (?5 IS NULL OR o.id > ?5)
+         ORDER BY o.id LIMIT ?6",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            merchant,
+            filter.sale_id,
+            filter.state.map(OrderState::as_str),
+            filter.buyer,
+            filter.after,
+            limit
+        ],
+        order_from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn get_order(
+    tx: &Transaction<'_>,
+    merchant: &str,
+    id: &str,
+) -> Result<Option<Order>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at
+             FROM orders o JOIN sales s ON s.id = o.sale_id WHERE o.id = ?1 AND s.merchant = ?2",
+            params![id, merchant],
+            order_from_row,
+        )
+        .optional()?)
+}

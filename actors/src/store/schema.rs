@@ -1,0 +1,80 @@
+//! The database schema, created on open. Units are conserved per sale:
+//! `allotted = remaining + reserved + sold + released`, where reserved and sold are
+//! the sums of the sale's reserved and confirmed orders.
+
+use rusqlite::Connection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    price_cents INTEGER NOT NULL,
+    image_url TEXT NOT NULL,
+    faq TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS products_by_merchant ON products(merchant, id);
+CREATE TABLE IF NOT EXISTS skus (
+    id TEXT PRIMARY KEY,
+    product_id TEXT NOT NULL REFERENCES products(id),
+    merchant TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    -- free stock: units not allotted to any sale
+    stock INTEGER NOT NULL CHECK (stock >= 0)
+);
+CREATE TABLE IF NOT EXISTS stock_moves (
+    id INTEGER PRIMARY KEY,
+    sku_id TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    stock_after INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sales (
+    id TEXT PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    room TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    sku_id TEXT NOT NULL,
+    allotted INTEGER NOT NULL,
+    price_cents INTEGER NOT NULL,
+    per_buyer_limit INTEGER NOT NULL,
+    reservation_ttl_ms INTEGER NOT NULL,
+    fair_window_ms INTEGER NOT NULL,
+    end_at INTEGER,
+    phase TEXT NOT NULL,
+    reveal_at INTEGER,
+    seed INTEGER,
+    released INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sales_by_merchant ON sales(merchant, id);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    sale_id TEXT NOT NULL REFERENCES sales(id),
+    buyer TEXT NOT NULL,
+    qty INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (sale_id, buyer, key)
+);
+CREATE INDEX IF NOT EXISTS orders_by_sale ON orders(sale_id, seq);
+";
+
+pub fn migrate(conn: &mut Connection, synchronous_full: bool) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)
+}

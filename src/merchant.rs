@@ -1,0 +1,351 @@
+//! The merchant inventory API (`/api/v1`, merchant token): products and SKUs, stock,
+//! sales, orders. Catalogue reads and writes run as store transactions; anything that
+//! touches a live sale's stock (confirm, cancel, close, summary) goes through the sale's
+//! inventory actor, the one place its decisions are made. A merchant only ever sees and
+//! changes its own data: other merchants' ids answer 404.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use lockstep_actors::clock::now_ms;
+use lockstep_actors::inventory::model::{Order, SaleSummary};
+use lockstep_actors::inventory::{self, Reply, SaleHandle, reply_channel};
+use lockstep_actors::store::{
+    self, NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
+};
+use lockstep_protocol::{ErrorCode, Role};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::{ApiError, ErrorBody, bearer};
+use crate::state::{AppState, valid_room_id};
+
+/// The merchant id from a merchant token.
+fn merchant_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
+    let token = bearer(req)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a merchant token is required"))?;
+    let claims = state.auth.verify(token)?;
+    match (claims.role, claims.merchant) {
+        (Role::Merchant, Some(merchant)) => Ok(merchant),
+        _ => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this endpoint needs a merchant token",
+        )),
+    }
+}
+
+/// A sale with its live counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SaleView {
+    pub sale: SaleRecord,
+    pub summary: SaleSummary,
+}
+
+/// One page of orders; pass `next` as `after` for the following page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/products", tag = "products", request_body = NewProduct,
+    responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn create_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewProduct>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let body = body.into_inner();
+    body.validate()
+        .map_err(|m| ApiError::new(ErrorCode::InvalidMessage, m))?;
+    let product = state
+        .sales
+        .store()
+        .call(move |tx| store::create_product(tx, &merchant, body, now_ms()))
+        .await?;
+    Ok(HttpResponse::Created().json(product))
+}
+
+#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn list_products(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let products = state
+        .sales
+        .store()
+        .call(move |tx| store::list_products(tx, &merchant))
+        .await?;
+    Ok(HttpResponse::Ok().json(products))
+}
+
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+    responses((status = 200, body = Product), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn get_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let id = id.into_inner();
+    let missing = ApiError::new(ErrorCode::ProductNotFound, format!("no product `{id}`"));
+    let product = state
+        .sales
+        .store()
+        .call(move |tx| store::get_product(tx, &merchant, &id))
+        .await?;
+    product.map(|p| HttpResponse::Ok().json(p)).ok_or(missing)
+}
+
+#[utoipa::path(get, path = "/api/v1/skus/{id}", tag = "stock",
+    responses((status = 200, body = Sku), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn get_sku(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let id = id.into_inner();
+    let sku = state
+        .sales
+        .store()
+        .call(move |tx| store::get_sku(tx, &merchant, &id))
+        .await?;
+    Ok(HttpResponse::Ok().json(sku))
+}
+
+/// Sets (`stock`) or moves (`delta`) a SKU's free stock, with a reason.
+#[utoipa::path(post, path = "/api/v1/skus/{id}/stock", tag = "stock", request_body = StockChange,
+    responses((status = 200, body = Sku), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn change_stock(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<StockChange>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let (id, change) = (id.into_inner(), body.into_inner());
+    let sku = state
+        .sales
+        .store()
+        .call(move |tx| store::change_stock(tx, &merchant, &id, &change, now_ms()))
+        .await?;
+    Ok(HttpResponse::Ok().json(sku))
+}
+
+/// Creates a sale of one SKU in a room; its allotment leaves the SKU's free stock atomically.
+#[utoipa::path(post, path = "/api/v1/sales", tag = "sales", request_body = NewSale,
+    responses((status = 201, body = SaleView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn create_sale(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewSale>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let body = body.into_inner();
+    body.validate()
+        .map_err(|m| ApiError::new(ErrorCode::InvalidMessage, m))?;
+    if !valid_room_id(&body.room) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            "room must be 1-64 of [A-Za-z0-9_-]",
+        ));
+    }
+    let (record, stored, card) = state
+        .sales
+        .store()
+        .call(move |tx| {
+            let record = store::create_sale(tx, &merchant, &body, now_ms())?;
+            let stored = store::load_sale(tx, &record.id)?;
+            let card = store::link_card(tx, &record.id)?;
+            match (stored, card) {
+                (Some(stored), Some(card)) => Ok((record, stored, card)),
+                _ => Err(store::StoreError::Refused(
+                    ErrorCode::Internal,
+                    "sale vanished".into(),
+                )),
+            }
+        })
+        .await?;
+    let handle = state.sales.start(stored, card, &state.directory);
+    let summary = summary(&handle).await?;
+    Ok(HttpResponse::Created().json(SaleView {
+        sale: record,
+        summary,
+    }))
+}
+
+async fn summary(handle: &SaleHandle) -> Result<SaleSummary, ApiError> {
+    handle
+        .addr
+        .send(inventory::Summary)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))
+}
+
+/// The merchant's sale and its running actor.
+async fn own_sale(
+    state: &AppState,
+    merchant: String,
+    id: String,
+) -> Result<(SaleRecord, SaleHandle), ApiError> {
+    let missing = ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{id}`"));
+    let lookup = id.clone();
+    let record = state
+        .sales
+        .store()
+        .call(move |tx| store::get_sale(tx, &merchant, &lookup))
+        .await?
+        .ok_or(missing)?;
+    let handle = state
+        .sales
+        .get(&id)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))?;
+    Ok((record, handle))
+}
+
+#[utoipa::path(get, path = "/api/v1/sales/{id}", tag = "sales",
+    responses((status = 200, body = SaleView), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn get_sale(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
+    let summary = summary(&handle).await?;
+    Ok(HttpResponse::Ok().json(SaleView { sale, summary }))
+}
+
+/// Ends a sale: no more orders; unsold units return to the SKU's free stock.
+#[utoipa::path(post, path = "/api/v1/sales/{id}/close", tag = "sales",
+    responses((status = 200, body = SaleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn close_sale(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
+    let (sink, answer) = reply_channel();
+    handle.addr.do_send(inventory::CloseSale { reply: sink });
+    match answer.await {
+        Ok(Reply::Closed(Ok(()))) => {}
+        Ok(Reply::Closed(Err(refusal))) => return Err(refusal.into()),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "the sale did not answer",
+            ));
+        }
+    }
+    let summary = summary(&handle).await?;
+    Ok(HttpResponse::Ok().json(SaleView { sale, summary }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderFilter),
+    responses((status = 200, body = OrderPage), (status = 400, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn list_orders(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    filter: web::Query<OrderFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let filter = filter.into_inner();
+    let limit = filter.limit.unwrap_or(100).clamp(1, 500) as usize;
+    let orders = state
+        .sales
+        .store()
+        .call(move |tx| store::list_orders(tx, &merchant, &filter))
+        .await?;
+    let next = (orders.len() == limit)
+        .then(|| orders.last().map(|o| o.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(OrderPage { orders, next }))
+}
+
+async fn own_order(state: &AppState, merchant: String, id: String) -> Result<Order, ApiError> {
+    let missing = ApiError::new(ErrorCode::OrderNotFound, format!("no order `{id}`"));
+    state
+        .sales
+        .store()
+        .call(move |tx| store::get_order(tx, &merchant, &id))
+        .await?
+        .ok_or(missing)
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+pub async fn get_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    Ok(HttpResponse::Ok().json(own_order(&state, merchant, id.into_inner()).await?))
+}
+
+/// Marks a reservation paid.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/confirm", tag = "orders",
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn confirm_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    order_command(req, state, id.into_inner(), true).await
+}
+
+/// Cancels a reservation or a paid order; its units return to the sale (or to stock once
+/// the sale has ended).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("merchant" = [])))]
+pub async fn cancel_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    order_command(req, state, id.into_inner(), false).await
+}
+
+async fn order_command(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: String,
+    confirm: bool,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = merchant_of(&req, &state)?;
+    let order = own_order(&state, merchant, id).await?;
+    let handle = state
+        .sales
+        .get(&order.sale_id)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))?;
+    let (sink, answer) = reply_channel();
+    if confirm {
+        handle.addr.do_send(inventory::Confirm {
+            order_id: order.id,
+            reply: sink,
+        });
+    } else {
+        handle.addr.do_send(inventory::Cancel {
+            order_id: order.id,
+            buyer: None,
+            reply: sink,
+        });
+    }
+    match answer.await {
+        Ok(Reply::Order(Ok(order))) => Ok(HttpResponse::Ok().json(order)),
+        Ok(Reply::Order(Err(refusal)) | Reply::Closed(Err(refusal))) => Err(refusal.into()),
+        _ => Err(ApiError::new(
+            ErrorCode::Internal,
+            "the sale did not answer",
+        )),
+    }
+}
