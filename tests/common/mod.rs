@@ -92,6 +92,93 @@ impl TestServer {
         })
     }
 
+    pub fn merchant_token(&self, merchant: &str) -> String {
+        self.auth.issue(&Claims {
+            sub: merchant.into(),
+            role: Role::Merchant,
+            room: None,
+            merchant: Some(merchant.into()),
+            name: None,
+            exp: unix_now() + 3600,
+        })
+    }
+
+    /// Creates a product with one SKU holding `stock` units and returns the SKU id.
+    pub async fn create_sku(&self, merchant: &str, stock: u32) -> String {
+        let product: Value = reqwest::Client::new()
+            .post(self.url("/api/v1/products"))
+            .bearer_auth(self.merchant_token(merchant))
+            .json(&json!({
+                "title": "Linen shirt", "description": "Breathable", "price_cents": 4900,
+                "image_url": "https://example.invalid/shirt.jpg",
+                "skus": [{"attributes": {"size": "M"}, "stock": stock}],
+                "faq": [{"q": "Material?", "a": "Linen"}]
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        product["skus"][0]["id"].as_str().expect("product has a sku").to_owned()
+    }
+
+    /// Creates a sale in `room` (extra fields merged into the body); returns its id.
+    pub async fn create_sale(&self, merchant: &str, room: &str, stock: u32, allotted: u32, extra: Value) -> String {
+        let sku = self.create_sku(merchant, stock).await;
+        let mut body = json!({"room": room, "sku_id": sku, "allotted": allotted, "price_cents": 2900});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let resp = reqwest::Client::new()
+            .post(self.url("/api/v1/sales"))
+            .bearer_auth(self.merchant_token(merchant))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "create sale");
+        let view: Value = resp.json().await.unwrap();
+        view["sale"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET` a merchant API path as `merchant`.
+    pub async fn merchant_get(&self, merchant: &str, path: &str) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(self.merchant_token(merchant))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST` a merchant API path as `merchant`.
+    pub async fn merchant_post(&self, merchant: &str, path: &str, body: Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(self.url(path))
+            .bearer_auth(self.merchant_token(merchant))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Drops `sale`'s link from the anchor's control channel; returns `reveal_at`.
+    pub async fn drop_link(anchor: &mut Client, sale: &str, countdown_ms: u64) -> u64 {
+        anchor.send(json!({"type":"control","cmd":"drop_link","sale_id":sale,"countdown_ms":countdown_ms,"id":900})).await;
+        anchor
+            .recv_until(|m| match m {
+                ServerMsg::Link { link } => Some(link.reveal_at),
+                ServerMsg::Error { id: Some(900), message, .. } => panic!("drop_link refused: {message}"),
+                _ => None,
+            })
+            .await
+    }
+
     pub fn anchor_token(&self, room: &str) -> String {
         self.token(Role::Anchor, &format!("anchor-{room}"), Some(room))
     }

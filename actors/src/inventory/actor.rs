@@ -176,9 +176,8 @@ impl Actor for Inventory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Mailbox capacity only bounds `send`; `do_send` (what sessions use) is unbounded,
-        // and a flash sale's burst is the point of this actor.
-        ctx.set_mailbox_capacity(usize::MAX);
+        // Sessions use `do_send`, which the mailbox capacity does not bound: a flash
+        // sale's burst queues here rather than being refused at the door.
         ctx.run_interval(Duration::from_millis(100), |inv, ctx| {
             inv.core.tick(now_ms());
             inv.collect(ctx);

@@ -142,7 +142,7 @@ impl InventoryCore {
             let reply = ReserveReply {
                 outcome: OrderOutcome::Accepted,
                 order_id: Some(order.id.clone()),
-                remaining: 0,
+                remaining: order.remaining_after,
                 expires_at: Some(order.expires_at),
                 message: None,
             };
@@ -347,6 +347,7 @@ impl InventoryCore {
             created_at: now,
             expires_at: now + self.rules.reservation_ttl_ms,
             updated_at: now,
+            remaining_after: self.remaining - qty,
         };
         self.remaining -= qty;
         self.reserved += qty;

@@ -87,6 +87,8 @@ pub struct Order {
     pub created_at: u64,
     pub expires_at: u64,
     pub updated_at: u64,
+    /// Units the sale had left right after this order was accepted (its answer).
+    pub remaining_after: u32,
 }
 
 /// Counts of a sale, for the merchant.

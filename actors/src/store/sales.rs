@@ -12,8 +12,8 @@ pub(super) fn apply(tx: &Transaction<'_>, writes: &SaleWrites) -> rusqlite::Resu
         match write {
             Write::Order(o) => {
                 tx.prepare_cached(
-                    "INSERT INTO orders (id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    "INSERT INTO orders (id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 )?
                 .execute(params![
@@ -26,7 +26,8 @@ pub(super) fn apply(tx: &Transaction<'_>, writes: &SaleWrites) -> rusqlite::Resu
                     o.state.as_str(),
                     o.created_at as i64,
                     o.expires_at as i64,
-                    o.updated_at as i64
+                    o.updated_at as i64,
+                    o.remaining_after
                 ])?;
             }
             Write::Sale {
@@ -130,7 +131,7 @@ pub fn load_sale(tx: &Transaction<'_>, sale_id: &str) -> rusqlite::Result<Option
         return Ok(None);
     };
     let mut stmt = tx.prepare_cached(
-        "SELECT id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at
+        "SELECT id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after
          FROM orders WHERE sale_id = ?1 ORDER BY seq",
     )?;
     sale.orders = stmt
@@ -158,5 +159,6 @@ pub(super) fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
         created_at: r.get::<_, i64>(7)? as u64,
         expires_at: r.get::<_, i64>(8)? as u64,
         updated_at: r.get::<_, i64>(9)? as u64,
+        remaining_after: r.get(10)?,
     })
 }

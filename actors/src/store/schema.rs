@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    remaining_after INTEGER NOT NULL,
     UNIQUE (sale_id, buyer, key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders(sale_id, seq);
