@@ -11,21 +11,49 @@ async fn bad_bodies_are_refused_and_change_nothing() {
     let server = TestServer::start(test_config());
     let product = json!({"title":"Mug","price_cents":1200,"skus":[{"attributes":{"color":"blue"},"stock":5}]});
     let cases = [
-        (json!({"title":"Mug","price_cents":0,"skus":[{"stock":1}]}), 400, "invalid_message"),
-        (json!({"title":"Mug","price_cents":100,"skus":[{"stock":-3}]}), 400, "invalid_message"),
-        (json!({"title":"","price_cents":100,"skus":[{"stock":1}]}), 400, "invalid_message"),
-        (json!({"title":"Mug","price_cents":100,"skus":[]}), 400, "invalid_message"),
-        (json!({"title":"Mug","price_cents":100,"skus":[{"stock":1}],"colour":"x"}), 400, "invalid_message"),
+        (
+            json!({"title":"Mug","price_cents":0,"skus":[{"stock":1}]}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"title":"Mug","price_cents":100,"skus":[{"stock":-3}]}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"title":"","price_cents":100,"skus":[{"stock":1}]}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"title":"Mug","price_cents":100,"skus":[]}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"title":"Mug","price_cents":100,"skus":[{"stock":1}],"colour":"x"}),
+            400,
+            "invalid_message",
+        ),
     ];
     for (body, status, name) in cases {
-        let (got, err) = server.merchant_post("m1", "/api/v1/products", body.clone()).await;
+        let (got, err) = server
+            .merchant_post("m1", "/api/v1/products", body.clone())
+            .await;
         assert_eq!((got, err["name"].as_str()), (status, Some(name)), "{body}");
     }
     let (status, _) = server.merchant_get("m1", "/api/v1/products").await;
     assert_eq!(status, 200);
-    assert_eq!(server.merchant_get("m1", "/api/v1/products").await.1, json!([]), "nothing was created");
+    assert_eq!(
+        server.merchant_get("m1", "/api/v1/products").await.1,
+        json!([]),
+        "nothing was created"
+    );
 
-    let (status, created) = server.merchant_post("m1", "/api/v1/products", product).await;
+    let (status, created) = server
+        .merchant_post("m1", "/api/v1/products", product)
+        .await;
     assert_eq!(status, 201);
     let sku = created["skus"][0]["id"].as_str().unwrap();
     let sale = |allotted: i64, price: i64, sku: &str| json!({"room":"r1","sku_id":sku,"allotted":allotted,"price_cents":price});
@@ -34,23 +62,58 @@ async fn bad_bodies_are_refused_and_change_nothing() {
         (sale(0, 100, sku), 400, "invalid_message"),
         (sale(1, 0, sku), 400, "invalid_message"),
         (sale(1, 100, "sku_nope"), 404, "sku_not_found"),
-        (json!({"room":"bad room!","sku_id":sku,"allotted":1,"price_cents":1}), 400, "invalid_message"),
+        (
+            json!({"room":"bad room!","sku_id":sku,"allotted":1,"price_cents":1}),
+            400,
+            "invalid_message",
+        ),
     ] {
-        let (got, err) = server.merchant_post("m1", "/api/v1/sales", body.clone()).await;
+        let (got, err) = server
+            .merchant_post("m1", "/api/v1/sales", body.clone())
+            .await;
         assert_eq!((got, err["name"].as_str()), (status, Some(name)), "{body}");
     }
     for (body, status, name) in [
-        (json!({"delta":-6,"reason":"breakage"}), 409, "insufficient_stock"),
+        (
+            json!({"delta":-6,"reason":"breakage"}),
+            409,
+            "insufficient_stock",
+        ),
         (json!({"stock":3}), 400, "invalid_message"),
-        (json!({"stock":3,"delta":1,"reason":"both"}), 400, "invalid_message"),
+        (
+            json!({"stock":3,"delta":1,"reason":"both"}),
+            400,
+            "invalid_message",
+        ),
     ] {
-        let (got, err) = server.merchant_post("m1", &format!("/api/v1/skus/{sku}/stock"), body.clone()).await;
+        let (got, err) = server
+            .merchant_post("m1", &format!("/api/v1/skus/{sku}/stock"), body.clone())
+            .await;
         assert_eq!((got, err["name"].as_str()), (status, Some(name)), "{body}");
     }
-    assert_eq!(server.merchant_get("m1", &format!("/api/v1/skus/{sku}")).await.1["stock"], 5, "stock untouched");
-    let (status, moved) = server.merchant_post("m1", &format!("/api/v1/skus/{sku}/stock"), json!({"delta":-2,"reason":"breakage"})).await;
+    assert_eq!(
+        server
+            .merchant_get("m1", &format!("/api/v1/skus/{sku}"))
+            .await
+            .1["stock"],
+        5,
+        "stock untouched"
+    );
+    let (status, moved) = server
+        .merchant_post(
+            "m1",
+            &format!("/api/v1/skus/{sku}/stock"),
+            json!({"delta":-2,"reason":"breakage"}),
+        )
+        .await;
     assert_eq!((status, moved["stock"].as_u64()), (200, Some(3)));
-    let (status, set) = server.merchant_post("m1", &format!("/api/v1/skus/{sku}/stock"), json!({"stock":9,"reason":"recount"})).await;
+    let (status, set) = server
+        .merchant_post(
+            "m1",
+            &format!("/api/v1/skus/{sku}/stock"),
+            json!({"stock":9,"reason":"recount"}),
+        )
+        .await;
     assert_eq!((status, set["stock"].as_u64()), (200, Some(9)));
 }
 
@@ -67,31 +130,66 @@ async fn merchants_only_see_their_own_data() {
         format!("/api/v1/sales/{sale}"),
     ] {
         assert_eq!(server.merchant_get("m1", &path).await.0, 200, "{path}");
-        assert_eq!(server.merchant_get("m2", &path).await.0, 404, "{path} leaked to another merchant");
+        assert_eq!(
+            server.merchant_get("m2", &path).await.0,
+            404,
+            "{path} leaked to another merchant"
+        );
     }
-    assert_eq!(server.merchant_get("m2", "/api/v1/products").await.1, json!([]));
-    let (status, _) = server.merchant_post("m2", &format!("/api/v1/skus/{sku}/stock"), json!({"stock":0,"reason":"x"})).await;
+    assert_eq!(
+        server.merchant_get("m2", "/api/v1/products").await.1,
+        json!([])
+    );
+    let (status, _) = server
+        .merchant_post(
+            "m2",
+            &format!("/api/v1/skus/{sku}/stock"),
+            json!({"stock":0,"reason":"x"}),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = server.merchant_post("m2", &format!("/api/v1/sales/{sale}/close"), json!({})).await;
+    let (status, _) = server
+        .merchant_post("m2", &format!("/api/v1/sales/{sale}/close"), json!({}))
+        .await;
     assert_eq!(status, 404);
     // A viewer token is not a merchant token; no token is unauthorized.
-    let resp = reqwest::Client::new().get(server.url("/api/v1/products")).bearer_auth(server.viewer_token("v")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(server.url("/api/v1/products"))
+        .bearer_auth(server.viewer_token("v"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
-    assert_eq!(reqwest::get(server.url("/api/v1/products")).await.unwrap().status(), 401);
+    assert_eq!(
+        reqwest::get(server.url("/api/v1/products"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_listed_filtered_paged_confirmed_and_cancelled() {
     let server = TestServer::start(test_config());
-    let sale = server.create_sale("m1", "r1", 20, 20, json!({"per_buyer_limit": 5})).await;
+    let sale = server
+        .create_sale("m1", "r1", 20, 20, json!({"per_buyer_limit": 5}))
+        .await;
     let mut anchor = server.open_room("r1").await;
     let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
     let now = lockstep_actors::clock::now_ms();
-    tokio::time::sleep(std::time::Duration::from_millis(reveal_at.saturating_sub(now))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        reveal_at.saturating_sub(now),
+    ))
+    .await;
     let (mut v, _) = server.join_viewer("r1", Some("buyer")).await;
     for i in 0..5 {
-        v.send(json!({"type":"order","sale_id":sale,"key":format!("k{i}")})).await;
-        v.recv_until(|m| matches!(m, lockstep_protocol::ServerMsg::OrderResult { .. }).then_some(())).await;
+        v.send(json!({"type":"order","sale_id":sale,"key":format!("k{i}")}))
+            .await;
+        v.recv_until(|m| {
+            matches!(m, lockstep_protocol::ServerMsg::OrderResult { .. }).then_some(())
+        })
+        .await;
     }
     let mut seen = Vec::new();
     let mut after = String::new();
@@ -99,7 +197,13 @@ async fn orders_are_listed_filtered_paged_confirmed_and_cancelled() {
         let path = format!("/api/v1/orders?sale_id={sale}&limit=2{after}");
         let (status, page) = server.merchant_get("m1", &path).await;
         assert_eq!(status, 200);
-        seen.extend(page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned()),
+        );
         match page["next"].as_str() {
             Some(next) => after = format!("&after={next}"),
             None => break,
@@ -107,25 +211,63 @@ async fn orders_are_listed_filtered_paged_confirmed_and_cancelled() {
     }
     assert_eq!(seen.len(), 5, "paging visits every order once: {seen:?}");
     let first = &seen[0];
-    let (status, order) = server.merchant_post("m1", &format!("/api/v1/orders/{first}/confirm"), json!({})).await;
+    let (status, order) = server
+        .merchant_post("m1", &format!("/api/v1/orders/{first}/confirm"), json!({}))
+        .await;
     assert_eq!((status, order["state"].as_str()), (200, Some("confirmed")));
-    let (status, err) = server.merchant_post("m1", &format!("/api/v1/orders/{first}/confirm"), json!({})).await;
-    assert_eq!((status, err["name"].as_str()), (409, Some("invalid_order_state")));
-    let (_, confirmed) = server.merchant_get("m1", &format!("/api/v1/orders?state=confirmed&buyer=buyer")).await;
+    let (status, err) = server
+        .merchant_post("m1", &format!("/api/v1/orders/{first}/confirm"), json!({}))
+        .await;
+    assert_eq!(
+        (status, err["name"].as_str()),
+        (409, Some("invalid_order_state"))
+    );
+    let (_, confirmed) = server
+        .merchant_get("m1", &format!("/api/v1/orders?state=confirmed&buyer=buyer"))
+        .await;
     assert_eq!(confirmed["orders"].as_array().unwrap().len(), 1);
-    let (status, cancelled) = server.merchant_post("m1", &format!("/api/v1/orders/{}/cancel", seen[1]), json!({})).await;
-    assert_eq!((status, cancelled["state"].as_str()), (200, Some("cancelled")));
-    let (_, view) = server.merchant_get("m1", &format!("/api/v1/sales/{sale}")).await;
-    assert_eq!((view["summary"]["sold"].as_u64(), view["summary"]["reserved"].as_u64(), view["summary"]["remaining"].as_u64()), (Some(1), Some(3), Some(16)));
+    let (status, cancelled) = server
+        .merchant_post(
+            "m1",
+            &format!("/api/v1/orders/{}/cancel", seen[1]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["state"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let (_, view) = server
+        .merchant_get("m1", &format!("/api/v1/sales/{sale}"))
+        .await;
+    assert_eq!(
+        (
+            view["summary"]["sold"].as_u64(),
+            view["summary"]["reserved"].as_u64(),
+            view["summary"]["remaining"].as_u64()
+        ),
+        (Some(1), Some(3), Some(16))
+    );
     let (status, err) = server.merchant_get("m1", "/api/v1/orders?limit=abc").await;
-    assert_eq!((status, err["name"].as_str()), (400, Some("invalid_message")));
-    assert_eq!(server.merchant_get("m1", "/api/v1/orders/nope").await.0, 404);
+    assert_eq!(
+        (status, err["name"].as_str()),
+        (400, Some("invalid_message"))
+    );
+    assert_eq!(
+        server.merchant_get("m1", "/api/v1/orders/nope").await.0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_is_served_and_matches_the_checked_in_copy() {
     let server = TestServer::start(test_config());
-    let served: Value = reqwest::get(server.url("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let served: Value = reqwest::get(server.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(served["openapi"].as_str().unwrap().starts_with("3."));
     for (path, method) in [
         ("/api/v1/products", "post"),
@@ -141,10 +283,25 @@ async fn openapi_document_is_served_and_matches_the_checked_in_copy() {
         ("/api/v1/orders/{id}/confirm", "post"),
         ("/api/v1/orders/{id}/cancel", "post"),
     ] {
-        assert!(served["paths"][path][method].is_object(), "{method} {path} missing from the document");
+        assert!(
+            served["paths"][path][method].is_object(),
+            "{method} {path} missing from the document"
+        );
     }
-    for schema in ["Product", "NewProduct", "NewSale", "SaleView", "Order", "OrderPage", "ErrorBody", "StockChange"] {
-        assert!(served["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    for schema in [
+        "Product",
+        "NewProduct",
+        "NewSale",
+        "SaleView",
+        "Order",
+        "OrderPage",
+        "ErrorBody",
+        "StockChange",
+    ] {
+        assert!(
+            served["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
     }
     // The checked-in copy is what clients are generated from: a change to the API must
     // update it (`UPDATE_OPENAPI=1 cargo test --test merchant_api`).

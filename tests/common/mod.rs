@@ -120,13 +120,24 @@ impl TestServer {
             .json()
             .await
             .unwrap();
-        product["skus"][0]["id"].as_str().expect("product has a sku").to_owned()
+        product["skus"][0]["id"]
+            .as_str()
+            .expect("product has a sku")
+            .to_owned()
     }
 
     /// Creates a sale in `room` (extra fields merged into the body); returns its id.
-    pub async fn create_sale(&self, merchant: &str, room: &str, stock: u32, allotted: u32, extra: Value) -> String {
+    pub async fn create_sale(
+        &self,
+        merchant: &str,
+        room: &str,
+        stock: u32,
+        allotted: u32,
+        extra: Value,
+    ) -> String {
         let sku = self.create_sku(merchant, stock).await;
-        let mut body = json!({"room": room, "sku_id": sku, "allotted": allotted, "price_cents": 2900});
+        let mut body =
+            json!({"room": room, "sku_id": sku, "allotted": allotted, "price_cents": 2900});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
@@ -173,7 +184,11 @@ impl TestServer {
         anchor
             .recv_until(|m| match m {
                 ServerMsg::Link { link } => Some(link.reveal_at),
-                ServerMsg::Error { id: Some(900), message, .. } => panic!("drop_link refused: {message}"),
+                ServerMsg::Error {
+                    id: Some(900),
+                    message,
+                    ..
+                } => panic!("drop_link refused: {message}"),
                 _ => None,
             })
             .await
@@ -290,6 +305,38 @@ impl Client {
             .send(Message::text(msg.to_string()))
             .await
             .expect("send");
+    }
+
+    /// Sends, reporting failure instead of panicking (for sockets that may die).
+    pub async fn try_send(&mut self, msg: Value) -> Result<(), ()> {
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .map_err(|_| ())
+    }
+
+    /// Like `recv_until`, but `None` when the socket ends or errors.
+    pub async fn try_recv_until<T>(
+        &mut self,
+        mut pick: impl FnMut(&ServerMsg) -> Option<T>,
+    ) -> Option<T> {
+        loop {
+            let frame = tokio::time::timeout(EVENT_TIMEOUT, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(t) => {
+                    if let Ok(msg) = serde_json::from_str::<ServerMsg>(&t)
+                        && let Some(v) = pick(&msg)
+                    {
+                        return Some(v);
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
