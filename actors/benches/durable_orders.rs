@@ -1,0 +1,107 @@
+//! Durable accepted orders per second end to end on one sale: requests go through the
+//! inventory actor's mailbox, decisions are group-committed to SQLite (WAL,
+//! synchronous = FULL, fsync per commit) and each buyer is answered only after its order
+//! is durable. Prints throughput and latency percentiles.
+//! `cargo bench -p lockstep-actors --bench durable_orders -- [CONCURRENT] [ORDERS]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Actor;
+use hdrhistogram::Histogram;
+use lockstep_actors::directory::RoomDirectory;
+use lockstep_actors::inventory::model::SaleRules;
+use lockstep_actors::inventory::{Inventory, InventoryCore, Reply, Reserve, reply_channel};
+use lockstep_actors::store::{NewProduct, NewSale, NewSku, Store};
+use lockstep_protocol::OrderOutcome;
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let concurrent = args.first().copied().unwrap_or(2_000) as usize;
+    let orders = args.get(1).copied().unwrap_or(200_000);
+    actix_rt::System::new().block_on(run(concurrent, orders));
+}
+
+async fn run(concurrent: usize, orders: u64) {
+    let dir = std::env::temp_dir().join(format!("lockstep-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("bench.db"), true).unwrap();
+    let sale_id = store
+        .call(move |tx| {
+            let product = lockstep_actors::store::create_product(
+                tx,
+                "m",
+                NewProduct {
+                    title: "bench".into(),
+                    description: String::new(),
+                    price_cents: 1,
+                    image_url: String::new(),
+                    skus: vec![NewSku { attributes: Default::default(), stock: orders as u32 }],
+                    faq: vec![],
+                },
+                0,
+            )?;
+            let new = NewSale {
+                room: "bench".into(),
+                sku_id: product.skus[0].id.clone(),
+                allotted: orders as u32,
+                price_cents: 1,
+                per_buyer_limit: 1,
+                reservation_ttl_secs: 86_400,
+                fair_window_ms: 0,
+                end_at: None,
+            };
+            Ok(lockstep_actors::store::create_sale(tx, "m", &new, 0)?.id)
+        })
+        .await
+        .unwrap();
+    let rules = SaleRules {
+        sale_id,
+        allotted: orders as u32,
+        per_buyer_limit: 1,
+        reservation_ttl_ms: 86_400_000,
+        fair_window_ms: 0,
+        end_at: None,
+    };
+    let mut core = InventoryCore::new(rules);
+    core.reveal(0, 0, 1);
+    core.drain_effects().for_each(drop);
+    let rooms = RoomDirectory::new(Default::default(), vec![actix_rt::Arbiter::current()], None, Default::default(), 1);
+    let inventory = Inventory::new(core, store, Arc::downgrade(&rooms), "bench".into()).start();
+
+    let per_client = orders / concurrent as u64;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..concurrent)
+        .map(|c| {
+            let inventory = inventory.clone();
+            actix_rt::spawn(async move {
+                let mut latencies = Histogram::<u64>::new(3).unwrap();
+                for i in 0..per_client {
+                    let (reply, answer) = reply_channel();
+                    let sent = Instant::now();
+                    inventory.do_send(Reserve { buyer: format!("b{c}-{i}"), qty: 1, key: "k".into(), reply });
+                    match answer.await {
+                        Ok(Reply::Reserve(r)) if r.outcome == OrderOutcome::Accepted => {}
+                        other => panic!("unexpected answer {other:?}"),
+                    }
+                    latencies.record(sent.elapsed().as_micros() as u64).unwrap();
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Histogram::<u64>::new(3).unwrap();
+    for c in clients {
+        all.add(c.await.unwrap()).unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = per_client * concurrent as u64;
+    println!(
+        "durable_orders: {done} accepted orders, {concurrent} concurrent buyers, {:.0} orders/s, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        done as f64 / elapsed,
+        all.value_at_quantile(0.50) as f64 / 1000.0,
+        all.value_at_quantile(0.99) as f64 / 1000.0,
+        all.max() as f64 / 1000.0,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
