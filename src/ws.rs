@@ -345,23 +345,17 @@ impl Session {
         })
     }
 
-    /// The buyer and the sale for an order request, or the error frame to answer with.
-    fn buyer_and_sale(
-        &self,
-        sale_id: &str,
-        id: Option<u64>,
-    ) -> Result<(String, SaleHandle), ServerMsg> {
+    /// The buyer and the sale for an order request, or why not.
+    fn buyer_and_sale(&self, sale_id: &str) -> Result<(String, SaleHandle), (ErrorCode, String)> {
         let Some(buyer) = self.user.clone() else {
-            return Err(ServerMsg::error(
-                id,
+            return Err((
                 ErrorCode::AuthRequired,
-                "ordering needs a viewer token",
+                "ordering needs a viewer token".into(),
             ));
         };
         match self.state.sales.get(sale_id) {
             Some(sale) if sale.room == self.room_id => Ok((buyer, sale)),
-            _ => Err(ServerMsg::error(
-                id,
+            _ => Err((
                 ErrorCode::SaleNotFound,
                 format!("no sale `{sale_id}` in this room"),
             )),
@@ -371,9 +365,9 @@ impl Session {
     /// Sends the order to the sale's inventory; its answer (after the decision is durable)
     /// is queued to this session directly.
     fn order(&mut self, sale_id: String, qty: u32, key: String, id: Option<u64>) {
-        let (buyer, sale) = match self.buyer_and_sale(&sale_id, id) {
+        let (buyer, sale) = match self.buyer_and_sale(&sale_id) {
             Ok(found) => found,
-            Err(error) => return self.reply(error),
+            Err((code, message)) => return self.reply(ServerMsg::error(id, code, message)),
         };
         let outbound = self.outbound.clone();
         let reply_key = key.clone();
@@ -407,7 +401,7 @@ impl Session {
             .rsplit_once('-')
             .map(|(sale, _)| sale.to_owned())
             .unwrap_or_default();
-        let (buyer, sale) = match self.buyer_and_sale(&sale_id, id) {
+        let (buyer, sale) = match self.buyer_and_sale(&sale_id) {
             Ok(found) => found,
             Err(_) => {
                 return self.reply(ServerMsg::error(

@@ -76,6 +76,14 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Never leave a server behind when an assertion fails mid-test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn token(role: Role, sub: &str, room: Option<&str>, merchant: Option<&str>) -> String {
     Auth::new(&lockstep::Config::default().auth.secret).issue(&Claims {
         sub: sub.into(),

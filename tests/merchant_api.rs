@@ -223,7 +223,7 @@ async fn orders_are_listed_filtered_paged_confirmed_and_cancelled() {
         (409, Some("invalid_order_state"))
     );
     let (_, confirmed) = server
-        .merchant_get("m1", &format!("/api/v1/orders?state=confirmed&buyer=buyer"))
+        .merchant_get("m1", "/api/v1/orders?state=confirmed&buyer=buyer")
         .await;
     assert_eq!(confirmed["orders"].as_array().unwrap().len(), 1);
     let (status, cancelled) = server

@@ -16,7 +16,10 @@ use lockstep_actors::store::{NewProduct, NewSale, NewSku, Store};
 use lockstep_protocol::OrderOutcome;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let concurrent = args.first().copied().unwrap_or(2_000) as usize;
     let orders = args.get(1).copied().unwrap_or(200_000);
     actix_rt::System::new().block_on(run(concurrent, orders));
@@ -36,7 +39,10 @@ async fn run(concurrent: usize, orders: u64) {
                     description: String::new(),
                     price_cents: 1,
                     image_url: String::new(),
-                    skus: vec![NewSku { attributes: Default::default(), stock: orders as u32 }],
+                    skus: vec![NewSku {
+                        attributes: Default::default(),
+                        stock: orders as u32,
+                    }],
                     faq: vec![],
                 },
                 0,
@@ -66,7 +72,13 @@ async fn run(concurrent: usize, orders: u64) {
     let mut core = InventoryCore::new(rules);
     core.reveal(0, 0, 1);
     core.drain_effects().for_each(drop);
-    let rooms = RoomDirectory::new(Default::default(), vec![actix_rt::Arbiter::current()], None, Default::default(), 1);
+    let rooms = RoomDirectory::new(
+        Default::default(),
+        vec![actix_rt::Arbiter::current()],
+        None,
+        Default::default(),
+        1,
+    );
     let inventory = Inventory::new(core, store, Arc::downgrade(&rooms), "bench".into()).start();
 
     let per_client = orders / concurrent as u64;
@@ -79,7 +91,12 @@ async fn run(concurrent: usize, orders: u64) {
                 for i in 0..per_client {
                     let (reply, answer) = reply_channel();
                     let sent = Instant::now();
-                    inventory.do_send(Reserve { buyer: format!("b{c}-{i}"), qty: 1, key: "k".into(), reply });
+                    inventory.do_send(Reserve {
+                        buyer: format!("b{c}-{i}"),
+                        qty: 1,
+                        key: "k".into(),
+                        reply,
+                    });
                     match answer.await {
                         Ok(Reply::Reserve(r)) if r.outcome == OrderOutcome::Accepted => {}
                         other => panic!("unexpected answer {other:?}"),

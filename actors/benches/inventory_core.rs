@@ -22,7 +22,9 @@ fn sale(allotted: u32) -> InventoryCore {
 }
 
 fn keys() -> Vec<(String, String)> {
-    (0..ORDERS).map(|i| (format!("buyer-{i}"), format!("key-{i}"))).collect()
+    (0..ORDERS)
+        .map(|i| (format!("buyer-{i}"), format!("key-{i}")))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {

@@ -90,7 +90,7 @@ pub enum ServerMsg {
     /// Answer to a successful `join`.
     Welcome {
         protocol: u32,
-        room: RoomSnapshot,
+        room: Box<RoomSnapshot>,
         you: You,
         /// Server time when the welcome was built, ms since the Unix epoch.
         server_time: u64,

@@ -11,6 +11,7 @@
 //! 4. inside the fair window the request is pooled, then decided in seeded random order;
 //! 5. the buyer's active units (reserved + confirmed) plus qty ≤ the per-buyer limit;
 //! 6. enough units remain.
+//!
 //! Accepted, sold-out and limit results are remembered for the key; `not_open`, `closed`
 //! and `invalid` are not, so a retry after the reveal can still succeed.
 

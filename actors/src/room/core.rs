@@ -311,7 +311,7 @@ impl RoomCore {
         self.empty_since = None;
         Ok(ServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
-            room: self.snapshot(),
+            room: Box::new(self.snapshot()),
             you,
             server_time: now,
         })
