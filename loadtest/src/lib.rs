@@ -1,4 +1,9 @@
-//! `lockstep-load` as a library: the pieces the load generator shares with the server's
-//! tests, such as the linearizability checker for flash-sale histories.
+//! `lockstep-load` as a library: scenarios, the wire adapters (Lockstep, NATS WebSocket,
+//! Socket.IO), mergeable reports, plots, and the linearizability checker for flash-sale
+//! histories (also used by the server's own tests).
 
-// pub mod linearizability;
+pub mod linearizability;
+pub mod plot;
+pub mod report;
+pub mod scenario;
+pub mod wire;

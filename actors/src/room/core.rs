@@ -464,9 +464,15 @@ impl RoomCore {
         self.likes_delta += u64::from(count);
     }
 
+    /// Whether comments are waiting for the next `tick` frame.
+    pub fn has_pending_comments(&self) -> bool {
+        !self.tick_viewer_comments.is_empty() || !self.tick_anchor_comments.is_empty()
+    }
+
     /// The room tick: emits at most one `tick` frame with the comments, like tally and
     /// (every `online_interval_ms`) the online count gathered since the last tick.
-    pub fn tick(&mut self, now: u64) {
+    /// Returns whether a frame was emitted.
+    pub fn tick(&mut self, now: u64) -> bool {
         let mut comments = comments::sample(
             std::mem::take(&mut self.tick_viewer_comments),
             self.cfg.comment_budget_per_tick,
@@ -497,7 +503,9 @@ impl RoomCore {
             self.prune_users(now);
         }
         let sales = std::mem::take(&mut self.sale_stock);
-        if !comments.is_empty() || likes.is_some() || online.is_some() || !sales.is_empty() {
+        let emitted =
+            !comments.is_empty() || likes.is_some() || online.is_some() || !sales.is_empty();
+        if emitted {
             self.out.push_back(Output::Broadcast(ServerMsg::Tick {
                 at: now,
                 comments,
@@ -511,6 +519,7 @@ impl RoomCore {
         {
             self.end(now);
         }
+        emitted
     }
 
     /// Forgets comment limits of users gone for a minute (longer than any slow mode).

@@ -1,0 +1,109 @@
+//! `join-storm`: opens N connections and joins them as fast as the server accepts (or at
+//! `--rate` per second), holding them open; reports joins per second, join latency and
+//! failures.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{Slot, bar, loopback, token};
+use crate::report::{Hist, Report};
+use crate::wire::{self, Publisher, Target};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinStormArgs {
+    #[arg(long, value_enum, default_value = "lockstep")]
+    pub target: Target,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub server: String,
+    #[arg(long, default_value = "load")]
+    pub room: String,
+    #[arg(long, default_value = "lockstep-development-secret-change-me")]
+    pub secret: String,
+    #[arg(long, default_value_t = 5000)]
+    pub viewers: usize,
+    /// Joins per second over all workers; 0 = as fast as possible (at most `--concurrency` in flight).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Joins in flight at once per worker when `--rate` is 0.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds to hold the connections after the last join.
+    #[arg(long, default_value_t = 2)]
+    pub hold_secs: u64,
+}
+
+pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
+    let server = loopback(&args.server)?;
+    let mut report = Report::new("join-storm", args.target.name());
+    // Opening the room is the anchor's job; the anchor stays connected during the run.
+    let _anchor = if slot.index == 0 && args.target == Target::Lockstep {
+        let anchor = token(
+            &args.secret,
+            "anchor",
+            "load-anchor",
+            Some(&args.room),
+            None,
+        );
+        Some(Publisher::connect(args.target, server, &args.room, Some(&anchor)).await?)
+    } else {
+        None
+    };
+    super::sleep_until_unix_ms(slot.start_at_ms).await;
+    let mine = slot.share(args.viewers);
+    let progress = bar(slot.progress, mine as u64, "joining");
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let per_join =
+        (args.rate > 0).then(|| Duration::from_secs_f64(slot.count as f64 / f64::from(args.rate)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(mine);
+    for i in 0..mine {
+        if let Some(d) = per_join {
+            tokio::time::sleep_until((started + d * i as u32).into()).await;
+        }
+        let permit = gate.clone().acquire_owned().await?;
+        let (room, progress, source) = (args.room.clone(), progress.clone(), slot.source());
+        tasks.push(tokio::spawn(async move {
+            let began = Instant::now();
+            let joined = wire::join_receiver(args.target, server, source, &room, None).await;
+            let took = began.elapsed();
+            drop(permit);
+            progress.inc(1);
+            joined
+                .map(|ws| (ws, took, Instant::now()))
+                .map_err(|e| format!("{e:#}"))
+        }));
+    }
+    let mut joins = Hist::default();
+    let mut held = Vec::new();
+    let mut last = started;
+    let mut first_error = None;
+    for t in tasks {
+        match t.await? {
+            Ok((ws, took, at)) => {
+                joins.record_us(took.as_micros() as u64);
+                last = last.max(at);
+                held.push(ws);
+            }
+            Err(e) => {
+                report.add("join_failed", 1);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let elapsed = (last - started).as_secs_f64().max(1e-6);
+    report.add("joined", held.len() as u64);
+    report.duration_secs = elapsed;
+    report.extra.insert(
+        "joins_per_sec".into(),
+        json!((held.len() as f64 / elapsed).round()),
+    );
+    if let Some(e) = first_error {
+        report.extra.insert("first_error".into(), json!(e));
+    }
+    report.histograms.insert("join".into(), joins);
+    tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+    drop(held);
+    Ok(report)
+}

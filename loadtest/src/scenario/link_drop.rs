@@ -1,0 +1,253 @@
+//! `link-drop`: N viewers join and keep a clock offset to the server (the NTP-style
+//! exchange of the protocol); the anchor drops a link; each simulated client shows it when
+//! its corrected clock reaches `reveal_at`. Reports when the message arrived (spread, and
+//! how many had it before the reveal) and when each client *displayed* it — the
+//! displayed-at spread is what a viewer would notice.
+
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Slot, bar, loopback, token};
+use crate::report::{Hist, Report};
+use crate::wire::{self, Target, now_ns};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinkDropArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub server: String,
+    #[arg(long, default_value = "load")]
+    pub room: String,
+    #[arg(long, default_value = "lockstep-development-secret-change-me")]
+    pub secret: String,
+    #[arg(long, default_value_t = 1000)]
+    pub viewers: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub ramp: u32,
+    /// Countdown the anchor asks for, ms.
+    #[arg(long, default_value_t = 3000)]
+    pub countdown_ms: u64,
+    /// Clock-sync exchanges per client (the one with the smallest round trip wins).
+    #[arg(long, default_value_t = 5)]
+    pub sync_samples: u32,
+}
+
+/// Server-time view of one client.
+struct Shown {
+    arrived_server_ms: f64,
+    displayed_server_ms: f64,
+}
+
+/// Runs `samples` clock-sync exchanges; returns the offset (server − local, ms) of the
+/// exchange with the smallest round trip.
+pub async fn clock_offset(ws: &mut wire::Ws, samples: u32) -> anyhow::Result<f64> {
+    let mut best: Option<(f64, f64)> = None;
+    for _ in 0..samples.max(1) {
+        let t0 = now_ns() as f64 / 1e6;
+        ws.send(Message::text(
+            json!({"type":"time_sync","t0":t0}).to_string(),
+        ))
+        .await?;
+        let answer = wire::wait_for(ws, |t| t.contains("\"type\":\"time_sync\"")).await?;
+        let t3 = now_ns() as f64 / 1e6;
+        let v: serde_json::Value = serde_json::from_str(&answer)?;
+        let (t1, t2) = (
+            v["t1"].as_f64().unwrap_or(t0),
+            v["t2"].as_f64().unwrap_or(t3),
+        );
+        let rtt = (t3 - t0) - (t2 - t1);
+        let offset = ((t1 - t0) + (t2 - t3)) / 2.0;
+        if best.is_none_or(|(r, _)| rtt < r) {
+            best = Some((rtt, offset));
+        }
+    }
+    Ok(best.map_or(0.0, |(_, o)| o))
+}
+
+/// Creates a product and a sale in `room` through the merchant API; returns the sale id.
+pub async fn create_sale(
+    server: std::net::SocketAddr,
+    secret: &str,
+    room: &str,
+    stock: u32,
+    limit: u32,
+) -> anyhow::Result<String> {
+    let merchant = token(
+        secret,
+        "merchant",
+        "load-merchant",
+        None,
+        Some("load-merchant"),
+    );
+    let http = reqwest::Client::new();
+    let product: serde_json::Value = http
+        .post(format!("http://{server}/api/v1/products"))
+        .bearer_auth(&merchant)
+        .json(&json!({"title":"Load test item","price_cents":100,"skus":[{"stock":stock}]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let sku = product["skus"][0]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no sku in {product}"))?;
+    let sale: serde_json::Value = http
+        .post(format!("http://{server}/api/v1/sales"))
+        .bearer_auth(&merchant)
+        .json(&json!({"room":room,"sku_id":sku,"allotted":stock,"price_cents":100,"per_buyer_limit":limit,"reservation_ttl_secs":3600}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(sale["sale"]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no sale id in {sale}"))?
+        .to_owned())
+}
+
+/// The anchor drops the link; returns `reveal_at` (server ms).
+pub async fn drop_link(
+    anchor: &mut wire::Ws,
+    sale: &str,
+    countdown_ms: u64,
+) -> anyhow::Result<u64> {
+    let cmd = json!({"type":"control","cmd":"drop_link","sale_id":sale,"countdown_ms":countdown_ms,"id":1});
+    anchor.send(Message::text(cmd.to_string())).await?;
+    let link = wire::wait_for(anchor, |t| {
+        t.contains("\"type\":\"link\"") || t.contains("\"type\":\"error\"")
+    })
+    .await?;
+    let v: serde_json::Value = serde_json::from_str(&link)?;
+    v["link"]["reveal_at"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("drop_link refused: {link}"))
+}
+
+pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
+    anyhow::ensure!(slot.count == 1, "link-drop runs in one process (--procs 1)");
+    let server = loopback(&args.server)?;
+    let mut report = Report::new("link-drop", "lockstep");
+    let mut anchor =
+        wire::connect(server, None, &format!("/ws/rooms/{}/control", args.room)).await?;
+    let anchor_token = token(
+        &args.secret,
+        "anchor",
+        "load-anchor",
+        Some(&args.room),
+        None,
+    );
+    wire::lockstep_join(&mut anchor, Some(&anchor_token), Some(&args.room)).await?;
+    let sale = create_sale(server, &args.secret, &args.room, 1, 1).await?;
+    let progress = bar(slot.progress, args.viewers as u64, "joining");
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(args.viewers + 1));
+    let per_join = Duration::from_secs_f64(1.0 / f64::from(args.ramp.max(1)));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..args.viewers {
+        tokio::time::sleep_until((started + per_join * i as u32).into()).await;
+        let (room, ready, progress, samples) = (
+            args.room.clone(),
+            ready.clone(),
+            progress.clone(),
+            args.sync_samples,
+        );
+        tasks.push(tokio::spawn(async move {
+            let joined = async {
+                let mut ws =
+                    wire::join_receiver(Target::Lockstep, server, None, &room, None).await?;
+                let offset = clock_offset(&mut ws, samples).await?;
+                anyhow::Ok((ws, offset))
+            }
+            .await;
+            progress.inc(1);
+            ready.wait().await;
+            let (mut ws, offset) = joined?;
+            let link = wire::wait_for(&mut ws, |t| t.contains("\"type\":\"link\"")).await?;
+            let arrived_local = now_ns() as f64 / 1e6;
+            let v: serde_json::Value = serde_json::from_str(&link)?;
+            let reveal_at = v["link"]["reveal_at"].as_u64().unwrap_or(0) as f64;
+            // Show it when the corrected clock reaches reveal_at.
+            let show_local = reveal_at - offset;
+            if show_local > arrived_local {
+                tokio::time::sleep(Duration::from_secs_f64(
+                    (show_local - arrived_local) / 1000.0,
+                ))
+                .await;
+            }
+            let displayed_local = now_ns() as f64 / 1e6;
+            let _ = ws.close(None).await;
+            anyhow::Ok(Shown {
+                arrived_server_ms: arrived_local + offset,
+                displayed_server_ms: displayed_local + offset,
+            })
+        }));
+    }
+    ready.wait().await;
+    progress.finish_and_clear();
+    let reveal_at = drop_link(&mut anchor, &sale, args.countdown_ms).await? as f64;
+    let (mut shown, mut failed) = (Vec::new(), 0u64);
+    for t in tasks {
+        match t.await? {
+            Ok(s) => shown.push(s),
+            Err(_) => failed += 1,
+        }
+    }
+    let mut off_reveal = Hist::default();
+    let mut arrival = Hist::default();
+    for s in &shown {
+        off_reveal.record_us(((s.displayed_server_ms - reveal_at).abs() * 1000.0) as u64);
+        arrival.record_us(
+            ((s.arrived_server_ms - (reveal_at - args.countdown_ms as f64)).max(0.0) * 1000.0)
+                as u64,
+        );
+    }
+    let spread = |f: fn(&Shown) -> f64| {
+        let (lo, hi) = shown
+            .iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if shown.is_empty() {
+            0.0
+        } else {
+            ((hi - lo) * 1000.0).round() / 1000.0
+        }
+    };
+    report.add("viewers", shown.len() as u64);
+    report.add("failed", failed);
+    report.add(
+        "before_reveal",
+        shown
+            .iter()
+            .filter(|s| s.arrived_server_ms < reveal_at)
+            .count() as u64,
+    );
+    report.extra.insert(
+        "displayed_spread_ms".into(),
+        json!(spread(|s| s.displayed_server_ms)),
+    );
+    report.extra.insert(
+        "arrival_spread_ms".into(),
+        json!(spread(|s| s.arrived_server_ms)),
+    );
+    report.extra.insert(
+        "displayed_offsets_ms".into(),
+        json!(
+            shown
+                .iter()
+                .map(|s| ((s.displayed_server_ms - reveal_at) * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        ),
+    );
+    report
+        .histograms
+        .insert("displayed_vs_reveal".into(), off_reveal);
+    report
+        .histograms
+        .insert("arrival_after_drop".into(), arrival);
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}

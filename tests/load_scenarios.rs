@@ -1,0 +1,208 @@
+//! The load generator's scenarios at small scale against a real server: each asserts the
+//! checks it would report (every viewer got every message, no oversell, a linearizable
+//! history, the link displayed together), and a run split over two workers merges into
+//! one report.
+
+mod common;
+
+use common::{TestServer, test_config};
+use lockstep_load::scenario::{Slot, flash_sale, join_storm, link_drop, viewers};
+use lockstep_load::wire::Target;
+
+fn slot(index: usize, count: usize, lead_ms: u64) -> Slot {
+    Slot {
+        index,
+        count,
+        start_at_ms: lockstep_actors::clock::now_ms() + lead_ms,
+        progress: false,
+    }
+}
+
+fn viewers_args(server: &TestServer, viewers: usize) -> viewers::ViewersArgs {
+    viewers::ViewersArgs {
+        target: Target::Lockstep,
+        server: server.addr.to_string(),
+        room: "load".into(),
+        anchor_token: None,
+        secret: server.config.auth.secret.clone(),
+        viewers,
+        ramp: 2_000,
+        rate: 10,
+        size: 200,
+        duration: 2,
+        warmup: 1,
+        commenters: 10,
+        comment_rate: 0.5,
+        likers: 20,
+        like_rate: 2.0,
+        slow_fraction: 0.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_scenario_delivers_every_message_to_every_viewer() {
+    let server = TestServer::start(test_config());
+    let mut report = viewers::run(viewers_args(&server, 200), slot(0, 1, 1_500))
+        .await
+        .unwrap();
+    viewers::finish(&mut report);
+    assert_eq!(report.counter("joined"), 200);
+    assert_eq!(
+        report.counter("expected"),
+        200 * 20,
+        "2 s at 10 msg/s to 200 viewers"
+    );
+    assert_eq!(report.extra["delivery_ratio"], 1.0, "{}", report.table());
+    assert_eq!(report.counter("publish_refused"), 0);
+    assert_eq!(report.histograms["latency"].count(), 4_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_split_over_two_workers_merges_into_one_report() {
+    let server = TestServer::start(test_config());
+    let args = viewers_args(&server, 120);
+    let start = slot(0, 2, 2_000).start_at_ms;
+    let (a, b) = tokio::join!(
+        viewers::run(
+            args.clone(),
+            Slot {
+                start_at_ms: start,
+                ..slot(0, 2, 0)
+            }
+        ),
+        viewers::run(
+            args,
+            Slot {
+                start_at_ms: start,
+                ..slot(1, 2, 0)
+            }
+        )
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut merged = a.clone();
+    merged.merge(&b);
+    viewers::finish(&mut merged);
+    assert_eq!((a.counter("joined"), b.counter("joined")), (60, 60));
+    assert_eq!(merged.counter("published"), 30, "only worker 0 publishes");
+    assert_eq!(
+        merged.counter("delivered"),
+        a.counter("delivered") + b.counter("delivered")
+    );
+    assert_eq!(merged.histograms["latency"].count(), 120 * 20);
+    assert_eq!(merged.extra["delivery_ratio"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_viewers_are_cut_while_the_others_get_everything() {
+    let mut cfg = test_config();
+    cfg.server.socket_send_buffer_bytes = 8 * 1024;
+    cfg.session.outbound_queue_frames = 8;
+    cfg.session.close_grace_ms = 30_000;
+    cfg.room.tick_ms = 10;
+    cfg.session.msg_rate_per_sec = 1_000.0;
+    cfg.session.msg_burst = 1_000;
+    let server = TestServer::start(cfg);
+    let mut args = viewers_args(&server, 50);
+    (
+        args.slow_fraction,
+        args.rate,
+        args.size,
+        args.duration,
+        args.commenters,
+        args.likers,
+    ) = (0.2, 100, 290, 3, 0, 0);
+    let mut report = viewers::run(args, slot(0, 1, 1_000)).await.unwrap();
+    viewers::finish(&mut report);
+    assert_eq!(report.counter("slow_viewers"), 10);
+    assert_eq!(
+        report.close_codes.get(&4001),
+        Some(&10),
+        "{:?}",
+        report.close_codes
+    );
+    assert_eq!(report.extra["delivery_ratio"], 1.0, "{}", report.table());
+    assert_eq!(server.metric("lockstep_slow_viewer_cuts_total").await, 10.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_sale_scenario_sells_exactly_the_stock_linearizably() {
+    let server = TestServer::start(test_config());
+    let history = std::path::PathBuf::from(format!("{}.history.jsonl", common::temp_db_path()));
+    let args = flash_sale::FlashSaleArgs {
+        target: flash_sale::SaleTarget::Lockstep,
+        server: server.addr.to_string(),
+        room: "sale".into(),
+        secret: server.config.auth.secret.clone(),
+        buyers: 100,
+        stock: 40,
+        limit: 2,
+        orders_per_buyer: 2,
+        jitter_ms: 20,
+        timeout_ms: 5_000,
+        retries: 1,
+        countdown_ms: 500,
+        history: Some(history.clone()),
+        check_max_ops: 10_000,
+    };
+    let report = flash_sale::run(args, slot(0, 1, 0)).await.unwrap();
+    assert_eq!(report.counter("accepted"), 40, "{}", report.table());
+    assert_eq!(report.counter("duplicate_order_ids"), 0);
+    assert_eq!(report.counter("buyers_over_limit"), 0);
+    assert_eq!(report.extra["oversold"], false);
+    assert_eq!(report.extra["linearizable"], true);
+    let lines = std::fs::read_to_string(history).unwrap().lines().count();
+    assert_eq!(
+        lines as u64,
+        report.counter("operations"),
+        "every operation is in the history file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_drop_scenario_displays_the_link_together() {
+    let server = TestServer::start(test_config());
+    let args = link_drop::LinkDropArgs {
+        server: server.addr.to_string(),
+        room: "drop".into(),
+        secret: server.config.auth.secret.clone(),
+        viewers: 100,
+        ramp: 2_000,
+        countdown_ms: 1_000,
+        sync_samples: 3,
+    };
+    let report = link_drop::run(args, slot(0, 1, 0)).await.unwrap();
+    assert_eq!(report.counter("viewers"), 100);
+    assert_eq!(
+        report.counter("before_reveal"),
+        100,
+        "the card arrives ahead of the reveal"
+    );
+    // Displayed times follow the reveal time, not the arrival time: every client shows
+    // it after reveal_at and (timer resolution permitting) close to it.
+    let offsets = report.extra["displayed_offsets_ms"].as_array().unwrap();
+    assert!(
+        offsets.iter().all(|o| o.as_f64().unwrap() >= -1.0),
+        "nobody shows the link early"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_storm_scenario_joins_everyone() {
+    let server = TestServer::start(test_config());
+    let args = join_storm::JoinStormArgs {
+        target: Target::Lockstep,
+        server: server.addr.to_string(),
+        room: "storm".into(),
+        secret: server.config.auth.secret.clone(),
+        viewers: 300,
+        rate: 0,
+        concurrency: 64,
+        hold_secs: 0,
+    };
+    let report = join_storm::run(args, slot(0, 1, 500)).await.unwrap();
+    assert_eq!(
+        (report.counter("joined"), report.counter("join_failed")),
+        (300, 0)
+    );
+    assert_eq!(report.histograms["join"].count(), 300);
+}
