@@ -30,10 +30,10 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 1)]
     procs: usize,
     /// Internal: this process is worker INDEX of the run.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, global = true)]
     worker: Option<usize>,
     /// Internal: the shared start time (Unix ms) of a multi-process run.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, global = true)]
     start_at: Option<u64>,
 }
 

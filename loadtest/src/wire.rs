@@ -208,27 +208,42 @@ pub async fn wait_for(ws: &mut Ws, done: impl Fn(&str) -> bool) -> anyhow::Resul
             .await
             .context("timed out waiting for the server")?
             .context("socket closed")??;
-        match frame {
-            Message::Text(t) => {
-                if done(&t) {
-                    return Ok(t.to_string());
-                }
-                answer_ping(ws, &t).await?;
+        if let Message::Close(c) = &frame {
+            bail!("socket closed: {c:?}");
+        }
+        if let Some(t) = frame_text(&frame) {
+            if done(t) {
+                return Ok(t.to_owned());
             }
-            Message::Close(c) => bail!("socket closed: {c:?}"),
-            _ => {}
+            let t = t.to_owned();
+            answer_ping(ws, &t).await?;
         }
     }
 }
 
+/// Whether a frame carries a protocol keep-alive: NATS `PING` (possibly packed after
+/// messages in the same frame) or Engine.IO `2`.
+pub fn is_ping(text: &str) -> bool {
+    text == "2" || text.starts_with("PING\r\n") || text.contains("\r\nPING\r\n")
+}
+
 /// Answers the text-level keep-alives of NATS (`PING`) and Engine.IO (`2`).
 pub async fn answer_ping(ws: &mut Ws, text: &str) -> anyhow::Result<()> {
-    if text.starts_with("PING") {
-        ws.send(Message::text("PONG\r\n")).await?;
-    } else if text == "2" {
+    if text == "2" {
         ws.send(Message::text("3")).await?;
+    } else if is_ping(text) {
+        ws.send(Message::text("PONG\r\n")).await?;
     }
     Ok(())
+}
+
+/// The text of a text frame, or of a binary frame holding UTF-8 (NATS sends binary).
+fn frame_text(frame: &Message) -> Option<&str> {
+    match frame {
+        Message::Text(t) => Some(t.as_str()),
+        Message::Binary(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
 }
 
 /// A publisher: one connection sending the measured messages.
@@ -280,13 +295,16 @@ impl Publisher {
         let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let seen_refusals = refused.clone();
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(t))) = stream.next().await {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Some(t) = frame_text(&frame) else {
+                    continue;
+                };
                 if t.contains("\"type\":\"error\"") || t.starts_with("-ERR") {
                     seen_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                } else if t.starts_with("PING") {
-                    let _ = pongs.send(Message::text("PONG\r\n"));
-                } else if t.as_str() == "2" {
+                } else if t == "2" {
                     let _ = pongs.send(Message::text("3"));
+                } else if is_ping(t) {
+                    let _ = pongs.send(Message::text("PONG\r\n"));
                 }
             }
         });

@@ -344,19 +344,25 @@ async fn receive(
                     _ => break,
                 };
                 match frame {
-                    Message::Text(text) => {
+                    // NATS sends binary frames (several messages may share one).
+                    Message::Text(_) | Message::Binary(_) => {
+                        let text = match &frame {
+                            Message::Text(t) => t.as_str(),
+                            Message::Binary(b) => std::str::from_utf8(b).unwrap_or_default(),
+                            _ => unreachable!("matched above"),
+                        };
                         seen.frames += 1;
                         let now = now_ns();
-                        for (seq, sent) in markers(&text) {
+                        for (seq, sent) in markers(text) {
                             if (first..end).contains(&seq) {
                                 seen.delivered += 1;
                                 let sec = (now.saturating_sub(start_ns) / 1_000_000_000) as u32;
                                 seen.samples.push((sec, (now.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32));
                             }
                         }
-                        if text.len() < 8 {
+                        if wire::is_ping(text) {
                             let mut ws = sink.reunite(stream).expect("halves of one socket");
-                            let _ = answer_ping(&mut ws, &text).await;
+                            let _ = answer_ping(&mut ws, text).await;
                             (sink, stream) = ws.split();
                         }
                     }
