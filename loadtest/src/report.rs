@@ -236,7 +236,11 @@ mod tests {
             single.histograms["latency"].summary_ms(),
         );
         assert_eq!(m, Percentiles { count: 20_000, ..s });
-        assert_eq!(m.max, 60.0);
+        assert!(
+            (m.max - 60.0).abs() < 0.1,
+            "max within histogram precision: {}",
+            m.max
+        );
     }
 
     #[test]

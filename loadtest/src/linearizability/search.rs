@@ -1,276 +1,12 @@
-//! Linearizability checking for recorded flash-sale histories.
-//!
-//! This module owns the sequential reference model of a single flash sale
-//! (stock, orders, per-buyer limits, idempotency keys) and a Wing & Gong /
-//! Lowe (WGL) search deciding whether a client-recorded history of concurrent
-//! operations can be explained by one total order that respects real time and
-//! replays exactly against that model. Timed-out operations (`Ret::Unknown`)
-//! may be placed anywhere after their invocation or dropped.
-//!
-//! The search keeps the pending operations in Lowe's linked list of call and
-//! return entries, memoizes visited configurations by a 128-bit incremental
-//! hash of (model state, set of linearized ops), and prunes soundly:
-//! * a pending op whose recorded result matches the model and which changes
-//!   nothing (a `SoldOut`, a `Rejected` cancel, an idempotent replay...) is
-//!   linearized greedily without branching — moving such an op earlier never
-//!   invalidates a linearization, so the interchangeable "sold out" crowd
-//!   costs linear time;
-//! * timed-out ops are only tried where they would change the state;
-//! * a branch is cut when a pending op records a stock level that the stock
-//!   can no longer reach (only cancels of existing orders can raise it).
-//!
-//! Candidates are tried in order of completion time, completed ops before
-//! timed-out ones. A static pre-pass reports the obvious violations
-//! (oversell, idempotency, unknown orders...) with a specific reason.
+//! The WGL search itself: the model state it replays (orders, stock, per-buyer holds,
+//! idempotency answers) with an incremental 128-bit hash for memoization, Lowe's linked
+//! list of pending call/return entries, and the sound pruning rules described in the
+//! parent module. Only [`Search::new`] and [`Search::run`] are used from outside.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Static parameters of the sale the history was recorded against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SaleSpec {
-    /// Units of stock when the sale opens.
-    pub allotted: u32,
-    /// Maximum units one buyer may hold in reserved or confirmed orders.
-    pub per_buyer_limit: u32,
-}
-
-/// An operation a client invoked against the sale.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// Reserve `qty` units for `buyer`; `key` is the idempotency key.
-    Reserve {
-        /// Buyer identity.
-        buyer: String,
-        /// Units requested.
-        qty: u32,
-        /// Idempotency key: a retry with the same (buyer, key) replays the first result.
-        key: String,
-    },
-    /// Cancel a reserved order, returning its units to stock.
-    Cancel {
-        /// Order to cancel.
-        order_id: String,
-    },
-    /// Confirm (pay for) a reserved order.
-    Confirm {
-        /// Order to confirm.
-        order_id: String,
-    },
-}
-
-/// The result a client recorded for an operation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Ret {
-    /// Reservation succeeded; `remaining` is the stock left after it.
-    Accepted {
-        /// Opaque id of the created order.
-        order_id: String,
-        /// Stock after the reservation.
-        remaining: u32,
-    },
-    /// Not enough stock left.
-    SoldOut,
-    /// The buyer would exceed the per-buyer limit.
-    LimitExceeded,
-    /// Cancel succeeded; `remaining` is the stock after the units returned.
-    Cancelled {
-        /// Stock after the cancellation.
-        remaining: u32,
-    },
-    /// Confirm succeeded.
-    Confirmed,
-    /// Refused without any state change (not open, closed, invalid, unknown order, order already final...).
-    Rejected,
-    /// No reply was received (timeout): the op may have taken effect or not.
-    Unknown,
-}
-
-/// One operation of a history as seen by its client.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// What was invoked.
-    pub op: Op,
-    /// When it was invoked.
-    pub invoke: u64,
-    /// When the reply arrived; `None` exactly when `ret` is [`Ret::Unknown`].
-    pub complete: Option<u64>,
-    /// The recorded result.
-    pub ret: Ret,
-}
-
-/// Why a history is not linearizable (or could not be decided).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Human-readable explanation naming the offending events.
-    pub reason: String,
-}
-
-/// Ok(order of event indices) when linearizable (ops with Unknown results that were judged not to have taken effect are omitted).
-pub fn check(spec: &SaleSpec, history: &[Event]) -> Result<Vec<usize>, Violation> {
-    check_with_budget(spec, history, STATE_BUDGET)
-}
-
-/// Maximum number of search states explored before giving up.
-const STATE_BUDGET: u64 = 3_000_000;
-/// Maximum number of memoized configurations (16 bytes each) kept in memory.
-const MEMO_CAP: usize = 1 << 21;
-/// Largest stock for which per-level crossing balances are tracked.
-const LEVEL_CAP: usize = 1 << 16;
-const HEAD: usize = 0;
-
-fn check_with_budget(
-    spec: &SaleSpec,
-    history: &[Event],
-    budget: u64,
-) -> Result<Vec<usize>, Violation> {
-    precheck(spec, history)?;
-    Search::new(*spec, history).run(budget)
-}
-
-fn violation<T>(reason: String) -> Result<T, Violation> {
-    Err(Violation { reason })
-}
-
-/// Cheap, history-wide necessary conditions, reported with a specific reason.
-fn precheck(spec: &SaleSpec, h: &[Event]) -> Result<(), Violation> {
-    let mut first_by_pair: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut accepted: HashMap<&str, (usize, u32)> = HashMap::new();
-    for (i, ev) in h.iter().enumerate() {
-        match (ev.complete, &ev.ret) {
-            (None, Ret::Unknown) => {}
-            (None, _) | (Some(_), Ret::Unknown) => {
-                return violation(format!(
-                    "malformed event #{i}: completion {:?} does not fit result {:?}",
-                    ev.complete, ev.ret
-                ));
-            }
-            (Some(c), _) if c < ev.invoke => {
-                return violation(format!(
-                    "malformed event #{i}: completes at {c}, before its invocation at {}",
-                    ev.invoke
-                ));
-            }
-            _ => {}
-        }
-        let shape_ok = matches!(
-            (&ev.op, &ev.ret),
-            (_, Ret::Unknown | Ret::Rejected)
-                | (
-                    Op::Reserve { .. },
-                    Ret::Accepted { .. } | Ret::SoldOut | Ret::LimitExceeded
-                )
-                | (Op::Cancel { .. }, Ret::Cancelled { .. })
-                | (Op::Confirm { .. }, Ret::Confirmed)
-        );
-        if !shape_ok {
-            return violation(format!(
-                "event #{i}: {:?} cannot return {:?}",
-                ev.op, ev.ret
-            ));
-        }
-        let Op::Reserve { buyer, qty, key } = &ev.op else {
-            continue;
-        };
-        if matches!(ev.ret, Ret::Unknown | Ret::Rejected) {
-            continue;
-        }
-        match first_by_pair.entry((buyer, key)) {
-            Entry::Occupied(o) if h[*o.get()].ret != ev.ret => {
-                let j = *o.get();
-                return violation(format!(
-                    "idempotency violated: buyer {buyer:?} with key {key:?} got {:?} (event #{j}) and then {:?} (event #{i})",
-                    h[j].ret, ev.ret
-                ));
-            }
-            Entry::Occupied(_) => {}
-            Entry::Vacant(v) => {
-                v.insert(i);
-            }
-        }
-        let Ret::Accepted {
-            order_id,
-            remaining,
-        } = &ev.ret
-        else {
-            continue;
-        };
-        if *qty > spec.per_buyer_limit {
-            return violation(format!(
-                "event #{i}: accepted {qty} units for buyer {buyer:?}, above the per-buyer limit of {}",
-                spec.per_buyer_limit
-            ));
-        }
-        if u64::from(*remaining) + u64::from(*qty) > u64::from(spec.allotted) {
-            return violation(format!(
-                "event #{i}: accepted {qty} units leaving {remaining}, but only {} were allotted",
-                spec.allotted
-            ));
-        }
-        match accepted.entry(order_id) {
-            Entry::Occupied(o) => {
-                let j = o.get().0;
-                if h[j].op != ev.op {
-                    return violation(format!(
-                        "order id {order_id:?} accepted for two different reservations (events #{j} and #{i})"
-                    ));
-                }
-            }
-            Entry::Vacant(v) => {
-                v.insert((i, *qty));
-            }
-        }
-    }
-    let mut finalized: HashMap<&str, usize> = HashMap::new();
-    let mut returnable: HashSet<&str> = HashSet::new();
-    for (i, ev) in h.iter().enumerate() {
-        let (Op::Cancel { order_id } | Op::Confirm { order_id }) = &ev.op else {
-            continue;
-        };
-        let is_cancel = matches!(ev.op, Op::Cancel { .. });
-        if is_cancel
-            && matches!(ev.ret, Ret::Cancelled { .. } | Ret::Unknown)
-            && accepted.contains_key(&**order_id)
-        {
-            returnable.insert(order_id);
-        }
-        if !matches!(ev.ret, Ret::Cancelled { .. } | Ret::Confirmed) {
-            continue;
-        }
-        if !accepted.contains_key(&**order_id) {
-            return violation(format!(
-                "event #{i}: {:?} returned {:?} for order {order_id:?}, which no Reserve ever returned as Accepted",
-                ev.op, ev.ret
-            ));
-        }
-        if let Ret::Cancelled { remaining } = ev.ret {
-            let qty = accepted[&**order_id].1;
-            if remaining < qty || remaining > spec.allotted {
-                return violation(format!(
-                    "event #{i}: cancelling order {order_id:?} ({qty} units) cannot leave {remaining} in stock with {} allotted",
-                    spec.allotted
-                ));
-            }
-        }
-        if let Some(j) = finalized.insert(order_id, i) {
-            return violation(format!(
-                "order {order_id:?} left the Reserved state twice (events #{j} and #{i})"
-            ));
-        }
-    }
-    let sold: u64 = accepted.values().map(|&(_, q)| u64::from(q)).sum();
-    let back: u64 = returnable.iter().map(|o| u64::from(accepted[o].1)).sum();
-    if sold > u64::from(spec.allotted) + back {
-        return violation(format!(
-            "oversell: {sold} units accepted across {} orders, but only {} were allotted and cancels can return at most {back}",
-            accepted.len(),
-            spec.allotted
-        ));
-    }
-    Ok(())
-}
+use super::*;
 
 /// A model answer or recorded result, with order ids interned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,7 +175,7 @@ fn intern<'a>(map: &mut HashMap<&'a str, usize>, s: &'a str) -> usize {
 }
 
 /// The WGL search: model state, Lowe's entry list, pruning bounds, memo table and diagnostics.
-struct Search<'a> {
+pub(super) struct Search<'a> {
     spec: SaleSpec,
     history: &'a [Event],
     acts: Vec<Act>,
@@ -510,7 +246,7 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(spec: SaleSpec, history: &'a [Event]) -> Self {
+    pub(super) fn new(spec: SaleSpec, history: &'a [Event]) -> Self {
         let n = history.len();
         let (mut order_ids, mut buyer_ids, mut pair_ids) =
             (HashMap::new(), HashMap::new(), HashMap::new());
@@ -744,6 +480,7 @@ impl<'a> Search<'a> {
             }
         }
         self.pending = self.total;
+        self.inherit_deadlines(pair_rec, pair_deadline);
         let allotted = self.spec.allotted as usize;
         if allotted <= LEVEL_CAP {
             self.cross = vec![0; allotted];
@@ -754,6 +491,33 @@ impl<'a> Search<'a> {
             self.shift(c, 1);
         }
         self.recount_levels();
+    }
+
+    /// A timed-out cancel/confirm of an order that a later completed op found already final
+    /// must take effect before that op completes: use that as its deadline.
+    fn inherit_deadlines(&mut self, pair_rec: &[Option<(Ans, usize)>], pair_deadline: &[u64]) {
+        let mut created = vec![u64::MAX; self.orders.len()];
+        for (p, r) in pair_rec.iter().enumerate() {
+            if let Some((Ans::Accepted { order, .. }, _)) = r {
+                created[*order as usize] = pair_deadline[p];
+            }
+        }
+        let mut due = vec![u64::MAX; self.orders.len()];
+        for (e, ev) in self.history.iter().enumerate() {
+            if let (Act::Cancel { order } | Act::Confirm { order }, Some(Ans::Rejected), Some(c)) =
+                (self.acts[e], self.rec[e], ev.complete)
+                && ev.invoke > created[order]
+            {
+                due[order] = due[order].min(c);
+            }
+        }
+        for e in 0..self.acts.len() {
+            if let (Act::Cancel { order } | Act::Confirm { order }, None) =
+                (self.acts[e], self.rec[e])
+            {
+                self.deadline[e] = due[order];
+            }
+        }
     }
 
     /// Adds (`sign` = 1) or removes (-1) a pending crossing from the boundary balances.
@@ -827,10 +591,10 @@ impl<'a> Search<'a> {
     fn buyer_stuck(&self, b: usize) -> Option<usize> {
         let (limit, active) = (u64::from(self.spec.per_buyer_limit), self.active[b]);
         let of_buyer = (b, 0, 0)..=(b, u32::MAX, usize::MAX);
-        if let Some(&(_, q, e)) = self.unders.range(of_buyer.clone()).next_back() {
-            if active.saturating_sub(self.buyer_rise[b]) + u64::from(q) > limit {
-                return Some(e);
-            }
+        if let Some(&(_, q, e)) = self.unders.range(of_buyer.clone()).next_back()
+            && active.saturating_sub(self.buyer_rise[b]) + u64::from(q) > limit
+        {
+            return Some(e);
         }
         let &(_, q, e) = self.overs.range(of_buyer).next()?;
         (active + self.room[b] + u64::from(q) <= limit).then_some(e)
@@ -1126,11 +890,41 @@ impl<'a> Search<'a> {
                 out.push(e);
             }
         }
-        if n != self.tail && !self.window_ok(self.node_event[n], moves) {
+        let urgent = (n != self.tail).then(|| self.node_event[n]);
+        if urgent.is_some_and(|x| !self.window_ok(x, moves)) {
             return Vec::new();
         }
-        out.sort_by_key(|&e| self.deadline[e]);
+        // Head for the stock level the most urgent op needs; then earliest deadline first.
+        let target = urgent.and_then(|x| self.target_level(x));
+        let stock = i64::from(self.remaining);
+        out.sort_by_key(|&e| {
+            let away = target.is_some_and(|t| {
+                let after = match self.step(e).0 {
+                    Ans::Accepted { remaining, .. } | Ans::Cancelled { remaining } => {
+                        i64::from(remaining)
+                    }
+                    _ => stock,
+                };
+                Some(e) != urgent && (after - t).abs() > (stock - t).abs()
+            });
+            (away, self.deadline[e])
+        });
         out
+    }
+
+    /// The stock level op `x` needs just before it to get its recorded result, if it needs one.
+    fn target_level(&self, x: usize) -> Option<i64> {
+        match (self.acts[x], self.rec[x]?) {
+            (Act::Reserve { qty, pair, .. }, r) if self.idem[pair].is_none() => match r {
+                Ans::Accepted { remaining, .. } => Some(i64::from(remaining) + i64::from(qty)),
+                Ans::SoldOut => Some(i64::from(self.remaining).min(i64::from(qty) - 1)),
+                _ => None,
+            },
+            (Act::Cancel { order }, Ans::Cancelled { remaining }) => {
+                Some(i64::from(remaining) - self.order_qty(order) as i64)
+            }
+            _ => None,
+        }
     }
 
     /// Upper bounds on how far pending op `e` may still move the stock (down, up).
@@ -1192,6 +986,20 @@ impl<'a> Search<'a> {
             (Act::Cancel { order }, Some(Ans::Cancelled { remaining })) => u64::from(remaining)
                 .checked_sub(self.order_qty(order))
                 .is_some_and(|pre| reach.contains(&pre)),
+            (Act::Cancel { order } | Act::Confirm { order }, Some(Ans::Rejected))
+                if self.orders[order].is_some_and(|o| o.status == Status::Reserved) =>
+            {
+                self.candidates()
+                    .0
+                    .into_iter()
+                    .any(|e| match (self.acts[e], self.rec[e]) {
+                        (Act::Cancel { order: o } | Act::Confirm { order: o }, r) => {
+                            o == order
+                                && matches!(r, None | Some(Ans::Cancelled { .. } | Ans::Confirmed))
+                        }
+                        _ => false,
+                    })
+            }
             _ => true,
         }
     }
@@ -1240,10 +1048,10 @@ impl<'a> Search<'a> {
         if let Some(e) = buyers.into_iter().find_map(|b| self.buyer_stuck(b)) {
             return Some(Prune::Buyer(e));
         }
-        if let Some(&(hi, c)) = self.needs.last() {
-            if hi as u64 > u64::from(self.remaining) + self.rise {
-                return Some(Prune::Need(c));
-            }
+        if let Some(&(hi, c)) = self.needs.last()
+            && hi as u64 > u64::from(self.remaining) + self.rise
+        {
+            return Some(Prune::Need(c));
         }
         if self.bad > 0 {
             return Some(Prune::Levels);
@@ -1262,7 +1070,7 @@ impl<'a> Search<'a> {
         None
     }
 
-    fn run(mut self, budget: u64) -> Result<Vec<usize>, Violation> {
+    pub(super) fn run(mut self, budget: u64) -> Result<Vec<usize>, Violation> {
         if let Some(p) = self.prune(None) {
             return violation(self.describe_prune(p));
         }
@@ -1478,334 +1286,5 @@ impl<'a> Search<'a> {
             }
             other => format!("{other:?}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SPEC: SaleSpec = SaleSpec {
-        allotted: 100,
-        per_buyer_limit: 1,
-    };
-
-    fn reserve(buyer: &str, key: &str) -> Op {
-        Op::Reserve {
-            buyer: buyer.into(),
-            qty: 1,
-            key: key.into(),
-        }
-    }
-    fn cancel(order_id: &str) -> Op {
-        Op::Cancel {
-            order_id: order_id.into(),
-        }
-    }
-    fn confirm(order_id: &str) -> Op {
-        Op::Confirm {
-            order_id: order_id.into(),
-        }
-    }
-    fn accepted(order_id: &str, remaining: u32) -> Ret {
-        Ret::Accepted {
-            order_id: order_id.into(),
-            remaining,
-        }
-    }
-    fn ev(op: Op, invoke: u64, complete: u64, ret: Ret) -> Event {
-        Event {
-            op,
-            invoke,
-            complete: Some(complete),
-            ret,
-        }
-    }
-    fn timeout(op: Op, invoke: u64) -> Event {
-        Event {
-            op,
-            invoke,
-            complete: None,
-            ret: Ret::Unknown,
-        }
-    }
-    /// Lays out `ops` one after another in real time.
-    fn sequential(ops: Vec<(Op, Ret)>) -> Vec<Event> {
-        (0u64..)
-            .zip(ops)
-            .map(|(t, (op, ret))| ev(op, 10 * t, 10 * t + 5, ret))
-            .collect()
-    }
-    fn lcg(state: &mut u64) -> u64 {
-        *state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        *state >> 33
-    }
-    fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-        let (mut v, mut s) = ((0..n).collect::<Vec<_>>(), seed);
-        for i in (1..n).rev() {
-            v.swap(i, lcg(&mut s) as usize % (i + 1));
-        }
-        v
-    }
-    fn rejected_with(spec: &SaleSpec, h: &[Event], needle: &str) -> String {
-        let reason = check(spec, h).expect_err("history must be rejected").reason;
-        assert!(
-            reason.contains(needle),
-            "reason {reason:?} should mention {needle:?}"
-        );
-        reason
-    }
-
-    /// 2,000 single-unit reserves, all in flight at once, against 100 units.
-    fn crowd(buyers: usize, seed: u64) -> Vec<Event> {
-        let winners = shuffled(buyers, seed);
-        let finish = shuffled(buyers, seed ^ 0xABCD);
-        let mut h: Vec<Event> = (0..buyers)
-            .map(|i| {
-                ev(
-                    reserve(&format!("b{i}"), &format!("k{i}")),
-                    i as u64,
-                    0,
-                    Ret::SoldOut,
-                )
-            })
-            .collect();
-        for (rank, &i) in finish.iter().enumerate() {
-            h[i].complete = Some(1_000_000 + rank as u64);
-        }
-        for (k, &i) in winners.iter().take(100).enumerate() {
-            h[i].ret = accepted(&format!("o{i}"), 99 - k as u32);
-        }
-        h
-    }
-
-    #[test]
-    fn sequential_history_passes_in_recorded_order() {
-        let spec = SaleSpec {
-            allotted: 2,
-            per_buyer_limit: 1,
-        };
-        let h = sequential(vec![
-            (reserve("ann", "a1"), accepted("o1", 1)),
-            (reserve("bob", "b1"), accepted("o2", 0)),
-            (reserve("cat", "c1"), Ret::SoldOut),
-            (reserve("ann", "a2"), Ret::LimitExceeded),
-            (cancel("o1"), Ret::Cancelled { remaining: 1 }),
-            (reserve("cat", "c2"), accepted("o3", 0)),
-            (confirm("o2"), Ret::Confirmed),
-            (confirm("o2"), Ret::Rejected),
-            (cancel("o2"), Ret::Rejected),
-            (reserve("dan", "d1"), Ret::Rejected),
-        ]);
-        assert_eq!(check(&spec, &h), Ok((0..h.len()).collect()));
-    }
-
-    #[test]
-    fn two_thousand_concurrent_buyers_pass_quickly() {
-        let h = crowd(2_000, 7);
-        let started = std::time::Instant::now();
-        let order = check(&SPEC, &h).expect("linearizable");
-        eprintln!(
-            "2,000-op concurrent history checked in {:?}",
-            started.elapsed()
-        );
-        assert_eq!(order.len(), 2_000);
-        let stock: Vec<u32> = order[..100]
-            .iter()
-            .map(|&i| match h[i].ret {
-                Ret::Accepted { remaining, .. } => remaining,
-                _ => panic!("sold out before the stock ran out"),
-            })
-            .collect();
-        assert_eq!(stock, (0..100).rev().collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn concurrent_history_with_cancels_and_retries_passes() {
-        // Start from the crowd, then cancel 20 winners and resell the units to
-        // retries (same key) of losing buyers' second attempts, all concurrently.
-        let mut h = crowd(2_000, 11);
-        let winners: Vec<usize> = (0..h.len())
-            .filter(|&i| matches!(h[i].ret, Ret::Accepted { .. }))
-            .collect();
-        let mut next_remaining = 0;
-        for (n, &w) in winners.iter().take(20).enumerate() {
-            let Ret::Accepted {
-                order_id,
-                remaining,
-            } = h[w].ret.clone()
-            else {
-                unreachable!()
-            };
-            next_remaining = next_remaining.max(remaining);
-            // Cancel happens after the winner's reserve; it returns one unit.
-            let t = 2_000_000 + 10 * n as u64;
-            h.push(ev(
-                cancel(&order_id),
-                t,
-                t + 1,
-                Ret::Cancelled { remaining: 1 },
-            ));
-            let (buyer, key) = (format!("late{n}"), format!("lk{n}"));
-            h.push(ev(
-                reserve(&buyer, &key),
-                t + 2,
-                t + 3,
-                accepted(&format!("re{n}"), 0),
-            ));
-            h.push(ev(
-                reserve(&buyer, &key),
-                t + 2,
-                t + 4,
-                accepted(&format!("re{n}"), 0),
-            ));
-        }
-        assert!(next_remaining <= 99);
-        let order = check(&SPEC, &h).expect("linearizable");
-        assert_eq!(order.len(), h.len());
-    }
-
-    #[test]
-    fn oversell_is_rejected() {
-        let mut h = crowd(150, 3);
-        let loser = h.iter().position(|e| e.ret == Ret::SoldOut).unwrap();
-        h[loser].ret = accepted("extra", 0);
-        rejected_with(&SPEC, &h, "oversell");
-    }
-
-    #[test]
-    fn stale_sold_out_is_rejected() {
-        let spec = SaleSpec {
-            allotted: 1,
-            per_buyer_limit: 1,
-        };
-        let h = vec![
-            ev(reserve("ann", "a"), 0, 1, Ret::SoldOut),
-            ev(reserve("bob", "b"), 2, 3, accepted("o1", 0)),
-        ];
-        rejected_with(&spec, &h, "op #0");
-        // Overlapping in time, the same results are fine.
-        let h = vec![
-            ev(reserve("ann", "a"), 0, 3, Ret::SoldOut),
-            ev(reserve("bob", "b"), 1, 2, accepted("o1", 0)),
-        ];
-        assert_eq!(check(&spec, &h), Ok(vec![1, 0]));
-    }
-
-    #[test]
-    fn duplicate_or_wrong_remaining_is_rejected() {
-        let h = vec![
-            ev(reserve("ann", "a"), 0, 10, accepted("o1", 99)),
-            ev(reserve("bob", "b"), 1, 11, accepted("o2", 99)),
-        ];
-        rejected_with(&SPEC, &h, "cannot be chained");
-        let h = sequential(vec![
-            (reserve("ann", "a"), accepted("o1", 99)),
-            (reserve("bob", "b"), accepted("o2", 97)),
-        ]);
-        rejected_with(&SPEC, &h, "remaining: 98");
-    }
-
-    #[test]
-    fn per_buyer_limit_violation_is_rejected() {
-        let h = vec![
-            ev(reserve("ann", "a1"), 0, 10, accepted("o1", 99)),
-            ev(reserve("ann", "a2"), 1, 11, accepted("o2", 98)),
-        ];
-        rejected_with(&SPEC, &h, "LimitExceeded");
-    }
-
-    #[test]
-    fn cancel_of_unknown_order_is_rejected() {
-        let h = sequential(vec![
-            (reserve("ann", "a"), accepted("o1", 99)),
-            (cancel("o9"), Ret::Cancelled { remaining: 100 }),
-        ]);
-        rejected_with(&SPEC, &h, "no Reserve ever returned");
-    }
-
-    #[test]
-    fn idempotency_violation_is_rejected() {
-        let h = sequential(vec![
-            (reserve("ann", "a"), accepted("o1", 99)),
-            (reserve("ann", "a"), accepted("o2", 98)),
-        ]);
-        rejected_with(&SPEC, &h, "idempotency violated");
-    }
-
-    #[test]
-    fn timed_out_reserve_may_or_may_not_take_effect() {
-        let took_effect = vec![
-            ev(reserve("ann", "a"), 0, 1, accepted("o1", 99)),
-            timeout(reserve("bob", "b"), 2),
-            ev(reserve("cat", "c"), 3, 4, accepted("o3", 97)),
-        ];
-        assert_eq!(check(&SPEC, &took_effect), Ok(vec![0, 1, 2]));
-        let no_effect = vec![
-            ev(reserve("ann", "a"), 0, 1, accepted("o1", 99)),
-            timeout(reserve("bob", "b"), 2),
-            ev(reserve("cat", "c"), 3, 4, accepted("o3", 98)),
-        ];
-        assert_eq!(check(&SPEC, &no_effect), Ok(vec![0, 2]));
-        // A timeout cannot take effect before it was invoked.
-        let too_early = vec![
-            ev(reserve("ann", "a"), 0, 1, accepted("o1", 98)),
-            timeout(reserve("bob", "b"), 2),
-        ];
-        rejected_with(&SPEC, &too_early, "op #0");
-    }
-
-    #[test]
-    fn idempotent_retry_replays_result_even_when_sold_out() {
-        let spec = SaleSpec {
-            allotted: 1,
-            per_buyer_limit: 1,
-        };
-        let h = sequential(vec![
-            (reserve("ann", "a"), accepted("o1", 0)),
-            (reserve("bob", "b"), Ret::SoldOut),
-            (reserve("ann", "a"), accepted("o1", 0)),
-        ]);
-        assert_eq!(check(&spec, &h), Ok(vec![0, 1, 2]));
-        // The first attempt timed out; the retry reveals that it took effect.
-        let h = vec![
-            timeout(reserve("ann", "a"), 0),
-            ev(reserve("bob", "b"), 5, 6, Ret::SoldOut),
-            ev(reserve("ann", "a"), 7, 8, accepted("o1", 0)),
-        ];
-        assert_eq!(check(&spec, &h), Ok(vec![0, 1, 2]));
-    }
-
-    #[test]
-    fn cancelled_stock_is_resold() {
-        let spec = SaleSpec {
-            allotted: 1,
-            per_buyer_limit: 1,
-        };
-        let h = sequential(vec![
-            (reserve("ann", "a"), accepted("o1", 0)),
-            (reserve("bob", "b1"), Ret::SoldOut),
-            (cancel("o1"), Ret::Cancelled { remaining: 1 }),
-            (reserve("bob", "b2"), accepted("o2", 0)),
-            (cancel("o1"), Ret::Rejected),
-            (confirm("o2"), Ret::Confirmed),
-        ]);
-        assert_eq!(check(&spec, &h), Ok((0..6).collect()));
-        // Resale overlapping the cancel must be ordered after it.
-        let h = vec![
-            ev(reserve("ann", "a"), 0, 1, accepted("o1", 0)),
-            ev(reserve("bob", "b"), 2, 9, accepted("o2", 0)),
-            ev(cancel("o1"), 3, 4, Ret::Cancelled { remaining: 1 }),
-        ];
-        assert_eq!(check(&spec, &h), Ok(vec![0, 2, 1]));
-    }
-
-    #[test]
-    fn search_budget_is_enforced() {
-        let h = crowd(300, 5);
-        let err = check_with_budget(&SPEC, &h, 10).expect_err("budget of 10 states is too small");
-        assert!(err.reason.contains("budget exhausted"), "{}", err.reason);
     }
 }
