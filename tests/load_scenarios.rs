@@ -6,7 +6,7 @@
 mod common;
 
 use common::{TestServer, test_config};
-use lockstep_load::scenario::{Slot, flash_sale, join_storm, link_drop, viewers};
+use lockstep_load::scenario::{Conn, Slot, flash_sale, join_storm, link_drop, viewers};
 use lockstep_load::wire::Target;
 
 fn slot(index: usize, count: usize, lead_ms: u64) -> Slot {
@@ -21,10 +21,12 @@ fn slot(index: usize, count: usize, lead_ms: u64) -> Slot {
 fn viewers_args(server: &TestServer, viewers: usize) -> viewers::ViewersArgs {
     viewers::ViewersArgs {
         target: Target::Lockstep,
-        server: server.addr.to_string(),
-        room: "load".into(),
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "load".into(),
+            secret: server.config.auth.secret.clone(),
+        },
         anchor_token: None,
-        secret: server.config.auth.secret.clone(),
         viewers,
         ramp: 2_000,
         rate: 10,
@@ -130,9 +132,11 @@ async fn flash_sale_scenario_sells_exactly_the_stock_linearizably() {
     let history = std::path::PathBuf::from(format!("{}.history.jsonl", common::temp_db_path()));
     let args = flash_sale::FlashSaleArgs {
         target: flash_sale::SaleTarget::Lockstep,
-        server: server.addr.to_string(),
-        room: "sale".into(),
-        secret: server.config.auth.secret.clone(),
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "sale".into(),
+            secret: server.config.auth.secret.clone(),
+        },
         buyers: 100,
         stock: 40,
         limit: 2,
@@ -162,9 +166,11 @@ async fn flash_sale_scenario_sells_exactly_the_stock_linearizably() {
 async fn link_drop_scenario_displays_the_link_together() {
     let server = TestServer::start(test_config());
     let args = link_drop::LinkDropArgs {
-        server: server.addr.to_string(),
-        room: "drop".into(),
-        secret: server.config.auth.secret.clone(),
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "drop".into(),
+            secret: server.config.auth.secret.clone(),
+        },
         viewers: 100,
         ramp: 2_000,
         countdown_ms: 1_000,
@@ -192,9 +198,11 @@ async fn join_storm_scenario_joins_everyone() {
     let server = TestServer::start(test_config());
     let args = join_storm::JoinStormArgs {
         target: Target::Lockstep,
-        server: server.addr.to_string(),
-        room: "storm".into(),
-        secret: server.config.auth.secret.clone(),
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "storm".into(),
+            secret: server.config.auth.secret.clone(),
+        },
         viewers: 300,
         rate: 0,
         concurrency: 64,

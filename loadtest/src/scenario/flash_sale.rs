@@ -13,7 +13,7 @@ use rand::Rng;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::link_drop::{clock_offset, create_sale, drop_link};
+use super::link_drop::{clock_offset, create_sale, drop_link, open_anchor};
 use super::{Slot, bar, loopback, token};
 use crate::linearizability::{Event, Op, Ret, SaleSpec, check};
 use crate::report::{Hist, Report};
@@ -30,13 +30,8 @@ pub enum SaleTarget {
 pub struct FlashSaleArgs {
     #[arg(long, value_enum, default_value = "lockstep")]
     pub target: SaleTarget,
-    /// Lockstep server, or Redis server (loopback).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub server: String,
-    #[arg(long, default_value = "load")]
-    pub room: String,
-    #[arg(long, default_value = "lockstep-development-secret-change-me")]
-    pub secret: String,
+    #[command(flatten)]
+    pub conn: super::Conn,
     #[arg(long, default_value_t = 1000)]
     pub buyers: usize,
     /// Units on sale.
@@ -71,7 +66,7 @@ pub async fn run(args: FlashSaleArgs, slot: Slot) -> anyhow::Result<Report> {
         slot.count == 1,
         "flash-sale runs in one process (--procs 1)"
     );
-    let server = loopback(&args.server)?;
+    let server = loopback(&args.conn.server)?;
     let started = Instant::now();
     let (events, window) = match args.target {
         SaleTarget::Lockstep => lockstep(&args, server, started, slot.progress).await?,
@@ -190,25 +185,23 @@ async fn lockstep(
     started: Instant,
     progress: bool,
 ) -> anyhow::Result<(Vec<Event>, f64)> {
-    let mut anchor =
-        wire::connect(server, None, &format!("/ws/rooms/{}/control", args.room)).await?;
-    let anchor_token = token(
-        &args.secret,
-        "anchor",
-        "load-anchor",
-        Some(&args.room),
-        None,
-    );
-    wire::lockstep_join(&mut anchor, Some(&anchor_token), Some(&args.room)).await?;
-    let sale = create_sale(server, &args.secret, &args.room, args.stock, args.limit).await?;
+    let mut anchor = open_anchor(server, &args.conn).await?;
+    let sale = create_sale(
+        server,
+        &args.conn.secret,
+        &args.conn.room,
+        args.stock,
+        args.limit,
+    )
+    .await?;
     let joining = bar(progress, args.buyers as u64, "joining");
     let mut buyers = Vec::with_capacity(args.buyers);
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(128));
     let mut joins = Vec::new();
     for i in 0..args.buyers {
         let (room, secret, gate, joining) = (
-            args.room.clone(),
-            args.secret.clone(),
+            args.conn.room.clone(),
+            args.conn.secret.clone(),
             gate.clone(),
             joining.clone(),
         );

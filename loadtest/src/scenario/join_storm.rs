@@ -14,12 +14,8 @@ use crate::wire::{self, Publisher, Target};
 pub struct JoinStormArgs {
     #[arg(long, value_enum, default_value = "lockstep")]
     pub target: Target,
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub server: String,
-    #[arg(long, default_value = "load")]
-    pub room: String,
-    #[arg(long, default_value = "lockstep-development-secret-change-me")]
-    pub secret: String,
+    #[command(flatten)]
+    pub conn: super::Conn,
     #[arg(long, default_value_t = 5000)]
     pub viewers: usize,
     /// Joins per second over all workers; 0 = as fast as possible (at most `--concurrency` in flight).
@@ -34,18 +30,18 @@ pub struct JoinStormArgs {
 }
 
 pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
-    let server = loopback(&args.server)?;
+    let server = loopback(&args.conn.server)?;
     let mut report = Report::new("join-storm", args.target.name());
     // Opening the room is the anchor's job; the anchor stays connected during the run.
     let _anchor = if slot.index == 0 && args.target == Target::Lockstep {
         let anchor = token(
-            &args.secret,
+            &args.conn.secret,
             "anchor",
             "load-anchor",
-            Some(&args.room),
+            Some(&args.conn.room),
             None,
         );
-        Some(Publisher::connect(args.target, server, &args.room, Some(&anchor)).await?)
+        Some(Publisher::connect(args.target, server, &args.conn.room, Some(&anchor)).await?)
     } else {
         None
     };
@@ -62,7 +58,7 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
             tokio::time::sleep_until((started + d * i as u32).into()).await;
         }
         let permit = gate.clone().acquire_owned().await?;
-        let (room, progress, source) = (args.room.clone(), progress.clone(), slot.source());
+        let (room, progress, source) = (args.conn.room.clone(), progress.clone(), slot.source());
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
             let joined = wire::join_receiver(args.target, server, source, &room, None).await;

@@ -16,12 +16,8 @@ use crate::wire::{self, Target, now_ns};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LinkDropArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub server: String,
-    #[arg(long, default_value = "load")]
-    pub room: String,
-    #[arg(long, default_value = "lockstep-development-secret-change-me")]
-    pub secret: String,
+    #[command(flatten)]
+    pub conn: super::Conn,
     #[arg(long, default_value_t = 1000)]
     pub viewers: usize,
     #[arg(long, default_value_t = 1000)]
@@ -117,6 +113,24 @@ pub async fn create_sale(
         .to_owned())
 }
 
+/// Connects the room's anchor on the control channel (opening the room).
+pub async fn open_anchor(
+    server: std::net::SocketAddr,
+    conn: &super::Conn,
+) -> anyhow::Result<wire::Ws> {
+    let mut anchor =
+        wire::connect(server, None, &format!("/ws/rooms/{}/control", conn.room)).await?;
+    let anchor_token = token(
+        &conn.secret,
+        "anchor",
+        "load-anchor",
+        Some(&conn.room),
+        None,
+    );
+    wire::lockstep_join(&mut anchor, Some(&anchor_token), Some(&conn.room)).await?;
+    Ok(anchor)
+}
+
 /// The anchor drops the link; returns `reveal_at` (server ms).
 pub async fn drop_link(
     anchor: &mut wire::Ws,
@@ -137,19 +151,10 @@ pub async fn drop_link(
 
 pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     anyhow::ensure!(slot.count == 1, "link-drop runs in one process (--procs 1)");
-    let server = loopback(&args.server)?;
+    let server = loopback(&args.conn.server)?;
     let mut report = Report::new("link-drop", "lockstep");
-    let mut anchor =
-        wire::connect(server, None, &format!("/ws/rooms/{}/control", args.room)).await?;
-    let anchor_token = token(
-        &args.secret,
-        "anchor",
-        "load-anchor",
-        Some(&args.room),
-        None,
-    );
-    wire::lockstep_join(&mut anchor, Some(&anchor_token), Some(&args.room)).await?;
-    let sale = create_sale(server, &args.secret, &args.room, 1, 1).await?;
+    let mut anchor = open_anchor(server, &args.conn).await?;
+    let sale = create_sale(server, &args.conn.secret, &args.conn.room, 1, 1).await?;
     let progress = bar(slot.progress, args.viewers as u64, "joining");
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(args.viewers + 1));
     let per_join = Duration::from_secs_f64(1.0 / f64::from(args.ramp.max(1)));
@@ -158,7 +163,7 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     for i in 0..args.viewers {
         tokio::time::sleep_until((started + per_join * i as u32).into()).await;
         let (room, ready, progress, samples) = (
-            args.room.clone(),
+            args.conn.room.clone(),
             ready.clone(),
             progress.clone(),
             args.sync_samples,

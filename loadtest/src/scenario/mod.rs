@@ -9,6 +9,22 @@ pub mod viewers;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+/// Where to connect and as whom: shared by every scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Conn {
+    /// Server address (loopback only), e.g. 127.0.0.1:8080 — for `flash-sale --target
+    /// redis`, the Redis server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub server: String,
+    /// Room (Lockstep) or subject (NATS) to use.
+    #[arg(long, default_value = "load")]
+    pub room: String,
+    /// Lockstep: the server's `auth.secret`, to mint the anchor, viewer and merchant
+    /// tokens the scenario needs.
+    #[arg(long, default_value = "lockstep-development-secret-change-me")]
+    pub secret: String,
+}
+
 /// This process's part of a run split over `count` worker processes.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {

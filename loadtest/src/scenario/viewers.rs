@@ -21,18 +21,11 @@ use crate::wire::{self, Publisher, Target, answer_ping, markers, now_ns};
 pub struct ViewersArgs {
     #[arg(long, value_enum, default_value = "lockstep")]
     pub target: Target,
-    /// Server address (loopback), e.g. 127.0.0.1:8080.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub server: String,
-    /// Room (Lockstep) or subject (NATS) to use.
-    #[arg(long, default_value = "load")]
-    pub room: String,
+    #[command(flatten)]
+    pub conn: super::Conn,
     /// Lockstep: anchor token for the room; minted from --secret when absent.
     #[arg(long)]
     pub anchor_token: Option<String>,
-    /// Lockstep: the server's `auth.secret`, to mint tokens.
-    #[arg(long, default_value = "lockstep-development-secret-change-me")]
-    pub secret: String,
     #[arg(long, default_value_t = 1000)]
     pub viewers: usize,
     /// Joins per second (over all workers).
@@ -87,7 +80,7 @@ struct Seen {
 }
 
 pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
-    let server = loopback(&args.server)?;
+    let server = loopback(&args.conn.server)?;
     let scenario = if args.slow_fraction > 0.0 {
         "slow-viewers"
     } else {
@@ -106,18 +99,18 @@ pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
     // The publisher lives in worker 0 and starts at the shared start time.
     let anchor = args.anchor_token.clone().unwrap_or_else(|| {
         token(
-            &args.secret,
+            &args.conn.secret,
             "anchor",
             "load-anchor",
-            Some(&args.room),
+            Some(&args.conn.room),
             None,
         )
     });
     if args.target == Target::Lockstep {
-        Publisher::ensure_room(server, &args.room, &anchor).await?;
+        Publisher::ensure_room(server, &args.conn.room, &anchor).await?;
     }
     let publisher = if slot.index == 0 {
-        Some(Publisher::connect(args.target, server, &args.room, Some(&anchor)).await?)
+        Some(Publisher::connect(args.target, server, &args.conn.room, Some(&anchor)).await?)
     } else {
         None
     };
@@ -136,7 +129,7 @@ pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
         let liker = global < args.likers;
         let viewer_token = (commenter && args.target == Target::Lockstep).then(|| {
             token(
-                &args.secret,
+                &args.conn.secret,
                 "viewer",
                 &format!("viewer-{global}"),
                 None,
@@ -157,7 +150,7 @@ pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
                 args.target,
                 server,
                 source,
-                &args.room,
+                &args.conn.room,
                 viewer_token.as_deref(),
                 recv_buffer,
             )
