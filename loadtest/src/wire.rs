@@ -334,8 +334,10 @@ impl Publisher {
             .bearer_auth(anchor_token)
             .json(&json!({"id": room}))
             .send()
-            .await?
-            .error_for_status()?;
+            .await
+            .with_context(|| format!("opening room `{room}` on {server}: is the server running?"))?
+            .error_for_status()
+            .with_context(|| format!("opening room `{room}` on {server}"))?;
         Ok(())
     }
 
