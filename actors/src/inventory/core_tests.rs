@@ -352,3 +352,26 @@ fn closing_returns_unsold_units_and_later_cancels() {
         })
     )));
 }
+
+#[test]
+fn end_time_ends_the_sale_and_returns_unsold_units() {
+    let mut core = InventoryCore::new(SaleRules {
+        end_at: Some(5_000),
+        ..rules(4, 4, 0)
+    });
+    core.reveal(0, 0, 1);
+    // Still reserved at the end time (expires at 5,500): it stays held, the rest returns.
+    core.reserve(4_500, 1, "a", 1, "k");
+    replies(&mut core);
+    core.tick(4_999);
+    assert_eq!(core.state(), lockstep_protocol::SaleState::Open);
+    core.tick(5_000);
+    assert_eq!(core.state(), lockstep_protocol::SaleState::Ended);
+    let effects: Vec<_> = core.drain_effects().collect();
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Persist(super::core::Write::Sale { returned: 3, .. })
+    )));
+    core.reserve(5_001, 2, "b", 1, "k");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Closed);
+}
