@@ -27,37 +27,30 @@ fn keys() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every buyer reserves one unit of a fresh sale of `allotted` units.
+fn run_orders(b: &mut criterion::Bencher<'_>, keys: &[(String, String)], allotted: u32) {
+    b.iter_batched(
+        || sale(allotted),
+        |mut core| {
+            for (req, (buyer, key)) in keys.iter().enumerate() {
+                core.reserve(1, req as u64, buyer, 1, key);
+                core.drain_effects().for_each(drop);
+            }
+            core
+        },
+        BatchSize::LargeInput,
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let keys = keys();
     let mut group = c.benchmark_group("inventory_core");
     group.throughput(Throughput::Elements(ORDERS));
     // Every request accepted (stock for all): the full path, order record and writes.
-    group.bench_function("reserve_accepted", |b| {
-        b.iter_batched(
-            || sale(ORDERS as u32),
-            |mut core| {
-                for (req, (buyer, key)) in keys.iter().enumerate() {
-                    core.reserve(1, req as u64, buyer, 1, key);
-                    core.drain_effects().for_each(drop);
-                }
-                core
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    group.bench_function("reserve_accepted", |b| run_orders(b, &keys, ORDERS as u32));
     // A flash sale's usual case: 100 units, everyone else sold out.
     group.bench_function("reserve_100_units_10k_buyers", |b| {
-        b.iter_batched(
-            || sale(100),
-            |mut core| {
-                for (req, (buyer, key)) in keys.iter().enumerate() {
-                    core.reserve(1, req as u64, buyer, 1, key);
-                    core.drain_effects().for_each(drop);
-                }
-                core
-            },
-            BatchSize::LargeInput,
-        )
+        run_orders(b, &keys, 100)
     });
     group.finish();
 }

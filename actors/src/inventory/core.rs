@@ -100,7 +100,6 @@ pub struct InventoryCore {
     expiry: BTreeSet<(u64, String)>,
     pool: Vec<Pooled>,
     effects: Vec<Effect>,
-    last_state: SaleState,
 }
 
 impl InventoryCore {
@@ -123,7 +122,6 @@ impl InventoryCore {
             expiry: BTreeSet::new(),
             pool: Vec::new(),
             effects: Vec::new(),
-            last_state: SaleState::Scheduled,
             phase,
             rules,
         };
@@ -156,7 +154,6 @@ impl InventoryCore {
             Phase::Ended => 0,
             _ => core.rules.allotted.saturating_sub(held),
         };
-        core.last_state = core.state();
         core
     }
 
@@ -529,10 +526,9 @@ impl InventoryCore {
     }
 
     fn note_stock(&mut self) {
-        self.last_state = self.state();
         self.effects.push(Effect::Stock {
             remaining: self.remaining,
-            state: self.last_state,
+            state: self.state(),
         });
     }
 }
