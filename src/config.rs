@@ -19,6 +19,7 @@ pub struct Config {
     pub room: RoomConfig,
     pub session: SessionConfig,
     pub store: StoreConfig,
+    pub media: lockstep_sfu::MediaConfig,
 }
 
 /// `[store]`: the embedded database.

@@ -172,3 +172,48 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
 }
+
+/// One sale of a room, as the anchor page lists it.
+#[derive(Debug, Serialize)]
+pub struct RoomSale {
+    pub id: String,
+    pub title: String,
+    pub sku_id: String,
+    pub state: lockstep_protocol::SaleState,
+    pub allotted: u32,
+    pub remaining: u32,
+    pub orders: u32,
+    pub price_cents: u64,
+    pub sale_price_cents: u64,
+    pub image_url: String,
+}
+
+/// `GET /api/v1/rooms/{id}/sales`: the room's sales, for its anchor.
+pub async fn room_sales(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let room = path.into_inner();
+    state.auth.anchor_of(bearer(&req), &room)?;
+    let mut sales = Vec::new();
+    for handle in state.sales.in_room(&room) {
+        let Ok(summary) = handle.addr.send(lockstep_actors::inventory::Summary).await else {
+            continue;
+        };
+        let card = &handle.card;
+        sales.push(RoomSale {
+            id: card.sale_id.clone(),
+            title: card.title.clone(),
+            sku_id: card.sku_id.clone(),
+            state: summary.state,
+            allotted: summary.allotted,
+            remaining: summary.remaining,
+            orders: summary.orders,
+            price_cents: card.price_cents,
+            sale_price_cents: card.sale_price_cents,
+            image_url: card.image_url.clone(),
+        });
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sales": sales })))
+}

@@ -1,17 +1,21 @@
 //! Lockstep: the server behind a live-shopping room. This crate wires the actors
 //! (`lockstep-actors`) to the network: WebSocket sessions for viewers and anchors, the
-//! HTTP API, configuration, tokens, metrics, startup and shutdown.
+//! HTTP API, the video endpoints (WHIP/WHEP, backed by `lockstep-sfu`), the web pages,
+//! configuration, tokens, metrics, startup and shutdown.
 //!
 //! Start it with [`run`]; tests bind `127.0.0.1:0` and pass the listener in.
 
 pub mod auth;
 pub mod config;
 mod http;
+mod media;
 mod merchant;
 pub mod openapi;
+mod pages;
 mod server;
 mod state;
 mod ws;
+mod ws_media;
 
 pub use config::Config;
 pub use server::run;

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
 use crate::state::AppState;
-use crate::{http, merchant, openapi, ws};
+use crate::{http, media, merchant, openapi, pages, ws};
+use lockstep_sfu::MediaDirectory;
+use lockstep_sfu::metrics::MediaMetrics;
 
 /// Serves on `listener` until `shutdown` resolves. Must run inside an actix `System`
 /// (`actix_rt::System::new().block_on(run(..))`).
@@ -37,17 +39,28 @@ pub async fn run(
     let sales = SaleDirectory::new(pool.clone(), store.clone());
     let directory = RoomDirectory::new(
         config.room.clone(),
-        pool,
+        pool.clone(),
         Some(sales.clone()),
         metrics.clone(),
         config.rooms.max_rooms,
     );
+    let media = MediaDirectory::new(
+        config.media.clone(),
+        pool,
+        MediaMetrics::new(&metrics.registry),
+        media::live_hook(
+            std::sync::Arc::downgrade(&directory),
+            config.media.playout_delay_ms,
+        ),
+    );
+    directory.set_media(std::sync::Arc::new(media::RoomVideo(media.clone())));
     let restored = restore_sales(&store, &sales, &directory).await?;
     tracing::info!(sales = restored, path = %config.store.path, "store opened");
     let cancel = CancellationToken::new();
     let state = web::Data::new(AppState::new(
         directory,
         sales,
+        media,
         Auth::new(&config.auth.secret),
         config.session.clone(),
         metrics,
@@ -69,6 +82,14 @@ pub async fn run(
             .route("/metrics", web::get().to(http::metrics))
             .route("/api/v1/rooms", web::post().to(http::open_room))
             .route("/api/v1/rooms/{id}", web::get().to(http::get_room))
+            .route("/api/v1/rooms/{id}/sales", web::get().to(http::room_sales))
+            .route("/whip/{room}", web::post().to(media::whip_publish))
+            .route("/whip/{room}/{session}", web::delete().to(media::whip_stop))
+            .route("/whep/{room}", web::post().to(media::whep_subscribe))
+            .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
+            .route("/rooms/{room}", web::get().to(pages::viewer))
+            .route("/rooms/{room}/anchor", web::get().to(pages::anchor))
+            .route("/static/{file}", web::get().to(pages::asset))
             .route("/api/v1/openapi.json", web::get().to(openapi::serve))
             .route("/api/v1/products", web::post().to(merchant::create_product))
             .route("/api/v1/products", web::get().to(merchant::list_products))

@@ -1,5 +1,5 @@
-//! What every request handler shares: the room directory, auth, limits, metrics and the
-//! shutdown signal.
+//! What every request handler shares: the room, sale and media directories, auth,
+//! limits, metrics and the shutdown signal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,7 @@ use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::room::SessionId;
+use lockstep_sfu::MediaDirectory;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -18,6 +19,7 @@ use crate::auth::Auth;
 pub struct AppState {
     pub directory: Arc<RoomDirectory>,
     pub sales: Arc<SaleDirectory>,
+    pub media: Arc<MediaDirectory>,
     pub auth: Auth,
     pub session: Arc<SessionConfig>,
     pub metrics: Metrics,
@@ -30,6 +32,7 @@ impl AppState {
     pub fn new(
         directory: Arc<RoomDirectory>,
         sales: Arc<SaleDirectory>,
+        media: Arc<MediaDirectory>,
         auth: Auth,
         session: SessionConfig,
         metrics: Metrics,
@@ -38,6 +41,7 @@ impl AppState {
         Self {
             directory,
             sales,
+            media,
             auth,
             session: Arc::new(session),
             metrics,

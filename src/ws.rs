@@ -22,6 +22,7 @@ use lockstep_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMsg}
 
 use crate::http::ApiError;
 use crate::state::{AppState, valid_room_id};
+use crate::ws_media::MediaLink;
 
 /// `GET /ws/rooms/{id}`: a viewer's socket.
 pub async fn viewer(
@@ -81,6 +82,8 @@ struct Session {
     room: Option<Addr<Room>>,
     /// The token subject once joined (`None` for anonymous viewers).
     user: Option<String>,
+    /// The session's video subscription.
+    media: MediaLink,
 }
 
 /// Whether the reader keeps going after an action.
@@ -97,6 +100,7 @@ impl Session {
             outbound: Arc::new(Outbound::new(state.session.outbound_queue_frames)),
             room: None,
             user: None,
+            media: MediaLink::default(),
             room_id,
             state,
         }
@@ -141,6 +145,7 @@ impl Session {
         if let Some(room) = self.room.take() {
             room.do_send(Leave { session: self.id });
         }
+        self.media.end(&self.room_id, &self.state);
         if !writer_done {
             // The writer finishes the queued frames and the close frame, bounded by `grace`.
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), writer).await;
@@ -218,6 +223,11 @@ impl Session {
             }
             Action::CancelOrder { order_id, id } => {
                 self.cancel_order(order_id, id);
+                Flow::Continue
+            }
+            Action::Media(request) => {
+                self.media
+                    .handle(request, &self.room_id, &self.state, &self.outbound);
                 Flow::Continue
             }
             Action::ReplyThenClose(msg, code) => {

@@ -89,7 +89,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            max_frame_bytes: 4096,
+            max_frame_bytes: 65536,
             outbound_queue_frames: 256,
             join_timeout_ms: 10_000,
             msg_rate_per_sec: 50.0,

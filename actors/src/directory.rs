@@ -13,6 +13,7 @@ use lockstep_protocol::ErrorCode;
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
 use crate::inventory::SaleDirectory;
+use crate::media::RoomMedia;
 use crate::metrics::Metrics;
 use crate::room::{Room, RoomCore};
 
@@ -35,6 +36,7 @@ pub struct RoomDirectory {
     sales: Option<std::sync::Arc<SaleDirectory>>,
     metrics: Metrics,
     max_rooms: usize,
+    media: std::sync::OnceLock<std::sync::Arc<dyn RoomMedia>>,
 }
 
 impl std::fmt::Debug for RoomDirectory {
@@ -67,7 +69,13 @@ impl RoomDirectory {
             sales,
             metrics,
             max_rooms,
+            media: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives rooms their video (set once, before rooms open).
+    pub fn set_media(&self, media: std::sync::Arc<dyn RoomMedia>) {
+        let _ = self.media.set(media);
     }
 
     /// The running room with this id, if any.
@@ -125,10 +133,11 @@ impl RoomDirectory {
         let weak = std::sync::Arc::downgrade(self);
         let metrics = self.metrics.clone();
         let sales = self.sales.clone();
+        let media = self.media.get().cloned();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
         tracing::info!(room = id, "room opened");
         Room::start_in_arbiter(arbiter, move |_| {
-            Room::new(core, weak, sales, metrics, tick)
+            Room::new(core, weak, sales, media, metrics, tick)
         })
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod inventory;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod outbound;
 pub mod room;

@@ -1,9 +1,11 @@
 //! `lockstep-load` as a library: scenarios, the wire adapters (Lockstep, NATS WebSocket,
 //! Socket.IO), mergeable reports, plots, and the linearizability checker for flash-sale
-//! histories (also used by the server's own tests).
+//! histories (also used by the server's own tests), and WebRTC publisher/subscriber
+//! clients for the SFU.
 
 pub mod linearizability;
 pub mod plot;
 pub mod report;
+pub mod rtc;
 pub mod scenario;
 pub mod wire;

@@ -58,6 +58,29 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// Subscribes this session to the room's video: `sdp` is a WebRTC offer with every
+    /// candidate gathered (non-trickle). Answered with `rtc_answer` or an `error`. A new
+    /// offer replaces the session's previous subscription.
+    RtcOffer {
+        sdp: String,
+        /// Simulcast layer wanted: `auto` (default), `low`, `mid` or `high`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Changes the simulcast layer of this session's subscription (`auto`, `low`, `mid`,
+    /// `high`); switches happen on the next keyframe of the new layer.
+    RtcLayer {
+        layer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Ends this session's video subscription.
+    RtcClose {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
     /// An anchor command; only accepted on the control channel.
     Control {
         #[serde(flatten)]

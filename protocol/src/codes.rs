@@ -30,6 +30,10 @@ pub enum ErrorCode {
     NotFound,
     /// The HTTP request body is larger than `server.max_body_bytes`.
     TooLarge,
+    /// An SDP offer that is not valid SDP or cannot be answered.
+    InvalidSdp,
+    /// A WHIP/WHEP request whose `Content-Type` is not `application/sdp`.
+    UnsupportedMediaType,
     /// The token is missing, malformed or its signature is wrong.
     Unauthorized,
     /// The token's expiry has passed.
@@ -66,6 +70,14 @@ pub enum ErrorCode {
     InvalidSaleState,
     /// An object with this id already exists.
     AlreadyExists,
+    /// The room is not live (the anchor must `go_live` before publishing video).
+    RoomNotLive,
+    /// The room has no video to watch (the anchor is not streaming).
+    MediaUnavailable,
+    /// The room's video has its configured maximum of subscribers.
+    TooManySubscribers,
+    /// No such WHIP/WHEP session.
+    SessionNotFound,
     /// Too many messages or comments in too short a time.
     RateLimited,
     /// Slow mode is on and this viewer commented too recently.
@@ -99,6 +111,8 @@ impl ErrorCode {
             Self::AlreadyJoined => 106,
             Self::NotFound => 107,
             Self::TooLarge => 108,
+            Self::InvalidSdp => 109,
+            Self::UnsupportedMediaType => 110,
             Self::Unauthorized => 200,
             Self::TokenExpired => 201,
             Self::Forbidden => 202,
@@ -117,6 +131,10 @@ impl ErrorCode {
             Self::InvalidOrderState => 311,
             Self::InvalidSaleState => 312,
             Self::AlreadyExists => 313,
+            Self::RoomNotLive => 314,
+            Self::MediaUnavailable => 315,
+            Self::TooManySubscribers => 316,
+            Self::SessionNotFound => 317,
             Self::RateLimited => 400,
             Self::SlowMode => 401,
             Self::Muted => 402,
@@ -140,13 +158,18 @@ impl ErrorCode {
             | Self::SaleNotFound
             | Self::ProductNotFound
             | Self::SkuNotFound
+            | Self::SessionNotFound
             | Self::OrderNotFound => 404,
             Self::RoomEnded
             | Self::InvalidTransition
             | Self::InsufficientStock
             | Self::InvalidOrderState
             | Self::InvalidSaleState
-            | Self::AlreadyExists => 409,
+            | Self::AlreadyExists
+            | Self::RoomNotLive
+            | Self::MediaUnavailable => 409,
+            Self::TooManySubscribers => 503,
+            Self::UnsupportedMediaType => 415,
             Self::RateLimited | Self::SlowMode => 429,
             Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
             Self::Internal => 500,
@@ -251,6 +274,12 @@ mod tests {
             ErrorCode::InvalidOrderState,
             ErrorCode::InvalidSaleState,
             ErrorCode::AlreadyExists,
+            ErrorCode::InvalidSdp,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::RoomNotLive,
+            ErrorCode::MediaUnavailable,
+            ErrorCode::TooManySubscribers,
+            ErrorCode::SessionNotFound,
             ErrorCode::RateLimited,
             ErrorCode::SlowMode,
             ErrorCode::Muted,

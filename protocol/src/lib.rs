@@ -20,7 +20,9 @@ pub use client::{ClientMsg, ControlCmd};
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{DecodeError, decode_client};
 pub use sale::{LinkCard, OrderOutcome, SaleState, SaleStock};
-pub use server::{Comment, LikeTally, ModerationAction, RoomSnapshot, RoomState, ServerMsg, You};
+pub use server::{
+    Comment, LikeTally, MediaInfo, ModerationAction, RoomSnapshot, RoomState, ServerMsg, You,
+};
 
 /// The protocol version this build speaks. A `join` naming another version is refused
 /// with [`ErrorCode::UnsupportedProtocol`].

@@ -27,6 +27,11 @@ pub struct LinkCard {
     /// Server time (ms since the Unix epoch) at which clients show the link and the
     /// inventory starts taking orders.
     pub reveal_at: u64,
+    /// When the room has video: the RTP timestamp (90 kHz, as every subscriber receives
+    /// it) of the frame on which the link appears, i.e. the frame captured `countdown`
+    /// after the one on the anchor's screen when the link was dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reveal_rtp: Option<u32>,
     /// Units still available when this card was sent.
     pub remaining: u32,
 }

@@ -60,6 +60,19 @@ pub struct RoomSnapshot {
     pub allow_anonymous: bool,
     /// The product link currently shown (or counting down), if any.
     pub link: Option<LinkCard>,
+    /// The room's video.
+    #[serde(default)]
+    pub media: MediaInfo,
+}
+
+/// Whether the room's video can be watched, and the playout delay every viewer uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// The anchor is streaming: send `rtc_offer` to watch.
+    pub live: bool,
+    /// The common playout delay (ms) every subscriber is driven to; pages set their
+    /// receivers' `jitterBufferTarget` to it.
+    pub playout_delay_ms: u16,
 }
 
 /// Who the server thinks this session is.
@@ -177,6 +190,17 @@ pub enum ServerMsg {
     },
     /// Answer to `time_sync`.
     TimeSync { t0: f64, t1: f64, t2: f64 },
+    /// Answer to `rtc_offer`: the SDP answer (with every candidate).
+    RtcAnswer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        sdp: String,
+    },
+    /// The room's video went live or away; broadcast to every session.
+    Media {
+        #[serde(flatten)]
+        media: MediaInfo,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

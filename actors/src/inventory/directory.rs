@@ -58,6 +58,18 @@ impl SaleDirectory {
         self.sales.get(sale_id).map(|h| h.clone())
     }
 
+    /// Every running sale of a room, oldest id first.
+    pub fn in_room(&self, room: &str) -> Vec<SaleHandle> {
+        let mut sales: Vec<SaleHandle> = self
+            .sales
+            .iter()
+            .filter(|h| h.room == room)
+            .map(|h| h.clone())
+            .collect();
+        sales.sort_by(|a, b| a.card.sale_id.cmp(&b.card.sale_id));
+        sales
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -14,6 +14,7 @@ use super::fanout::Fanout;
 use crate::clock::now_ms;
 use crate::directory::RoomDirectory;
 use crate::inventory::{Reply, SaleDirectory, SaleHandle, reply_channel};
+use crate::media::{RoomMedia, reveal_time};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
 use crate::sync::Arc;
@@ -60,6 +61,11 @@ pub struct SaleUpdate {
     pub state: lockstep_protocol::SaleState,
 }
 
+/// The room's video went live or away.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetMedia(pub lockstep_protocol::MediaInfo);
+
 /// Asks for the room's current snapshot (HTTP status endpoint).
 #[derive(Message)]
 #[rtype(result = "RoomSnapshot")]
@@ -71,6 +77,9 @@ pub struct Room {
     fanout: Fanout,
     directory: Weak<RoomDirectory>,
     sales: Option<std::sync::Arc<SaleDirectory>>,
+    media: Option<std::sync::Arc<dyn RoomMedia>>,
+    /// Frame timestamps of links already dropped, by sale (a re-drop repeats them).
+    reveal_frames: std::collections::HashMap<String, Option<u32>>,
     metrics: Metrics,
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
@@ -82,6 +91,7 @@ impl Room {
         core: RoomCore,
         directory: Weak<RoomDirectory>,
         sales: Option<std::sync::Arc<SaleDirectory>>,
+        media: Option<std::sync::Arc<dyn RoomMedia>>,
         metrics: Metrics,
         tick: Duration,
     ) -> Self {
@@ -90,6 +100,8 @@ impl Room {
             fanout: Fanout::default(),
             directory,
             sales,
+            media,
+            reveal_frames: std::collections::HashMap::new(),
             metrics,
             tick,
             last_frame: Instant::now(),
@@ -152,6 +164,9 @@ impl Room {
     fn release(&mut self, ctx: &mut Context<Self>) {
         for (_, queue) in self.fanout.take_all() {
             queue.close(CloseCode::RoomEnded);
+        }
+        if let Some(media) = &self.media {
+            media.room_ended(self.core.id());
         }
         ctx.stop();
     }
@@ -321,17 +336,31 @@ impl Room {
         let countdown = countdown_ms
             .unwrap_or(cfg.link_countdown_ms)
             .min(cfg.max_link_countdown_ms);
+        let (frame, delay) = match &self.media {
+            Some(media) => (media.latest_frame(self.core.id()), media.playout_delay_ms()),
+            None => (None, 0),
+        };
+        let (reveal_at, reveal_rtp) = reveal_time(now_ms(), countdown, frame, delay);
         let (sink, answer) = reply_channel();
         sale.addr.do_send(crate::inventory::Reveal {
-            reveal_at: now_ms() + countdown,
+            reveal_at,
             seed: rand::random(),
             reply: sink,
         });
         let card = sale.card.clone();
+        let sale_id = sale_id.to_owned();
+        let card_reveal_requested = reveal_at;
         ctx.spawn(answer.into_actor(self).map(move |answer, room, ctx| {
             match answer {
                 Ok(Reply::Revealed(Ok((reveal_at, remaining)))) => {
                     let mut card = (*card).clone();
+                    // The first drop fixes the frame; a re-drop repeats the first answer.
+                    let first = reveal_at == card_reveal_requested;
+                    card.reveal_rtp = *room.reveal_frames.entry(sale_id).or_insert(if first {
+                        reveal_rtp
+                    } else {
+                        None
+                    });
                     card.reveal_at = reveal_at;
                     card.remaining = remaining;
                     room.core.link_dropped(now_ms(), session, req, card);
@@ -389,5 +418,14 @@ impl Handler<Snapshot> for Room {
 
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.core.snapshot())
+    }
+}
+
+impl Handler<SetMedia> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetMedia, ctx: &mut Context<Self>) {
+        self.core.set_media(msg.0);
+        self.apply_outputs(ctx);
     }
 }

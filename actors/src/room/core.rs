@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use lockstep_protocol::{
-    Comment, ErrorCode, LikeTally, LinkCard, ModerationAction, PROTOCOL_VERSION, Role,
+    Comment, ErrorCode, LikeTally, LinkCard, MediaInfo, ModerationAction, PROTOCOL_VERSION, Role,
     RoomSnapshot, RoomState, SaleState, SaleStock, ServerMsg, You,
 };
 use rand::{SeedableRng, rngs::SmallRng};
@@ -82,6 +82,7 @@ pub struct RoomCore {
     pub(super) pinned: Option<Comment>,
     pub(super) slow_mode_secs: u32,
     pub(super) allow_anonymous: bool,
+    pub(super) media: MediaInfo,
     pub(super) muted: HashMap<String, u64>,
     pub(super) banned: HashSet<String>,
     pub(super) timeline: Ring<TimelineEvent>,
@@ -117,6 +118,7 @@ impl RoomCore {
             pinned: None,
             slow_mode_secs: 0,
             allow_anonymous: cfg.allow_anonymous,
+            media: MediaInfo::default(),
             muted: HashMap::new(),
             banned: HashSet::new(),
             last_online_at: now,
@@ -141,6 +143,15 @@ impl RoomCore {
     /// Whether viewers without a token may join.
     pub fn set_allow_anonymous(&mut self, allowed: bool) {
         self.allow_anonymous = allowed;
+    }
+
+    /// The room's video went live or away: remembered for the snapshot and broadcast.
+    pub fn set_media(&mut self, media: MediaInfo) {
+        if self.media != media {
+            self.media = media;
+            self.out
+                .push_back(Output::Broadcast(ServerMsg::Media { media }));
+        }
     }
 
     pub fn config(&self) -> &RoomConfig {
@@ -195,6 +206,7 @@ impl RoomCore {
             slow_mode: self.slow_mode_secs,
             allow_anonymous: self.allow_anonymous,
             link: self.link.clone(),
+            media: self.media,
         }
     }
 

@@ -8,7 +8,7 @@ mod core;
 mod fanout;
 mod timeline;
 
-pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, Snapshot};
+pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, SetMedia, Snapshot};
 pub use core::{Identity, Output, Refusal, RoomCore, SessionId};
 pub use fanout::{Delivery, Fanout};
 pub use timeline::{OnlinePoint, TimelineEvent, TimelineKind};

@@ -45,8 +45,25 @@ pub enum Action {
     },
     /// Cancel one of this buyer's orders.
     CancelOrder { order_id: String, id: Option<u64> },
+    /// A request about this session's video subscription.
+    Media(MediaRequest),
     /// Drop the frame silently (already answered enough for this flood).
     Ignore,
+}
+
+/// What a session asks of the room's video.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaRequest {
+    /// Subscribe with this SDP offer (replacing any earlier subscription).
+    Offer {
+        sdp: String,
+        layer: Option<String>,
+        id: Option<u64>,
+    },
+    /// Change the simulcast layer.
+    Layer { layer: String, id: Option<u64> },
+    /// Unsubscribe.
+    Close { id: Option<u64> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +188,11 @@ impl SessionCore {
                 id,
             },
             ClientMsg::CancelOrder { order_id, id } => Action::CancelOrder { order_id, id },
+            ClientMsg::RtcOffer { sdp, layer, id } => {
+                Action::Media(MediaRequest::Offer { sdp, layer, id })
+            }
+            ClientMsg::RtcLayer { layer, id } => Action::Media(MediaRequest::Layer { layer, id }),
+            ClientMsg::RtcClose { id } => Action::Media(MediaRequest::Close { id }),
             ClientMsg::Control { cmd, id } => match self.endpoint {
                 Endpoint::Control => Action::Room(RoomInput::Control { cmd, id }),
                 Endpoint::Viewer => Action::Reply(ServerMsg::error(
@@ -190,6 +212,9 @@ fn request_id(msg: &ClientMsg) -> Option<u64> {
         | ClientMsg::Join { id, .. }
         | ClientMsg::Order { id, .. }
         | ClientMsg::CancelOrder { id, .. }
+        | ClientMsg::RtcOffer { id, .. }
+        | ClientMsg::RtcLayer { id, .. }
+        | ClientMsg::RtcClose { id }
         | ClientMsg::Ping { id } => *id,
         ClientMsg::Like { .. } | ClientMsg::TimeSync { .. } => None,
     }

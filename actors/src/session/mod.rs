@@ -4,4 +4,4 @@
 
 mod core;
 
-pub use core::{Action, Endpoint, SessionCore};
+pub use core::{Action, Endpoint, MediaRequest, SessionCore};

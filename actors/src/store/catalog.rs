@@ -462,6 +462,7 @@ pub fn link_card(tx: &Transaction<'_>, sale_id: &str) -> Result<Option<LinkCard>
             |r| {
                 let attributes: String = r.get(6)?;
                 Ok(LinkCard {
+                    reveal_rtp: None,
                     sale_id: r.get(0)?,
                     product_id: r.get(1)?,
                     sku_id: r.get(2)?,

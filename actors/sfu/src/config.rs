@@ -1,0 +1,61 @@
+//! The SFU's settings (`[media]` in the config file). Every limit on what one room's
+//! video may cost lives here and in `config/default.toml`.
+
+use serde::{Deserialize, Serialize};
+
+/// Media (WebRTC) behaviour and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Whether rooms carry video at all (WHIP/WHEP and `rtc_offer` answer
+    /// `media_unavailable` when off).
+    pub enabled: bool,
+    /// Address the ICE UDP sockets bind to (port 0 = one ephemeral port per connection).
+    /// Use the host's reachable address in production; loopback suits local use and tests.
+    pub udp_bind: String,
+    /// Address announced in ICE candidates instead of the bound one (behind 1:1 NAT);
+    /// empty = announce what is bound.
+    pub public_ip: String,
+    /// Most subscribers (WebSocket + WHEP) one room's video may have.
+    pub max_subscribers_per_room: usize,
+    /// Relay actors per room; subscribers are spread over them and over the arbiters.
+    pub relay_shards: usize,
+    /// Packets queued per subscriber before the newest are dropped for that subscriber
+    /// only (a slow subscriber loses packets, it never holds up the others).
+    pub subscriber_queue_packets: usize,
+    /// Common playout delay every subscriber is driven to, in ms (playout-delay RTP
+    /// header extension with min = max, and the page's `jitterBufferTarget`).
+    pub playout_delay_ms: u16,
+    /// At most one keyframe request per layer is sent to the publisher in this interval.
+    pub keyframe_request_interval_ms: u64,
+    /// ICE: no traffic for this long marks a connection disconnected.
+    pub ice_disconnected_timeout_ms: u64,
+    /// ICE: no traffic for this long fails the connection; the SFU then removes it.
+    pub ice_failed_timeout_ms: u64,
+    /// A negotiation (offer → answer with gathered candidates) must finish within this.
+    pub negotiation_timeout_ms: u64,
+    /// Automatic layer choice: starting estimate of what a subscriber can take, bits/s.
+    pub initial_estimate_bps: u64,
+    /// Largest SDP offer accepted, in bytes.
+    pub max_sdp_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            udp_bind: "127.0.0.1".into(),
+            public_ip: String::new(),
+            max_subscribers_per_room: 2_000,
+            relay_shards: 2,
+            subscriber_queue_packets: 512,
+            playout_delay_ms: 300,
+            keyframe_request_interval_ms: 1_000,
+            ice_disconnected_timeout_ms: 3_000,
+            ice_failed_timeout_ms: 10_000,
+            negotiation_timeout_ms: 10_000,
+            initial_estimate_bps: 2_500_000,
+            max_sdp_bytes: 64 * 1024,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The media directory: the media room of each room id, started on the arbiter pool
+//! when its anchor first publishes, stopped when the room ends. It is the SFU's one
+//! entry point for the HTTP (WHIP/WHEP) and WebSocket layers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+
+use crate::MediaError;
+use crate::clock::FrameMark;
+use crate::config::MediaConfig;
+use crate::layers::Preference;
+use crate::metrics::MediaMetrics;
+use crate::room::{
+    ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
+};
+
+/// What a room's page needs to know about its video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaStatus {
+    pub live: bool,
+    pub playout_delay_ms: u16,
+}
+
+struct Entry {
+    addr: Addr<MediaRoom>,
+    latest_frame: Arc<Mutex<Option<FrameMark>>>,
+    live: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Every room's media, by room id.
+pub struct MediaDirectory {
+    cfg: Arc<MediaConfig>,
+    pool: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    rooms: DashMap<String, Entry>,
+    metrics: MediaMetrics,
+    on_live: LiveHook,
+}
+
+impl std::fmt::Debug for MediaDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaDirectory")
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+fn unavailable() -> MediaError {
+    MediaError::Unavailable("the anchor is not streaming in this room".into())
+}
+
+impl MediaDirectory {
+    /// `on_live(room, live)` is called whenever a room's stream goes live or away.
+    pub fn new(
+        cfg: MediaConfig,
+        pool: Vec<ArbiterHandle>,
+        metrics: MediaMetrics,
+        on_live: LiveHook,
+    ) -> Arc<Self> {
+        assert!(!pool.is_empty(), "the SFU needs at least one arbiter");
+        Arc::new(Self {
+            cfg: Arc::new(cfg),
+            pool,
+            next_arbiter: AtomicUsize::new(0),
+            rooms: DashMap::new(),
+            metrics,
+            on_live,
+        })
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.cfg
+    }
+
+    fn room(&self, room: &str) -> Option<Addr<MediaRoom>> {
+        self.rooms
+            .get(room)
+            .map(|e| e.addr.clone())
+            .filter(|a| a.connected())
+    }
+
+    fn room_or_start(&self, room: &str) -> Addr<MediaRoom> {
+        if let Some(addr) = self.room(room) {
+            return addr;
+        }
+        let mut entry = self
+            .rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| self.start(room));
+        if !entry.addr.connected() {
+            *entry = self.start(room);
+        }
+        entry.addr.clone()
+    }
+
+    fn start(&self, room: &str) -> Entry {
+        let first = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        let rotated: Vec<ArbiterHandle> = (0..self.pool.len())
+            .map(|i| self.pool[(first + i) % self.pool.len()].clone())
+            .collect();
+        let latest_frame = Arc::new(Mutex::new(None));
+        let live = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hook = {
+            let outer = self.on_live.clone();
+            let live = live.clone();
+            Arc::new(move |room: &str, now_live: bool| {
+                live.store(now_live, Ordering::Relaxed);
+                outer(room, now_live);
+            }) as LiveHook
+        };
+        let (id, cfg, metrics, frames) = (
+            room.to_owned(),
+            self.cfg.clone(),
+            self.metrics.clone(),
+            latest_frame.clone(),
+        );
+        let pool = rotated.clone();
+        let addr = MediaRoom::start_in_arbiter(&rotated[0], move |_| {
+            MediaRoom::new(id, cfg, pool, metrics, hook, frames)
+        });
+        Entry {
+            addr,
+            latest_frame,
+            live,
+        }
+    }
+
+    /// The room's video status.
+    pub fn status(&self, room: &str) -> MediaStatus {
+        let live = self.cfg.enabled
+            && self
+                .rooms
+                .get(room)
+                .is_some_and(|e| e.live.load(Ordering::Relaxed) && e.addr.connected());
+        MediaStatus {
+            live,
+            playout_delay_ms: self.cfg.playout_delay_ms,
+        }
+    }
+
+    /// The latest frame of the room's stream (reference layer), if it is live.
+    pub fn latest_frame(&self, room: &str) -> Option<FrameMark> {
+        let entry = self.rooms.get(room)?;
+        *entry.latest_frame.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The anchor publishes (WHIP): returns the session id and the SDP answer.
+    pub async fn publish(&self, room: &str, offer: String) -> Result<(u64, String), MediaError> {
+        if !self.cfg.enabled {
+            return Err(MediaError::Unavailable(
+                "video is turned off on this server (media.enabled)".into(),
+            ));
+        }
+        let addr = self.room_or_start(room);
+        addr.send(Publish { offer })
+            .await
+            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+    }
+
+    /// Ends the anchor's WHIP session.
+    pub async fn unpublish(&self, room: &str, publisher: u64) -> Result<(), MediaError> {
+        let addr = self.room(room).ok_or_else(|| {
+            MediaError::SessionNotFound("no publishing session in this room".into())
+        })?;
+        addr.send(Unpublish { publisher })
+            .await
+            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+    }
+
+    /// A viewer subscribes: returns the subscriber id and the SDP answer.
+    pub async fn subscribe(
+        &self,
+        room: &str,
+        offer: String,
+        preference: Preference,
+    ) -> Result<(u64, String), MediaError> {
+        if !self.cfg.enabled {
+            return Err(unavailable());
+        }
+        let addr = self.room(room).ok_or_else(unavailable)?;
+        addr.send(Subscribe { offer, preference })
+            .await
+            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+    }
+
+    /// A subscriber leaves. False when there was no such subscriber.
+    pub async fn unsubscribe(&self, room: &str, id: u64) -> bool {
+        match self.room(room) {
+            Some(addr) => addr.send(Unsubscribe { id }).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Same as [`unsubscribe`](Self::unsubscribe), without waiting.
+    pub fn unsubscribe_later(&self, room: &str, id: u64) {
+        if let Some(addr) = self.room(room) {
+            addr.do_send(Unsubscribe { id });
+        }
+    }
+
+    /// Changes a subscriber's layer preference. False when there is no such subscriber.
+    pub async fn change_layer(&self, room: &str, id: u64, preference: Preference) -> bool {
+        match self.room(room) {
+            Some(addr) => addr
+                .send(ChangeLayer { id, preference })
+                .await
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// The room ended: stop its media (publisher, relays, subscribers).
+    pub fn end_room(&self, room: &str) {
+        if let Some((_, entry)) = self.rooms.remove(room) {
+            entry.addr.do_send(Shutdown);
+        }
+    }
+
+    /// Rooms with a media supervisor running.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+}

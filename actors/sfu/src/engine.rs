@@ -1,0 +1,165 @@
+//! Building peer connections the way every SFU connection needs them: default codecs
+//! and interceptors (NACK, reports, TWCC), the playout-delay header extension, the
+//! keyframe-request tap, mDNS off, bounded ICE timeouts, ICE on the configured address;
+//! and non-trickle negotiation (an answer carries every candidate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateType,
+    RTCIceGatheringState, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+};
+
+use crate::MediaError;
+use crate::config::MediaConfig;
+
+/// The playout-delay RTP header extension (min/max delay the receiver should use).
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// What a peer connection reports to its owner.
+pub enum PeerEvent {
+    Gathered,
+    State(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+}
+
+/// Forwards a connection's events into a channel its owner reads.
+struct EventSink(mpsc::UnboundedSender<PeerEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for EventSink {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(PeerEvent::Gathered);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(PeerEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(PeerEvent::Track(track));
+    }
+}
+
+/// A new connection and the stream of its events.
+pub async fn build_peer(
+    cfg: &MediaConfig,
+) -> Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
+    let mut media = MediaEngine::default();
+    media
+        .register_default_codecs()
+        .map_err(MediaError::internal)?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: PLAYOUT_DELAY_URI.to_owned(),
+            },
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverDirection::Sendonly),
+        )
+        .map_err(MediaError::internal)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)
+        .map_err(MediaError::internal)?
+        .with(
+            Slot::from(14_000),
+            crate::keyframe::KeyframeRequestTap::default(),
+        );
+    let mut settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(true)
+        .with_ice_timeouts(
+            Some(Duration::from_millis(cfg.ice_disconnected_timeout_ms)),
+            Some(Duration::from_millis(cfg.ice_failed_timeout_ms)),
+            Some(Duration::from_millis(
+                (cfg.ice_disconnected_timeout_ms / 3).max(200),
+            )),
+        );
+    if !cfg.public_ip.is_empty() {
+        settings =
+            settings.with_nat_1to1_ips(vec![cfg.public_ip.clone()], RTCIceCandidateType::Host);
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings.build())
+        .with_handler(Arc::new(EventSink(tx)))
+        .with_udp_addrs(vec![format!("{}:0", cfg.udp_bind)])
+        .build()
+        .await
+        .map_err(MediaError::internal)?;
+    Ok((Arc::new(pc), rx))
+}
+
+/// Parses an SDP offer, with a clear error for anything that is not one.
+pub fn parse_offer(sdp: &str, cfg: &MediaConfig) -> Result<RTCSessionDescription, MediaError> {
+    if sdp.len() > cfg.max_sdp_bytes {
+        return Err(MediaError::InvalidSdp(format!(
+            "the offer is {} bytes; the limit is {} (media.max_sdp_bytes)",
+            sdp.len(),
+            cfg.max_sdp_bytes
+        )));
+    }
+    if !sdp.starts_with("v=0") || !sdp.contains("m=") {
+        return Err(MediaError::InvalidSdp(
+            "the body is not an SDP offer (it must start with v=0 and have media sections)".into(),
+        ));
+    }
+    RTCSessionDescription::offer(sdp.to_owned())
+        .map_err(|e| MediaError::InvalidSdp(format!("the offer does not parse: {e}")))
+}
+
+/// Applies `offer`, answers it, and waits until every local candidate is in the answer.
+pub async fn answer(
+    pc: &Arc<dyn PeerConnection>,
+    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
+    offer: RTCSessionDescription,
+    cfg: &MediaConfig,
+) -> Result<(String, Vec<Arc<dyn TrackRemote>>), MediaError> {
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| MediaError::InvalidSdp(format!("the offer cannot be applied: {e}")))?;
+    let answer = pc.create_answer(None).await.map_err(|e| {
+        MediaError::InvalidSdp(format!("no answer is possible for this offer: {e}"))
+    })?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(MediaError::internal)?;
+    let mut early_tracks = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(PeerEvent::Gathered) => break,
+                Some(PeerEvent::Track(track)) => early_tracks.push(track),
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
+                    return Err(MediaError::Internal("the connection closed while gathering candidates".into()));
+                }
+                Some(PeerEvent::State(_)) => {}
+            },
+            _ = &mut deadline => {
+                return Err(MediaError::Internal("gathering ICE candidates timed out".into()));
+            }
+        }
+    }
+    let local = pc
+        .local_description()
+        .await
+        .ok_or_else(|| MediaError::Internal("no local description after answering".into()))?;
+    Ok((local.sdp, early_tracks))
+}

@@ -1,0 +1,130 @@
+//! Ingest: one task per publisher track, on the media room's arbiter. It reads RTP,
+//! learns each simulcast layer's SSRC, marks keyframes, aligns layer timestamps onto the
+//! room's media clock, and hands every packet to every relay (one cheap `Arc` per relay).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::clock::{FrameMark, MediaClock};
+use crate::codec::VideoCodec;
+use crate::layers::LayerId;
+use crate::metrics::MediaMetrics;
+use crate::relay::{Deliver, MediaPacket};
+use crate::room::{MediaRoom, TrackEnded, TrackOpened};
+
+/// Where an ingest task sends what it reads.
+#[derive(Clone)]
+pub(crate) struct IngestSinks {
+    pub room: Addr<MediaRoom>,
+    pub publisher: u64,
+    pub relays: Arc<Vec<Recipient<Deliver>>>,
+    pub latest_frame: Arc<Mutex<Option<FrameMark>>>,
+    pub metrics: MediaMetrics,
+}
+
+struct Stream {
+    layer: LayerId,
+    codec: VideoCodec,
+}
+
+/// Reads one publisher track until it ends.
+pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
+    let kind = track.kind().await;
+    let mut streams: HashMap<u32, Stream> = HashMap::new();
+    let mut clock = MediaClock::default();
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnOpen(init) => {
+                let codec: RTCRtpCodec = track.codec(init.ssrc).await.unwrap_or_default();
+                let layer = init.rid.map(|r| r.to_string()).unwrap_or_default();
+                streams.insert(
+                    init.ssrc,
+                    Stream {
+                        layer: layer.clone(),
+                        codec: VideoCodec::from_mime(&codec.mime_type),
+                    },
+                );
+                sinks.room.do_send(TrackOpened {
+                    publisher: sinks.publisher,
+                    kind,
+                    layer,
+                    ssrc: init.ssrc,
+                    codec,
+                    track: track.clone(),
+                });
+            }
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                sinks.metrics.packets_in.inc();
+                if let Some(media) = classify(kind, &streams, &mut clock, packet) {
+                    if media.video_reference_frame {
+                        *sinks.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) =
+                            clock.latest();
+                    }
+                    let media = Arc::new(media.packet);
+                    for relay in sinks.relays.iter() {
+                        relay.do_send(Deliver(media.clone()));
+                    }
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    sinks.room.do_send(TrackEnded {
+        publisher: sinks.publisher,
+        kind,
+    });
+}
+
+struct Classified {
+    packet: MediaPacket,
+    video_reference_frame: bool,
+}
+
+fn classify(
+    kind: RtpCodecKind,
+    streams: &HashMap<u32, Stream>,
+    clock: &mut MediaClock,
+    packet: rtp::Packet,
+) -> Option<Classified> {
+    let stream = streams.get(&packet.header.ssrc)?;
+    let now = lockstep_now_ms();
+    if kind != RtpCodecKind::Video {
+        return Some(Classified {
+            packet: MediaPacket {
+                video: false,
+                layer: stream.layer.clone(),
+                keyframe: false,
+                media_ts: packet.header.timestamp,
+                packet,
+            },
+            video_reference_frame: false,
+        });
+    }
+    let before = clock.latest();
+    let media_ts = clock.packet(&stream.layer, packet.header.timestamp, now)?;
+    let keyframe = stream.codec.starts_keyframe(&packet.payload);
+    Some(Classified {
+        video_reference_frame: clock.latest() != before,
+        packet: MediaPacket {
+            video: true,
+            layer: stream.layer.clone(),
+            keyframe,
+            media_ts,
+            packet,
+        },
+    })
+}
+
+/// Server time in ms since the Unix epoch (the clock `reveal_at` is in).
+pub fn lockstep_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

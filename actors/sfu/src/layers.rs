@@ -1,0 +1,205 @@
+//! Simulcast for one subscriber (pure): which layer it should get (an explicit request
+//! from the page, or the highest one its estimated capacity can take), when a switch may
+//! happen (only on a keyframe of the new layer), and the sequence-number rewriting that
+//! makes the switches invisible to the subscriber's decoder.
+
+use std::collections::HashMap;
+
+/// A publisher's simulcast layer, by its RID (`""` when the publisher sends one layer).
+pub type LayerId = String;
+
+/// What a subscriber asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preference {
+    /// The highest layer its bandwidth estimate allows.
+    Auto,
+    Low,
+    Mid,
+    High,
+}
+
+impl Preference {
+    /// Parses the protocol's names (`auto`, `low`, `mid`, `high`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "auto" => Self::Auto,
+            "low" => Self::Low,
+            "mid" => Self::Mid,
+            "high" => Self::High,
+            _ => return None,
+        })
+    }
+}
+
+/// Picks a layer from those on offer, given as (id, measured bits/s) in any order.
+pub fn choose_layer(
+    pref: Preference,
+    layers: &[(LayerId, u64)],
+    estimate_bps: u64,
+) -> Option<LayerId> {
+    let mut sorted: Vec<&(LayerId, u64)> = layers.iter().collect();
+    sorted.sort_by_key(|(id, bps)| (*bps, id.clone()));
+    let last = sorted.len().checked_sub(1)?;
+    let pick = match pref {
+        Preference::Low => 0,
+        Preference::High => last,
+        Preference::Mid => last.div_ceil(2),
+        Preference::Auto => {
+            let budget = estimate_bps.saturating_mul(9) / 10;
+            sorted
+                .iter()
+                .rposition(|(_, bps)| *bps <= budget)
+                .unwrap_or(0)
+        }
+    };
+    Some(sorted[pick.min(last)].0.clone())
+}
+
+/// A subscriber's capacity estimate from its own send queue: halve toward what was
+/// actually sent when packets had to be dropped, grow slowly while none were.
+#[derive(Debug, Clone)]
+pub struct Estimator {
+    bps: u64,
+    quiet_windows: u32,
+}
+
+impl Estimator {
+    const FLOOR_BPS: u64 = 100_000;
+    const CEILING_BPS: u64 = 50_000_000;
+
+    pub fn new(initial_bps: u64) -> Self {
+        Self {
+            bps: initial_bps.clamp(Self::FLOOR_BPS, Self::CEILING_BPS),
+            quiet_windows: 0,
+        }
+    }
+
+    pub fn bps(&self) -> u64 {
+        self.bps
+    }
+
+    /// One measuring window (about a second): what was sent and how many packets the
+    /// subscriber's queue dropped.
+    pub fn window(&mut self, sent_bps: u64, dropped: u64) {
+        if dropped > 0 {
+            self.bps = (self.bps.min(sent_bps) * 85 / 100).max(Self::FLOOR_BPS);
+            self.quiet_windows = 0;
+        } else {
+            self.quiet_windows += 1;
+            if self.quiet_windows >= 2 {
+                self.bps = (self.bps * 11 / 10).min(Self::CEILING_BPS);
+            }
+        }
+    }
+}
+
+/// What to do with one video packet for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Send it with this sequence number.
+    Send { seq: u16 },
+    /// Not for this subscriber (another layer, or waiting for a keyframe).
+    Skip,
+}
+
+/// Per-subscriber video state: current and wanted layer, sequence rewriting.
+#[derive(Debug, Clone, Default)]
+pub struct LayerSwitch {
+    current: Option<LayerId>,
+    target: Option<LayerId>,
+    seq_offset: u16,
+    last_out: Option<u16>,
+    switches: u64,
+}
+
+impl LayerSwitch {
+    /// The layer being forwarded now.
+    pub fn current(&self) -> Option<&LayerId> {
+        self.current.as_ref()
+    }
+
+    /// The layer wanted; differs from `current` until its next keyframe.
+    pub fn target(&self) -> Option<&LayerId> {
+        self.target.as_ref()
+    }
+
+    /// Completed switches (the first layer counts as one).
+    pub fn switches(&self) -> u64 {
+        self.switches
+    }
+
+    /// Wants `layer` from now on. True when this starts a wait for its keyframe (the
+    /// caller then asks the publisher for one).
+    pub fn want(&mut self, layer: LayerId) -> bool {
+        if self.target.as_ref() == Some(&layer) {
+            return false;
+        }
+        let waiting = self.current.as_ref() != Some(&layer);
+        self.target = Some(layer);
+        waiting
+    }
+
+    /// Decides one packet of `layer` with sequence number `seq`; `keyframe` if it starts
+    /// a keyframe.
+    pub fn packet(&mut self, layer: &LayerId, seq: u16, keyframe: bool) -> Forward {
+        if self.target.as_ref() == Some(layer) && self.current.as_ref() != Some(layer) {
+            if !keyframe {
+                return Forward::Skip;
+            }
+            let next = self.last_out.map_or(seq, |last| last.wrapping_add(1));
+            self.seq_offset = next.wrapping_sub(seq);
+            self.current = Some(layer.clone());
+            self.switches += 1;
+        }
+        if self.current.as_ref() != Some(layer) {
+            return Forward::Skip;
+        }
+        let out = seq.wrapping_add(self.seq_offset);
+        // Track the highest sequence sent (with wrap-around), so a switch continues it.
+        if self
+            .last_out
+            .is_none_or(|last| out.wrapping_sub(last) < u16::MAX / 2)
+        {
+            self.last_out = Some(out);
+        }
+        Forward::Send { seq: out }
+    }
+}
+
+/// Bits per second per layer over a sliding one-second window (pure; time passed in ms).
+#[derive(Debug, Default)]
+pub struct LayerRates {
+    window_start_ms: u64,
+    bytes: HashMap<LayerId, u64>,
+    rates: HashMap<LayerId, u64>,
+}
+
+impl LayerRates {
+    /// Counts a packet; closes the window after a second and returns true then.
+    pub fn add(&mut self, layer: &LayerId, bytes: usize, now_ms: u64) -> bool {
+        if self.window_start_ms == 0 {
+            self.window_start_ms = now_ms;
+        }
+        *self.bytes.entry(layer.clone()).or_default() += bytes as u64;
+        let elapsed = now_ms.saturating_sub(self.window_start_ms);
+        if elapsed < 1000 {
+            return false;
+        }
+        self.rates = self
+            .bytes
+            .drain()
+            .map(|(layer, b)| (layer, b * 8 * 1000 / elapsed))
+            .collect();
+        self.window_start_ms = now_ms;
+        true
+    }
+
+    /// The last window's rates, as (layer, bits/s).
+    pub fn rates(&self) -> Vec<(LayerId, u64)> {
+        self.rates.iter().map(|(l, r)| (l.clone(), *r)).collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "layers_tests.rs"]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+use proptest::prelude::*;
+
+fn three() -> Vec<(LayerId, u64)> {
+    vec![
+        ("high".into(), 1_500_000),
+        ("low".into(), 150_000),
+        ("mid".into(), 500_000),
+    ]
+}
+
+#[test]
+fn explicit_choices_follow_bitrate_order() {
+    assert_eq!(choose_layer(Preference::Low, &three(), 0).unwrap(), "low");
+    assert_eq!(choose_layer(Preference::Mid, &three(), 0).unwrap(), "mid");
+    assert_eq!(choose_layer(Preference::High, &three(), 0).unwrap(), "high");
+    assert_eq!(choose_layer(Preference::High, &[], 0), None);
+    let one = vec![(String::new(), 900_000)];
+    assert_eq!(choose_layer(Preference::Mid, &one, 0).unwrap(), "");
+}
+
+#[test]
+fn auto_never_picks_more_than_the_estimate_allows() {
+    assert_eq!(
+        choose_layer(Preference::Auto, &three(), 5_000_000).unwrap(),
+        "high"
+    );
+    assert_eq!(
+        choose_layer(Preference::Auto, &three(), 1_000_000).unwrap(),
+        "mid"
+    );
+    assert_eq!(
+        choose_layer(Preference::Auto, &three(), 300_000).unwrap(),
+        "low"
+    );
+    // Nothing fits: the lowest layer rather than nothing.
+    assert_eq!(
+        choose_layer(Preference::Auto, &three(), 50_000).unwrap(),
+        "low"
+    );
+}
+
+#[test]
+fn estimator_backs_off_on_drops_and_recovers_slowly() {
+    let mut e = Estimator::new(2_000_000);
+    e.window(1_500_000, 3);
+    assert_eq!(e.bps(), 1_275_000);
+    e.window(1_000_000, 0);
+    assert_eq!(e.bps(), 1_275_000, "one quiet window is not enough to grow");
+    e.window(1_000_000, 0);
+    assert!(e.bps() > 1_275_000);
+}
+
+#[test]
+fn switches_wait_for_a_keyframe_and_keep_sequence_numbers_continuous() {
+    let mut s = LayerSwitch::default();
+    let low: LayerId = "low".into();
+    let high: LayerId = "high".into();
+    assert!(s.want(low.clone()));
+    assert_eq!(s.packet(&low, 100, false), Forward::Skip, "no keyframe yet");
+    assert_eq!(s.packet(&low, 101, true), Forward::Send { seq: 101 });
+    assert_eq!(s.packet(&low, 102, false), Forward::Send { seq: 102 });
+    assert_eq!(s.packet(&high, 5000, true), Forward::Skip, "not wanted");
+    assert!(s.want(high.clone()));
+    assert_eq!(
+        s.packet(&low, 103, false),
+        Forward::Send { seq: 103 },
+        "until the switch"
+    );
+    assert_eq!(s.packet(&high, 5001, false), Forward::Skip);
+    assert_eq!(s.packet(&high, 5002, true), Forward::Send { seq: 104 });
+    assert_eq!(
+        s.packet(&low, 104, false),
+        Forward::Skip,
+        "old layer dropped"
+    );
+    assert_eq!(s.packet(&high, 5003, false), Forward::Send { seq: 105 });
+    assert_eq!(s.current(), Some(&high));
+    assert_eq!(s.switches(), 2);
+}
+
+#[test]
+fn layer_rates_measure_per_second() {
+    let mut r = LayerRates::default();
+    assert!(!r.add(&"a".into(), 1000, 1));
+    assert!(!r.add(&"b".into(), 500, 500));
+    assert!(r.add(&"a".into(), 1000, 1001));
+    let mut rates = r.rates();
+    rates.sort();
+    assert_eq!(rates, vec![("a".into(), 16_000), ("b".into(), 4_000)]);
+}
+
+proptest! {
+    /// Whatever the interleaving of layers, keyframes and switch requests, what a
+    /// subscriber receives is one layer at a time, each switch lands on a keyframe, and
+    /// its sequence numbers advance by exactly the source's steps (+1 across a switch).
+    #[test]
+    fn output_is_one_continuous_stream(
+        events in proptest::collection::vec((0u8..3, any::<bool>(), 0u8..8), 1..400)
+    ) {
+        let names = ["low", "mid", "high"];
+        let mut seqs = [10u16, 30_000, 65_500];
+        let mut s = LayerSwitch::default();
+        let mut last: Option<(u8, u16, u16)> = None; // (layer, in seq, out seq)
+        for (layer, keyframe, action) in events {
+            if action == 0 {
+                s.want(names[layer as usize].into());
+                continue;
+            }
+            let seq = seqs[layer as usize];
+            seqs[layer as usize] = seq.wrapping_add(1);
+            match s.packet(&names[layer as usize].into(), seq, keyframe) {
+                Forward::Skip => {}
+                Forward::Send { seq: out } => {
+                    if let Some((prev_layer, prev_in, prev_out)) = last {
+                        if prev_layer == layer {
+                            prop_assert_eq!(out.wrapping_sub(prev_out), seq.wrapping_sub(prev_in));
+                        } else {
+                            prop_assert!(keyframe, "a switch must land on a keyframe");
+                            prop_assert_eq!(out, prev_out.wrapping_add(1));
+                        }
+                    }
+                    last = Some((layer, seq, out));
+                }
+            }
+        }
+    }
+}

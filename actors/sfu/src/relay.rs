@@ -1,0 +1,302 @@
+//! A relay shard: forwards the publisher's packets to its share of the room's
+//! subscribers. Forwarding never waits on a subscriber: each packet is rewritten for the
+//! subscriber (SSRC, payload type, sequence number across layer switches, aligned
+//! timestamp, playout delay) and `try_send` into its bounded queue; a full queue drops
+//! that packet for that subscriber only and lowers its capacity estimate. Once a second
+//! the relay re-picks every subscriber's simulcast layer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use tokio::sync::mpsc;
+
+use crate::MediaError;
+use crate::config::MediaConfig;
+use crate::ingest::lockstep_now_ms;
+use crate::layers::{
+    Estimator, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
+};
+use crate::metrics::MediaMetrics;
+use crate::room::{KeyframeWanted, MediaRoom, SubscriberLeft};
+use crate::subscriber::{self, OutStream, Outgoing};
+
+/// One RTP packet from the publisher, shared by every relay.
+#[derive(Debug)]
+pub struct MediaPacket {
+    pub video: bool,
+    /// Simulcast layer (RID; empty without simulcast).
+    pub layer: LayerId,
+    /// Starts a keyframe.
+    pub keyframe: bool,
+    /// Timestamp on the room's media clock (same for every layer's copy of a frame).
+    pub media_ts: u32,
+    pub packet: rtp::Packet,
+}
+
+/// A packet to forward.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Arc<MediaPacket>);
+
+/// Adds a subscriber: negotiate on this relay's arbiter, answer the offer.
+#[derive(Message)]
+#[rtype(result = "Result<String, MediaError>")]
+pub struct AddSubscriber {
+    pub id: u64,
+    pub offer: String,
+    pub preference: Preference,
+    pub video_codec: Option<RTCRtpCodec>,
+    pub audio_codec: Option<RTCRtpCodec>,
+}
+
+/// Changes a subscriber's layer preference.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPreference {
+    pub id: u64,
+    pub preference: Preference,
+}
+
+/// Removes a subscriber (it left, or its connection ended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriberGone {
+    pub id: u64,
+}
+
+/// A subscriber asked for a keyframe (PLI/FIR).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriberKeyframe {
+    pub id: u64,
+}
+
+/// Drops every subscriber and stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRelay;
+
+struct Sub {
+    queue: mpsc::Sender<Outgoing>,
+    video: Option<OutStream>,
+    audio: Option<OutStream>,
+    playout_delay: Option<(u8, Bytes)>,
+    switch: LayerSwitch,
+    preference: Preference,
+    estimator: Estimator,
+    sent_bytes: u64,
+    dropped: u64,
+}
+
+/// One shard of a room's subscribers.
+pub struct Relay {
+    cfg: Arc<MediaConfig>,
+    room: Addr<MediaRoom>,
+    metrics: MediaMetrics,
+    subs: HashMap<u64, Sub>,
+    rates: LayerRates,
+}
+
+impl Relay {
+    pub fn new(cfg: Arc<MediaConfig>, room: Addr<MediaRoom>, metrics: MediaMetrics) -> Self {
+        Self {
+            cfg,
+            room,
+            metrics,
+            subs: HashMap::new(),
+            rates: LayerRates::default(),
+        }
+    }
+
+    fn pick_layers(&mut self) {
+        let layers = self.rates.rates();
+        for sub in self.subs.values_mut() {
+            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps())
+                && sub.switch.want(layer.clone())
+            {
+                self.room.do_send(KeyframeWanted { layer });
+            }
+        }
+    }
+
+    fn forward(&mut self, media: &MediaPacket) {
+        for sub in self.subs.values_mut() {
+            let (stream, seq) = if media.video {
+                let Some(stream) = sub.video else { continue };
+                if sub.switch.target().is_none() {
+                    // First packet seen for a new subscriber: start on this layer.
+                    if sub.switch.want(media.layer.clone()) {
+                        self.room.do_send(KeyframeWanted {
+                            layer: media.layer.clone(),
+                        });
+                    }
+                }
+                let before = sub.switch.switches();
+                match sub.switch.packet(
+                    &media.layer,
+                    media.packet.header.sequence_number,
+                    media.keyframe,
+                ) {
+                    Forward::Skip => continue,
+                    Forward::Send { seq } => {
+                        if sub.switch.switches() != before {
+                            self.metrics.layer_switches.inc();
+                        }
+                        (stream, seq)
+                    }
+                }
+            } else {
+                let Some(stream) = sub.audio else { continue };
+                (stream, media.packet.header.sequence_number)
+            };
+            let mut packet = rtp::Packet {
+                header: media.packet.header.clone(),
+                payload: media.packet.payload.clone(),
+            };
+            let header = &mut packet.header;
+            header.ssrc = stream.ssrc;
+            header.payload_type = stream.payload_type;
+            header.sequence_number = seq;
+            header.timestamp = media.media_ts;
+            header.extensions.clear();
+            header.extension = false;
+            header.extensions_padding = 0;
+            if media.video
+                && let Some((id, value)) = &sub.playout_delay
+            {
+                let _ = header.set_extension(*id, value.clone());
+            }
+            let bytes = packet.payload.len() as u64 + 12;
+            match sub.queue.try_send(Outgoing {
+                video: media.video,
+                packet,
+            }) {
+                Ok(()) => {
+                    sub.sent_bytes += bytes;
+                    self.metrics.packets_out.inc();
+                }
+                Err(_) => {
+                    sub.dropped += 1;
+                    self.metrics.packets_dropped.inc();
+                }
+            }
+        }
+    }
+
+    fn close_window(&mut self) {
+        for sub in self.subs.values_mut() {
+            sub.estimator.window(sub.sent_bytes * 8, sub.dropped);
+            sub.sent_bytes = 0;
+            sub.dropped = 0;
+        }
+        self.pick_layers();
+    }
+}
+
+impl Actor for Relay {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
+        let media = msg.0;
+        if media.video
+            && self.rates.add(
+                &media.layer,
+                media.packet.payload.len() + 12,
+                lockstep_now_ms(),
+            )
+        {
+            self.close_window();
+        }
+        self.forward(&media);
+    }
+}
+
+impl Handler<AddSubscriber> for Relay {
+    type Result = ResponseActFuture<Self, Result<String, MediaError>>;
+
+    fn handle(&mut self, msg: AddSubscriber, ctx: &mut Context<Self>) -> Self::Result {
+        let cfg = self.cfg.clone();
+        let relay = ctx.address();
+        let work = async move {
+            subscriber::negotiate(&cfg, &msg.offer, msg.video_codec, msg.audio_codec)
+                .await
+                .map(|n| (msg.id, msg.preference, n))
+        };
+        Box::pin(work.into_actor(self).map(move |result, this, _| {
+            let (id, preference, negotiated) = result?;
+            let (tx, rx) = mpsc::channel(this.cfg.subscriber_queue_packets.max(1));
+            actix_rt::spawn(subscriber::write_loop(id, negotiated.link, rx, relay));
+            this.subs.insert(
+                id,
+                Sub {
+                    queue: tx,
+                    video: negotiated.video,
+                    audio: negotiated.audio,
+                    playout_delay: negotiated.playout_delay,
+                    switch: LayerSwitch::default(),
+                    preference,
+                    estimator: Estimator::new(this.cfg.initial_estimate_bps),
+                    sent_bytes: 0,
+                    dropped: 0,
+                },
+            );
+            this.metrics.subscribers.inc();
+            // Start on the layer the preference picks (or the first one seen).
+            this.pick_layers();
+            Ok(negotiated.answer)
+        }))
+    }
+}
+
+impl Handler<SetPreference> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPreference, _: &mut Context<Self>) {
+        if let Some(sub) = self.subs.get_mut(&msg.id) {
+            sub.preference = msg.preference;
+        }
+        self.pick_layers();
+    }
+}
+
+impl Handler<SubscriberGone> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriberGone, _: &mut Context<Self>) {
+        if self.subs.remove(&msg.id).is_some() {
+            self.metrics.subscribers.dec();
+            self.room.do_send(SubscriberLeft { id: msg.id });
+        }
+    }
+}
+
+impl Handler<SubscriberKeyframe> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriberKeyframe, _: &mut Context<Self>) {
+        if let Some(layer) = self.subs.get(&msg.id).and_then(|s| s.switch.current()) {
+            self.room.do_send(KeyframeWanted {
+                layer: layer.clone(),
+            });
+        }
+    }
+}
+
+impl Handler<StopRelay> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, _: StopRelay, ctx: &mut Context<Self>) {
+        let n = self.subs.len() as i64;
+        self.subs.clear();
+        self.metrics.subscribers.sub(n);
+        ctx.stop();
+    }
+}

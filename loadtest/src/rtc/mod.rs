@@ -1,0 +1,12 @@
+//! WebRTC clients for tests and the `subscribers` scenario: a WHIP publisher sending a
+//! synthetic VP8 stream (plus Opus-sized audio packets) whose every packet carries its
+//! send time, and subscribers (WHEP or the viewer WebSocket) that count packets, gaps
+//! and forwarding latency. Nothing is encoded or decoded: the SFU forwards bytes, and
+//! the synthetic payload keeps the measurement exact.
+
+pub mod publisher;
+pub mod subscriber;
+pub mod synthetic;
+
+pub use publisher::{PublishOptions, Publisher};
+pub use subscriber::{Subscriber, SubscriberStats};

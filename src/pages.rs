@@ -1,0 +1,78 @@
+//! The web pages, embedded in the binary so `lockstep serve` needs no files: the viewer
+//! page at `/rooms/{room}`, the anchor page at `/rooms/{room}/anchor`, and their static
+//! assets under `/static/`. Tokens travel in the URL fragment (`#token=…`), which
+//! browsers never send to the server.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+use crate::http::ApiError;
+use crate::state::valid_room_id;
+use lockstep_protocol::ErrorCode;
+
+const VIEWER_HTML: &str = include_str!("../web/viewer.html");
+const ANCHOR_HTML: &str = include_str!("../web/anchor.html");
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/app.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/common.js"),
+    ),
+    (
+        "viewer.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/viewer.js"),
+    ),
+    (
+        "anchor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/anchor.js"),
+    ),
+];
+
+fn html(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+fn room_checked(room: &str) -> Result<(), ApiError> {
+    if valid_room_id(room) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            "room ids are 1-64 of [A-Za-z0-9_-]",
+        ))
+    }
+}
+
+/// `GET /rooms/{room}`: the viewer page.
+pub async fn viewer(room: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    room_checked(&room)?;
+    Ok(html(VIEWER_HTML))
+}
+
+/// `GET /rooms/{room}/anchor`: the anchor page.
+pub async fn anchor(room: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    room_checked(&room)?;
+    Ok(html(ANCHOR_HTML))
+}
+
+/// `GET /static/{file}`.
+pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (_, content_type, body) = ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file.as_str())
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no asset `{file}`")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(*content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(*body))
+}

@@ -1,0 +1,163 @@
+//! A session's video subscription over its WebSocket: `rtc_offer` → `rtc_answer`,
+//! `rtc_layer`, `rtc_close`, and unsubscribing when the session ends. Negotiation runs
+//! in its own task so the session keeps reading while candidates are gathered.
+
+use std::sync::{Arc, Mutex};
+
+use bytestring::ByteString;
+use lockstep_actors::outbound::Outbound;
+use lockstep_actors::session::MediaRequest;
+use lockstep_protocol::{ErrorCode, ServerMsg};
+use lockstep_sfu::MediaError;
+use lockstep_sfu::layers::Preference;
+
+use crate::http::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Default)]
+struct Slot {
+    subscriber: Option<u64>,
+    /// Bumped by every offer and by the session's end, so a negotiation that finishes
+    /// after a newer offer (or after the session closed) is undone, not kept.
+    generation: u64,
+    ended: bool,
+}
+
+/// The session's subscription, shared with its negotiation tasks.
+#[derive(Debug, Clone, Default)]
+pub struct MediaLink(Arc<Mutex<Slot>>);
+
+fn push(outbound: &Outbound, msg: ServerMsg) {
+    let _ = outbound.push(ByteString::from(msg.to_json()));
+}
+
+fn media_error(id: Option<u64>, e: MediaError) -> ServerMsg {
+    let api = ApiError::from(e);
+    ServerMsg::error(id, api.code, api.message)
+}
+
+/// The layer preference named by the client, or the error frame saying why not.
+fn preference(layer: Option<&str>, id: Option<u64>) -> Result<Preference, Box<ServerMsg>> {
+    match layer {
+        None => Ok(Preference::Auto),
+        Some(name) => Preference::parse(name).ok_or_else(|| {
+            Box::new(ServerMsg::error(
+                id,
+                ErrorCode::InvalidMessage,
+                format!("unknown layer `{name}`; use auto, low, mid or high"),
+            ))
+        }),
+    }
+}
+
+impl MediaLink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Carries out one request of the session in room `room`.
+    pub fn handle(
+        &self,
+        request: MediaRequest,
+        room: &str,
+        state: &Arc<AppState>,
+        outbound: &Arc<Outbound>,
+    ) {
+        match request {
+            MediaRequest::Offer { sdp, layer, id } => {
+                let preference = match preference(layer.as_deref(), id) {
+                    Ok(p) => p,
+                    Err(msg) => return push(outbound, *msg),
+                };
+                let generation = {
+                    let mut slot = self.lock();
+                    if let Some(old) = slot.subscriber.take() {
+                        state.media.unsubscribe_later(room, old);
+                    }
+                    slot.generation += 1;
+                    slot.generation
+                };
+                let (link, state, outbound, room) = (
+                    self.clone(),
+                    state.clone(),
+                    outbound.clone(),
+                    room.to_owned(),
+                );
+                actix_web::rt::spawn(async move {
+                    match state.media.subscribe(&room, sdp, preference).await {
+                        Ok((subscriber, answer)) => {
+                            let mut slot = link.lock();
+                            if slot.ended || slot.generation != generation {
+                                drop(slot);
+                                state.media.unsubscribe_later(&room, subscriber);
+                                return;
+                            }
+                            slot.subscriber = Some(subscriber);
+                            drop(slot);
+                            push(&outbound, ServerMsg::RtcAnswer { id, sdp: answer });
+                        }
+                        Err(e) => push(&outbound, media_error(id, e)),
+                    }
+                });
+            }
+            MediaRequest::Layer { layer, id } => {
+                let preference = match preference(Some(&layer), id) {
+                    Ok(p) => p,
+                    Err(msg) => return push(outbound, *msg),
+                };
+                let Some(subscriber) = self.lock().subscriber else {
+                    return push(outbound, not_subscribed(id));
+                };
+                let (state, outbound, room) = (state.clone(), outbound.clone(), room.to_owned());
+                actix_web::rt::spawn(async move {
+                    let msg = if state
+                        .media
+                        .change_layer(&room, subscriber, preference)
+                        .await
+                    {
+                        ServerMsg::Ack {
+                            id,
+                            comment_id: None,
+                        }
+                    } else {
+                        not_subscribed(id)
+                    };
+                    push(&outbound, msg);
+                });
+            }
+            MediaRequest::Close { id } => {
+                let taken = self.lock().subscriber.take();
+                match taken {
+                    Some(subscriber) => {
+                        state.media.unsubscribe_later(room, subscriber);
+                        push(
+                            outbound,
+                            ServerMsg::Ack {
+                                id,
+                                comment_id: None,
+                            },
+                        );
+                    }
+                    None => push(outbound, not_subscribed(id)),
+                }
+            }
+        }
+    }
+
+    /// The session ended: drop its subscription (and any still being negotiated).
+    pub fn end(&self, room: &str, state: &AppState) {
+        let mut slot = self.lock();
+        slot.ended = true;
+        if let Some(subscriber) = slot.subscriber.take() {
+            state.media.unsubscribe_later(room, subscriber);
+        }
+    }
+}
+
+fn not_subscribed(id: Option<u64>) -> ServerMsg {
+    ServerMsg::error(
+        id,
+        ErrorCode::SessionNotFound,
+        "this session has no video subscription (send rtc_offer first)",
+    )
+}
