@@ -6,7 +6,9 @@
 mod common;
 
 use common::{TestServer, test_config};
-use lockstep_load::scenario::{Conn, Slot, flash_sale, join_storm, link_drop, viewers};
+use lockstep_load::scenario::{
+    Conn, Slot, flash_sale, join_storm, link_drop, subscribers, viewers,
+};
 use lockstep_load::wire::Target;
 
 fn slot(index: usize, count: usize, lead_ms: u64) -> Slot {
@@ -214,4 +216,44 @@ async fn join_storm_scenario_joins_everyone() {
         (300, 0)
     );
     assert_eq!(report.histograms["join"].count(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_scenario_receives_the_whole_stream() {
+    let server = TestServer::start(test_config());
+    let args = subscribers::SubscribersArgs {
+        target: subscribers::SfuTarget::Lockstep,
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "sfu".into(),
+            secret: server.config.auth.secret.clone(),
+        },
+        subscribers: 6,
+        duration: 2,
+        warmup: 1,
+        bitrate_bps: 1_500_000,
+        fps: 30,
+        concurrency: 3,
+        bind: "127.0.0.1".into(),
+        janus_url: String::new(),
+        janus_mountpoint: 1,
+        janus_rtp_video: "127.0.0.2:5004".parse().unwrap(),
+        janus_rtp_audio: "127.0.0.2:5006".parse().unwrap(),
+    };
+    let report = subscribers::run(args, slot(0, 1, 0)).await.unwrap();
+    assert_eq!(report.counter("subscribers_connected"), 6);
+    assert!(report.counter("packets_published") > 200);
+    // Every subscriber got (about) every packet published in the window; the window's
+    // edges may shift a frame or two either way.
+    let (received, expected) = (
+        report.counter("packets_received"),
+        report.counter("packets_expected"),
+    );
+    assert!(
+        received * 100 >= expected * 97,
+        "received {received} of {expected}"
+    );
+    assert_eq!(report.counter("sequence_gaps"), 0);
+    // Every received packet's latency was measured.
+    assert!(report.histograms["forwarding_latency"].count() * 100 >= received * 99);
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lockstep_load::plot;
 use lockstep_load::report::{Report, parse_worker_report};
-use lockstep_load::scenario::{Slot, flash_sale, join_storm, link_drop, viewers};
+use lockstep_load::scenario::{Slot, flash_sale, join_storm, link_drop, subscribers, viewers};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,8 @@ enum Scenario {
     FlashSale(flash_sale::FlashSaleArgs),
     /// Connections joined per second up to a target.
     JoinStorm(join_storm::JoinStormArgs),
+    /// SFU capacity: one publisher, N WebRTC subscribers; loss and forwarding latency.
+    Subscribers(subscribers::SubscribersArgs),
 }
 
 fn main() {
@@ -133,6 +135,7 @@ async fn run_scenario(scenario: Scenario, slot: Slot) -> anyhow::Result<Report> 
         Scenario::LinkDrop(a) => link_drop::run(a, slot).await,
         Scenario::FlashSale(a) => flash_sale::run(a, slot).await,
         Scenario::JoinStorm(a) => join_storm::run(a, slot).await,
+        Scenario::Subscribers(a) => subscribers::run(a, slot).await,
     }
 }
 

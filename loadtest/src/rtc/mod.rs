@@ -4,9 +4,10 @@
 //! and forwarding latency. Nothing is encoded or decoded: the SFU forwards bytes, and
 //! the synthetic payload keeps the measurement exact.
 
+pub mod janus;
 pub mod publisher;
 pub mod subscriber;
 pub mod synthetic;
 
-pub use publisher::{PublishOptions, Publisher};
+pub use publisher::{PublishOptions, Publisher, stream_plain_rtp};
 pub use subscriber::{Subscriber, SubscriberStats};

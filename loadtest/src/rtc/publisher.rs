@@ -64,7 +64,7 @@ pub struct Publisher {
     /// Keyframe requests received from the SFU.
     pub keyframe_requests: Arc<AtomicU64>,
     /// RTP packets sent.
-    pub packets_sent: AtomicU64,
+    pub packets_sent: Arc<AtomicU64>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<PeerEvent>>,
 }
 
@@ -241,7 +241,7 @@ impl Publisher {
             token: token.to_owned(),
             keyframe_wanted,
             keyframe_requests,
-            packets_sent: AtomicU64::new(0),
+            packets_sent: Arc::new(AtomicU64::new(0)),
             events: tokio::sync::Mutex::new(events),
         })
     }
@@ -249,16 +249,14 @@ impl Publisher {
     /// Streams until `stop` resolves (or the connection fails).
     pub async fn stream(&self, opts: &PublishOptions, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let fps = opts.fps.max(1);
-        let frame_bytes = (opts.bitrate_bps / 8 / u64::from(fps)).max(64) as usize;
-        let mut tick = tokio::time::interval(Duration::from_secs(1) / fps);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let keyframe_every =
-            (opts.keyframe_interval.as_secs_f64() * f64::from(fps)).max(1.0) as u64;
-        let (mut video_seq, mut audio_seq) = (rand::random::<u16>(), rand::random::<u16>());
-        let ts_base = rand::random::<u32>();
+        let mut source = SyntheticSource::new(
+            opts,
+            (self.video.payload_type, self.video.ssrc),
+            (self.audio.payload_type, self.audio.ssrc),
+        );
+        let mut tick = source.ticker();
         let mut events = self.events.lock().await;
-        for frame in 0u64.. {
+        loop {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tick.tick() => {}
@@ -267,24 +265,15 @@ impl Publisher {
                     _ => continue,
                 }
             }
-            let keyframe =
-                frame % keyframe_every == 0 || self.keyframe_wanted.swap(false, Ordering::Relaxed);
-            let sent = now_us();
-            let ts = ts_base.wrapping_add((frame * 90_000 / u64::from(fps)) as u32);
-            let payloads = frame_payloads(frame, keyframe, frame_bytes, opts.mtu, sent);
-            let last = payloads.len() - 1;
-            for (i, payload) in payloads.into_iter().enumerate() {
-                let packet = rtp_packet(&self.video, video_seq, ts, i == last, payload);
-                video_seq = video_seq.wrapping_add(1);
+            let (video, audio) =
+                source.next_frame(self.keyframe_wanted.swap(false, Ordering::Relaxed));
+            for packet in video {
                 if self.video.track.write_rtp(packet).await.is_err() {
                     return;
                 }
                 self.packets_sent.fetch_add(1, Ordering::Relaxed);
             }
-            let audio_ts = (frame * 48_000 / u64::from(fps)) as u32;
-            let packet = rtp_packet(&self.audio, audio_seq, audio_ts, true, audio_payload(sent));
-            audio_seq = audio_seq.wrapping_add(1);
-            if self.audio.track.write_rtp(packet).await.is_ok() {
+            if self.audio.track.write_rtp(audio).await.is_ok() {
                 self.packets_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -314,17 +303,113 @@ impl Publisher {
     }
 }
 
-fn rtp_packet(out: &Outgoing, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> rtp::Packet {
+/// The synthetic stream, frame by frame: video packets (a keyframe every
+/// `keyframe_interval` or on request) and one audio packet per frame.
+pub struct SyntheticSource {
+    opts: PublishOptions,
+    frame: u64,
+    frame_bytes: usize,
+    keyframe_every: u64,
+    video: (u8, u32, u16),
+    audio: (u8, u32, u16),
+    ts_base: u32,
+}
+
+impl SyntheticSource {
+    /// `video` and `audio` are (payload type, SSRC).
+    pub fn new(opts: &PublishOptions, video: (u8, u32), audio: (u8, u32)) -> Self {
+        let fps = opts.fps.max(1);
+        Self {
+            opts: opts.clone(),
+            frame: 0,
+            frame_bytes: (opts.bitrate_bps / 8 / u64::from(fps)).max(64) as usize,
+            keyframe_every: (opts.keyframe_interval.as_secs_f64() * f64::from(fps)).max(1.0) as u64,
+            video: (video.0, video.1, rand::random()),
+            audio: (audio.0, audio.1, rand::random()),
+            ts_base: rand::random(),
+        }
+    }
+
+    /// Ticks once per frame.
+    pub fn ticker(&self) -> tokio::time::Interval {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / self.opts.fps.max(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick
+    }
+
+    /// The next frame's packets.
+    pub fn next_frame(&mut self, keyframe_wanted: bool) -> (Vec<rtp::Packet>, rtp::Packet) {
+        let fps = u64::from(self.opts.fps.max(1));
+        let frame = self.frame;
+        self.frame += 1;
+        let keyframe = frame.is_multiple_of(self.keyframe_every) || keyframe_wanted;
+        let sent = now_us();
+        let ts = self.ts_base.wrapping_add((frame * 90_000 / fps) as u32);
+        let payloads = frame_payloads(frame, keyframe, self.frame_bytes, self.opts.mtu, sent);
+        let last = payloads.len() - 1;
+        let video = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let seq = self.video.2;
+                self.video.2 = seq.wrapping_add(1);
+                rtp_packet((self.video.0, self.video.1), seq, ts, i == last, payload)
+            })
+            .collect();
+        let seq = self.audio.2;
+        self.audio.2 = seq.wrapping_add(1);
+        let audio_ts = (frame * 48_000 / fps) as u32;
+        let audio = rtp_packet(
+            (self.audio.0, self.audio.1),
+            seq,
+            audio_ts,
+            true,
+            audio_payload(sent),
+        );
+        (video, audio)
+    }
+}
+
+fn rtp_packet(stream: (u8, u32), seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> rtp::Packet {
     rtp::Packet {
         header: rtp::header::Header {
             version: 2,
             marker,
-            payload_type: out.payload_type,
+            payload_type: stream.0,
             sequence_number: seq,
             timestamp: ts,
-            ssrc: out.ssrc,
+            ssrc: stream.1,
             ..Default::default()
         },
         payload: payload.into(),
+    }
+}
+
+/// Sends the synthetic stream as plain RTP over UDP (to a Janus Streaming mountpoint),
+/// video and audio to their own ports, until `stop` resolves.
+pub async fn stream_plain_rtp(
+    opts: &PublishOptions,
+    video_to: std::net::SocketAddr,
+    audio_to: std::net::SocketAddr,
+    sent: Arc<AtomicU64>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    use rtc::shared::marshal::Marshal;
+    tokio::pin!(stop);
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+    let mut source = SyntheticSource::new(opts, (96, rand::random()), (111, rand::random()));
+    let mut tick = source.ticker();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let (video, audio) = source.next_frame(false);
+        for packet in video {
+            socket.send_to(&packet.marshal()?, video_to).await?;
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+        socket.send_to(&audio.marshal()?, audio_to).await?;
+        sent.fetch_add(1, Ordering::Relaxed);
     }
 }

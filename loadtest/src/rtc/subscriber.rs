@@ -82,9 +82,19 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// A connection with its offer ready ([`offer`](Self::offer)).
+    /// A connection with its offer ready ([`offer`](Self::offer)), ICE on 127.0.0.1.
     pub async fn new() -> anyhow::Result<Self> {
-        let (pc, mut events) = engine::build_peer(&MediaConfig::default()).await?;
+        Self::offering("127.0.0.1").await
+    }
+
+    async fn receiving(
+        bind: &str,
+    ) -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PeerEvent>)> {
+        let cfg = MediaConfig {
+            udp_bind: bind.to_owned(),
+            ..MediaConfig::default()
+        };
+        let (pc, events) = engine::build_peer(&cfg).await?;
         for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
             pc.add_transceiver_from_kind(
                 kind,
@@ -95,6 +105,12 @@ impl Subscriber {
             )
             .await?;
         }
+        Ok((pc, events))
+    }
+
+    /// A connection with ICE bound to `bind`, its offer ready.
+    pub async fn offering(bind: &str) -> anyhow::Result<Self> {
+        let (pc, mut events) = Self::receiving(bind).await?;
         let offer = local_offer(&pc, &mut events).await?;
         Ok(Self {
             pc,
@@ -106,9 +122,37 @@ impl Subscriber {
         })
     }
 
-    /// The SDP offer to send.
+    /// The SDP to send: our offer, or our answer after [`answering`](Self::answering).
     pub fn offer(&self) -> &str {
         self.offer.as_deref().unwrap_or_default()
+    }
+
+    /// For SFUs that offer (Janus): answers `offer`; send [`answer`](Self::offer) back,
+    /// then call [`start`](Self::start).
+    pub async fn answering(bind: &str, offer: String) -> anyhow::Result<Self> {
+        let (pc, mut events) = Self::receiving(bind).await?;
+        pc.set_remote_description(RTCSessionDescription::offer(offer)?)
+            .await?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(event) = events.recv().await {
+                if let PeerEvent::Gathered = event {
+                    return;
+                }
+            }
+        })
+        .await
+        .context("gathering ICE candidates timed out")?;
+        let local = pc.local_description().await.context("no local answer")?;
+        Ok(Self {
+            pc,
+            events,
+            offer: Some(local.sdp),
+            stats: Arc::default(),
+            trackers: Arc::default(),
+            location: None,
+        })
     }
 
     /// Applies the SFU's answer and waits for the connection and its tracks.
@@ -116,6 +160,12 @@ impl Subscriber {
         self.pc
             .set_remote_description(RTCSessionDescription::answer(answer)?)
             .await?;
+        self.start().await
+    }
+
+    /// Waits for the connection and reads its tracks (after [`answering`](Self::answering)
+    /// the answer must have been delivered first).
+    pub async fn start(&mut self) -> anyhow::Result<()> {
         let (stats, trackers) = (self.stats.clone(), self.trackers.clone());
         let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel();
         let mut events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
@@ -177,6 +227,12 @@ impl Subscriber {
         let trackers = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
         stats.lost = trackers.iter().map(SeqTracker::lost).sum();
         stats
+    }
+
+    /// Starts a new measuring window for latency (counters keep running; take their
+    /// difference).
+    pub fn reset_latency(&self) {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).latency = Hist::default();
     }
 
     /// Waits until at least `n` video packets arrived.

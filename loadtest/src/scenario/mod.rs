@@ -4,6 +4,7 @@
 pub mod flash_sale;
 pub mod join_storm;
 pub mod link_drop;
+pub mod subscribers;
 pub mod viewers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
