@@ -124,67 +124,10 @@ impl Relay {
     }
 
     fn forward(&mut self, media: &MediaPacket) {
-        for sub in self.subs.values_mut() {
-            let (stream, seq) = if media.video {
-                let Some(stream) = sub.video else { continue };
-                if sub.switch.target().is_none() {
-                    // First packet seen for a new subscriber: start on this layer.
-                    if sub.switch.want(media.layer.clone()) {
-                        self.room.do_send(KeyframeWanted {
-                            layer: media.layer.clone(),
-                        });
-                    }
-                }
-                let before = sub.switch.switches();
-                match sub.switch.packet(
-                    &media.layer,
-                    media.packet.header.sequence_number,
-                    media.keyframe,
-                ) {
-                    Forward::Skip => continue,
-                    Forward::Send { seq } => {
-                        if sub.switch.switches() != before {
-                            self.metrics.layer_switches.inc();
-                        }
-                        (stream, seq)
-                    }
-                }
-            } else {
-                let Some(stream) = sub.audio else { continue };
-                (stream, media.packet.header.sequence_number)
-            };
-            let mut packet = rtp::Packet {
-                header: media.packet.header.clone(),
-                payload: media.packet.payload.clone(),
-            };
-            let header = &mut packet.header;
-            header.ssrc = stream.ssrc;
-            header.payload_type = stream.payload_type;
-            header.sequence_number = seq;
-            header.timestamp = media.media_ts;
-            header.extensions.clear();
-            header.extension = false;
-            header.extensions_padding = 0;
-            if media.video
-                && let Some((id, value)) = &sub.playout_delay
-            {
-                let _ = header.set_extension(*id, value.clone());
-            }
-            let bytes = packet.payload.len() as u64 + 12;
-            match sub.queue.try_send(Outgoing {
-                video: media.video,
-                packet,
-            }) {
-                Ok(()) => {
-                    sub.sent_bytes += bytes;
-                    self.metrics.packets_out.inc();
-                }
-                Err(_) => {
-                    sub.dropped += 1;
-                    self.metrics.packets_dropped.inc();
-                }
-            }
-        }
+        let room = &self.room;
+        forward(&mut self.subs, media, &self.metrics, |layer| {
+            room.do_send(KeyframeWanted { layer })
+        });
     }
 
     fn close_window(&mut self) {
@@ -298,5 +241,173 @@ impl Handler<StopRelay> for Relay {
         self.subs.clear();
         self.metrics.subscribers.sub(n);
         ctx.stop();
+    }
+}
+
+/// Queues one packet for every subscriber of a shard, rewritten for each; never waits.
+fn forward(
+    subs: &mut HashMap<u64, Sub>,
+    media: &MediaPacket,
+    metrics: &MediaMetrics,
+    mut want_keyframe: impl FnMut(LayerId),
+) {
+    for sub in subs.values_mut() {
+        let (stream, seq) = if media.video {
+            let Some(stream) = sub.video else { continue };
+            if sub.switch.target().is_none() {
+                // First packet seen for a new subscriber: start on this layer.
+                if sub.switch.want(media.layer.clone()) {
+                    want_keyframe(media.layer.clone());
+                }
+            }
+            let before = sub.switch.switches();
+            match sub.switch.packet(
+                &media.layer,
+                media.packet.header.sequence_number,
+                media.keyframe,
+            ) {
+                Forward::Skip => continue,
+                Forward::Send { seq } => {
+                    if sub.switch.switches() != before {
+                        metrics.layer_switches.inc();
+                    }
+                    (stream, seq)
+                }
+            }
+        } else {
+            let Some(stream) = sub.audio else { continue };
+            (stream, media.packet.header.sequence_number)
+        };
+        let mut packet = rtp::Packet {
+            header: media.packet.header.clone(),
+            payload: media.packet.payload.clone(),
+        };
+        let header = &mut packet.header;
+        header.ssrc = stream.ssrc;
+        header.payload_type = stream.payload_type;
+        header.sequence_number = seq;
+        header.timestamp = media.media_ts;
+        header.extensions.clear();
+        header.extension = false;
+        header.extensions_padding = 0;
+        if media.video
+            && let Some((id, value)) = &sub.playout_delay
+        {
+            let _ = header.set_extension(*id, value.clone());
+        }
+        let bytes = packet.payload.len() as u64 + 12;
+        match sub.queue.try_send(Outgoing {
+            video: media.video,
+            packet,
+        }) {
+            Ok(()) => {
+                sub.sent_bytes += bytes;
+                metrics.packets_out.inc();
+            }
+            Err(_) => {
+                sub.dropped += 1;
+                metrics.packets_dropped.inc();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(queue: usize) -> (Sub, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let sub = Sub {
+            queue: tx,
+            video: Some(OutStream {
+                ssrc: 1,
+                payload_type: 96,
+            }),
+            audio: None,
+            playout_delay: Some((5, Bytes::from_static(&[0x01, 0xe0, 0x1e]))),
+            switch: LayerSwitch::default(),
+            preference: Preference::Auto,
+            estimator: Estimator::new(1_000_000),
+            sent_bytes: 0,
+            dropped: 0,
+        };
+        (sub, rx)
+    }
+
+    fn packet(seq: u16, keyframe: bool) -> MediaPacket {
+        let mut packet = rtp::Packet::default();
+        packet.header.sequence_number = seq;
+        packet.header.ssrc = 777;
+        packet.header.payload_type = 100;
+        packet.payload = Bytes::from_static(b"payload");
+        MediaPacket {
+            video: true,
+            layer: String::new(),
+            keyframe,
+            media_ts: 9_000,
+            packet,
+        }
+    }
+
+    #[test]
+    fn a_stalled_subscriber_loses_packets_while_the_others_get_all() {
+        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let (fast, mut fast_rx) = sub(8);
+        let (stalled, _stalled_rx) = sub(8);
+        let mut subs = HashMap::from([(1, fast), (2, stalled)]);
+        let mut keyframe_requests = 0;
+        let mut received = Vec::new();
+        for seq in 0..100u16 {
+            forward(&mut subs, &packet(seq, seq == 0), &metrics, |_| {
+                keyframe_requests += 1
+            });
+            // The fast subscriber's writer keeps up; the stalled one never reads.
+            while let Ok(out) = fast_rx.try_recv() {
+                received.push(out.packet);
+            }
+        }
+        assert_eq!(received.len(), 100, "the fast subscriber got every packet");
+        assert_eq!(
+            subs[&2].dropped, 92,
+            "the stalled one lost what did not fit its queue"
+        );
+        assert_eq!(metrics.packets_dropped.get(), 92);
+        assert_eq!(
+            keyframe_requests, 2,
+            "each new subscriber asked for a keyframe once"
+        );
+        let first = &received[0];
+        assert_eq!(
+            (first.header.ssrc, first.header.payload_type),
+            (1, 96),
+            "rewritten for the subscriber"
+        );
+        assert_eq!(
+            first.header.timestamp, 9_000,
+            "timestamps are the room's media clock"
+        );
+        assert_eq!(
+            first.header.get_extension(5).as_deref(),
+            Some(&[0x01, 0xe0, 0x1e][..]),
+            "playout delay attached"
+        );
+        let seqs: Vec<u16> = received.iter().map(|p| p.header.sequence_number).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    }
+
+    #[test]
+    fn a_new_subscriber_waits_for_a_keyframe() {
+        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let (s, mut rx) = sub(64);
+        let mut subs = HashMap::from([(1, s)]);
+        for seq in 0..10u16 {
+            forward(&mut subs, &packet(seq, seq == 5), &metrics, |_| {});
+        }
+        let mut got = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            got.push(out.packet.header.sequence_number);
+        }
+        assert_eq!(got, vec![5, 6, 7, 8, 9]);
     }
 }
