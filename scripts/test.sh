@@ -14,6 +14,25 @@ cargo fmt --all -- --check
 echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== browser test prerequisites"
+# tests/browser.rs drives Debian's Chromium through npm playwright-core; each is
+# installed only when missing (or, for the npm packages, when the lockfile changed).
+apt_packages=()
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+    echo "installing ${apt_packages[*]} (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+installed_lock=tests/browser/node_modules/.installed-package-lock.json
+if ! cmp -s tests/browser/package-lock.json "$installed_lock"; then
+    echo "installing tests/browser npm packages (npm ci)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
+    cp tests/browser/package-lock.json "$installed_lock"
+fi
+
 echo "== tests"
 cargo test --workspace --locked
 

@@ -120,7 +120,9 @@ function refreshButtons() {
   const busy = w === 'starting' || w === 'connecting' || w === 'connected';
   const usable = st.joined && s !== 'ended';
   ui.goLive.disabled = !usable || busy;
-  ui.goLive.textContent = s === 'live' ? (w === 'failed' ? 'Retry stream' : 'Start stream') : 'Go live';
+  if (w === 'connected') ui.goLive.textContent = 'On air';
+  else if (s === 'live') ui.goLive.textContent = w === 'failed' ? 'Retry stream' : 'Start stream';
+  else ui.goLive.textContent = 'Go live';
   ui.pause.hidden = !(usable && (s === 'live' || s === 'paused'));
   ui.pause.textContent = s === 'paused' ? 'Resume' : 'Pause';
   ui.end.disabled = !usable;

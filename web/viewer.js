@@ -70,12 +70,21 @@ const lockstep = {
   countdownDigits: [],
   lastOrder: null,
   errors: [],
+  /** Times the stall watchdog re-subscribed because no video frame was decoded. */
+  stallResubscribes: 0,
+  /** Media events (subscribe, answer, media, connection states), newest last. */
+  mediaLog: [],
   get clockOffsetMs() { return sock ? sock.offsetMs : 0; },
   get clockRttMs() { return sock ? sock.rttMs : null; },
 };
 window.lockstep = lockstep;
 
 let sock = null;
+
+function logMedia(event, detail) {
+  lockstep.mediaLog.push({ at: Math.round(perfNow()), event, ...(detail === undefined ? {} : { detail }) });
+  if (lockstep.mediaLog.length > 100) lockstep.mediaLog.shift();
+}
 
 // ---------------------------------------------------------------- stage and room state
 
@@ -197,6 +206,7 @@ async function subscribe() {
   const gen = pcGen;
   st.mediaError = null;
   renderStage();
+  logMedia('subscribe', gen);
   const pc = new RTCPeerConnection();
   lockstep.pc = pc;
   const stream = new MediaStream();
@@ -204,12 +214,14 @@ async function subscribe() {
   pc.addTransceiver('audio', { direction: 'recvonly' });
   applyPlayoutDelay(pc);
   pc.addEventListener('track', (ev) => {
+    logMedia('track', ev.track.kind);
     stream.addTrack(ev.track);
     applyPlayoutDelay(pc);
     if (ui.video.srcObject !== stream) ui.video.srcObject = stream;
     ui.video.play().catch(() => {});
   });
   pc.addEventListener('connectionstatechange', () => {
+    logMedia('connection', `${gen}:${pc.connectionState}`);
     if (gen !== pcGen) return;
     if (pc.connectionState === 'failed') {
       st.mediaError = { name: 'connection_failed', message: 'The video connection failed; retrying…' };
@@ -236,6 +248,7 @@ async function subscribe() {
     return; // not connected: the next welcome subscribes again
   }
   const reply = await answer;
+  logMedia('reply', reply ? reply.type + (reply.name ? `:${reply.name}` : '') : 'none');
   if (gen !== pcGen || !reply) return;
   if (reply.type === 'rtc_answer') {
     try {
@@ -259,6 +272,35 @@ async function subscribe() {
   }
 }
 
+/** Stall watchdog: a connected subscription that decodes no video frame for
+ * STALL_MS is replaced by a fresh one. */
+const STALL_MS = 8000;
+const stall = { pc: null, frames: -1, since: 0 };
+setInterval(async () => {
+  const pc = lockstep.pc;
+  if (!pc || st.final || !st.media.live || pc.connectionState !== 'connected' || document.hidden) {
+    stall.pc = null;
+    return;
+  }
+  let frames = 0;
+  try {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+    });
+  } catch {
+    return;
+  }
+  const now = performance.now();
+  if (stall.pc !== pc || frames !== stall.frames) {
+    Object.assign(stall, { pc, frames, since: now });
+  } else if (now - stall.since >= STALL_MS && pc === lockstep.pc) {
+    logMedia('stall', frames);
+    lockstep.stallResubscribes += 1;
+    stall.pc = null;
+    subscribe();
+  }
+}, 1000);
+
 function scheduleResubscribe(ms) {
   clearTimeout(retryTimer);
   const gen = pcGen;
@@ -268,6 +310,7 @@ function scheduleResubscribe(ms) {
 }
 
 function onMedia(media) {
+  logMedia('media', media);
   const wasLive = st.media.live;
   st.media = { live: !!media.live, playout_delay_ms: Number(media.playout_delay_ms) || 0 };
   lockstep.media = st.media;
@@ -533,7 +576,7 @@ function onSaleStock(saleId, remaining, state) {
 
 const OUTCOME_TEXT = {
   sold_out: () => 'Sold out: every unit is taken.',
-  limit_exceeded: (r) => `You already hold the most units one buyer may (${st.link?.per_buyer_limit ?? 1}).`,
+  limit_exceeded: () => `You already hold the most units one buyer may (${st.link?.per_buyer_limit ?? 1}).`,
   not_open: () => 'Not open yet: wait for the countdown.',
   closed: () => 'This sale has ended.',
   invalid: (r) => r.message || 'The order was refused.',

@@ -115,10 +115,18 @@ impl Relay {
     fn pick_layers(&mut self) {
         let layers = self.rates.rates();
         for sub in self.subs.values_mut() {
-            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps())
-                && sub.switch.want(layer.clone())
+            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps()) {
+                sub.switch.want(layer);
+            }
+            // Still waiting for the wanted layer's keyframe: ask (again). The room folds
+            // repeated asks into at most one request per interval, and a request lost on
+            // the way (RTCP is unreliable) is repeated here a second later.
+            if let Some(target) = sub.switch.target()
+                && sub.switch.current() != Some(target)
             {
-                self.room.do_send(KeyframeWanted { layer });
+                self.room.do_send(KeyframeWanted {
+                    layer: target.clone(),
+                });
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::engine::{self, PeerEvent};
 use crate::ingest::{self, IngestSinks};
-use crate::keyframe::KeyframeThrottle;
+use crate::keyframe::{KeyframeDecision, KeyframeThrottle};
 use crate::layers::{LayerId, Preference};
 use crate::metrics::MediaMetrics;
 use crate::relay::{AddSubscriber, Relay, SetPreference, StopRelay, SubscriberGone};
@@ -187,6 +187,24 @@ impl MediaRoom {
         }
         *self.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.set_live(false);
+    }
+
+    fn layer_track(&self, layer: &LayerId) -> Option<(u32, Arc<dyn TrackRemote>)> {
+        self.publisher
+            .as_ref()
+            .and_then(|p| p.layers.get(layer))
+            .cloned()
+    }
+
+    fn send_pli(&self, ssrc: u32, track: Arc<dyn TrackRemote>) {
+        self.metrics.keyframe_requests.inc();
+        actix_rt::spawn(async move {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        });
     }
 
     fn check_live(&mut self) {
@@ -404,26 +422,25 @@ impl Handler<TrackEnded> for MediaRoom {
 impl Handler<KeyframeWanted> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: KeyframeWanted, _: &mut Context<Self>) {
-        let Some((ssrc, track)) = self
-            .publisher
-            .as_ref()
-            .and_then(|p| p.layers.get(&msg.layer))
-            .cloned()
-        else {
+    fn handle(&mut self, msg: KeyframeWanted, ctx: &mut Context<Self>) {
+        let Some((ssrc, track)) = self.layer_track(&msg.layer) else {
             return;
         };
-        if !self.throttle.allow(ssrc, Instant::now()) {
-            return;
+        match self.throttle.request(ssrc, Instant::now()) {
+            KeyframeDecision::Send => self.send_pli(ssrc, track),
+            KeyframeDecision::Pending => {}
+            KeyframeDecision::Later(wait) => {
+                ctx.run_later(wait, move |this, _| {
+                    this.throttle.deferred_due(ssrc, Instant::now());
+                    // The layer may have gone meanwhile (publisher left or replaced).
+                    if let Some((current, track)) = this.layer_track(&msg.layer)
+                        && current == ssrc
+                    {
+                        this.send_pli(ssrc, track);
+                    }
+                });
+            }
         }
-        self.metrics.keyframe_requests.inc();
-        actix_rt::spawn(async move {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
-        });
     }
 }
 

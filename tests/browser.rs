@@ -1,0 +1,238 @@
+//! The viewer and anchor pages in real browsers. `tests/browser/live.mjs` drives one anchor
+//! and three viewers (each its own headless Chromium with a fake camera) against a real
+//! server: the anchor goes live and publishes over WHIP, the viewers decode the video and
+//! audio, the anchor drops a link that every viewer shows at `reveal_at`, a viewer buys,
+//! the anchor's sold counter moves, the anchor ends the live and every viewer shows it.
+//!
+//! Needs Chromium (`/usr/bin/chromium`, or `LOCKSTEP_CHROMIUM`), Node and
+//! `tests/browser/node_modules`; `./scripts/test.sh` installs them. Without them this test
+//! fails and says so. Screenshots and the measurements go to `target/artifacts/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestServer, test_config};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+/// The whole scenario: four browsers, several 30 s step limits inside.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+/// Viewers show the card within this of each other (server time).
+const MAX_LINK_SPREAD_MS: f64 = 250.0;
+/// A viewer shows the card no earlier than this before `reveal_at` (clock-sync error).
+const MAX_LINK_EARLY_MS: f64 = 50.0;
+/// ... and no later than this after it.
+const MAX_LINK_LATE_MS: f64 = 500.0;
+/// The median spread of one frame's display time across the viewers.
+const MAX_FRAME_SPREAD_MEDIAN_MS: f64 = 250.0;
+
+struct Tools {
+    chromium: PathBuf,
+    scenario_dir: PathBuf,
+}
+
+/// Chromium, Node and the npm packages, or a failure saying how to get them.
+fn tools() -> Tools {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario_dir = root.join("tests/browser");
+    let chromium = std::env::var_os("LOCKSTEP_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let mut missing = Vec::new();
+    if !chromium.exists() {
+        missing.push(format!("Chromium at {}", chromium.display()));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        missing.push("node".to_owned());
+    }
+    if !scenario_dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push("tests/browser/node_modules (npm playwright-core)".to_owned());
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}: run ./scripts/test.sh, which installs them \
+         (apt-get install chromium; npm ci --prefix tests/browser)",
+        missing.join(", ")
+    );
+    Tools {
+        chromium,
+        scenario_dir,
+    }
+}
+
+/// Runs `live.mjs` with `config` on stdin; returns its JSON result and its stderr.
+async fn run_scenario(tools: &Tools, config: &Value) -> (Value, String) {
+    let mut child = tokio::process::Command::new("node")
+        .arg(tools.scenario_dir.join("live.mjs"))
+        .current_dir(&tools.scenario_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(config.to_string().as_bytes())
+        .await
+        .expect("write the scenario config");
+    drop(stdin);
+    let output = tokio::time::timeout(SCENARIO_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the browser scenario took over {SCENARIO_TIMEOUT:?}"))
+        .expect("wait for node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "the scenario printed no result (exit {:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+                output.status.code()
+            )
+        });
+    let result: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("bad result line {line}: {e}\nstderr:\n{stderr}"));
+    (result, stderr)
+}
+
+fn num(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} missing or not a number: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_room_in_real_browsers() {
+    let tools = tools();
+    let server = TestServer::start(test_config());
+    let room = "browser-live";
+
+    // Open the room first so the sale exists before the anchor's page joins.
+    let opened = reqwest::Client::new()
+        .post(server.url("/api/v1/rooms"))
+        .bearer_auth(server.anchor_token(room))
+        .json(&json!({"id": room, "title": "Summer linen drop"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        opened.status().is_success(),
+        "open room: {}",
+        opened.status()
+    );
+    let sale = server.create_sale("m1", room, 20, 10, json!({})).await;
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
+    let config = json!({
+        "baseUrl": format!("http://{}", server.addr),
+        "room": room,
+        "anchorToken": server.anchor_token(room),
+        "viewerTokens": [server.viewer_token("alice"), server.viewer_token("bob")],
+        "saleId": sale,
+        "artifactsDir": artifacts,
+        "chromium": tools.chromium,
+    });
+    let (r, stderr) = run_scenario(&tools, &config).await;
+    println!("{r}");
+    eprintln!("{stderr}");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("browser-live.json"), format!("{r:#}\n")).unwrap();
+
+    assert_eq!(
+        r["ok"],
+        json!(true),
+        "browser scenario failed at step {}: {}\nstderr:\n{stderr}",
+        r["step"],
+        r["error"]
+    );
+
+    let viewers = r["viewers"].as_array().expect("viewers");
+    assert_eq!(viewers.len(), 3);
+    let reveal_at = num(&r["reveal_at"], "reveal_at");
+    for v in viewers {
+        let name = &v["name"];
+        assert!(
+            num(&v["framesDecodedDelta"], "framesDecodedDelta") > 0.0,
+            "{name} decoded no video frame in 1 s: {v}"
+        );
+        assert!(
+            num(&v["audioBytesDelta"], "audioBytesDelta") > 0.0,
+            "{name} received no audio in 1 s: {v}"
+        );
+        assert_eq!(
+            v["stallResubscribes"],
+            json!(0),
+            "{name}'s video stalled (no frame decoded for 8 s) and the page re-subscribed: {}",
+            v["mediaLog"]
+        );
+        let shown = num(&v["linkShownAt"], "linkShownAt");
+        assert!(
+            shown >= reveal_at - MAX_LINK_EARLY_MS && shown <= reveal_at + MAX_LINK_LATE_MS,
+            "{name} showed the card at {shown}, reveal_at {reveal_at}"
+        );
+        assert!(
+            v["countdownDigits"]
+                .as_array()
+                .is_some_and(|d| d.contains(&json!("1"))),
+            "{name} showed no countdown: {v}"
+        );
+        assert_eq!(v["ended"], json!(true), "{name} did not show the end");
+    }
+    assert!(
+        num(&r["linkSpreadMs"], "linkSpreadMs") <= MAX_LINK_SPREAD_MS,
+        "viewers showed the card {} ms apart",
+        r["linkSpreadMs"]
+    );
+
+    let spread = &r["frameSpread"];
+    assert!(
+        num(&spread["commonFrames"], "commonFrames") >= 10.0,
+        "too few frames seen by every viewer to compare: {spread}"
+    );
+    assert!(
+        num(&spread["medianMs"], "frame spread median") <= MAX_FRAME_SPREAD_MEDIAN_MS,
+        "viewers display the same frame too far apart: {spread}"
+    );
+
+    let switch = &r["layerSwitch"];
+    assert!(
+        num(&switch["widthAfter"], "width after the switch") > 0.0
+            && num(&switch["widthAfter"], "width after the switch")
+                < num(&switch["widthBefore"], "width before the switch"),
+        "asking for the low simulcast layer did not bring smaller frames: {switch}"
+    );
+
+    assert_eq!(
+        r["order"]["outcome"],
+        json!("accepted"),
+        "order: {}",
+        r["order"]
+    );
+    assert!(r["order"]["order_id"].is_string());
+    assert!(num(&r["anchorSold"], "anchorSold") >= 1.0);
+    assert_eq!(r["guestBuy"]["disabled"], json!(true), "a guest could buy");
+    assert_eq!(r["guest"]["hintVisible"], json!(true), "no guest hint");
+    assert_eq!(r["anchorEnded"], json!(true));
+
+    let shots = r["screenshots"].as_array().expect("screenshots");
+    assert!(shots.len() >= 4, "screenshots: {shots:?}");
+    for s in shots {
+        let path = PathBuf::from(s.as_str().unwrap());
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 0, "screenshot {} missing or empty", path.display());
+    }
+
+    server.stop();
+}

@@ -1,0 +1,460 @@
+// The live-room scenario in real browsers: one anchor and three viewers, each in its own
+// headless Chromium (its own profile and fake camera), against a running Lockstep server.
+//
+//   node tests/browser/live.mjs '<config json>'      (or the JSON on stdin)
+//
+// Config: { baseUrl, room, anchorToken, viewerTokens: [t1, t2], saleId, artifactsDir,
+//           chromium?, stepTimeoutMs?, media? (default true), layer? (default "high") }
+//
+// Steps: the anchor goes live and publishes over WHIP; the viewers (two signed in, one
+// of them phone-sized, one guest) subscribe and decode video and audio; the anchor drops
+// the sale's link and every viewer shows the card at `reveal_at`; a viewer buys; the
+// anchor's sold counter moves; screenshots; the spread of frame display and link display
+// times across viewers is measured; the anchor ends the live and every viewer shows it.
+//
+// Prints one JSON line on stdout (`ok: true` and the measurements, or `ok: false`, the
+// failed step and its error) and exits non-zero on failure. Page console errors go to
+// stderr.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+async function readConfig() {
+  if (process.argv[2]) return JSON.parse(process.argv[2]);
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  return JSON.parse(text);
+}
+
+const cfg = await readConfig();
+const STEP_MS = cfg.stepTimeoutMs ?? 30000;
+const MEDIA = cfg.media !== false;
+const LAYER = cfg.layer === undefined ? 'high' : cfg.layer;
+const artifacts = path.resolve(cfg.artifactsDir || path.join(path.dirname(fileURLToPath(import.meta.url)), '../../target/artifacts'));
+fs.mkdirSync(artifacts, { recursive: true });
+
+const result = { ok: false, step: null, timingsMs: {}, screenshots: [], consoleErrors: 0 };
+const sessions = [];
+const tmpDirs = [];
+const t0 = Date.now();
+
+/** Runs one named step; its name is reported if it fails. */
+async function step(name, fn) {
+  result.step = name;
+  const started = Date.now();
+  const value = await fn();
+  result.timingsMs[name] = Date.now() - started;
+  return value;
+}
+
+/** Opens `url` in a fresh browser (own profile dir, own fake devices). */
+async function open(name, url, viewport, extra = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lockstep-${name}-`));
+  tmpDirs.push(dir);
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: cfg.chromium || '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport,
+    ...extra,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const session = { name, context, page, errors: [] };
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      session.errors.push(msg.text());
+      process.stderr.write(`[${name} console] ${msg.text()}\n`);
+    }
+  });
+  page.on('pageerror', (err) => {
+    session.errors.push(String(err));
+    process.stderr.write(`[${name} pageerror] ${err}\n`);
+  });
+  page.on('response', (resp) => {
+    if (resp.status() >= 400) process.stderr.write(`[${name} http ${resp.status()}] ${resp.request().method()} ${resp.url()}\n`);
+  });
+  page.on('requestfailed', (req) => {
+    process.stderr.write(`[${name} request failed] ${req.method()} ${req.url()}: ${req.failure()?.errorText}\n`);
+  });
+  sessions.push(session);
+  await page.goto(url, { waitUntil: 'load', timeout: STEP_MS });
+  return session;
+}
+
+/** Waits until `fn(arg)` is truthy in the page; returns its value. */
+async function until(session, fn, arg, what) {
+  try {
+    const handle = await session.page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: 50 });
+    return await handle.jsonValue();
+  } catch (e) {
+    throw new Error(`${session.name}: timed out after ${STEP_MS} ms waiting for ${what}: ${e.message.split('\n')[0]}`);
+  }
+}
+
+/** Like `until`, for an async `fn` (waitForFunction would take its promise as truthy):
+ * evaluates it every 100 ms until its result is truthy. */
+async function untilAsync(session, fn, arg, what) {
+  const deadline = Date.now() + STEP_MS;
+  let last;
+  while (Date.now() < deadline) {
+    last = await session.page.evaluate(fn, arg);
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${session.name}: timed out after ${STEP_MS} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+async function shot(session, file) {
+  const p = path.join(artifacts, file);
+  await session.page.screenshot({ path: p, fullPage: true });
+  result.screenshots.push(p);
+  return p;
+}
+
+/** Video/audio receive counters of a viewer's peer connection, summed over its
+ * inbound RTP streams (a stream per SSRC the server forwarded). */
+function mediaStats(session) {
+  return session.page.evaluate(async () => {
+    const pc = window.lockstep.pc;
+    if (!pc) return null;
+    const out = {
+      connectionState: pc.connectionState, videoStreams: 0, audioStreams: 0,
+      framesDecoded: 0, framesDropped: 0, videoBytes: 0, audioBytes: 0, audioPackets: 0, audioSamples: 0,
+      frameWidth: 0, frameHeight: 0, videoJitterBufferMs: null, audioJitterBufferMs: null,
+    };
+    let main = null;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      const jb = r.jitterBufferEmittedCount ? (1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount : null;
+      if (r.kind === 'video') {
+        out.videoStreams += 1;
+        out.framesDecoded += r.framesDecoded || 0;
+        out.framesDropped += r.framesDropped || 0;
+        out.videoBytes += r.bytesReceived || 0;
+        if (!main || (r.framesDecoded || 0) > (main.framesDecoded || 0)) {
+          main = r;
+          out.frameWidth = r.frameWidth || 0;
+          out.frameHeight = r.frameHeight || 0;
+          out.videoJitterBufferMs = jb;
+        }
+      } else if (r.kind === 'audio') {
+        out.audioStreams += 1;
+        out.audioBytes += r.bytesReceived || 0;
+        out.audioPackets += r.packetsReceived || 0;
+        out.audioSamples += r.totalSamplesReceived || 0;
+        out.audioJitterBufferMs = jb;
+      }
+    });
+    out.jitterBufferTargets = pc.getReceivers().map((r) => r.jitterBufferTarget ?? null);
+    return out;
+  });
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+const round = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);
+
+async function main() {
+  const { baseUrl, room, anchorToken, viewerTokens = [], saleId } = cfg;
+  const roomPath = `${baseUrl}/rooms/${encodeURIComponent(room)}`;
+
+  const anchor = await step('open_anchor', () =>
+    open('anchor', `${roomPath}/anchor#token=${anchorToken}`, { width: 1280, height: 800 }));
+  result.chromium = anchor.context.browser()?.version() ?? null;
+
+  await step('go_live', async () => {
+    await until(anchor, () => window.lockstep && !document.querySelector('[data-testid="go-live"]').disabled, null, 'the control channel to join');
+    await until(anchor, () => document.querySelector('[data-testid="preview"]').readyState >= 2, null, 'the camera preview');
+    await anchor.page.click('[data-testid="go-live"]');
+    await until(anchor, () => window.lockstep.state === 'live', null, 'room_state live');
+    if (MEDIA) {
+      const status = await until(anchor,
+        () => ['connected', 'failed'].includes(window.lockstep.whip.status) && window.lockstep.whip,
+        null, 'the WHIP stream to connect');
+      if (status.status !== 'connected') throw new Error(`WHIP publish failed: ${JSON.stringify(status.error)}`);
+      result.whipLocation = status.location;
+    }
+  });
+
+  const viewerSpecs = [
+    { name: 'viewer-desktop', token: viewerTokens[0], viewport: { width: 1280, height: 800 } },
+    { name: 'viewer-phone', token: viewerTokens[1], viewport: { width: 390, height: 844 }, extra: { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } },
+    { name: 'viewer-guest', token: null, viewport: { width: 1024, height: 768 } },
+  ];
+  const viewers = await step('open_viewers', () => Promise.all(viewerSpecs.map((v) =>
+    open(v.name, v.token ? `${roomPath}#token=${v.token}` : roomPath, v.viewport, v.extra || {}))));
+  result.viewers = viewers.map((v, i) => ({ name: v.name, signedIn: !!viewerSpecs[i].token, viewport: `${viewerSpecs[i].viewport.width}x${viewerSpecs[i].viewport.height}` }));
+
+  await step('viewers_join', () => Promise.all(viewers.map((v) =>
+    until(v, () => window.lockstep && window.lockstep.you && window.lockstep.state === 'live', null, 'welcome in a live room'))));
+
+  if (MEDIA) {
+    await step('viewers_media', () => Promise.all(viewers.map(async (v, i) => {
+      await until(v, () => window.lockstep.pc && window.lockstep.pc.connectionState === 'connected', null, 'the peer connection to connect');
+      await untilAsync(v, async () => {
+        const pc = window.lockstep.pc;
+        if (!pc) return false;
+        let frames = 0;
+        (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0; });
+        return frames > 0;
+      }, null, 'a first decoded video frame');
+      // Growth over ~1 s; the first frames after a keyframe can come in a burst and
+      // then pause while the stream ramps up, so keep looking (within the step limit).
+      const a = await mediaStats(v);
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, 1000));
+      let b = await mediaStats(v);
+      while ((b.framesDecoded <= a.framesDecoded || b.audioBytes <= a.audioBytes) && Date.now() - started < STEP_MS) {
+        await new Promise((r) => setTimeout(r, 250));
+        b = await mediaStats(v);
+      }
+      Object.assign(result.viewers[i], {
+        mediaWindowMs: Date.now() - started,
+        framesDecoded: b.framesDecoded,
+        framesDecodedDelta: b.framesDecoded - a.framesDecoded,
+        audioBytesDelta: (b.audioBytes ?? 0) - (a.audioBytes ?? 0),
+        audioSamplesDelta: (b.audioSamples ?? 0) - (a.audioSamples ?? 0),
+        audioPacketsDelta: (b.audioPackets ?? 0) - (a.audioPackets ?? 0),
+      });
+    })));
+
+    if (LAYER) {
+      await step('select_layer', async () => {
+        await Promise.all(viewers.map((v) => v.page.selectOption('[data-testid="layer"]', LAYER)));
+        // Let the layer switch (a keyframe) settle before frames are compared.
+        await new Promise((r) => setTimeout(r, 2000));
+      });
+    }
+  }
+
+  await step('chat_and_like', async () => {
+    const text = `hello from ${viewers[0].name} ${Date.now()}`;
+    await viewers[0].page.fill('[data-testid="comment-input"]', text);
+    await viewers[0].page.click('[data-testid="comment-send"]');
+    await until(anchor, (t) => [...document.querySelectorAll('[data-testid="comments"] li')].some((li) => li.textContent.includes(t)), text, 'the comment on the anchor page');
+    await viewers[2].page.click('[data-testid="like"]');
+    await until(anchor, () => window.lockstep.likes >= 1, null, 'the like on the anchor page');
+    result.chat = { commentSeenByAnchor: true, likes: await anchor.page.evaluate(() => window.lockstep.likes) };
+    result.guest = await viewers[2].page.evaluate(() => ({
+      hintVisible: !document.querySelector('[data-testid="guest-hint"]').hidden,
+      commentDisabled: document.querySelector('[data-testid="comment-input"]').disabled,
+    }));
+  });
+
+  const mediaSettledAt = Date.now();
+
+  await step('drop_link', async () => {
+    const drop = `[data-testid="sale"][data-sale-id="${saleId}"] [data-testid="drop-link"]`;
+    await anchor.page.waitForSelector(drop, { timeout: STEP_MS });
+    await anchor.page.click(drop);
+    const shown = await Promise.all(viewers.map((v) =>
+      until(v, () => window.lockstep.linkShownAt !== null && {
+        linkShownAt: window.lockstep.linkShownAt,
+        linkShownPerf: window.lockstep.linkShownPerf,
+        revealAt: window.lockstep.link.reveal_at,
+        countdownDigits: window.lockstep.countdownDigits,
+        clockOffsetMs: window.lockstep.clockOffsetMs,
+        clockRttMs: window.lockstep.clockRttMs,
+      }, null, 'the product card')));
+    result.reveal_at = shown[0].revealAt;
+    shown.forEach((s, i) => Object.assign(result.viewers[i], {
+      linkShownAt: round(s.linkShownAt),
+      linkLateMs: round(s.linkShownAt - s.revealAt),
+      countdownDigits: s.countdownDigits,
+      clockOffsetMs: round(s.clockOffsetMs),
+      clockRttMs: round(s.clockRttMs),
+      cardVisible: true,
+    }));
+    const at = shown.map((s) => s.linkShownAt);
+    result.linkSpreadMs = round(Math.max(...at) - Math.min(...at));
+    const perf = shown.map((s) => s.linkShownPerf);
+    result.linkSpreadLocalClockMs = round(Math.max(...perf) - Math.min(...perf));
+    for (const v of viewers) await until(v, () => !document.querySelector('[data-testid="product-card"]').hidden, null, 'a visible card');
+  });
+
+  await step('buy', async () => {
+    const buyer = viewers[0];
+    await until(buyer, () => !document.querySelector('[data-testid="buy"]').disabled, null, 'an enabled Buy button');
+    await buyer.page.click('[data-testid="buy"]');
+    const order = await until(buyer, () => window.lockstep.lastOrder, null, 'the order result');
+    const shown = await until(buyer, () => {
+      const o = document.querySelector('[data-testid="order-outcome"]');
+      return !o.hidden && o.textContent;
+    }, null, 'the order outcome on the page');
+    result.order = { outcome: order.outcome ?? order.name, order_id: order.order_id ?? null, remaining: order.remaining ?? null, text: shown };
+    result.guestBuy = await viewers[2].page.evaluate(() => {
+      const b = document.querySelector('[data-testid="buy"]');
+      return { disabled: b.disabled, label: b.textContent };
+    });
+  });
+
+  await step('anchor_sold', async () => {
+    result.anchorSold = await until(anchor, (id) => (window.lockstep.sold[id] || 0) >= 1 && window.lockstep.sold[id], saleId, 'the sold counter to reach 1');
+    result.anchorSoldShown = await anchor.page.textContent('[data-testid="counter-sold"]');
+  });
+
+  if (MEDIA) {
+    await step('frame_spread', async () => {
+      // Wait (bounded) until every viewer has presented enough frames since the layer
+      // settled to compare; a starved encoder makes this slower, not wrong.
+      const deadline = Date.now() + STEP_MS;
+      while (Date.now() < deadline) {
+        const counts = await Promise.all(viewers.map((v) => v.page.evaluate((since) =>
+          window.lockstep.frames.filter((f) => f.presentedAt >= since).length, mediaSettledAt)));
+        if (counts.every((n) => n >= 40)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // Frames presented after the layer settled, from every viewer.
+      const logs = await Promise.all(viewers.map((v) => v.page.evaluate((since) =>
+        window.lockstep.frames.filter((f) => f.presentedAt >= since), mediaSettledAt)));
+      const framesFile = path.join(artifacts, 'frames.json');
+      fs.writeFileSync(framesFile, JSON.stringify(Object.fromEntries(viewers.map((v, i) => [v.name, logs[i]]))));
+      result.framesFile = framesFile;
+      const byTs = new Map();
+      const windowS = (Date.now() - mediaSettledAt) / 1000;
+      logs.forEach((frames, i) => {
+        result.viewers[i].framesLogged = frames.length;
+        result.viewers[i].framesPerSecond = round(frames.length / windowS);
+        const last = frames[frames.length - 1];
+        if (last) result.viewers[i].lastFrameSize = `${last.width}x${last.height}`;
+        for (const f of frames) {
+          if (f.rtpTimestamp === undefined) continue;
+          if (!byTs.has(f.rtpTimestamp)) byTs.set(f.rtpTimestamp, new Array(logs.length).fill(null));
+          const slot = byTs.get(f.rtpTimestamp);
+          if (slot[i] === null) slot[i] = f.serverTime;
+        }
+      });
+      const spreads = [];
+      for (const times of byTs.values()) {
+        if (times.every((t) => t !== null)) spreads.push(Math.max(...times) - Math.min(...times));
+      }
+      spreads.sort((a, b) => a - b);
+      result.frameSpread = {
+        commonFrames: spreads.length,
+        medianMs: round(percentile(spreads, 50)),
+        p95Ms: round(percentile(spreads, 95)),
+        maxMs: round(spreads.length ? spreads[spreads.length - 1] : null),
+      };
+      const stats = await Promise.all(viewers.map(mediaStats));
+      const logs2 = await Promise.all(viewers.map((v) => v.page.evaluate(() => window.lockstep.mediaLog)));
+      const stalls = await Promise.all(viewers.map((v) => v.page.evaluate(() => window.lockstep.stallResubscribes)));
+      stats.forEach((s, i) => Object.assign(result.viewers[i], {
+        videoJitterBufferMs: round(s?.videoJitterBufferMs),
+        audioJitterBufferMs: round(s?.audioJitterBufferMs),
+        jitterBufferTargets: s?.jitterBufferTargets,
+        frameWidth: s?.frameWidth,
+        frameHeight: s?.frameHeight,
+        connectionState: s?.connectionState,
+        stallResubscribes: stalls[i],
+        mediaLog: logs2[i],
+        framesDecodedTotal: s?.framesDecoded,
+        framesDroppedTotal: s?.framesDropped,
+        videoStreams: s?.videoStreams,
+      }));
+      result.playoutDelayMs = await viewers[0].page.evaluate(() => window.lockstep.media.playout_delay_ms);
+      // The simulcast layers the anchor's browser is sending.
+      result.anchorLayers = await anchor.page.evaluate(async () => {
+        const layers = [];
+        (await window.lockstep.pc.getStats()).forEach((r) => {
+          if (r.type === 'outbound-rtp' && r.kind === 'video') {
+            layers.push({ rid: r.rid ?? null, frameWidth: r.frameWidth ?? 0, frameHeight: r.frameHeight ?? 0, framesEncoded: r.framesEncoded ?? 0, bytesSent: r.bytesSent ?? 0, active: r.active ?? null });
+          }
+        });
+        return layers.sort((a, b) => a.frameWidth - b.frameWidth);
+      });
+    });
+
+    // One viewer asks for the low simulcast layer: the SFU switches it on the layer's
+    // next keyframe, and its decoder reports the smaller frame size.
+    await step('layer_switch', async () => {
+      const v = viewers[1];
+      const before = (await mediaStats(v))?.frameWidth ?? 0;
+      const asked = Date.now();
+      await v.page.selectOption('[data-testid="layer"]', 'low');
+      let now = null;
+      while (Date.now() - asked < STEP_MS) {
+        now = await mediaStats(v);
+        if (now && now.frameWidth > 0 && now.frameWidth < before) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      result.layerSwitch = {
+        viewer: v.name, layer: 'low', widthBefore: before,
+        widthAfter: now?.frameWidth ?? 0, switchMs: Date.now() - asked,
+      };
+    });
+  }
+
+  await step('screenshots', async () => {
+    await shot(anchor, 'anchor-desktop.png');
+    await shot(viewers[0], 'viewer-desktop.png');
+    await shot(viewers[1], 'viewer-phone.png');
+    await shot(viewers[2], 'viewer-guest.png');
+  });
+
+  await step('end', async () => {
+    await anchor.page.click('[data-testid="end"]');
+    await anchor.page.click('[data-testid="end-confirm"]');
+    const ended = await Promise.all(viewers.map((v) => until(v, () =>
+      window.lockstep.state === 'ended'
+      && document.querySelector('[data-testid="stage-overlay"]').dataset.reason === 'ended'
+      && !document.querySelector('[data-testid="stage-overlay"]').hidden, null, 'the ended state')));
+    ended.forEach((e, i) => { result.viewers[i].ended = e; });
+    result.anchorEnded = await until(anchor, () => window.lockstep.state === 'ended', null, 'the anchor page to show the end');
+    await shot(viewers[1], 'viewer-phone-ended.png');
+  });
+
+  result.ok = true;
+  result.step = null;
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (e) {
+  result.ok = false;
+  result.error = e.message;
+  exitCode = 1;
+  process.stderr.write(`live.mjs: step ${result.step} failed: ${e.message}\n`);
+  result.mediaLogs = {};
+  for (const s of sessions) {
+    result.mediaLogs[s.name] = await s.page.evaluate(() => window.lockstep?.mediaLog ?? null).catch(() => null);
+  }
+  for (const s of sessions) {
+    try {
+      const p = path.join(artifacts, `failure-${s.name}.png`);
+      await s.page.screenshot({ path: p, fullPage: true, timeout: 5000 });
+      result.screenshots.push(p);
+    } catch {
+      /* the page may be gone */
+    }
+  }
+} finally {
+  result.consoleErrors = sessions.reduce((n, s) => n + s.errors.length, 0);
+  result.totalMs = Date.now() - t0;
+  await Promise.all(sessions.map((s) => s.context.close().catch(() => {})));
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(exitCode);
