@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::media::RoomMedia;
 use lockstep_actors::room::{SetMedia, Snapshot};
-use lockstep_protocol::{ErrorCode, MediaInfo, Role, RoomState};
+use lockstep_protocol::{ErrorCode, MediaInfo, Role, RoomSnapshot, RoomState};
 use lockstep_sfu::layers::Preference;
 use lockstep_sfu::{MediaDirectory, MediaError};
 
@@ -91,6 +91,17 @@ fn answer(location: String, sdp: String) -> HttpResponse {
         .body(sdp)
 }
 
+/// The room's current snapshot, or 404 / `room_ended`.
+async fn room_snapshot(state: &AppState, room: &str) -> Result<RoomSnapshot, ApiError> {
+    let addr = state
+        .directory
+        .get(room)
+        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, format!("no open room `{room}`")))?;
+    addr.send(Snapshot)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::RoomEnded, "the room ended"))
+}
+
 fn parse_session(id: &str) -> Result<u64, ApiError> {
     id.parse()
         .map_err(|_| ApiError::new(ErrorCode::SessionNotFound, format!("no session `{id}`")))
@@ -106,14 +117,7 @@ pub async fn whip_publish(
     let room = room.into_inner();
     state.auth.anchor_of(bearer(&req), &room)?;
     let offer = sdp_body(&req, body)?;
-    let addr = state
-        .directory
-        .get(&room)
-        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, format!("no open room `{room}`")))?;
-    let snapshot = addr
-        .send(Snapshot)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::RoomEnded, "the room ended"))?;
+    let snapshot = room_snapshot(&state, &room).await?;
     if snapshot.state != RoomState::Live {
         return Err(ApiError::new(
             ErrorCode::RoomNotLive,
@@ -152,10 +156,7 @@ pub async fn whep_subscribe(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
-    let addr = state
-        .directory
-        .get(&room)
-        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, format!("no open room `{room}`")))?;
+    let snapshot = room_snapshot(&state, &room).await?;
     match bearer(&req) {
         Some(token) => {
             let claims = state.auth.verify(token).map_err(ApiError::from)?;
@@ -173,10 +174,6 @@ pub async fn whep_subscribe(
             }
         }
         None => {
-            let snapshot = addr
-                .send(Snapshot)
-                .await
-                .map_err(|_| ApiError::new(ErrorCode::RoomEnded, "the room ended"))?;
             if !snapshot.allow_anonymous {
                 return Err(ApiError::new(
                     ErrorCode::AuthRequired,

@@ -28,19 +28,7 @@ async fn go_live(
     anchor
         .recv_until(|m| matches!(m, ServerMsg::RoomState { .. }).then_some(()))
         .await;
-    let base = server.url("");
-    let publisher = std::sync::Arc::new(
-        Publisher::connect(&base, room, &server.anchor_token(room))
-            .await
-            .expect("WHIP publish"),
-    );
-    let stop = CancellationToken::new();
-    let (p, s) = (publisher.clone(), stop.clone());
-    tokio::spawn(async move {
-        p.stream(&PublishOptions::default(), s.cancelled_owned())
-            .await;
-    });
-    (publisher, stop)
+    go_live_publisher_only(server, room).await
 }
 
 async fn media_notice(client: &mut Client) -> MediaInfo {

@@ -12,8 +12,8 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
@@ -103,6 +103,23 @@ pub async fn build_peer(
         .await
         .map_err(MediaError::internal)?;
     Ok((Arc::new(pc), rx))
+}
+
+/// Adds one receive-only audio and one receive-only video transceiver (a publisher's
+/// answerer, or a subscriber's offer).
+pub async fn add_receivers(pc: &Arc<dyn PeerConnection>) -> Result<(), MediaError> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(MediaError::internal)?;
+    }
+    Ok(())
 }
 
 /// Parses an SDP offer, with a clear error for anything that is not one.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
@@ -285,17 +284,7 @@ impl Handler<Publish> for MediaRoom {
             }
             let (pc, mut events) = engine::build_peer(&cfg).await?;
             let negotiated = async {
-                for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-                    pc.add_transceiver_from_kind(
-                        kind,
-                        Some(RTCRtpTransceiverInit {
-                            direction: RTCRtpTransceiverDirection::Recvonly,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                    .map_err(MediaError::internal)?;
-                }
+                engine::add_receivers(&pc).await?;
                 engine::answer(&pc, &mut events, offer, &cfg).await
             }
             .await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
@@ -95,16 +94,7 @@ impl Subscriber {
             ..MediaConfig::default()
         };
         let (pc, events) = engine::build_peer(&cfg).await?;
-        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-            pc.add_transceiver_from_kind(
-                kind,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        }
+        engine::add_receivers(&pc).await?;
         Ok((pc, events))
     }
 
