@@ -209,3 +209,18 @@ pub async fn whep_stop(
         ))
     }
 }
+
+/// `PATCH` on a WHIP/WHEP session: trickle ICE and ICE restarts are not supported (every
+/// candidate is in the offer and the answer), so RFC 9725's answer is 405.
+pub async fn no_trickle() -> HttpResponse {
+    let error = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "trickle ICE is not supported: put every candidate in the offer",
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    response.headers_mut().insert(
+        header::ALLOW,
+        header::HeaderValue::from_static("POST, DELETE"),
+    );
+    response
+}

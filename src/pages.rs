@@ -29,9 +29,19 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/viewer.js"),
     ),
     (
+        "viewer-media.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/viewer-media.js"),
+    ),
+    (
         "anchor.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/anchor.js"),
+    ),
+    (
+        "anchor-publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/anchor-publish.js"),
     ),
 ];
 

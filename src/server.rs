@@ -85,6 +85,8 @@ pub async fn run(
             .route("/api/v1/rooms/{id}/sales", web::get().to(http::room_sales))
             .route("/whip/{room}", web::post().to(media::whip_publish))
             .route("/whip/{room}/{session}", web::delete().to(media::whip_stop))
+            .route("/whip/{room}/{session}", web::patch().to(media::no_trickle))
+            .route("/whep/{room}/{session}", web::patch().to(media::no_trickle))
             .route("/whep/{room}", web::post().to(media::whep_subscribe))
             .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
             .route("/rooms/{room}", web::get().to(pages::viewer))

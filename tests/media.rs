@@ -246,6 +246,18 @@ async fn bad_media_requests_get_clear_errors() {
     assert_eq!((status, name(&body)), (404, "session_not_found"));
     let (status, body) = status_of(delete("/whep/r1/not-a-number").await.unwrap()).await;
     assert_eq!((status, name(&body)), (404, "session_not_found"));
+    // No trickle ICE: a PATCH with candidates is refused, saying why.
+    let patch = reqwest::Client::new()
+        .patch(server.url("/whip/r1/1"))
+        .bearer_auth(&anchor_token)
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=candidate:1 1 udp 1 127.0.0.1 9 typ host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.headers()["allow"], "POST, DELETE");
+    let (status, body) = status_of(patch).await;
+    assert_eq!((status, name(&body)), (405, "method_not_allowed"));
 }
 
 /// Publishes to an already-live room.
@@ -274,6 +286,7 @@ async fn leavers_are_cleaned_up_and_the_room_end_stops_its_video() {
     cfg.media.ice_disconnected_timeout_ms = 500;
     cfg.media.ice_failed_timeout_ms = 2_000;
     let server = TestServer::start(cfg);
+    let udp_before = udp_sockets();
     let mut anchor = server.open_room("r1").await;
     let (mut watcher, _) = server.join_viewer("r1", None).await;
     let (publisher, _stop) = go_live(&server, &mut anchor, "r1").await;
@@ -304,13 +317,56 @@ async fn leavers_are_cleaned_up_and_the_room_end_stops_its_video() {
     wait_metric(&server, "lockstep_media_publishers", 0.0).await;
 
     // It comes back; then the room ends and takes the video with it.
-    let (_publisher, _stop) = go_live_publisher_only(&server, "r1").await;
+    let (second, _stop) = go_live_publisher_only(&server, "r1").await;
     assert!(media_notice(&mut watcher).await.live);
     let sub = Subscriber::whep(&server.url(""), "r1", None).await.unwrap();
     sub.wait_video(10, WAIT).await.unwrap();
     anchor.send(json!({"type":"control","cmd":"end"})).await;
     wait_metric(&server, "lockstep_media_publishers", 0.0).await;
     wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
+
+    // Every peer connection's UDP socket is gone: the server's (which this test shares a
+    // process with) as well as the clients' once they close.
+    for s in [&ws_sub, &whep_sub, &sub] {
+        s.close().await;
+    }
+    second.vanish().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while udp_sockets() > udp_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} UDP sockets still open (had {udp_before})",
+            udp_sockets()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// UDP sockets this process holds (its fds that are sockets listed in /proc/net/udp*).
+fn udp_sockets() -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            if let Some(inode) = line.split_whitespace().nth(9) {
+                inodes.insert(inode.to_owned());
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .filter(|inode| inodes.contains(inode))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,15 @@
-// The anchor console (/rooms/{room}/anchor#token=<anchor token>): camera preview, going
-// live (control channel `go_live`, then WHIP publishing with simulcast), the room's sales
-// with Drop link / Close sale, live counters, and comment moderation.
+// The anchor console (/rooms/{room}/anchor#token=<anchor token>): going live (control
+// channel `go_live`, then publishing), pause and end, the room's sales with Drop link /
+// Close sale, live counters, and comment moderation. The camera preview and WHIP
+// publishing with simulcast are `anchor-publish.js`.
 //
 // `window.lockstep` exposes the page's state for tests and debugging.
 
 import {
-  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, httpError,
-  iceGatheringComplete, roomFromPath, tokenFromHash,
+  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, httpError, roomFromPath,
+  tokenFromHash,
 } from './common.js';
+import { createPublisher } from './anchor-publish.js';
 
 const $ = (id) => byTestId(id);
 const ui = {
@@ -24,19 +26,9 @@ const ui = {
 };
 
 const ROOM_STATE_LABEL = { connecting: 'Connecting', created: 'Not live', live: 'Live', paused: 'Paused', ended: 'Ended' };
-const WHIP_LABEL = {
-  idle: 'Not streaming', starting: 'Going live…', connecting: 'Connecting the stream…',
-  connected: 'Streaming', failed: 'Stream failed', stopped: 'Stream stopped',
-};
 const SALE_STATE_LABEL = { scheduled: 'Scheduled', open: 'Open', sold_out: 'Sold out', ended: 'Ended' };
 const MAX_COMMENTS = 300;
 const MUTE_SECONDS = 300;
-/** Simulcast layers the camera is published in; the server forwards one per viewer. */
-const SIMULCAST = [
-  { rid: 'low', scaleResolutionDownBy: 4, maxBitrate: 150000 },
-  { rid: 'mid', scaleResolutionDownBy: 2, maxBitrate: 500000 },
-  { rid: 'high', maxBitrate: 1500000 },
-];
 
 const room = roomFromPath();
 const token = tokenFromHash();
@@ -44,7 +36,6 @@ const token = tokenFromHash();
 const st = {
   roomState: 'connecting',
   joined: false,
-  camera: null,
   sales: new Map(),
   rows: new Map(),
   comments: new Map(),
@@ -96,22 +87,14 @@ function setRoomState(state) {
   ui.badge.dataset.state = state;
   ui.badge.textContent = ROOM_STATE_LABEL[state] || state;
   if (state === 'ended') {
-    stopPublishing();
-    stopCamera();
+    publisher.stopPublishing();
+    publisher.stopCamera();
     ui.previewOverlay.hidden = false;
     ui.previewMessage.textContent = 'The live has ended';
     ui.endConfirmBox.hidden = true;
   }
   refreshButtons();
   for (const sale of st.sales.values()) renderSale(sale);
-}
-
-function setWhip(status, error = null) {
-  lockstep.whip.status = status;
-  lockstep.whip.error = error;
-  ui.whipStatus.dataset.state = status;
-  ui.whipStatus.textContent = error ? `${WHIP_LABEL[status]}: ${error.message || describeError(error)}` : WHIP_LABEL[status];
-  refreshButtons();
 }
 
 function refreshButtons() {
@@ -143,146 +126,32 @@ function waitRoomState(state, timeoutMs = 10000) {
   });
 }
 
-// ---------------------------------------------------------------- camera and WHIP
+// ---------------------------------------------------------------- publishing, pause and end
 
-async function startCamera() {
-  if (st.camera) return st.camera;
-  if (!navigator.mediaDevices?.getUserMedia) {
-    ui.previewMessage.textContent = 'This browser cannot use a camera here (a secure origin is needed).';
-    return null;
-  }
-  const attempts = [
-    { video: { width: 1280, height: 720 }, audio: true },
-    { video: { width: 1280, height: 720 }, audio: false },
-    { video: false, audio: true },
-  ];
-  let lastError = null;
-  for (const constraints of attempts) {
-    try {
-      st.camera = await navigator.mediaDevices.getUserMedia(constraints);
-      break;
-    } catch (e) {
-      lastError = e;
-    }
-  }
-  if (!st.camera) {
-    ui.previewOverlay.hidden = false;
-    ui.previewMessage.textContent = `Camera unavailable: ${lastError?.message || 'permission denied'}`;
-    return null;
-  }
-  ui.preview.srcObject = st.camera;
-  ui.preview.play().catch(() => {});
-  ui.previewOverlay.hidden = st.camera.getVideoTracks().length > 0;
-  if (!st.camera.getVideoTracks().length) ui.previewMessage.textContent = 'Microphone only (no camera found)';
-  return st.camera;
-}
-
-function stopCamera() {
-  if (st.camera) for (const t of st.camera.getTracks()) t.stop();
-  st.camera = null;
-  ui.preview.srcObject = null;
-}
-
-async function publish() {
-  const stream = await startCamera();
-  if (!stream) {
-    setWhip('failed', { name: 'no_camera', message: 'no camera or microphone available' });
-    return;
-  }
-  setWhip('connecting');
-  const pc = new RTCPeerConnection();
-  lockstep.pc = pc;
-  const [video] = stream.getVideoTracks();
-  const [audio] = stream.getAudioTracks();
-  if (video) {
-    try {
-      pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST });
-    } catch {
-      pc.addTransceiver(video, { direction: 'sendonly', streams: [stream] });
-    }
-  }
-  if (audio) pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] });
-  pc.addEventListener('connectionstatechange', () => {
-    if (lockstep.pc !== pc) return;
-    if (pc.connectionState === 'connected') setWhip('connected');
-    else if (pc.connectionState === 'failed') {
-      setWhip('failed', { name: 'ice_failed', message: 'the media connection failed' });
-      stopPublishing(false);
-    }
-  });
-  let resp;
-  try {
-    await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringComplete(pc);
-    resp = await fetch(`/whip/${encodeURIComponent(room)}`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/sdp' },
-      body: pc.localDescription.sdp,
-    });
-  } catch (e) {
-    pc.close();
-    lockstep.pc = null;
-    setWhip('failed', { name: 'network', message: e.message });
-    return;
-  }
-  if (lockstep.pc !== pc) return;
-  if (resp.status !== 201) {
-    const err = await httpError(resp);
-    pc.close();
-    lockstep.pc = null;
-    setWhip('failed', err);
-    showPageError(`The stream was refused (HTTP ${err.status} ${err.name}): ${err.message || describeError(err)}`);
-    return;
-  }
-  const answer = await resp.text();
-  const location = resp.headers.get('Location');
-  lockstep.whip.location = location ? new URL(location, window.location.href).href : null;
-  try {
-    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-  } catch (e) {
-    setWhip('failed', { name: 'bad_answer', message: e.message });
-    stopPublishing(false);
-    return;
-  }
-  showPageError('');
-  if (pc.connectionState === 'connected') setWhip('connected');
-}
-
-/** Ends the WHIP session (DELETE on its URL) and closes the connection. */
-function stopPublishing(markStopped = true, keepalive = false) {
-  const pc = lockstep.pc;
-  const location = lockstep.whip.location;
-  lockstep.pc = null;
-  lockstep.whip.location = null;
-  if (pc) pc.close();
-  let done = Promise.resolve();
-  if (location) {
-    done = fetch(location, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` }, keepalive })
-      .then(async (resp) => {
-        if (!resp.ok && resp.status !== 404) lockstep.errors.push(await httpError(resp));
-        else await resp.arrayBuffer();
-      })
-      .catch((e) => lockstep.errors.push(e.message));
-  }
-  if (markStopped && pc) setWhip('stopped');
-  return done;
-}
+const publisher = createPublisher({
+  room,
+  token,
+  lockstep,
+  ui: { preview: ui.preview, previewOverlay: ui.previewOverlay, previewMessage: ui.previewMessage, whipStatus: ui.whipStatus },
+  onStatus: refreshButtons,
+  showPageError,
+});
 
 ui.goLive.addEventListener('click', async () => {
   showPageError('');
-  setWhip('starting');
+  publisher.setStatus('starting');
   if (st.roomState !== 'live') {
     const reply = await control('go_live');
     if (reply && reply.type === 'error' && reply.name !== 'invalid_transition') {
-      setWhip('failed', reply);
+      publisher.setStatus('failed', reply);
       return;
     }
     if (!(await waitRoomState('live'))) {
-      setWhip('failed', { name: 'not_live', message: 'the room did not go live' });
+      publisher.setStatus('failed', { name: 'not_live', message: 'the room did not go live' });
       return;
     }
   }
-  await publish();
+  await publisher.publish();
 });
 
 ui.pause.addEventListener('click', async () => {
@@ -300,16 +169,12 @@ ui.endCancel.addEventListener('click', () => {
 ui.endConfirm.addEventListener('click', async () => {
   ui.endConfirmBox.hidden = true;
   ui.end.disabled = true;
-  await stopPublishing();
+  await publisher.stopPublishing();
   const reply = await control('end');
   if (reply?.type === 'error') {
     showPageError(describeError(reply));
     refreshButtons();
   }
-});
-
-window.addEventListener('pagehide', () => {
-  if (lockstep.whip.location) stopPublishing(true, true);
 });
 
 // ---------------------------------------------------------------- sales
@@ -630,7 +495,7 @@ if (!room) {
   sock = new RoomSocket({ path: `/ws/rooms/${encodeURIComponent(room)}/control`, token, title: room, onWelcome, onMessage, onStatus });
   sock.start();
   refreshButtons();
-  startCamera();
+  publisher.startCamera();
   setInterval(() => {
     if (st.joined && document.visibilityState === 'visible') loadSales();
   }, 5000);

@@ -1,13 +1,16 @@
-// The viewer page (/rooms/{room}#token=…): live video over WebRTC (subscribed through the
-// room WebSocket), chat, likes, the pinned comment, and the product link that appears at
-// its server-time `reveal_at` after a "3, 2, 1" countdown, with a Buy button.
+// The viewer page (/rooms/{room}#token=…): the room WebSocket, the stage over the video
+// (room state, offline, errors), chat, likes, the pinned comment, and the product link
+// that appears at its server-time `reveal_at` after a "3, 2, 1" countdown, with a Buy
+// button. The live video itself (WebRTC subscription, playout delay, stall watchdog,
+// layer picker, frame log) is `viewer-media.js`.
 //
 // `window.lockstep` exposes the page's state for tests and debugging (see `lockstep`).
 
 import {
-  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, iceGatheringComplete,
-  newKey, perfNow, roomFromPath, tokenFromHash,
+  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, newKey, perfNow,
+  roomFromPath, tokenFromHash,
 } from './common.js';
+import { createViewerMedia } from './viewer-media.js';
 
 const $ = (id) => byTestId(id);
 const ui = {
@@ -25,9 +28,6 @@ const ui = {
 
 const ROOM_STATE_LABEL = { connecting: 'Connecting', created: 'Starting soon', live: 'Live', paused: 'Paused', ended: 'Ended' };
 const MAX_COMMENTS = 200;
-const MAX_FRAMES = 600;
-/** Largest jitter-buffer target a browser accepts, ms. */
-const MAX_JITTER_TARGET_MS = 4000;
 
 const room = roomFromPath();
 const token = tokenFromHash();
@@ -48,7 +48,6 @@ const st = {
   link: null,
   sale: null,
   orderPending: null,
-  layer: 'auto',
 };
 
 /** Test and debugging hooks. Times: `*At`/`serverTime` are server time (ms since the
@@ -81,11 +80,6 @@ window.lockstep = lockstep;
 
 let sock = null;
 
-function logMedia(event, detail) {
-  lockstep.mediaLog.push({ at: Math.round(perfNow()), event, ...(detail === undefined ? {} : { detail }) });
-  if (lockstep.mediaLog.length > 100) lockstep.mediaLog.shift();
-}
-
 // ---------------------------------------------------------------- stage and room state
 
 function setRoomState(state) {
@@ -95,7 +89,7 @@ function setRoomState(state) {
   ui.badge.textContent = ROOM_STATE_LABEL[state] || state;
   if (state === 'ended') {
     st.final = { reason: 'ended', message: 'This live has ended', detail: 'Thanks for watching!' };
-    closeMedia();
+    media.close();
     hideCountdown();
     refreshInputs();
     refreshCard();
@@ -145,227 +139,20 @@ function showPageError(text) {
   ui.pageError.hidden = !text;
 }
 
-// ---------------------------------------------------------------- media (WebRTC)
+// ---------------------------------------------------------------- media (viewer-media.js)
 
-let pcGen = 0;
-let rtcWaiter = null;
-let retryTimer = null;
-
-function closeMedia() {
-  pcGen += 1;
-  clearTimeout(retryTimer);
-  if (rtcWaiter) rtcWaiter.resolve(null);
-  rtcWaiter = null;
-  if (lockstep.pc) lockstep.pc.close();
-  lockstep.pc = null;
-  st.playing = false;
-  if (ui.video.srcObject) ui.video.srcObject = null;
-}
-
-function playoutDelayMs() {
-  const ms = Number(st.media.playout_delay_ms) || 0;
-  return Math.max(0, Math.min(MAX_JITTER_TARGET_MS, ms));
-}
-
-/** Every viewer plays out with the same delay, so their pictures (and the link) line up. */
-function applyPlayoutDelay(pc) {
-  if (!pc) return;
-  for (const r of pc.getReceivers()) {
-    if ('jitterBufferTarget' in r) {
-      try {
-        r.jitterBufferTarget = playoutDelayMs();
-      } catch (e) {
-        lockstep.errors.push(`jitterBufferTarget: ${e.message}`);
-      }
-    }
-  }
-}
-
-/** Waits for the server's answer to our offer: `rtc_answer`, or an `error` naming our
- * request id (or a media error without one). */
-function awaitRtcAnswer(id, timeoutMs = 15000) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      rtcWaiter = null;
-      resolve({ type: 'error', name: 'timeout', message: 'The video server did not answer.' });
-    }, timeoutMs);
-    rtcWaiter = {
-      id,
-      resolve: (msg) => {
-        clearTimeout(timer);
-        rtcWaiter = null;
-        resolve(msg);
-      },
-    };
-  });
-}
-
-async function subscribe() {
-  closeMedia();
-  if (st.final || !st.media.live || !sock) return;
-  const gen = pcGen;
-  st.mediaError = null;
-  renderStage();
-  logMedia('subscribe', gen);
-  const pc = new RTCPeerConnection();
-  lockstep.pc = pc;
-  const stream = new MediaStream();
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  applyPlayoutDelay(pc);
-  pc.addEventListener('track', (ev) => {
-    logMedia('track', ev.track.kind);
-    stream.addTrack(ev.track);
-    applyPlayoutDelay(pc);
-    if (ui.video.srcObject !== stream) ui.video.srcObject = stream;
-    ui.video.play().catch(() => {});
-  });
-  pc.addEventListener('connectionstatechange', () => {
-    logMedia('connection', `${gen}:${pc.connectionState}`);
-    if (gen !== pcGen) return;
-    if (pc.connectionState === 'failed') {
-      st.mediaError = { name: 'connection_failed', message: 'The video connection failed; retrying…' };
-      st.playing = false;
-      renderStage();
-      scheduleResubscribe(2000);
-    }
-  });
-  try {
-    await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringComplete(pc);
-  } catch (e) {
-    st.mediaError = { name: 'webrtc', message: `This browser could not start the video: ${e.message}` };
-    renderStage();
-    return;
-  }
-  if (gen !== pcGen) return;
-  const id = sock.nextId++;
-  const answer = awaitRtcAnswer(id);
-  const offer = { type: 'rtc_offer', sdp: pc.localDescription.sdp, id };
-  if (st.layer !== 'auto') offer.layer = st.layer;
-  if (!sock.send(offer)) {
-    rtcWaiter?.resolve(null);
-    return; // not connected: the next welcome subscribes again
-  }
-  const reply = await answer;
-  logMedia('reply', reply ? reply.type + (reply.name ? `:${reply.name}` : '') : 'none');
-  if (gen !== pcGen || !reply) return;
-  if (reply.type === 'rtc_answer') {
-    try {
-      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
-    } catch (e) {
-      st.mediaError = { name: 'webrtc', message: `The video answer was not accepted: ${e.message}` };
-      renderStage();
-      scheduleResubscribe(5000);
-    }
-    return;
-  }
-  st.mediaError = reply;
-  lockstep.mediaError = reply;
-  renderStage();
-  if (reply.name === 'media_unavailable') {
-    // The stream is not there (yet): a `media {live:true}` broadcast subscribes again.
-    st.media.live = false;
-    renderStage();
-  } else {
-    scheduleResubscribe(reply.retry_after_ms || 5000);
-  }
-}
-
-/** Stall watchdog: a connected subscription that decodes no video frame for
- * STALL_MS is replaced by a fresh one. */
-const STALL_MS = 8000;
-const stall = { pc: null, frames: -1, since: 0 };
-setInterval(async () => {
-  const pc = lockstep.pc;
-  if (!pc || st.final || !st.media.live || pc.connectionState !== 'connected' || document.hidden) {
-    stall.pc = null;
-    return;
-  }
-  let frames = 0;
-  try {
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
-    });
-  } catch {
-    return;
-  }
-  const now = performance.now();
-  if (stall.pc !== pc || frames !== stall.frames) {
-    Object.assign(stall, { pc, frames, since: now });
-  } else if (now - stall.since >= STALL_MS && pc === lockstep.pc) {
-    logMedia('stall', frames);
-    lockstep.stallResubscribes += 1;
-    stall.pc = null;
-    subscribe();
-  }
-}, 1000);
-
-function scheduleResubscribe(ms) {
-  clearTimeout(retryTimer);
-  const gen = pcGen;
-  retryTimer = setTimeout(() => {
-    if (gen === pcGen && st.media.live && !st.final) subscribe();
-  }, ms);
-}
-
-function onMedia(media) {
-  logMedia('media', media);
-  const wasLive = st.media.live;
-  st.media = { live: !!media.live, playout_delay_ms: Number(media.playout_delay_ms) || 0 };
-  lockstep.media = st.media;
-  if (!st.media.live) {
-    closeMedia();
-  } else if (!wasLive || !lockstep.pc) {
-    subscribe();
-  } else {
-    applyPlayoutDelay(lockstep.pc);
-  }
-  renderStage();
-}
-
-ui.video.addEventListener('playing', () => {
-  st.playing = true;
-  st.mediaError = null;
-  renderStage();
+const media = createViewerMedia({
+  st,
+  lockstep,
+  ui: { video: ui.video, unmute: ui.unmute, layer: ui.layer },
+  render: renderStage,
+  channel: {
+    send: (msg) => !!sock && sock.send(msg),
+    request: (msg) => (sock ? sock.request(msg) : Promise.reject(new Error('not connected'))),
+    nextId: () => (sock ? sock.nextId++ : 0),
+    clockOffsetMs: () => (sock ? sock.offsetMs : 0),
+  },
 });
-ui.video.addEventListener('volumechange', renderStage);
-
-ui.unmute.addEventListener('click', () => {
-  ui.video.muted = false;
-  ui.video.play().catch(() => {});
-  renderStage();
-});
-
-ui.layer.addEventListener('change', async () => {
-  st.layer = ui.layer.value;
-  if (!sock || !lockstep.pc) return; // the next offer carries the choice
-  try {
-    const reply = await sock.request({ type: 'rtc_layer', layer: st.layer });
-    if (reply.type === 'error') lockstep.errors.push(reply);
-  } catch {
-    /* disconnected: the next offer carries the choice */
-  }
-});
-
-// Frame log: one entry per presented video frame, for measuring how closely viewers'
-// pictures line up (same rtpTimestamp → compare serverTime across viewers).
-if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
-  const onFrame = (_now, md) => {
-    const presentedAt = performance.timeOrigin + md.presentationTime;
-    lockstep.frames.push({
-      rtpTimestamp: md.rtpTimestamp,
-      presentedAt,
-      expectedDisplayTime: performance.timeOrigin + md.expectedDisplayTime,
-      serverTime: presentedAt + (sock ? sock.offsetMs : 0),
-      width: md.width,
-      height: md.height,
-    });
-    if (lockstep.frames.length > MAX_FRAMES) lockstep.frames.splice(0, lockstep.frames.length - MAX_FRAMES);
-    ui.video.requestVideoFrameCallback(onFrame);
-  };
-  ui.video.requestVideoFrameCallback(onFrame);
-}
 
 // ---------------------------------------------------------------- chat, likes, pin
 
@@ -656,7 +443,7 @@ function onWelcome(msg) {
   st.media = { live: false, playout_delay_ms: 0 };
   setRoomState(snap.state);
   if (snap.link) onLink(snap.link);
-  onMedia(snap.media || { live: false, playout_delay_ms: 0 });
+  media.onMedia(snap.media || { live: false, playout_delay_ms: 0 });
   if (st.orderPending) sendOrder();
 }
 
@@ -692,17 +479,13 @@ function onMessage(msg) {
       onSaleStock(msg.sale_id, msg.remaining, msg.state);
       break;
     case 'media':
-      onMedia(msg);
+      media.onMedia(msg);
       break;
     case 'rtc_answer':
-      rtcWaiter?.resolve(msg);
+      media.onAnswer(msg);
       break;
     case 'error':
-      if (rtcWaiter && (msg.id === rtcWaiter.id || (msg.id === undefined && /media|subscriber|rtc/.test(msg.name)))) {
-        rtcWaiter.resolve(msg);
-      } else if (msg.id === undefined) {
-        lockstep.errors.push(msg);
-      }
+      if (!media.onError(msg) && msg.id === undefined) lockstep.errors.push(msg);
       break;
     default:
       break;
@@ -720,7 +503,7 @@ function onModeration(msg) {
     commentHint('You can comment again.');
   } else if (msg.action === 'banned' && me) {
     st.final = { reason: 'banned', message: 'You were removed from this room' };
-    closeMedia();
+    media.close();
     refreshInputs();
     renderStage();
   }
@@ -736,13 +519,13 @@ function onStatus(status, detail) {
       ui.overlay.dataset.reason = 'not-open';
       ui.stageDetail.textContent = 'The page joins as soon as the anchor opens it.';
     } else if (!st.final) {
-      closeMedia();
+      media.close();
       showPageError('Connection lost. Reconnecting…');
     }
     return;
   }
   if (status !== 'closed') return;
-  closeMedia();
+  media.close();
   if (st.final) return;
   if (detail.code === 4003) st.final = { reason: 'banned', message: 'You were removed from this room' };
   else if (detail.error?.name === 'room_ended' || detail.code === 1000) {

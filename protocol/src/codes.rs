@@ -34,6 +34,8 @@ pub enum ErrorCode {
     InvalidSdp,
     /// A WHIP/WHEP request whose `Content-Type` is not `application/sdp`.
     UnsupportedMediaType,
+    /// The resource exists but not this method (WHIP/WHEP `PATCH`: no trickle ICE).
+    MethodNotAllowed,
     /// The token is missing, malformed or its signature is wrong.
     Unauthorized,
     /// The token's expiry has passed.
@@ -113,6 +115,7 @@ impl ErrorCode {
             Self::TooLarge => 108,
             Self::InvalidSdp => 109,
             Self::UnsupportedMediaType => 110,
+            Self::MethodNotAllowed => 111,
             Self::Unauthorized => 200,
             Self::TokenExpired => 201,
             Self::Forbidden => 202,
@@ -170,6 +173,7 @@ impl ErrorCode {
             | Self::MediaUnavailable => 409,
             Self::TooManySubscribers => 503,
             Self::UnsupportedMediaType => 415,
+            Self::MethodNotAllowed => 405,
             Self::RateLimited | Self::SlowMode => 429,
             Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
             Self::Internal => 500,
@@ -276,6 +280,7 @@ mod tests {
             ErrorCode::AlreadyExists,
             ErrorCode::InvalidSdp,
             ErrorCode::UnsupportedMediaType,
+            ErrorCode::MethodNotAllowed,
             ErrorCode::RoomNotLive,
             ErrorCode::MediaUnavailable,
             ErrorCode::TooManySubscribers,

@@ -168,6 +168,23 @@ function mediaStats(session) {
   });
 }
 
+/** The frame width the anchor's browser sends `layer` at: for `low` or `mid`, that simulcast
+ * encoding's; otherwise (`high`, `auto`) the widest encoding's. 0 while it sends none. */
+function anchorLayerWidth(anchor, layer) {
+  return anchor.page.evaluate(async (rid) => {
+    const pc = window.lockstep.pc;
+    if (!pc) return 0;
+    let widest = 0;
+    let named = 0;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== 'outbound-rtp' || r.kind !== 'video') return;
+      widest = Math.max(widest, r.frameWidth || 0);
+      if (r.rid === rid) named = r.frameWidth || 0;
+    });
+    return rid === 'low' || rid === 'mid' ? named : widest;
+  }, layer);
+}
+
 function percentile(sorted, p) {
   if (!sorted.length) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -243,8 +260,22 @@ async function main() {
     if (LAYER) {
       await step('select_layer', async () => {
         await Promise.all(viewers.map((v) => v.page.selectOption('[data-testid="layer"]', LAYER)));
-        // Let the layer switch (a keyframe) settle before frames are compared.
-        await new Promise((r) => setTimeout(r, 2000));
+        // The switch takes effect on the layer's next keyframe: wait (bounded) until every
+        // viewer decodes frames as wide as the anchor sends that layer (for `high`, the
+        // widest layer).
+        const asked = Date.now();
+        let target = 0;
+        let widths = [];
+        while (Date.now() - asked < STEP_MS) {
+          target = await anchorLayerWidth(anchor, LAYER);
+          widths = (await Promise.all(viewers.map(mediaStats))).map((s) => s?.frameWidth ?? 0);
+          if (target > 0 && widths.every((w) => w === target)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        result.layerSelect = { layer: LAYER, anchorWidth: target, viewerWidths: widths, settleMs: Date.now() - asked };
+        if (!(target > 0 && widths.every((w) => w === target))) {
+          throw new Error(`layer "${LAYER}" did not settle within ${STEP_MS} ms: the anchor sends it ${target} px wide, the viewers decode ${viewers.map((v, i) => `${v.name} ${widths[i]} px`).join(', ')}`);
+        }
       });
     }
   }
@@ -263,6 +294,8 @@ async function main() {
     }));
   });
 
+  // The selected layer has settled (`select_layer` waited for it): frames presented from
+  // here on are compared across viewers.
   const mediaSettledAt = Date.now();
 
   await step('drop_link', async () => {
