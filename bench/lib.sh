@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers for the side-by-side benchmarks (bench/fanout.sh, bench/flash_sale.sh).
+# Shared helpers for the side-by-side benchmarks (bench/fanout.sh, bench/flash_sale.sh,
+# bench/sfu.sh).
 # Not run directly: the scripts `source` it after `cd`-ing to the repo root. It provides
 # process tracking with cleanup on exit (every process a script starts is killed by its
 # PID when the script ends, however it ends), loopback port checks, building the
@@ -9,6 +10,7 @@
 # Usage (inside a script):  source bench/lib.sh; bench_init; ...; track "$pid"
 
 BENCH_PIDS=()
+BENCH_HOOKS=()
 BENCH_TMP_DIR=""
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -16,6 +18,10 @@ die() { log "error: $*"; exit 1; }
 
 # Remember a PID to kill at exit.
 track() { BENCH_PIDS+=("$1"); }
+
+# Run a command (a function name) at exit, after every tracked process is stopped: for
+# what is not a process, e.g. a network namespace. Hooks run last-registered first.
+on_cleanup() { BENCH_HOOKS+=("$1"); }
 
 # 0 if PID exists and is not a zombie (an exited child not yet reaped still answers kill -0).
 is_running() {
@@ -47,6 +53,7 @@ bench_cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
     for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${BENCH_PIDS[i]}"; done
+    for ((i = ${#BENCH_HOOKS[@]} - 1; i >= 0; i--)); do "${BENCH_HOOKS[i]}" || true; done
     if [ -n "$BENCH_TMP_DIR" ] && [ -d "$BENCH_TMP_DIR" ] && [ -z "${BENCH_KEEP_TMP:-}" ]; then
         rm -rf "$BENCH_TMP_DIR"
     fi

@@ -68,6 +68,13 @@ pub struct SubscriberGone {
     pub id: u64,
 }
 
+/// A subscriber's connection is up: start forwarding to it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriberReady {
+    pub id: u64,
+}
+
 /// A subscriber asked for a keyframe (PLI/FIR).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -85,6 +92,8 @@ struct Sub {
     video: Option<OutStream>,
     audio: Option<OutStream>,
     playout_delay: Option<(u8, Bytes)>,
+    /// Its connection is up; until then nothing is forwarded to it.
+    ready: bool,
     switch: LayerSwitch,
     preference: Preference,
     estimator: Estimator,
@@ -114,7 +123,7 @@ impl Relay {
 
     fn pick_layers(&mut self) {
         let layers = self.rates.rates();
-        for sub in self.subs.values_mut() {
+        for sub in self.subs.values_mut().filter(|s| s.ready) {
             if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps()) {
                 sub.switch.want(layer);
             }
@@ -192,6 +201,7 @@ impl Handler<AddSubscriber> for Relay {
                     video: negotiated.video,
                     audio: negotiated.audio,
                     playout_delay: negotiated.playout_delay,
+                    ready: false,
                     switch: LayerSwitch::default(),
                     preference,
                     estimator: Estimator::new(this.cfg.initial_estimate_bps),
@@ -200,8 +210,6 @@ impl Handler<AddSubscriber> for Relay {
                 },
             );
             this.metrics.subscribers.inc();
-            // Start on the layer the preference picks (or the first one seen).
-            this.pick_layers();
             Ok(negotiated.answer)
         }))
     }
@@ -225,6 +233,18 @@ impl Handler<SubscriberGone> for Relay {
         if self.subs.remove(&msg.id).is_some() {
             self.metrics.subscribers.dec();
             self.room.do_send(SubscriberLeft { id: msg.id });
+        }
+    }
+}
+
+impl Handler<SubscriberReady> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriberReady, _: &mut Context<Self>) {
+        if let Some(sub) = self.subs.get_mut(&msg.id) {
+            sub.ready = true;
+            // Start on the layer the preference picks (or the first one seen).
+            self.pick_layers();
         }
     }
 }
@@ -259,7 +279,7 @@ fn forward(
     metrics: &MediaMetrics,
     mut want_keyframe: impl FnMut(LayerId),
 ) {
-    for sub in subs.values_mut() {
+    for sub in subs.values_mut().filter(|s| s.ready) {
         let (stream, seq) = if media.video {
             let Some(stream) = sub.video else { continue };
             if sub.switch.target().is_none() {
@@ -334,6 +354,7 @@ mod tests {
             }),
             audio: None,
             playout_delay: Some((5, Bytes::from_static(&[0x01, 0xe0, 0x1e]))),
+            ready: true,
             switch: LayerSwitch::default(),
             preference: Preference::Auto,
             estimator: Estimator::new(1_000_000),
@@ -402,6 +423,18 @@ mod tests {
         );
         let seqs: Vec<u16> = received.iter().map(|p| p.header.sequence_number).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    }
+
+    #[test]
+    fn nothing_is_forwarded_before_the_connection_is_up() {
+        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let (mut s, mut rx) = sub(64);
+        s.ready = false;
+        let mut subs = HashMap::from([(1, s)]);
+        let mut asked = 0;
+        forward(&mut subs, &packet(0, true), &metrics, |_| asked += 1);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(asked, 0, "no keyframe is requested for it yet either");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::MediaError;
 use crate::config::MediaConfig;
 use crate::engine::{self, PLAYOUT_DELAY_URI, PeerEvent};
-use crate::relay::{Relay, SubscriberGone, SubscriberKeyframe};
+use crate::relay::{Relay, SubscriberGone, SubscriberKeyframe, SubscriberReady};
 
 /// How the relay must stamp packets for one of this subscriber's tracks.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +162,8 @@ pub(crate) async fn negotiate(
 }
 
 /// Drains the queue into the connection until the queue closes (the relay dropped the
-/// subscriber) or the connection fails; then closes the connection.
+/// subscriber) or the connection fails; then closes the connection. Tells the relay when
+/// the connection is up.
 pub(crate) async fn write_loop(
     id: u64,
     link: Link,
@@ -201,6 +202,11 @@ pub(crate) async fn write_loop(
             }
             event = events.recv() => match event {
                 Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => break,
+                // Media flows once DTLS is up: only then does the relay start this
+                // subscriber (on a keyframe), so nothing is written into the void.
+                Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
+                    relay.do_send(SubscriberReady { id });
+                }
                 Some(_) => {}
             },
             _ = &mut requests => {}

@@ -21,7 +21,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use webrtc::rtp_transceiver::RtpTransceiver;
 
-use super::synthetic::{audio_payload, frame_payloads, now_us};
+use super::synthetic::{SendLog, audio_payload, frame_payloads, now_us};
 use lockstep_sfu::MediaConfig;
 use lockstep_sfu::engine::{self, PeerEvent};
 
@@ -63,8 +63,8 @@ pub struct Publisher {
     keyframe_wanted: Arc<AtomicBool>,
     /// Keyframe requests received from the SFU.
     pub keyframe_requests: Arc<AtomicU64>,
-    /// RTP packets sent.
-    pub packets_sent: Arc<AtomicU64>,
+    /// RTP packets sent, by send time.
+    pub sent: Arc<SendLog>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<PeerEvent>>,
 }
 
@@ -241,7 +241,7 @@ impl Publisher {
             token: token.to_owned(),
             keyframe_wanted,
             keyframe_requests,
-            packets_sent: Arc::new(AtomicU64::new(0)),
+            sent: Arc::default(),
             events: tokio::sync::Mutex::new(events),
         })
     }
@@ -265,17 +265,19 @@ impl Publisher {
                     _ => continue,
                 }
             }
-            let (video, audio) =
+            let (video, audio, sent_us) =
                 source.next_frame(self.keyframe_wanted.swap(false, Ordering::Relaxed));
+            let mut written = 0;
             for packet in video {
                 if self.video.track.write_rtp(packet).await.is_err() {
                     return;
                 }
-                self.packets_sent.fetch_add(1, Ordering::Relaxed);
+                written += 1;
             }
             if self.audio.track.write_rtp(audio).await.is_ok() {
-                self.packets_sent.fetch_add(1, Ordering::Relaxed);
+                written += 1;
             }
+            self.sent.record(sent_us, written);
         }
     }
 
@@ -337,8 +339,8 @@ impl SyntheticSource {
         tick
     }
 
-    /// The next frame's packets.
-    pub fn next_frame(&mut self, keyframe_wanted: bool) -> (Vec<rtp::Packet>, rtp::Packet) {
+    /// The next frame's packets, and the send time they carry (µs since the epoch).
+    pub fn next_frame(&mut self, keyframe_wanted: bool) -> (Vec<rtp::Packet>, rtp::Packet, u64) {
         let fps = u64::from(self.opts.fps.max(1));
         let frame = self.frame;
         self.frame += 1;
@@ -366,7 +368,7 @@ impl SyntheticSource {
             true,
             audio_payload(sent),
         );
-        (video, audio)
+        (video, audio, sent)
     }
 }
 
@@ -391,7 +393,7 @@ pub async fn stream_plain_rtp(
     opts: &PublishOptions,
     video_to: std::net::SocketAddr,
     audio_to: std::net::SocketAddr,
-    sent: Arc<AtomicU64>,
+    sent: Arc<SendLog>,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     use rtc::shared::marshal::Marshal;
@@ -404,12 +406,12 @@ pub async fn stream_plain_rtp(
             _ = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
-        let (video, audio) = source.next_frame(false);
+        let (video, audio, sent_us) = source.next_frame(false);
+        let packets = video.len() as u64 + 1;
         for packet in video {
             socket.send_to(&packet.marshal()?, video_to).await?;
-            sent.fetch_add(1, Ordering::Relaxed);
         }
         socket.send_to(&audio.marshal()?, audio_to).await?;
-        sent.fetch_add(1, Ordering::Relaxed);
+        sent.record(sent_us, packets);
     }
 }

@@ -33,6 +33,10 @@ pub struct SubscriberStats {
     /// Video frames received, in order: (RTP timestamp, arrival µs since the epoch) of
     /// each frame's first packet.
     pub frames: Vec<(u32, u64)>,
+    /// The measuring window `[start, end)` in send time (µs), see
+    /// [`Subscriber::set_window`], and the packets received that were sent in it.
+    pub window: (u64, u64),
+    pub in_window: u64,
 }
 
 #[derive(Default)]
@@ -219,10 +223,13 @@ impl Subscriber {
         stats
     }
 
-    /// Starts a new measuring window for latency (counters keep running; take their
-    /// difference).
-    pub fn reset_latency(&self) {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).latency = Hist::default();
+    /// Starts a measuring window: from now on latency is recorded afresh, and packets
+    /// carrying a send time in `[start_us, end_us)` are counted in `in_window`.
+    pub fn set_window(&self, start_us: u64, end_us: u64) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.latency = Hist::default();
+        s.window = (start_us, end_us);
+        s.in_window = 0;
     }
 
     /// Waits until at least `n` video packets arrived.
@@ -271,6 +278,9 @@ async fn read_track(
         }
         if let Some((sent, _)) = parse(&packet.payload) {
             s.latency.record_us(now.saturating_sub(sent));
+            if (s.window.0..s.window.1).contains(&sent) {
+                s.in_window += 1;
+            }
         }
     }
 }

@@ -58,6 +58,33 @@ pub fn parse(payload: &[u8]) -> Option<(u64, u64)> {
     Some((sent, frame))
 }
 
+/// What a publisher sent, by the send time its payloads carry, so a measuring window
+/// counts the same packets on both sides (sent in the window, and received carrying a
+/// send time in the window) whenever they arrive.
+#[derive(Debug, Default)]
+pub struct SendLog(std::sync::Mutex<Vec<(u64, u64)>>);
+
+impl SendLog {
+    /// `packets` were sent carrying send time `sent_us`.
+    pub fn record(&self, sent_us: u64, packets: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((sent_us, packets));
+    }
+
+    /// Packets sent with a send time in `[start_us, end_us)`.
+    pub fn between(&self, start_us: u64, end_us: u64) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(at, _)| (start_us..end_us).contains(at))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
     crate::wire::now_ns() / 1_000

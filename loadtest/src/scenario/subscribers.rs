@@ -6,7 +6,6 @@
 //! send time travels in each payload).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Slot, bar, loopback, token};
 use crate::report::{Hist, Report};
 use crate::rtc::janus::JanusWatch;
+use crate::rtc::synthetic::{SendLog, now_us};
 use crate::rtc::{PublishOptions, Publisher, Subscriber, stream_plain_rtp};
 use crate::wire;
 
@@ -86,10 +86,10 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
     let (_anchor, sent) = match args.target {
         SfuTarget::Lockstep => {
             let (anchor, publisher) = publish_lockstep(&args, &opts, stop.clone()).await?;
-            (Some(anchor), publisher.packets_sent.clone())
+            (Some(anchor), publisher.sent.clone())
         }
         SfuTarget::Janus => {
-            let sent = Arc::new(AtomicU64::new(0));
+            let sent = Arc::new(SendLog::default());
             let (opts, stop, counter) = (opts.clone(), stop.clone(), sent.clone());
             let (video, audio) = (args.janus_rtp_video, args.janus_rtp_audio);
             tokio::spawn(async move {
@@ -129,21 +129,30 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
     report.add("subscribers_connected", subs.len() as u64);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
+    // The window is in send time: a packet sent in it counts on both sides, whenever
+    // it arrives (one second of grace after the window for the last ones in flight).
     let before: Vec<_> = subs.iter().map(|(s, _)| s.stats()).collect();
-    let sent_before = sent.load(Ordering::Relaxed);
+    let start = now_us();
+    let end = start + args.duration * 1_000_000;
     for (s, _) in &subs {
-        s.reset_latency();
+        s.set_window(start, end);
     }
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    let published = sent.load(Ordering::Relaxed) - sent_before;
+    tokio::time::sleep(Duration::from_secs(args.duration + 1)).await;
+    let published = sent.between(start, end);
     let mut latency = Hist::default();
     let (mut received, mut gaps) = (0u64, 0u64);
     for ((s, _), b) in subs.iter().zip(&before) {
         let now = s.stats();
-        received += (now.video_packets + now.audio_packets) - (b.video_packets + b.audio_packets);
+        received += now.in_window;
         gaps += now.lost.saturating_sub(b.lost);
         latency.merge(&now.latency);
     }
+    report
+        .extra
+        .insert("window_start_unix_ms".into(), json!(start / 1000));
+    report
+        .extra
+        .insert("window_end_unix_ms".into(), json!(end / 1000));
     stop.cancel();
     let expected = published * subs.len() as u64;
     report.add("packets_published", published);
