@@ -1,4 +1,4 @@
-//! Ingest: one task per publisher track, on the media room's arbiter. It reads RTP,
+//! Ingest: one task per publisher track, on its ingest actor's arbiter. It reads RTP,
 //! learns each simulcast layer's SSRC, marks keyframes, aligns layer timestamps onto the
 //! room's media clock, and hands every packet to every relay (one cheap `Arc` per relay).
 
@@ -14,14 +14,13 @@ use crate::clock::{FrameMark, MediaClock};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
+use crate::publisher::{Publisher, TrackEnded, TrackOpened};
 use crate::relay::{Deliver, MediaPacket};
-use crate::room::{MediaRoom, TrackEnded, TrackOpened};
 
 /// Where an ingest task sends what it reads.
 #[derive(Clone)]
 pub(crate) struct IngestSinks {
-    pub room: Addr<MediaRoom>,
-    pub publisher: u64,
+    pub publisher: Addr<Publisher>,
     pub relays: Arc<Vec<Recipient<Deliver>>>,
     pub latest_frame: Arc<Mutex<Option<FrameMark>>>,
     pub metrics: MediaMetrics,
@@ -49,8 +48,7 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
                         codec: VideoCodec::from_mime(&codec.mime_type),
                     },
                 );
-                sinks.room.do_send(TrackOpened {
-                    publisher: sinks.publisher,
+                sinks.publisher.do_send(TrackOpened {
                     kind,
                     layer,
                     ssrc: init.ssrc,
@@ -75,10 +73,7 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
             _ => {}
         }
     }
-    sinks.room.do_send(TrackEnded {
-        publisher: sinks.publisher,
-        kind,
-    });
+    sinks.publisher.do_send(TrackEnded { kind });
 }
 
 struct Classified {

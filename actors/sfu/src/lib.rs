@@ -3,9 +3,13 @@
 //!
 //! The actor tree, per room with video:
 //!
-//! - [`MediaRoom`](room::MediaRoom) — supervises the room's media: the publisher (the
-//!   anchor's WHIP session and its ingest tasks), the relays, subscriber admission (the
-//!   configured cap), keyframe requests going up (throttled), and the media clock.
+//! - [`MediaRoom`](room::MediaRoom) — supervises the room's media: starts the ingest
+//!   actor of the current publisher and the relays, admits subscribers (the configured
+//!   cap), passes keyframe requests up, and reports the stream live or away.
+//! - The ingest actor (`publisher.rs`), one per publisher (the anchor's WHIP session):
+//!   owns its connection and a task per track (`ingest.rs`) that reads RTP, aligns the
+//!   simulcast layers onto the media clock and hands each packet to every relay; sends
+//!   keyframe requests to the publisher, throttled per layer.
 //! - [`Relay`](relay::Relay) — one per shard, spread over the arbiter pool. Each holds a
 //!   share of the subscribers and forwards every packet to them by `try_send` into each
 //!   subscriber's bounded queue: a subscriber that cannot keep up loses packets, it never
@@ -26,6 +30,7 @@ mod ingest;
 pub mod keyframe;
 pub mod layers;
 pub mod metrics;
+mod publisher;
 pub mod relay;
 pub mod room;
 mod subscriber;

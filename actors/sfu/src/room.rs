@@ -1,27 +1,21 @@
-//! The media room: supervises one room's video. It owns the publisher connection (one at
-//! a time; a new WHIP session replaces the old), starts the relays on the arbiter pool,
-//! admits subscribers up to the cap and spreads them over the relays, sends keyframe
-//! requests up to the publisher (throttled per layer), and reports the stream going live
-//! or away.
+//! The media room: supervises one room's video. It starts the ingest actor of each
+//! publisher (one at a time; a new WHIP session replaces the old) and the relays on the
+//! arbiter pool, admits subscribers up to the cap and spreads them over the relays,
+//! passes their keyframe requests to the ingest, and reports the stream going live or
+//! away.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
 use crate::MediaError;
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
-use crate::engine::{self, PeerEvent};
-use crate::ingest::{self, IngestSinks};
-use crate::keyframe::{KeyframeDecision, KeyframeThrottle};
 use crate::layers::{LayerId, Preference};
 use crate::metrics::MediaMetrics;
+use crate::publisher::{self, Negotiate, Publisher, StopPublisher};
 use crate::relay::{AddSubscriber, Relay, SetPreference, StopRelay, SubscriberGone};
 
 /// Called when a room's stream goes live (true) or away (false).
@@ -69,30 +63,23 @@ pub struct ChangeLayer {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// The publisher's stream is ready: every media section it offered has opened.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct TrackOpened {
+pub(crate) struct SourceReady {
     pub publisher: u64,
-    pub kind: RtpCodecKind,
-    pub layer: LayerId,
-    pub ssrc: u32,
-    pub codec: RTCRtpCodec,
-    pub track: Arc<dyn TrackRemote>,
+    pub video_codec: Option<RTCRtpCodec>,
+    pub audio_codec: Option<RTCRtpCodec>,
 }
 
+/// The publisher's ingest stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct TrackEnded {
-    pub publisher: u64,
-    pub kind: RtpCodecKind,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct PublisherGone {
+pub(crate) struct SourceGone {
     pub publisher: u64,
 }
 
+/// A relay's subscriber wants a keyframe of this layer.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct KeyframeWanted {
@@ -105,16 +92,11 @@ pub(crate) struct SubscriberLeft {
     pub id: u64,
 }
 
-struct Publisher {
+/// The current publisher: its ingest actor, and its codecs once ready.
+struct Source {
     id: u64,
-    pc: Arc<dyn PeerConnection>,
-    /// Media sections the offer sends; live once each has opened (or video after a grace).
-    expected: usize,
-    video_codec: Option<RTCRtpCodec>,
-    audio_codec: Option<RTCRtpCodec>,
-    opened_kinds: usize,
-    /// Video layers and where to send their keyframe requests.
-    layers: HashMap<LayerId, (u32, Arc<dyn TrackRemote>)>,
+    ingest: Addr<Publisher>,
+    codecs: Option<(Option<RTCRtpCodec>, Option<RTCRtpCodec>)>,
 }
 
 /// One room's media supervisor.
@@ -126,11 +108,9 @@ pub struct MediaRoom {
     on_live: LiveHook,
     latest_frame: Arc<Mutex<Option<FrameMark>>>,
     relays: Vec<Addr<Relay>>,
-    publisher: Option<Publisher>,
-    live: bool,
+    source: Option<Source>,
     next_id: u64,
     subscribers: HashMap<u64, usize>,
-    throttle: KeyframeThrottle,
 }
 
 impl MediaRoom {
@@ -142,8 +122,6 @@ impl MediaRoom {
         on_live: LiveHook,
         latest_frame: Arc<Mutex<Option<FrameMark>>>,
     ) -> Self {
-        let throttle =
-            KeyframeThrottle::new(Duration::from_millis(cfg.keyframe_request_interval_ms));
         Self {
             room,
             cfg,
@@ -152,65 +130,30 @@ impl MediaRoom {
             on_live,
             latest_frame,
             relays: Vec::new(),
-            publisher: None,
-            live: false,
+            source: None,
             next_id: 1,
             subscribers: HashMap::new(),
-            throttle,
         }
     }
 
-    fn set_live(&mut self, live: bool) {
-        if self.live != live {
-            self.live = live;
-            (self.on_live)(&self.room, live);
-            if live {
-                self.metrics.publishers.inc();
-            } else {
-                self.metrics.publishers.dec();
-            }
-        }
+    fn live(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.codecs.is_some())
     }
 
-    /// Drops the publisher and every subscriber (their pages subscribe again when the
-    /// stream is back).
-    fn drop_publisher(&mut self) {
-        if let Some(publisher) = self.publisher.take() {
-            let pc = publisher.pc;
-            actix_rt::spawn(async move {
-                let _ = pc.close().await;
-            });
+    /// Stops the publisher's ingest and drops every subscriber (their pages subscribe
+    /// again when the stream is back).
+    fn drop_source(&mut self) {
+        let was_live = self.live();
+        if let Some(source) = self.source.take() {
+            source.ingest.do_send(StopPublisher);
         }
         for (id, shard) in self.subscribers.drain() {
             self.relays[shard].do_send(SubscriberGone { id });
         }
         *self.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.set_live(false);
-    }
-
-    fn layer_track(&self, layer: &LayerId) -> Option<(u32, Arc<dyn TrackRemote>)> {
-        self.publisher
-            .as_ref()
-            .and_then(|p| p.layers.get(layer))
-            .cloned()
-    }
-
-    fn send_pli(&self, ssrc: u32, track: Arc<dyn TrackRemote>) {
-        self.metrics.keyframe_requests.inc();
-        actix_rt::spawn(async move {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
-        });
-    }
-
-    fn check_live(&mut self) {
-        if let Some(p) = &self.publisher
-            && p.opened_kinds >= p.expected
-        {
-            self.set_live(true);
+        if was_live {
+            self.metrics.publishers.dec();
+            (self.on_live)(&self.room, false);
         }
     }
 }
@@ -230,102 +173,40 @@ impl Actor for MediaRoom {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.drop_publisher();
+        self.drop_source();
         for relay in &self.relays {
             relay.do_send(StopRelay);
         }
     }
 }
 
-/// Counts the media sections an offer sends (audio and video).
-fn sending_sections(sdp: &str) -> usize {
-    let mut count = 0;
-    let mut current: Option<bool> = None; // Some(is media we count)
-    let mut inactive = false;
-    for line in sdp.lines() {
-        if line.starts_with("m=") {
-            if current == Some(true) && !inactive {
-                count += 1;
-            }
-            current = Some(line.starts_with("m=audio") || line.starts_with("m=video"));
-            inactive = false;
-        } else if line.starts_with("a=recvonly") || line.starts_with("a=inactive") {
-            inactive = true;
-        }
-    }
-    if current == Some(true) && !inactive {
-        count += 1;
-    }
-    count
-}
-
 impl Handler<Publish> for MediaRoom {
     type Result = ResponseActFuture<Self, Result<(u64, String), MediaError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
-        self.drop_publisher();
+        self.drop_source();
         let id = self.next_id;
         self.next_id += 1;
-        let cfg = self.cfg.clone();
-        let sinks = IngestSinks {
-            room: ctx.address(),
-            publisher: id,
-            relays: Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect()),
-            latest_frame: self.latest_frame.clone(),
-            metrics: self.metrics.clone(),
-        };
-        let work = async move {
-            let offer = engine::parse_offer(&msg.offer, &cfg)?;
-            let expected = sending_sections(&msg.offer).min(2);
-            if expected == 0 {
-                return Err(MediaError::InvalidSdp(
-                    "the offer sends no audio or video".into(),
-                ));
-            }
-            let (pc, mut events) = engine::build_peer(&cfg).await?;
-            let negotiated = async {
-                engine::add_receivers(&pc).await?;
-                engine::answer(&pc, &mut events, offer, &cfg).await
-            }
-            .await;
-            let (answer, early) = match negotiated {
-                Ok(v) => v,
-                Err(e) => {
-                    let _ = pc.close().await;
-                    return Err(e);
-                }
-            };
-            for track in early {
-                actix_rt::spawn(ingest::run(track, sinks.clone()));
-            }
-            let room = sinks.room.clone();
-            actix_rt::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    match event {
-                        PeerEvent::Track(track) => {
-                            actix_rt::spawn(ingest::run(track, sinks.clone()));
-                        }
-                        PeerEvent::State(
-                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
-                        ) => break,
-                        _ => {}
-                    }
-                }
-                room.do_send(PublisherGone { publisher: id });
-            });
-            Ok((pc, expected, answer))
-        };
-        Box::pin(work.into_actor(self).map(move |result, this, _| {
-            let (pc, expected, answer) = result?;
-            this.publisher = Some(Publisher {
-                id,
-                pc,
-                expected,
-                video_codec: None,
-                audio_codec: None,
-                opened_kinds: 0,
-                layers: HashMap::new(),
-            });
+        let relays = Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect());
+        let ingest = Publisher::new(
+            id,
+            ctx.address(),
+            self.cfg.clone(),
+            relays,
+            self.latest_frame.clone(),
+            self.metrics.clone(),
+        )
+        .start();
+        self.source = Some(Source {
+            id,
+            ingest: ingest.clone(),
+            codecs: None,
+        });
+        let request = ingest.send(Negotiate { offer: msg.offer });
+        Box::pin(request.into_actor(self).map(move |result, this, _| {
+            let answer = result
+                .map_err(|_| MediaError::Internal("the ingest stopped".into()))
+                .and_then(|r| r)?;
             tracing::info!(room = %this.room, publisher = id, "publisher connected");
             Ok((id, answer))
         }))
@@ -336,9 +217,9 @@ impl Handler<Unpublish> for MediaRoom {
     type Result = Result<(), MediaError>;
 
     fn handle(&mut self, msg: Unpublish, _: &mut Context<Self>) -> Self::Result {
-        match &self.publisher {
-            Some(p) if p.id == msg.publisher => {
-                self.drop_publisher();
+        match &self.source {
+            Some(s) if s.id == msg.publisher => {
+                self.drop_source();
                 Ok(())
             }
             _ => Err(MediaError::SessionNotFound(
@@ -348,62 +229,28 @@ impl Handler<Unpublish> for MediaRoom {
     }
 }
 
-impl Handler<PublisherGone> for MediaRoom {
+impl Handler<SourceReady> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: PublisherGone, _: &mut Context<Self>) {
-        if self
-            .publisher
-            .as_ref()
-            .is_some_and(|p| p.id == msg.publisher)
-        {
-            tracing::info!(room = %self.room, publisher = msg.publisher, "publisher gone");
-            self.drop_publisher();
-        }
-    }
-}
-
-impl Handler<TrackOpened> for MediaRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: TrackOpened, ctx: &mut Context<Self>) {
-        let Some(p) = self.publisher.as_mut().filter(|p| p.id == msg.publisher) else {
+    fn handle(&mut self, msg: SourceReady, _: &mut Context<Self>) {
+        let Some(source) = self.source.as_mut().filter(|s| s.id == msg.publisher) else {
             return;
         };
-        let slot = if msg.kind == RtpCodecKind::Video {
-            p.layers.insert(msg.layer, (msg.ssrc, msg.track));
-            &mut p.video_codec
-        } else {
-            &mut p.audio_codec
-        };
-        if slot.is_none() {
-            *slot = Some(msg.codec);
-            p.opened_kinds += 1;
-        }
-        self.check_live();
-        if msg.kind == RtpCodecKind::Video && !self.live {
-            // A publisher whose audio never starts still goes live, a little later.
-            let publisher = msg.publisher;
-            ctx.run_later(Duration::from_secs(2), move |this, _| {
-                if this.publisher.as_ref().is_some_and(|p| p.id == publisher) {
-                    this.set_live(true);
-                }
-            });
+        if source.codecs.is_none() {
+            source.codecs = Some((msg.video_codec, msg.audio_codec));
+            self.metrics.publishers.inc();
+            (self.on_live)(&self.room, true);
         }
     }
 }
 
-impl Handler<TrackEnded> for MediaRoom {
+impl Handler<SourceGone> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: TrackEnded, _: &mut Context<Self>) {
-        if msg.kind == RtpCodecKind::Video
-            && self
-                .publisher
-                .as_ref()
-                .is_some_and(|p| p.id == msg.publisher)
-        {
-            self.drop_publisher();
+    fn handle(&mut self, msg: SourceGone, _: &mut Context<Self>) {
+        if self.source.as_ref().is_some_and(|s| s.id == msg.publisher) {
+            tracing::info!(room = %self.room, publisher = msg.publisher, "publisher gone");
+            self.drop_source();
         }
     }
 }
@@ -411,24 +258,11 @@ impl Handler<TrackEnded> for MediaRoom {
 impl Handler<KeyframeWanted> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: KeyframeWanted, ctx: &mut Context<Self>) {
-        let Some((ssrc, track)) = self.layer_track(&msg.layer) else {
-            return;
-        };
-        match self.throttle.request(ssrc, Instant::now()) {
-            KeyframeDecision::Send => self.send_pli(ssrc, track),
-            KeyframeDecision::Pending => {}
-            KeyframeDecision::Later(wait) => {
-                ctx.run_later(wait, move |this, _| {
-                    this.throttle.deferred_due(ssrc, Instant::now());
-                    // The layer may have gone meanwhile (publisher left or replaced).
-                    if let Some((current, track)) = this.layer_track(&msg.layer)
-                        && current == ssrc
-                    {
-                        this.send_pli(ssrc, track);
-                    }
-                });
-            }
+    fn handle(&mut self, msg: KeyframeWanted, _: &mut Context<Self>) {
+        if let Some(source) = &self.source {
+            source
+                .ingest
+                .do_send(publisher::KeyframeWanted { layer: msg.layer });
         }
     }
 }
@@ -438,10 +272,10 @@ impl Handler<Subscribe> for MediaRoom {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let admitted = (|| {
-            let p = self
-                .publisher
+            let codecs = self
+                .source
                 .as_ref()
-                .filter(|_| self.live)
+                .and_then(|s| s.codecs.clone())
                 .ok_or_else(|| MediaError::Unavailable("the anchor is not streaming".into()))?;
             if self.subscribers.len() >= self.cfg.max_subscribers_per_room {
                 return Err(MediaError::TooManySubscribers(format!(
@@ -449,7 +283,7 @@ impl Handler<Subscribe> for MediaRoom {
                     self.cfg.max_subscribers_per_room
                 )));
             }
-            Ok((p.video_codec.clone(), p.audio_codec.clone()))
+            Ok(codecs)
         })();
         let (video_codec, audio_codec) = match admitted {
             Ok(codecs) => codecs,
@@ -525,16 +359,5 @@ impl Handler<Shutdown> for MediaRoom {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_the_sections_an_offer_sends() {
-        let offer = "v=0\r\nm=audio 9 UDP\r\na=sendonly\r\nm=video 9 UDP\r\na=sendonly\r\nm=application 9\r\n";
-        assert_eq!(super::sending_sections(offer), 2);
-        let recv = "v=0\r\nm=audio 9 UDP\r\na=recvonly\r\nm=video 9 UDP\r\na=sendonly\r\n";
-        assert_eq!(super::sending_sections(recv), 1);
     }
 }

@@ -1,0 +1,329 @@
+//! The ingest actor, one per publisher (the anchor's WHIP session): owns the publisher's
+//! connection and its track tasks ([`crate::ingest`]), learns the codecs and simulcast
+//! layers as tracks open, tells its media room when the stream is ready (every media
+//! section it offered has opened) or gone (connection failed or closed, video ended),
+//! and sends keyframe requests up to the publisher — at most one per layer per interval,
+//! later ones folded into one deferred request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
+
+use crate::MediaError;
+use crate::clock::FrameMark;
+use crate::config::MediaConfig;
+use crate::engine::{self, PeerEvent};
+use crate::ingest::{self, IngestSinks};
+use crate::keyframe::{KeyframeDecision, KeyframeThrottle};
+use crate::layers::LayerId;
+use crate::metrics::MediaMetrics;
+use crate::relay::Deliver;
+use crate::room::{MediaRoom, SourceGone, SourceReady};
+
+/// Answers the publisher's offer (on this actor's arbiter, where its connection lives).
+#[derive(Message)]
+#[rtype(result = "Result<String, MediaError>")]
+pub(crate) struct Negotiate {
+    pub offer: String,
+}
+
+/// A keyframe of this layer is wanted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct KeyframeWanted {
+    pub layer: LayerId,
+}
+
+/// A track opened (one message per simulcast layer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct TrackOpened {
+    pub kind: RtpCodecKind,
+    pub layer: LayerId,
+    pub ssrc: u32,
+    pub codec: RTCRtpCodec,
+    pub track: Arc<dyn TrackRemote>,
+}
+
+/// A track ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct TrackEnded {
+    pub kind: RtpCodecKind,
+}
+
+/// The connection failed or closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ConnectionEnded;
+
+/// One publisher's ingest.
+pub(crate) struct Publisher {
+    id: u64,
+    room: Addr<MediaRoom>,
+    cfg: Arc<MediaConfig>,
+    relays: Arc<Vec<Recipient<Deliver>>>,
+    latest_frame: Arc<Mutex<Option<FrameMark>>>,
+    metrics: MediaMetrics,
+    pc: Option<Arc<dyn PeerConnection>>,
+    /// Media sections the offer sends; ready once each has opened (or video after a grace).
+    expected: usize,
+    video_codec: Option<RTCRtpCodec>,
+    audio_codec: Option<RTCRtpCodec>,
+    ready: bool,
+    /// Video layers and where to send their keyframe requests.
+    layers: HashMap<LayerId, (u32, Arc<dyn TrackRemote>)>,
+    throttle: KeyframeThrottle,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        id: u64,
+        room: Addr<MediaRoom>,
+        cfg: Arc<MediaConfig>,
+        relays: Arc<Vec<Recipient<Deliver>>>,
+        latest_frame: Arc<Mutex<Option<FrameMark>>>,
+        metrics: MediaMetrics,
+    ) -> Self {
+        let throttle =
+            KeyframeThrottle::new(Duration::from_millis(cfg.keyframe_request_interval_ms));
+        Self {
+            id,
+            room,
+            cfg,
+            relays,
+            latest_frame,
+            metrics,
+            pc: None,
+            expected: 0,
+            video_codec: None,
+            audio_codec: None,
+            ready: false,
+            layers: HashMap::new(),
+            throttle,
+        }
+    }
+
+    fn announce_ready(&mut self) {
+        if !self.ready {
+            self.ready = true;
+            self.room.do_send(SourceReady {
+                publisher: self.id,
+                video_codec: self.video_codec.clone(),
+                audio_codec: self.audio_codec.clone(),
+            });
+        }
+    }
+
+    /// Every media section the offer sends has opened (known once negotiated).
+    fn all_opened(&self) -> bool {
+        let opened =
+            usize::from(self.video_codec.is_some()) + usize::from(self.audio_codec.is_some());
+        self.expected > 0 && opened >= self.expected
+    }
+
+    fn send_pli(&self, ssrc: u32, track: Arc<dyn TrackRemote>) {
+        self.metrics.keyframe_requests.inc();
+        actix_rt::spawn(async move {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        });
+    }
+}
+
+impl Actor for Publisher {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(pc) = self.pc.take() {
+            actix_rt::spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+        self.room.do_send(SourceGone { publisher: self.id });
+    }
+}
+
+/// Counts the media sections an offer sends (audio and video).
+fn sending_sections(sdp: &str) -> usize {
+    let mut count = 0;
+    let mut current: Option<bool> = None; // Some(is media we count)
+    let mut inactive = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            if current == Some(true) && !inactive {
+                count += 1;
+            }
+            current = Some(line.starts_with("m=audio") || line.starts_with("m=video"));
+            inactive = false;
+        } else if line.starts_with("a=recvonly") || line.starts_with("a=inactive") {
+            inactive = true;
+        }
+    }
+    if current == Some(true) && !inactive {
+        count += 1;
+    }
+    count
+}
+
+impl Handler<Negotiate> for Publisher {
+    type Result = ResponseActFuture<Self, Result<String, MediaError>>;
+
+    fn handle(&mut self, msg: Negotiate, ctx: &mut Context<Self>) -> Self::Result {
+        let cfg = self.cfg.clone();
+        let me = ctx.address();
+        let sinks = IngestSinks {
+            publisher: me.clone(),
+            relays: self.relays.clone(),
+            latest_frame: self.latest_frame.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let work = async move {
+            let offer = engine::parse_offer(&msg.offer, &cfg)?;
+            let expected = sending_sections(&msg.offer).min(2);
+            if expected == 0 {
+                return Err(MediaError::InvalidSdp(
+                    "the offer sends no audio or video".into(),
+                ));
+            }
+            let (pc, mut events) = engine::build_peer(&cfg).await?;
+            let negotiated = async {
+                engine::add_receivers(&pc).await?;
+                engine::answer(&pc, &mut events, offer, &cfg).await
+            }
+            .await;
+            let (answer, early) = match negotiated {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = pc.close().await;
+                    return Err(e);
+                }
+            };
+            for track in early {
+                actix_rt::spawn(ingest::run(track, sinks.clone()));
+            }
+            actix_rt::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    match event {
+                        PeerEvent::Track(track) => {
+                            actix_rt::spawn(ingest::run(track, sinks.clone()));
+                        }
+                        PeerEvent::State(
+                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
+                        ) => break,
+                        _ => {}
+                    }
+                }
+                me.do_send(ConnectionEnded);
+            });
+            Ok((pc, expected, answer))
+        };
+        Box::pin(work.into_actor(self).map(|result, this, ctx| match result {
+            Ok((pc, expected, answer)) => {
+                this.pc = Some(pc);
+                this.expected = expected;
+                if this.all_opened() {
+                    this.announce_ready();
+                }
+                Ok(answer)
+            }
+            Err(e) => {
+                ctx.stop();
+                Err(e)
+            }
+        }))
+    }
+}
+
+impl Handler<TrackOpened> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: TrackOpened, ctx: &mut Context<Self>) {
+        let slot = if msg.kind == RtpCodecKind::Video {
+            self.layers.insert(msg.layer, (msg.ssrc, msg.track));
+            &mut self.video_codec
+        } else {
+            &mut self.audio_codec
+        };
+        if slot.is_none() {
+            *slot = Some(msg.codec);
+        }
+        if self.all_opened() {
+            self.announce_ready();
+        } else if msg.kind == RtpCodecKind::Video {
+            // A publisher whose audio never starts still goes live, a little later.
+            ctx.run_later(Duration::from_secs(2), |this, _| this.announce_ready());
+        }
+    }
+}
+
+impl Handler<TrackEnded> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: TrackEnded, ctx: &mut Context<Self>) {
+        if msg.kind == RtpCodecKind::Video {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<ConnectionEnded> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, _: ConnectionEnded, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<KeyframeWanted> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: KeyframeWanted, ctx: &mut Context<Self>) {
+        let Some((ssrc, track)) = self.layers.get(&msg.layer).cloned() else {
+            return;
+        };
+        match self.throttle.request(ssrc, Instant::now()) {
+            KeyframeDecision::Send => self.send_pli(ssrc, track),
+            KeyframeDecision::Pending => {}
+            KeyframeDecision::Later(wait) => {
+                ctx.run_later(wait, move |this, _| {
+                    this.throttle.deferred_due(ssrc, Instant::now());
+                    this.send_pli(ssrc, track);
+                });
+            }
+        }
+    }
+}
+
+/// Stops the ingest (the session was deleted, replaced, or the room ended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopPublisher;
+
+impl Handler<StopPublisher> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, _: StopPublisher, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_the_sections_an_offer_sends() {
+        let offer = "v=0\r\nm=audio 9 UDP\r\na=sendonly\r\nm=video 9 UDP\r\na=sendonly\r\nm=application 9\r\n";
+        assert_eq!(super::sending_sections(offer), 2);
+        let recv = "v=0\r\nm=audio 9 UDP\r\na=recvonly\r\nm=video 9 UDP\r\na=sendonly\r\n";
+        assert_eq!(super::sending_sections(recv), 1);
+    }
+}
