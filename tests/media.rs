@@ -217,8 +217,13 @@ async fn bad_media_requests_get_clear_errors() {
 
     // With a stream: the cap holds, and unknown sessions are 404.
     let (_publisher, _stop) = go_live_publisher_only(&server, "r1").await;
+    assert!(media_notice(&mut viewer).await.live, "the stream went live");
     let first = Subscriber::whep(&server.url(""), "r1", None).await;
-    assert!(first.is_ok(), "the first subscriber is admitted");
+    assert!(
+        first.is_ok(),
+        "the first subscriber is admitted: {:?}",
+        first.as_ref().err()
+    );
     let (status, body) = status_of(
         watch(Subscriber::new().await.unwrap().offer().to_owned())
             .await

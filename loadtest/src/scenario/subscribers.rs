@@ -230,7 +230,14 @@ async fn publish_lockstep(
     );
     let (p, o) = (publisher.clone(), opts.clone());
     tokio::spawn(async move { p.stream(&o, stop.cancelled_owned()).await });
-    // Let the stream go live before subscribers arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Subscribers are admitted once the stream is live; the room says so.
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        wire::wait_for(&mut anchor, |t| {
+            t.contains("\"type\":\"media\"") && t.contains("\"live\":true")
+        }),
+    )
+    .await
+    .context("the stream did not go live within 15 s")??;
     Ok((anchor, publisher))
 }
