@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Goes live and starts a WHIP publisher streaming until the token fires.
+/// Goes live and starts a WHIP publisher streaming until the token fires; returns once
+/// the room announced the stream live.
 async fn go_live(
     server: &TestServer,
     anchor: &mut Client,
@@ -28,7 +29,9 @@ async fn go_live(
     anchor
         .recv_until(|m| matches!(m, ServerMsg::RoomState { .. }).then_some(()))
         .await;
-    go_live_publisher_only(server, room).await
+    let publishing = go_live_publisher_only(server, room).await;
+    assert!(media_notice(anchor).await.live, "the stream went live");
+    publishing
 }
 
 async fn media_notice(client: &mut Client) -> MediaInfo {
