@@ -34,6 +34,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/viewer-media.js"),
     ),
     (
+        "viewer-sale.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/viewer-sale.js"),
+    ),
+    (
         "anchor.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/anchor.js"),

@@ -1,16 +1,16 @@
 // The viewer page (/rooms/{room}#token=…): the room WebSocket, the stage over the video
-// (room state, offline, errors), chat, likes, the pinned comment, and the product link
-// that appears at its server-time `reveal_at` after a "3, 2, 1" countdown, with a Buy
-// button. The live video itself (WebRTC subscription, playout delay, stall watchdog,
-// layer picker, frame log) is `viewer-media.js`.
+// (room state, offline, errors), chat, likes and the pinned comment. The live video
+// (WebRTC subscription, playout delay, stall watchdog, layer picker, frame log) is
+// `viewer-media.js`; the product link (card, "3, 2, 1" countdown to its server-time
+// `reveal_at`, stock, Buy button, orders and their outcomes) is `viewer-sale.js`.
 //
 // `window.lockstep` exposes the page's state for tests and debugging (see `lockstep`).
 
 import {
-  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, newKey, perfNow,
-  roomFromPath, tokenFromHash,
+  RoomSocket, byTestId, describeError, el, formatCount, roomFromPath, tokenFromHash,
 } from './common.js';
 import { createViewerMedia } from './viewer-media.js';
+import { createViewerSale } from './viewer-sale.js';
 
 const $ = (id) => byTestId(id);
 const ui = {
@@ -45,9 +45,6 @@ const st = {
   likesQueued: 0,
   likesInFlight: 0,
   slowMode: 0,
-  link: null,
-  sale: null,
-  orderPending: null,
 };
 
 /** Test and debugging hooks. Times: `*At`/`serverTime` are server time (ms since the
@@ -90,9 +87,9 @@ function setRoomState(state) {
   if (state === 'ended') {
     st.final = { reason: 'ended', message: 'This live has ended', detail: 'Thanks for watching!' };
     media.close();
-    hideCountdown();
+    sale.hideCountdown();
     refreshInputs();
-    refreshCard();
+    sale.refresh();
   }
   renderStage();
 }
@@ -250,174 +247,22 @@ ui.commentForm.addEventListener('submit', async (ev) => {
   }
 });
 
-// ---------------------------------------------------------------- product link and buying
+// ---------------------------------------------------------------- product link and buying (viewer-sale.js)
 
-let revealTimer = null;
-
-function hideCountdown() {
-  clearTimeout(revealTimer);
-  ui.countdown.hidden = true;
-  ui.countdown.replaceChildren();
-}
-
-function onLink(card) {
-  const sameSale = st.link && st.link.sale_id === card.sale_id;
-  st.link = card;
-  lockstep.link = card;
-  if (!sameSale) {
-    st.sale = { state: 'open', remaining: card.remaining };
-    lockstep.linkShownAt = null;
-    lockstep.linkShownPerf = null;
-    lockstep.linkShownWall = null;
-    lockstep.countdownDigits = [];
-    ui.outcome.hidden = true;
-    ui.card.hidden = true;
-  }
-  fillCard(card);
-  refreshCard();
-  if (ui.card.hidden) revealTick();
-}
-
-/** Shows the countdown digit until `reveal_at`, then the card. Timers are re-armed at
- * each whole second before the reveal, so clock-offset updates are taken into account. */
-function revealTick() {
-  clearTimeout(revealTimer);
-  const card = st.link;
-  if (!card || st.final) return;
-  const wait = card.reveal_at - sock.serverNow();
-  if (wait <= 0) {
-    reveal();
-    return;
-  }
-  const digit = String(Math.ceil(wait / 1000));
-  if (ui.countdown.textContent !== digit) {
-    ui.countdown.replaceChildren(el('span', { text: digit }));
-    ui.countdown.setAttribute('aria-label', `Link in ${digit}`);
-    lockstep.countdownDigits.push(digit);
-  }
-  ui.countdown.hidden = false;
-  const toNextDigit = wait % 1000 || 1000;
-  revealTimer = setTimeout(revealTick, Math.min(wait, toNextDigit));
-}
-
-function reveal() {
-  hideCountdown();
-  if (!ui.card.hidden) return;
-  ui.card.hidden = false;
-  const perf = perfNow();
-  if (lockstep.linkShownAt === null) {
-    lockstep.linkShownPerf = perf;
-    lockstep.linkShownAt = perf + sock.offsetMs;
-    lockstep.linkShownWall = Date.now();
-  }
-  refreshCard();
-}
-
-function fillCard(card) {
-  ui.productTitle.textContent = card.title;
-  ui.productDesc.textContent = card.description || '';
-  ui.productDesc.hidden = !card.description;
-  ui.attrs.replaceChildren(...Object.entries(card.attributes || {}).map(([k, v]) => el('span', { text: `${k}: ${v}` })));
-  ui.price.textContent = formatPrice(card.sale_price_cents);
-  ui.listPrice.textContent = card.price_cents > card.sale_price_cents ? formatPrice(card.price_cents) : '';
-  const src = typeof card.image_url === 'string' && /^(https?:)?\//.test(card.image_url) ? card.image_url : '';
-  if (src && ui.image.getAttribute('src') !== src) {
-    ui.image.hidden = true;
-    ui.placeholder.hidden = false;
-    ui.image.onload = () => { ui.image.hidden = false; ui.placeholder.hidden = true; };
-    ui.image.onerror = () => { ui.image.hidden = true; ui.placeholder.hidden = false; };
-    ui.image.src = src;
-  } else if (!src) {
-    ui.image.removeAttribute('src');
-    ui.image.hidden = true;
-    ui.placeholder.hidden = false;
-  }
-}
-
-function refreshCard() {
-  const card = st.link;
-  if (!card || !st.sale) return;
-  const { state, remaining } = st.sale;
-  ui.remaining.textContent = String(remaining);
-  ui.stock.dataset.low = String(remaining > 0 && remaining <= Math.max(3, card.allotted / 10));
-  ui.stockLabel.textContent = `left of ${card.allotted}` + (card.per_buyer_limit ? ` · max ${card.per_buyer_limit} per buyer` : '');
-  const signedIn = !!(st.you && st.you.user);
-  let label = 'Buy now';
-  let enabled = true;
-  if (st.final || state === 'ended') { label = 'Sale ended'; enabled = false; }
-  else if (state === 'sold_out' || remaining === 0) { label = 'Sold out'; enabled = false; }
-  else if (!signedIn) { label = 'Sign in to buy'; enabled = false; }
-  else if (st.orderPending) { label = 'Reserving…'; enabled = false; }
-  ui.buy.textContent = label;
-  ui.buy.disabled = !enabled;
-  ui.card.dataset.saleState = state;
-}
-
-function onSaleStock(saleId, remaining, state) {
-  if (!st.link || st.link.sale_id !== saleId || !st.sale) return;
-  if (typeof remaining === 'number') st.sale.remaining = remaining;
-  if (state) st.sale.state = state;
-  else if (st.sale.state === 'open' && st.sale.remaining === 0) st.sale.state = 'sold_out';
-  refreshCard();
-}
-
-const OUTCOME_TEXT = {
-  sold_out: () => 'Sold out: every unit is taken.',
-  limit_exceeded: () => `You already hold the most units one buyer may (${st.link?.per_buyer_limit ?? 1}).`,
-  not_open: () => 'Not open yet: wait for the countdown.',
-  closed: () => 'This sale has ended.',
-  invalid: (r) => r.message || 'The order was refused.',
-};
-
-function showOutcome(kind, text) {
-  ui.outcome.hidden = false;
-  ui.outcome.dataset.outcome = kind;
-  ui.outcome.textContent = text;
-}
-
-function onOrderResult(r) {
-  lockstep.lastOrder = r;
-  if (r.type === 'error') {
-    showOutcome('error', describeError(r));
-  } else if (r.outcome === 'accepted') {
-    let text = `Reserved! Order ${r.order_id}.`;
-    if (r.expires_at) {
-      const mins = Math.max(1, Math.round((r.expires_at - sock.serverNow()) / 60000));
-      text += ` Pay within ${mins} min to keep it.`;
-    }
-    showOutcome('accepted', text);
-  } else {
-    showOutcome(r.outcome, (OUTCOME_TEXT[r.outcome] || ((x) => x.message || r.outcome))(r));
-  }
-  if (r.sale_id && typeof r.remaining === 'number') onSaleStock(r.sale_id, r.remaining);
-}
-
-/** Sends (or resends, after a reconnect) the pending order. Its key stays the same, so a
- * retry never reserves twice. */
-async function sendOrder() {
-  const order = st.orderPending;
-  if (!order || !sock) return;
-  refreshCard();
-  let reply;
-  try {
-    reply = await sock.request({ type: 'order', sale_id: order.sale_id, qty: 1, key: order.key });
-  } catch {
-    // Not connected or no answer: the next welcome resends with the same key.
-    showOutcome('pending', 'Connection lost; your order will be retried…');
-    return;
-  }
-  if (st.orderPending !== order) return;
-  st.orderPending = null;
-  onOrderResult(reply);
-  refreshCard();
-}
-
-ui.buy.addEventListener('click', () => {
-  if (!st.link || st.orderPending) return;
-  // One purchase intent, one key.
-  st.orderPending = { sale_id: st.link.sale_id, key: newKey() };
-  ui.outcome.hidden = true;
-  sendOrder();
+const sale = createViewerSale({
+  st,
+  lockstep,
+  ui: {
+    countdown: ui.countdown, card: ui.card, image: ui.image, placeholder: ui.placeholder,
+    productTitle: ui.productTitle, productDesc: ui.productDesc, attrs: ui.attrs, price: ui.price,
+    listPrice: ui.listPrice, stock: ui.stock, remaining: ui.remaining, stockLabel: ui.stockLabel,
+    buy: ui.buy, outcome: ui.outcome,
+  },
+  channel: {
+    request: (msg) => (sock ? sock.request(msg) : Promise.reject(new Error('not connected'))),
+    serverNow: () => sock.serverNow(),
+    clockOffsetMs: () => (sock ? sock.offsetMs : 0),
+  },
 });
 
 // ---------------------------------------------------------------- socket events
@@ -442,9 +287,9 @@ function onWelcome(msg) {
   if (st.slowMode) commentHint(`Slow mode: one comment every ${st.slowMode} s.`);
   st.media = { live: false, playout_delay_ms: 0 };
   setRoomState(snap.state);
-  if (snap.link) onLink(snap.link);
+  if (snap.link) sale.onLink(snap.link);
   media.onMedia(snap.media || { live: false, playout_delay_ms: 0 });
-  if (st.orderPending) sendOrder();
+  sale.onWelcome();
 }
 
 function onMessage(msg) {
@@ -457,7 +302,7 @@ function onMessage(msg) {
         renderLikes();
       }
       if (typeof msg.online === 'number') ui.online.textContent = formatCount(msg.online);
-      for (const [id, s] of Object.entries(msg.sales || {})) onSaleStock(id, s.remaining);
+      for (const [id, s] of Object.entries(msg.sales || {})) sale.onSaleStock(id, s.remaining);
       break;
     case 'pinned':
       setPinned(msg.comment);
@@ -473,10 +318,10 @@ function onMessage(msg) {
       onModeration(msg);
       break;
     case 'link':
-      onLink(msg.link);
+      sale.onLink(msg.link);
       break;
     case 'sale':
-      onSaleStock(msg.sale_id, msg.remaining, msg.state);
+      sale.onSaleStock(msg.sale_id, msg.remaining, msg.state);
       break;
     case 'media':
       media.onMedia(msg);
@@ -538,7 +383,7 @@ function onStatus(status, detail) {
     showPageError(message);
   }
   refreshInputs();
-  refreshCard();
+  sale.refresh();
   renderStage();
 }
 

@@ -120,7 +120,7 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
             Ok(sub) => subs.push(sub),
             Err(e) => {
                 report.add("subscribe_failed", 1);
-                tracing_error(&e);
+                report_failure(&e);
             }
         }
     }
@@ -174,7 +174,7 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn tracing_error(e: &anyhow::Error) {
+fn report_failure(e: &anyhow::Error) {
     eprintln!("subscriber failed: {e:#}");
 }
 
