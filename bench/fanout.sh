@@ -172,37 +172,12 @@ for target in "${targets[@]}"; do
             mkdir -p "$run_dir"
             log "[$i/$total] $target N=$n run $run (--procs $procs)"
             start_server "$target" "$run_dir"
-            sleep 1 # let the server settle before the baseline sample
-            taskset -c "$LOAD_CPU" python3 bench/procsample.py --pid "$SERVER_PID" \
-                --out "$run_dir/samples.jsonl" --interval 0.5 &
-            SAMPLER=$!
-            track "$SAMPLER"
-            sleep 1.2 # at least two baseline samples
+            start_sampler "$run_dir" 0.5
             # Bounded: joins at any sane rate, warmup, measurement, teardown.
-            limit=$((WARMUP + DURATION + 90 + n / 100))
-            t_start=$(date +%s.%N)
-            set +e
-            timeout -k 10 "$limit" taskset -c "$LOAD_CPU" "$LOAD" viewers \
+            run_measured $((WARMUP + DURATION + 90 + n / 100)) "$run_dir" -- "$LOAD" viewers \
                 --target "$target" --server "$SERVER_ADDR" --viewers "$n" \
                 --rate "$RATE" --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" \
-                --procs "$procs" --json "$run_dir/report.json" "${LOAD_EXTRA[@]}" \
-                >"$run_dir/load.log" 2>&1 &
-            LOADPID=$!
-            track "$LOADPID"
-            wait "$LOADPID"
-            load_rc=$?
-            set -e
-            stop_pid "$LOADPID"
-            t_end=$(date +%s.%N)
-            sleep 1 # one sample after the generator left
-            alive=0
-            is_running "$SERVER_PID" && alive=1
-            stop_pid "$SAMPLER"
-            if [ "$load_rc" -ne 0 ]; then
-                log "load generator exited $load_rc; last lines of its log:"
-                tail -n 5 "$run_dir/load.log" >&2 || true
-            fi
-            [ "$alive" = 1 ] || { log "server died; last lines of its log:"; tail -n 5 "$run_dir/server.log" >&2 || true; }
+                --procs "$procs" --json "$run_dir/report.json" "${LOAD_EXTRA[@]}"
             settings=$(printf '{"rate":%s,"size":%s,"duration":%s,"warmup":%s,"procs":%s,"server_cpu":%s,"load_cpu":%s,"nofile":%s}' \
                 "$RATE" "$SIZE" "$DURATION" "$WARMUP" "$procs" "$SERVER_CPU" "$LOAD_CPU" "$NOFILE")
             python3 bench/summarize.py record-fanout --target "$target" --viewers "$n" --run "$run" \

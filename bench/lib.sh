@@ -217,3 +217,43 @@ warn_if_busy() {
         log "warning: the machine is already ${busy}% busy before the benchmark; results will be skewed (top -bn1 shows who)"
     fi
 }
+
+# Starts sampling the server ($SERVER_PID) into RUN_DIR/samples.jsonl every INTERVAL s
+# (on the generator's core), and takes two baseline samples. Sets SAMPLER.
+start_sampler() {
+    local run_dir=$1 interval=$2
+    sleep 1 # let the server settle before the baseline sample
+    taskset -c "$LOAD_CPU" python3 bench/procsample.py --pid "$SERVER_PID" \
+        --out "$run_dir/samples.jsonl" --interval "$interval" &
+    SAMPLER=$!
+    track "$SAMPLER"
+    sleep 1.2 # at least two baseline samples
+}
+
+# Runs the generator command (after `--`) pinned to $LOAD_CPU, bounded by LIMIT seconds,
+# its output in RUN_DIR/load.log; then stops the sampler. Sets t_start, t_end (wall
+# times around the generator), load_rc and alive (1 if the server survived), and shows
+# the tail of the generator's or the server's log when either failed.
+run_measured() {
+    local limit=$1 run_dir=$2
+    shift 3 # LIMIT RUN_DIR --
+    t_start=$(date +%s.%N)
+    set +e
+    timeout -k 10 "$limit" taskset -c "$LOAD_CPU" "$@" >"$run_dir/load.log" 2>&1 &
+    LOADPID=$!
+    track "$LOADPID"
+    wait "$LOADPID"
+    load_rc=$?
+    set -e
+    stop_pid "$LOADPID"
+    t_end=$(date +%s.%N)
+    sleep 1 # one sample after the generator left
+    alive=0
+    is_running "$SERVER_PID" && alive=1
+    stop_pid "$SAMPLER"
+    if [ "$load_rc" -ne 0 ]; then
+        log "load generator exited $load_rc; last lines of its log:"
+        tail -n 8 "$run_dir/load.log" >&2 || true
+    fi
+    [ "$alive" = 1 ] || { log "server died; last lines of its log:"; tail -n 8 "$run_dir/server.log" >&2 || true; }
+}

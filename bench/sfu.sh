@@ -369,39 +369,16 @@ for n in "${counts[@]}"; do
             mkdir -p "$run_dir"
             log "[$i/$total] $target N=$n run $run"
             start_server "$target" "$run_dir"
-            sleep 1 # let the server settle before the baseline sample
-            taskset -c "$LOAD_CPU" python3 bench/procsample.py --pid "$SERVER_PID" \
-                --out "$run_dir/samples.jsonl" --interval "$SAMPLE_INTERVAL" &
-            SAMPLER=$!
-            track "$SAMPLER"
-            sleep 1.2 # at least two baseline samples
+            start_sampler "$run_dir" "$SAMPLE_INTERVAL"
             # Bounded: subscriber setup at any sane rate, warm-up, measurement, teardown.
-            limit=$((WARMUP + DURATION + 120 + n / 2))
-            t_start=$(date +%s.%N)
-            set +e
-            timeout -k 10 "$limit" taskset -c "$LOAD_CPU" "$LOAD" subscribers \
+            run_measured $((WARMUP + DURATION + 120 + n / 2)) "$run_dir" -- "$LOAD" subscribers \
                 "${LOAD_TARGET_ARGS[@]}" --subscribers "$n" --duration "$DURATION" \
                 --bitrate-bps "$BITRATE_BPS" --bind 127.0.0.1 "${LOAD_OPT[@]}" \
-                --json "$run_dir/report.json" >"$run_dir/load.log" 2>&1 &
-            LOADPID=$!
-            track "$LOADPID"
-            wait "$LOADPID"
-            load_rc=$?
-            set -e
-            stop_pid "$LOADPID"
-            t_end=$(date +%s.%N)
-            sleep 1 # one sample after the generator left
-            alive=0
-            is_running "$SERVER_PID" && alive=1
-            stop_pid "$SAMPLER"
-            if [ "$load_rc" -ne 0 ]; then
-                log "load generator exited $load_rc; last lines of its log:"
-                tail -n 8 "$run_dir/load.log" >&2 || true
-            elif grep -q 'failed' "$run_dir/load.log"; then
+                --json "$run_dir/report.json"
+            if [ "$load_rc" -eq 0 ] && grep -q 'failed' "$run_dir/load.log"; then
                 log "generator log mentions failures (first 3):"
                 grep -m 3 'failed' "$run_dir/load.log" >&2 || true
             fi
-            [ "$alive" = 1 ] || { log "server died; last lines of its log:"; tail -n 8 "$run_dir/server.log" >&2 || true; }
             case $target in
             janus) loops_used=$JANUS_EVENT_LOOPS ;;
             janus-threads) loops_used=0 ;;

@@ -700,25 +700,31 @@ def cmd_sfu(args):
 # ---------------------------------------------------------------------------- main
 
 
+def add_sampled_run_args(parser, report_help):
+    """The arguments of a run whose server was sampled (procsample.py) while the
+    generator ran: what ran, where, and the generator's time bounds."""
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--run", type=int, required=True)
+    parser.add_argument("--report", required=True, help=report_help)
+    parser.add_argument("--samples", help="procsample.py output")
+    parser.add_argument("--t-start", type=float, required=True, help="wall time the generator started")
+    parser.add_argument("--t-end", type=float, required=True, help="wall time the generator exited")
+    parser.add_argument("--clk-tck", type=int, default=os.sysconf("SC_CLK_TCK"))
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument("--load-rc", type=int, default=0)
+    parser.add_argument("--server-alive", type=int, default=1)
+    parser.add_argument("--server-version", default="")
+    parser.add_argument("--settings", help="JSON object of the run's settings")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     rf = sub.add_parser("record-fanout", help="one fan-out run -> one JSON line on stdout")
-    rf.add_argument("--target", required=True)
     rf.add_argument("--viewers", type=int, required=True)
-    rf.add_argument("--run", type=int, required=True)
-    rf.add_argument("--report", required=True, help="lockstep-load --json output")
-    rf.add_argument("--samples", help="procsample.py output")
-    rf.add_argument("--t-start", type=float, required=True, help="wall time the generator started")
-    rf.add_argument("--t-end", type=float, required=True, help="wall time the generator exited")
-    rf.add_argument("--clk-tck", type=int, default=os.sysconf("SC_CLK_TCK"))
-    rf.add_argument("--server-cpu", type=int, default=0)
-    rf.add_argument("--load-cpu", type=int, default=1)
-    rf.add_argument("--load-rc", type=int, default=0)
-    rf.add_argument("--server-alive", type=int, default=1)
-    rf.add_argument("--server-version", default="")
-    rf.add_argument("--settings", help="JSON object of the run's settings")
+    add_sampled_run_args(rf, "lockstep-load --json output")
     rf.set_defaults(func=cmd_record_fanout)
 
     rs = sub.add_parser("record-flash-sale", help="one flash-sale run -> one JSON line on stdout")
@@ -732,20 +738,8 @@ def main():
     rs.set_defaults(func=cmd_record_flash_sale)
 
     rsf = sub.add_parser("record-sfu", help="one SFU run -> one JSON line on stdout")
-    rsf.add_argument("--target", required=True)
     rsf.add_argument("--subscribers", type=int, required=True)
-    rsf.add_argument("--run", type=int, required=True)
-    rsf.add_argument("--report", required=True, help="lockstep-load subscribers --json output")
-    rsf.add_argument("--samples", help="procsample.py output")
-    rsf.add_argument("--t-start", type=float, required=True, help="wall time the generator started")
-    rsf.add_argument("--t-end", type=float, required=True, help="wall time the generator exited")
-    rsf.add_argument("--clk-tck", type=int, default=os.sysconf("SC_CLK_TCK"))
-    rsf.add_argument("--server-cpu", type=int, default=0)
-    rsf.add_argument("--load-cpu", type=int, default=1)
-    rsf.add_argument("--load-rc", type=int, default=0)
-    rsf.add_argument("--server-alive", type=int, default=1)
-    rsf.add_argument("--server-version", default="")
-    rsf.add_argument("--settings", help="JSON object of the run's settings")
+    add_sampled_run_args(rsf, "lockstep-load subscribers --json output")
     rsf.set_defaults(func=cmd_record_sfu)
 
     f = sub.add_parser("fanout", help="summarize fan-out JSON lines")

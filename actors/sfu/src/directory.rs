@@ -17,17 +17,9 @@ use crate::room::{
     ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
 };
 
-/// What a room's page needs to know about its video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MediaStatus {
-    pub live: bool,
-    pub playout_delay_ms: u16,
-}
-
 struct Entry {
     addr: Addr<MediaRoom>,
     latest_frame: Arc<Mutex<Option<FrameMark>>>,
-    live: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Every room's media, by room id.
@@ -102,15 +94,7 @@ impl MediaDirectory {
             .map(|i| self.pool[(first + i) % self.pool.len()].clone())
             .collect();
         let latest_frame = Arc::new(Mutex::new(None));
-        let live = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let hook = {
-            let outer = self.on_live.clone();
-            let live = live.clone();
-            Arc::new(move |room: &str, now_live: bool| {
-                live.store(now_live, Ordering::Relaxed);
-                outer(room, now_live);
-            }) as LiveHook
-        };
+        let hook = self.on_live.clone();
         let (id, cfg, metrics, frames) = (
             room.to_owned(),
             self.cfg.clone(),
@@ -121,24 +105,7 @@ impl MediaDirectory {
         let addr = MediaRoom::start_in_arbiter(&rotated[0], move |_| {
             MediaRoom::new(id, cfg, pool, metrics, hook, frames)
         });
-        Entry {
-            addr,
-            latest_frame,
-            live,
-        }
-    }
-
-    /// The room's video status.
-    pub fn status(&self, room: &str) -> MediaStatus {
-        let live = self.cfg.enabled
-            && self
-                .rooms
-                .get(room)
-                .is_some_and(|e| e.live.load(Ordering::Relaxed) && e.addr.connected());
-        MediaStatus {
-            live,
-            playout_delay_ms: self.cfg.playout_delay_ms,
-        }
+        Entry { addr, latest_frame }
     }
 
     /// The latest frame of the room's stream (reference layer), if it is live.
@@ -217,10 +184,5 @@ impl MediaDirectory {
         if let Some((_, entry)) = self.rooms.remove(room) {
             entry.addr.do_send(Shutdown);
         }
-    }
-
-    /// Rooms with a media supervisor running.
-    pub fn rooms(&self) -> usize {
-        self.rooms.len()
     }
 }

@@ -10,7 +10,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::clock::{FrameMark, MediaClock};
+use crate::clock::{FrameMark, MediaClock, now_ms};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
@@ -88,7 +88,7 @@ fn classify(
     packet: rtp::Packet,
 ) -> Option<Classified> {
     let stream = streams.get(&packet.header.ssrc)?;
-    let now = lockstep_now_ms();
+    let now = now_ms();
     if kind != RtpCodecKind::Video {
         return Some(Classified {
             packet: MediaPacket {
@@ -114,12 +114,4 @@ fn classify(
             packet,
         },
     })
-}
-
-/// Server time in ms since the Unix epoch (the clock `reveal_at` is in).
-pub fn lockstep_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

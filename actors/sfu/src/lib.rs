@@ -36,7 +36,7 @@ pub mod room;
 mod subscriber;
 
 pub use config::MediaConfig;
-pub use directory::{MediaDirectory, MediaStatus};
+pub use directory::MediaDirectory;
 
 /// Why a media request failed. Each maps to one protocol error code / HTTP status.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

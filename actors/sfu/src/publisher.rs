@@ -33,7 +33,7 @@ pub(crate) struct Negotiate {
     pub offer: String,
 }
 
-/// A keyframe of this layer is wanted.
+/// A subscriber wants a keyframe of this layer (relay → media room → ingest).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct KeyframeWanted {

@@ -15,13 +15,14 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
 use crate::MediaError;
+use crate::clock::now_ms;
 use crate::config::MediaConfig;
-use crate::ingest::lockstep_now_ms;
 use crate::layers::{
     Estimator, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
 };
 use crate::metrics::MediaMetrics;
-use crate::room::{KeyframeWanted, MediaRoom, SubscriberLeft};
+use crate::publisher::KeyframeWanted;
+use crate::room::{MediaRoom, SubscriberLeft};
 use crate::subscriber::{self, OutStream, Outgoing};
 
 /// One RTP packet from the publisher, shared by every relay.
@@ -167,11 +168,9 @@ impl Handler<Deliver> for Relay {
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
         let media = msg.0;
         if media.video
-            && self.rates.add(
-                &media.layer,
-                media.packet.payload.len() + 12,
-                lockstep_now_ms(),
-            )
+            && self
+                .rates
+                .add(&media.layer, media.packet.payload.len() + 12, now_ms())
         {
             self.close_window();
         }

@@ -13,9 +13,9 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use crate::MediaError;
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
-use crate::layers::{LayerId, Preference};
+use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
-use crate::publisher::{self, Negotiate, Publisher, StopPublisher};
+use crate::publisher::{KeyframeWanted, Negotiate, Publisher, StopPublisher};
 use crate::relay::{AddSubscriber, Relay, SetPreference, StopRelay, SubscriberGone};
 
 /// Called when a room's stream goes live (true) or away (false).
@@ -77,13 +77,6 @@ pub(crate) struct SourceReady {
 #[rtype(result = "()")]
 pub(crate) struct SourceGone {
     pub publisher: u64,
-}
-
-/// A relay's subscriber wants a keyframe of this layer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct KeyframeWanted {
-    pub layer: LayerId,
 }
 
 #[derive(Message)]
@@ -260,9 +253,7 @@ impl Handler<KeyframeWanted> for MediaRoom {
 
     fn handle(&mut self, msg: KeyframeWanted, _: &mut Context<Self>) {
         if let Some(source) = &self.source {
-            source
-                .ingest
-                .do_send(publisher::KeyframeWanted { layer: msg.layer });
+            source.ingest.do_send(msg);
         }
     }
 }
