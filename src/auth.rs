@@ -1,6 +1,8 @@
 //! Tokens: HMAC-SHA256 signed JWTs carrying role, subject, scope and expiry.
 //! Verification maps every failure to a wire [`ErrorCode`] so the caller can answer
-//! with a clear error; nothing here panics on input.
+//! with a clear error; nothing here panics on input. A token's ids are checked too:
+//! subjects and merchant ids are 1–128 bytes without control characters, rooms are
+//! valid room ids; display names are cleaned where they are shown.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use lockstep_protocol::{ErrorCode, Role};
@@ -24,6 +26,49 @@ pub struct Claims {
     pub name: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+}
+
+/// Longest subject or merchant id a token may carry, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Longest display name shown, in characters (longer ones are cut).
+pub const MAX_NAME_CHARS: usize = 64;
+
+impl Claims {
+    /// The name to show: the token's `name` without control characters and at most
+    /// [`MAX_NAME_CHARS`] long, or the subject when that leaves nothing.
+    pub fn display_name(&self) -> String {
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| lockstep_actors::text::clean_label(n, MAX_NAME_CHARS))
+            .unwrap_or_default();
+        if name.is_empty() {
+            lockstep_actors::text::clean_label(&self.sub, MAX_NAME_CHARS)
+        } else {
+            name
+        }
+    }
+
+    fn check_ids(&self) -> Result<(), String> {
+        let id_ok = |id: &str| {
+            (1..=MAX_ID_BYTES).contains(&id.len()) && !lockstep_actors::text::has_disallowed(id)
+        };
+        if !id_ok(&self.sub) {
+            return Err("its subject must be 1-128 bytes without control characters".into());
+        }
+        if self.merchant.as_deref().is_some_and(|m| !id_ok(m)) {
+            return Err("its merchant must be 1-128 bytes without control characters".into());
+        }
+        if self
+            .room
+            .as_deref()
+            .is_some_and(|r| !crate::state::valid_room_id(r))
+        {
+            return Err("its room is not a valid room id".into());
+        }
+        Ok(())
+    }
 }
 
 /// Signs and verifies tokens with one shared secret.
@@ -59,16 +104,26 @@ impl Auth {
             .expect("HS256 signing cannot fail")
     }
 
-    /// Checks signature and expiry.
+    /// Checks signature, expiry and the ids the token carries.
     pub fn verify(&self, token: &str) -> Result<Claims, (ErrorCode, String)> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => {
                     (ErrorCode::TokenExpired, "token has expired".into())
                 }
                 _ => (ErrorCode::Unauthorized, format!("invalid token: {e}")),
-            })
+            })?;
+        claims
+            .check_ids()
+            .map_err(|why| (ErrorCode::Unauthorized, format!("invalid token: {why}")))?;
+        Ok(claims)
+    }
+
+    /// The claims of a token if one was given (`None` without a token); an invalid
+    /// token is an error, never treated as no token.
+    pub fn optional(&self, token: Option<&str>) -> Result<Option<Claims>, (ErrorCode, String)> {
+        token.map(|t| self.verify(t)).transpose()
     }
 
     /// Verifies an anchor token for `room`.
@@ -89,6 +144,57 @@ impl Auth {
             ));
         }
         Ok(claims)
+    }
+}
+
+/// Who is looking at a room, from the token they sent (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watcher {
+    /// No token.
+    Guest,
+    /// A viewer token valid for the room; the subject.
+    Viewer(String),
+    /// The room's own anchor; the subject.
+    Anchor(String),
+}
+
+impl Watcher {
+    /// The user to check bans and anonymity against (`None` for a guest); the anchor is
+    /// never checked.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Self::Guest => None,
+            Self::Viewer(user) | Self::Anchor(user) => Some(user),
+        }
+    }
+}
+
+impl Auth {
+    /// Who may watch `room` with this token: a guest without one, a viewer whose token
+    /// is for any room or this one, or the room's anchor. Anyone else is refused here;
+    /// bans and guest access are the room's to check.
+    pub fn watcher(&self, token: Option<&str>, room: &str) -> Result<Watcher, (ErrorCode, String)> {
+        let Some(claims) = self.optional(token)? else {
+            return Ok(Watcher::Guest);
+        };
+        match claims.role {
+            Role::Viewer if claims.room.as_deref().is_none_or(|r| r == room) => {
+                Ok(Watcher::Viewer(claims.sub))
+            }
+            Role::Viewer => Err((
+                ErrorCode::Forbidden,
+                "this token is for another room".into(),
+            )),
+            Role::Anchor if claims.room.as_deref() == Some(room) => Ok(Watcher::Anchor(claims.sub)),
+            Role::Anchor => Err((
+                ErrorCode::Forbidden,
+                format!("this token is not the anchor of room `{room}`"),
+            )),
+            Role::Merchant => Err((
+                ErrorCode::Forbidden,
+                "merchant tokens cannot watch rooms".into(),
+            )),
+        }
     }
 }
 
@@ -126,6 +232,40 @@ mod tests {
         assert_eq!(
             auth.anchor_of(Some(&viewer), "r1").unwrap_err().0,
             ErrorCode::Forbidden
+        );
+    }
+
+    #[test]
+    fn ids_are_checked_and_names_cleaned() {
+        let auth = Auth::new("s3cret");
+        let mut c = claims(Role::Viewer, None, unix_now() + 60);
+        c.sub = "x".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(
+            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
+        c.sub = "nul\u{0}".into();
+        assert_eq!(
+            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
+        c.sub = "u1".into();
+        c.room = Some("bad room".into());
+        assert_eq!(
+            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
+        c.room = None;
+        c.name = Some(" Al\u{202E}ice\u{0} ".into());
+        assert_eq!(
+            auth.verify(&auth.issue(&c)).unwrap().display_name(),
+            "Alice"
+        );
+        c.name = Some("\u{7}".into());
+        assert_eq!(
+            c.display_name(),
+            "u1",
+            "an empty name falls back to the subject"
         );
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use lockstep_actors::config::{RoomConfig, SessionConfig};
+use lockstep_actors::config::{RoomConfig, SalesConfig, SessionConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 /// Everything the server reads at startup.
@@ -18,28 +18,9 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub room: RoomConfig,
     pub session: SessionConfig,
+    pub sales: SalesConfig,
     pub store: StoreConfig,
     pub media: lockstep_sfu::MediaConfig,
-}
-
-/// `[store]`: the embedded database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// SQLite database file (created if missing; `-wal` and `-shm` files beside it).
-    pub path: String,
-    /// fsync every commit (`synchronous = FULL`): acked orders survive power loss. With
-    /// false (`NORMAL`) they survive a process crash but not a power loss.
-    pub synchronous_full: bool,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            path: "lockstep.db".into(),
-            synchronous_full: true,
-        }
-    }
 }
 
 /// `[server]`: listening and process-level settings.
@@ -54,6 +35,25 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds to wait for connections to close on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Pending connections the kernel queues before `accept` (listen backlog).
+    pub backlog: u32,
+    /// Most open client connections (HTTP and WebSocket) across the whole process. A
+    /// connection beyond it is answered 503 `too_many_connections` and closed.
+    pub max_connections: usize,
+    /// Most open connections from one IP address (0 = no per-address limit); beyond it,
+    /// 503 `too_many_connections`.
+    pub max_connections_per_ip: usize,
+    /// Networks the per-address limits do not apply to (CIDR, e.g. "10.0.0.0/8"): a
+    /// reverse proxy on the same host, or a load generator on loopback.
+    pub connection_limit_exempt: Vec<String>,
+    /// Time a client has to send a request's head (request line and headers), in ms;
+    /// after it the connection is answered 408 and closed.
+    pub request_head_timeout_ms: u64,
+    /// Time a client has to send a request's body once the head arrived, in ms; after it
+    /// 408 `request_timeout`. WebSocket connections are not affected.
+    pub body_read_timeout_ms: u64,
+    /// An idle keep-alive HTTP connection is closed after this many seconds.
+    pub keep_alive_secs: u64,
     /// Kernel send buffer per accepted socket, in bytes; 0 keeps the kernel's autotuning
     /// (which on Linux may grow to `net.ipv4.tcp_wmem` max, 4 MiB, per connection).
     /// A small buffer bounds kernel memory per viewer and makes a viewer that stops
@@ -72,6 +72,13 @@ impl Default for ServerConfig {
             workers: 0,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 5,
+            backlog: 4096,
+            max_connections: 25_000,
+            max_connections_per_ip: 256,
+            connection_limit_exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            request_head_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            keep_alive_secs: 30,
             socket_send_buffer_bytes: 0,
             log: "info".into(),
             log_json: false,
@@ -79,12 +86,22 @@ impl Default for ServerConfig {
     }
 }
 
+/// The secret in the built-in defaults. Anyone who read the repository knows it, so the
+/// server refuses it on any address other than loopback.
+pub const DEVELOPMENT_SECRET: &str = "lockstep-development-secret-change-me";
+
+/// Shortest secret accepted on a non-loopback address, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// `[auth]`: token signing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// HMAC-SHA256 secret for tokens. Change it for any deployment.
     pub secret: String,
+    /// A file holding the secret (surrounding whitespace ignored); when set it replaces
+    /// `secret`, which then need not appear in the config or the environment.
+    pub secret_file: String,
     /// Lifetime of tokens printed by `lockstep token`, in seconds.
     pub token_ttl_secs: u64,
 }
@@ -92,7 +109,8 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            secret: "lockstep-development-secret-change-me".into(),
+            secret: DEVELOPMENT_SECRET.into(),
+            secret_file: String::new(),
             token_ttl_secs: 24 * 3600,
         }
     }
@@ -117,17 +135,82 @@ impl Default for RoomsConfig {
     }
 }
 
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("reading auth.secret_file `{path}`: {error}")]
+    SecretFile { path: String, error: std::io::Error },
+    #[error(
+        "refusing to serve on {addr} with {problem}: anyone could sign anchor and merchant tokens. \
+         Set auth.secret (or LOCKSTEP_AUTH__SECRET, or auth.secret_file) to at least {MIN_SECRET_BYTES} \
+         random bytes, e.g. the output of `lockstep secret`. Only loopback addresses may run on the \
+         development secret."
+    )]
+    WeakSecret {
+        addr: std::net::SocketAddr,
+        problem: &'static str,
+    },
+    #[error("auth.secret is empty")]
+    EmptySecret,
+    #[error("server.connection_limit_exempt: `{0}` is not a network (CIDR such as 10.0.0.0/8)")]
+    BadNetwork(String),
+}
+
 impl Config {
-    /// Defaults, then `file` (if given), then `LOCKSTEP_*` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+    /// Defaults, then `file` (if given), then `LOCKSTEP_*` environment variables; then
+    /// `auth.secret_file`, if set, is read into `auth.secret`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
+        let mut config: Config = figment
             .merge(Env::prefixed("LOCKSTEP_").split("__"))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        config.read_secret_file()?;
+        Ok(config)
+    }
+
+    fn read_secret_file(&mut self) -> Result<(), ConfigError> {
+        let path = &self.auth.secret_file;
+        if path.is_empty() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::SecretFile {
+            path: path.clone(),
+            error,
+        })?;
+        self.auth.secret = text.trim().to_owned();
+        Ok(())
+    }
+
+    /// Checks what can only be checked against the address the server listens on: a
+    /// non-loopback address needs a real secret.
+    pub fn check_for(&self, addr: std::net::SocketAddr) -> Result<(), ConfigError> {
+        let secret = &self.auth.secret;
+        if secret.is_empty() {
+            return Err(ConfigError::EmptySecret);
+        }
+        if !addr.ip().is_loopback() {
+            let problem = if secret == DEVELOPMENT_SECRET {
+                Some("the development secret shipped in the defaults")
+            } else if secret.len() < MIN_SECRET_BYTES {
+                Some("a secret shorter than 32 bytes")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::WeakSecret { addr, problem });
+            }
+        }
+        for net in &self.server.connection_limit_exempt {
+            net.parse::<ipnet::IpNet>()
+                .map_err(|_| ConfigError::BadNetwork(net.clone()))?;
+        }
+        Ok(())
     }
 
     /// Parses a TOML document on top of the defaults (no environment).
@@ -161,6 +244,52 @@ mod tests {
         let table: toml::Table = text.parse().unwrap();
         let builtin = toml::Table::try_from(Config::default()).unwrap();
         assert_eq!(table, builtin);
+    }
+
+    #[test]
+    fn a_public_address_needs_a_real_secret() {
+        let public: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut c = Config::default();
+        assert!(
+            c.check_for(loopback).is_ok(),
+            "loopback runs on the defaults"
+        );
+        let refused = c.check_for(public).unwrap_err().to_string();
+        assert!(
+            refused.contains("auth.secret") && refused.contains("lockstep secret"),
+            "{refused}"
+        );
+        c.auth.secret = "short".into();
+        assert!(c.check_for(public).is_err());
+        c.auth.secret = String::new();
+        assert!(c.check_for(loopback).is_err(), "never an empty secret");
+        c.auth.secret = "x".repeat(MIN_SECRET_BYTES);
+        assert!(c.check_for(public).is_ok());
+    }
+
+    #[test]
+    // figment's Jail API fixes the closure's error type to its own (large) error.
+    #[allow(clippy::result_large_err)]
+    fn secret_file_replaces_the_secret() {
+        let dir = std::env::temp_dir().join(format!("lockstep-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, format!("{}\n", "s".repeat(40))).unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LOCKSTEP_AUTH__SECRET_FILE", file.to_str().unwrap());
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.auth.secret, "s".repeat(40));
+            jail.set_env(
+                "LOCKSTEP_AUTH__SECRET_FILE",
+                dir.join("missing").to_str().unwrap(),
+            );
+            assert!(matches!(
+                Config::load(None),
+                Err(ConfigError::SecretFile { .. })
+            ));
+            Ok(())
+        });
     }
 
     #[test]

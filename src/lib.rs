@@ -7,13 +7,19 @@
 
 pub mod auth;
 pub mod config;
+mod health;
 mod http;
+mod limits;
 mod media;
 mod merchant;
+mod middleware;
 pub mod openapi;
 mod pages;
+mod rooms;
 mod server;
 mod state;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod ws;
 mod ws_media;
 

@@ -1,4 +1,5 @@
-//! The `lockstep` binary: `serve` runs the server, `token` prints a signed token.
+//! The `lockstep` binary: `serve` runs the server, `token` prints a signed token,
+//! `secret` prints a fresh random secret for `auth.secret`.
 
 use std::path::PathBuf;
 
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         ttl: Option<u64>,
     },
+    /// Print a new random secret (32 bytes, hex) for `auth.secret` or `auth.secret_file`.
+    Secret,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,9 +64,17 @@ enum RoleArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    let config = || Config::load(cli.config.as_deref()).context("reading configuration");
     match cli.command {
-        Command::Serve { bind } => serve(config, bind),
+        Command::Secret => {
+            let bytes: [u8; 32] = rand::random();
+            println!(
+                "{}",
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            Ok(())
+        }
+        Command::Serve { bind } => serve(config()?, bind),
         Command::Token {
             role,
             sub,
@@ -83,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             if role == Role::Merchant && merchant.is_none() {
                 anyhow::bail!("a merchant token needs --merchant");
             }
+            let config = config()?;
             let exp = unix_now() + ttl.unwrap_or(config.auth.token_ttl_secs);
             let claims = Claims {
                 sub,
@@ -105,6 +117,7 @@ fn serve(mut config: Config, bind: Option<String>) -> anyhow::Result<()> {
     init_logging(&config);
     let listener = std::net::TcpListener::bind(&config.server.bind)
         .with_context(|| format!("binding {}", config.server.bind))?;
+    config.check_for(listener.local_addr()?)?;
     actix_rt::System::new().block_on(lockstep::run(listener, config, shutdown_signal()))?;
     Ok(())
 }

@@ -1,7 +1,13 @@
 //! The video endpoints: WHIP ingest for the anchor (RFC 9725: `POST` an SDP offer,
 //! `201` with the answer and the session's `Location`, `DELETE` to stop), WHEP playback
 //! for standard players, and the glue that lets rooms see their video (live/away
-//! notices, the media clock for link drops, stopping the video when a room ends).
+//! notices, the media clock for link drops, stopping the video when a room ends or
+//! ending a banned user's subscriptions).
+//!
+//! Session resources are named by 128 random bits (`/whep/{room}/{32 hex digits}`), so
+//! nobody can guess another viewer's. Ending a WHEP session needs the token that
+//! started it or the room's anchor token; a guest's session (started without a token)
+//! ends for whoever holds its URL. WHIP sessions end only with the anchor's token.
 
 use std::sync::{Arc, Weak};
 
@@ -10,11 +16,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::media::RoomMedia;
 use lockstep_actors::room::{SetMedia, Snapshot};
-use lockstep_protocol::{ErrorCode, MediaInfo, Role, RoomSnapshot, RoomState};
+use lockstep_protocol::{ErrorCode, MediaInfo, RoomSnapshot, RoomState};
 use lockstep_sfu::layers::Preference;
-use lockstep_sfu::{MediaDirectory, MediaError};
+use lockstep_sfu::{Caller, MediaDirectory, MediaError, MediaId};
 
-use crate::http::{ApiError, bearer};
+use crate::auth::Watcher;
+use crate::http::{ApiError, bearer, read_body};
 use crate::state::AppState;
 
 impl From<MediaError> for ApiError {
@@ -24,6 +31,9 @@ impl From<MediaError> for ApiError {
             MediaError::TooManySubscribers(_) => ErrorCode::TooManySubscribers,
             MediaError::InvalidSdp(_) => ErrorCode::InvalidSdp,
             MediaError::SessionNotFound(_) => ErrorCode::SessionNotFound,
+            MediaError::Forbidden(_) => ErrorCode::Forbidden,
+            MediaError::AuthRequired(_) => ErrorCode::AuthRequired,
+            MediaError::TooManyFromAddress(_) => ErrorCode::TooManyConnections,
             MediaError::Internal(message) => {
                 tracing::error!(error = %message, "media failure");
                 ErrorCode::Internal
@@ -50,6 +60,10 @@ impl RoomMedia for RoomVideo {
     fn room_ended(&self, room: &str) {
         self.0.end_room(room);
     }
+
+    fn user_banned(&self, room: &str, user: &str) {
+        self.0.user_banned(room, user);
+    }
 }
 
 /// The hook the SFU calls when a room's stream goes live or away: tell the room, which
@@ -68,7 +82,12 @@ pub fn live_hook(
     })
 }
 
-fn sdp_body(req: &HttpRequest, body: web::Bytes) -> Result<String, ApiError> {
+/// The SDP offer in the body: `application/sdp`, UTF-8, within `media.max_sdp_bytes`.
+async fn sdp_body(
+    req: &HttpRequest,
+    state: &AppState,
+    body: web::Payload,
+) -> Result<String, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -80,6 +99,8 @@ fn sdp_body(req: &HttpRequest, body: web::Bytes) -> Result<String, ApiError> {
             "send the SDP offer with Content-Type: application/sdp",
         ));
     }
+    let limit = state.media.config().max_sdp_bytes.min(state.max_body);
+    let body = read_body(body, limit).await?;
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the offer is not UTF-8 text"))
 }
@@ -102,9 +123,9 @@ async fn room_snapshot(state: &AppState, room: &str) -> Result<RoomSnapshot, Api
         .map_err(|_| ApiError::new(ErrorCode::RoomEnded, "the room ended"))
 }
 
-fn parse_session(id: &str) -> Result<u64, ApiError> {
+fn parse_session(id: &str) -> Result<MediaId, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::new(ErrorCode::SessionNotFound, format!("no session `{id}`")))
+        .map_err(|()| ApiError::new(ErrorCode::SessionNotFound, format!("no session `{id}`")))
 }
 
 /// `POST /whip/{room}`: the room's anchor publishes. The room must be live.
@@ -112,11 +133,11 @@ pub async fn whip_publish(
     req: HttpRequest,
     state: web::Data<AppState>,
     room: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
     state.auth.anchor_of(bearer(&req), &room)?;
-    let offer = sdp_body(&req, body)?;
+    let offer = sdp_body(&req, &state, body).await?;
     let snapshot = room_snapshot(&state, &room).await?;
     if snapshot.state != RoomState::Live {
         return Err(ApiError::new(
@@ -148,66 +169,47 @@ pub async fn whip_stop(
 }
 
 /// `POST /whep/{room}`: a player subscribes. Needs a viewer token unless the room lets
-/// anonymous viewers in.
+/// guests in; banned viewers are refused.
 pub async fn whep_subscribe(
     req: HttpRequest,
     state: web::Data<AppState>,
     room: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
-    let snapshot = room_snapshot(&state, &room).await?;
-    match bearer(&req) {
-        Some(token) => {
-            let claims = state.auth.verify(token).map_err(ApiError::from)?;
-            if claims.room.as_deref().is_some_and(|r| r != room) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this token is for another room",
-                ));
-            }
-            if claims.role == Role::Merchant {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "merchant tokens cannot watch",
-                ));
-            }
-        }
-        None => {
-            if !snapshot.allow_anonymous {
-                return Err(ApiError::new(
-                    ErrorCode::AuthRequired,
-                    "this room needs a viewer token (Authorization: Bearer …)",
-                ));
-            }
-        }
-    }
-    let offer = sdp_body(&req, body)?;
+    let (watcher, _) = crate::rooms::snapshot_for(&state, &req, &room).await?;
+    let offer = sdp_body(&req, &state, body).await?;
+    let owner = watcher.user().map(str::to_owned);
     let (session, sdp) = state
         .media
-        .subscribe(&room, offer, Preference::Auto)
+        .subscribe(
+            &room,
+            offer,
+            Preference::Auto,
+            owner,
+            state.counted_peer(&req),
+        )
         .await?;
     Ok(answer(format!("/whep/{room}/{session}"), sdp))
 }
 
-/// `DELETE /whep/{room}/{session}`: the player stops.
+/// `DELETE /whep/{room}/{session}`: the player stops (see the module docs for who may).
 pub async fn whep_stop(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, session) = path.into_inner();
-    if state
+    let caller = match state.auth.watcher(bearer(&req), &room)? {
+        Watcher::Guest => Caller::Guest,
+        Watcher::Viewer(user) => Caller::User(user),
+        Watcher::Anchor(_) => Caller::Anchor,
+    };
+    state
         .media
-        .unsubscribe(&room, parse_session(&session)?)
-        .await
-    {
-        Ok(HttpResponse::Ok().finish())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::SessionNotFound,
-            format!("no playback session `{session}` in room `{room}`"),
-        ))
-    }
+        .unsubscribe(&room, parse_session(&session)?, caller)
+        .await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
 /// `PATCH` on a WHIP/WHEP session: trickle ICE and ICE restarts are not supported (every

@@ -7,7 +7,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::clock::now_ms;
 use lockstep_actors::inventory::model::{Order, SaleSummary};
-use lockstep_actors::inventory::{self, Reply, SaleHandle, reply_channel};
+use lockstep_actors::inventory::{self, Reply, ReplySink, SaleHandle, reply_channel};
 use lockstep_actors::store::{
     self, NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
 };
@@ -171,7 +171,7 @@ pub async fn create_sale(
             }
         })
         .await?;
-    let handle = state.sales.start(stored, card, &state.directory);
+    let handle = state.sales.start(stored, card);
     let summary = summary(&handle).await?;
     Ok(HttpResponse::Created().json(SaleView {
         sale: record,
@@ -180,11 +180,37 @@ pub async fn create_sale(
 }
 
 async fn summary(handle: &SaleHandle) -> Result<SaleSummary, ApiError> {
-    handle
-        .addr
-        .send(inventory::Summary)
+    match handle.addr.send(inventory::Summary).await {
+        Ok(Some(summary)) => Ok(summary),
+        Ok(None) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the sale is being rebuilt after a storage failure; retry later",
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the sale is not running; retry",
+        )),
+    }
+}
+
+/// The running actor of a sale, loading it if it retired from memory.
+async fn running(state: &AppState, sale_id: &str) -> Result<SaleHandle, ApiError> {
+    state
+        .sales
+        .get_or_load(sale_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{sale_id}`")))
+}
+
+/// Asks the sale, through its admission gate, and waits for the durable answer.
+async fn ask(handle: &SaleHandle, send: impl FnOnce(ReplySink)) -> Result<Reply, ApiError> {
+    let (sink, answer) = reply_channel();
+    if let Some(sink) = handle.admit(sink) {
+        send(sink);
+    }
+    answer
         .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the sale did not answer; retry"))
 }
 
 /// The merchant's sale and its running actor.
@@ -201,10 +227,7 @@ async fn own_sale(
         .call(move |tx| store::get_sale(tx, &merchant, &lookup))
         .await?
         .ok_or(missing)?;
-    let handle = state
-        .sales
-        .get(&id)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))?;
+    let handle = running(state, &id).await?;
     Ok((record, handle))
 }
 
@@ -232,16 +255,15 @@ pub async fn close_sale(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
     let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
-    let (sink, answer) = reply_channel();
-    handle.addr.do_send(inventory::CloseSale { reply: sink });
-    match answer.await {
-        Ok(Reply::Closed(Ok(()))) => {}
-        Ok(Reply::Closed(Err(refusal))) => return Err(refusal.into()),
+    let answer = ask(&handle, |reply| {
+        handle.addr.do_send(inventory::CloseSale { reply })
+    })
+    .await?;
+    match answer {
+        Reply::Closed(Ok(())) => {}
+        Reply::Closed(Err(refusal)) => return Err(refusal.into()),
         _ => {
-            return Err(ApiError::new(
-                ErrorCode::Internal,
-                "the sale did not answer",
-            ));
+            return Err(ApiError::new(ErrorCode::Internal, "unexpected answer"));
         }
     }
     let summary = summary(&handle).await?;
@@ -323,29 +345,25 @@ async fn order_command(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
     let order = own_order(&state, merchant, id).await?;
-    let handle = state
-        .sales
-        .get(&order.sale_id)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "the sale is not running"))?;
-    let (sink, answer) = reply_channel();
-    if confirm {
-        handle.addr.do_send(inventory::Confirm {
-            order_id: order.id,
-            reply: sink,
-        });
-    } else {
-        handle.addr.do_send(inventory::Cancel {
-            order_id: order.id,
-            buyer: None,
-            reply: sink,
-        });
-    }
-    match answer.await {
-        Ok(Reply::Order(Ok(order))) => Ok(HttpResponse::Ok().json(order)),
-        Ok(Reply::Order(Err(refusal)) | Reply::Closed(Err(refusal))) => Err(refusal.into()),
-        _ => Err(ApiError::new(
-            ErrorCode::Internal,
-            "the sale did not answer",
-        )),
+    let handle = running(&state, &order.sale_id).await?;
+    let answer = ask(&handle, |reply| {
+        if confirm {
+            handle.addr.do_send(inventory::Confirm {
+                order_id: order.id,
+                reply,
+            });
+        } else {
+            handle.addr.do_send(inventory::Cancel {
+                order_id: order.id,
+                buyer: None,
+                reply,
+            });
+        }
+    })
+    .await?;
+    match answer {
+        Reply::Order(Ok(order)) => Ok(HttpResponse::Ok().json(order)),
+        Reply::Order(Err(refusal)) | Reply::Closed(Err(refusal)) => Err(refusal.into()),
+        _ => Err(ApiError::new(ErrorCode::Internal, "unexpected answer")),
     }
 }

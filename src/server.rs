@@ -1,13 +1,17 @@
-//! Starting and stopping the server: `run(listener, config, shutdown)` wires the room
-//! directory, its arbiter pool and the HTTP/WebSocket routes, serves until `shutdown`
-//! resolves, then closes every socket with 1001 and stops.
+//! Starting and stopping the server: `run(listener, config, shutdown)` checks the
+//! configuration against the address it serves on, wires the room directory, its
+//! arbiter pool and the HTTP/WebSocket routes, serves (restoring sales from the database
+//! in the background, `/readyz` says when that is done) until `shutdown` resolves, then
+//! closes every socket with 1001 and stops.
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Arbiter;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use std::path::Path;
 
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
@@ -17,26 +21,38 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
+use crate::health::Phase;
+use crate::limits::ConnLimits;
 use crate::state::AppState;
-use crate::{http, media, merchant, openapi, pages, ws};
+use crate::{health, http, media, merchant, middleware, openapi, pages, rooms, ws};
 use lockstep_sfu::MediaDirectory;
 use lockstep_sfu::metrics::MediaMetrics;
 
 /// Serves on `listener` until `shutdown` resolves. Must run inside an actix `System`
-/// (`actix_rt::System::new().block_on(run(..))`).
+/// (`actix_rt::System::new().block_on(run(..))`). Refuses to start when the
+/// configuration is unsafe for the address (see [`Config::check_for`]).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    config
+        .check_for(addr)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let metrics = Metrics::new();
     let arbiters: Vec<Arbiter> = (0..threads_or_cores(config.rooms.arbiters))
         .map(|_| Arbiter::new())
         .collect();
     let pool: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
-    let store = Store::open(Path::new(&config.store.path), config.store.synchronous_full)
+    let store = Store::open(&config.store, &metrics)
         .map_err(|e| std::io::Error::other(format!("opening {}: {e}", config.store.path)))?;
-    let sales = SaleDirectory::new(pool.clone(), store.clone());
+    let sales = SaleDirectory::new(
+        pool.clone(),
+        store.clone(),
+        config.sales.clone(),
+        metrics.clone(),
+    );
     let directory = RoomDirectory::new(
         config.room.clone(),
         pool.clone(),
@@ -44,100 +60,78 @@ pub async fn run(
         metrics.clone(),
         config.rooms.max_rooms,
     );
+    sales.set_rooms(&directory);
     let media = MediaDirectory::new(
         config.media.clone(),
         pool,
-        MediaMetrics::new(&metrics.registry),
-        media::live_hook(
-            std::sync::Arc::downgrade(&directory),
-            config.media.playout_delay_ms,
-        ),
+        MediaMetrics::new(&metrics.registry, &metrics.actor_panics),
+        media::live_hook(Arc::downgrade(&directory), config.media.playout_delay_ms),
     );
-    directory.set_media(std::sync::Arc::new(media::RoomVideo(media.clone())));
-    let restored = restore_sales(&store, &sales, &directory).await?;
-    tracing::info!(sales = restored, path = %config.store.path, "store opened");
+    directory.set_media(Arc::new(media::RoomVideo(media.clone())));
     let cancel = CancellationToken::new();
-    let state = web::Data::new(AppState::new(
+    let phase = Arc::new(Phase::default());
+    let limits = ConnLimits::new(
+        config.server.max_connections,
+        config.server.max_connections_per_ip,
+        &config.server.connection_limit_exempt,
+        metrics.connections_refused.clone(),
+    );
+    let state = web::Data::new(AppState {
         directory,
-        sales,
+        sales: sales.clone(),
         media,
-        Auth::new(&config.auth.secret),
-        config.session.clone(),
+        auth: Auth::new(&config.auth.secret),
+        session: Arc::new(config.session.clone()),
         metrics,
-        cancel.clone(),
-    ));
-    let max_body = config.server.max_body_bytes;
-    let send_buffer = config.server.socket_send_buffer_bytes;
-    let addr = listener.local_addr()?;
+        shutdown: cancel.clone(),
+        phase: phase.clone(),
+        limits: limits.clone(),
+        max_body: config.server.max_body_bytes,
+        next_session: Default::default(),
+    });
+    let server_cfg = config.server.clone();
+    let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);
+    let send_buffer = server_cfg.socket_send_buffer_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(
                 web::JsonConfig::default()
-                    .limit(max_body)
+                    .limit(server_cfg.max_body_bytes)
                     .error_handler(http::json_error),
             )
-            .app_data(web::PayloadConfig::default().limit(max_body))
-            .route("/healthz", web::get().to(http::healthz))
-            .route("/metrics", web::get().to(http::metrics))
-            .route("/api/v1/rooms", web::post().to(http::open_room))
-            .route("/api/v1/rooms/{id}", web::get().to(http::get_room))
-            .route("/api/v1/rooms/{id}/sales", web::get().to(http::room_sales))
-            .route("/whip/{room}", web::post().to(media::whip_publish))
-            .route("/whip/{room}/{session}", web::delete().to(media::whip_stop))
-            .route("/whip/{room}/{session}", web::patch().to(media::no_trickle))
-            .route("/whep/{room}/{session}", web::patch().to(media::no_trickle))
-            .route("/whep/{room}", web::post().to(media::whep_subscribe))
-            .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
-            .route("/rooms/{room}", web::get().to(pages::viewer))
-            .route("/rooms/{room}/anchor", web::get().to(pages::anchor))
-            .route("/static/{file}", web::get().to(pages::asset))
-            .route("/api/v1/openapi.json", web::get().to(openapi::serve))
-            .route("/api/v1/products", web::post().to(merchant::create_product))
-            .route("/api/v1/products", web::get().to(merchant::list_products))
-            .route(
-                "/api/v1/products/{id}",
-                web::get().to(merchant::get_product),
-            )
-            .route("/api/v1/skus/{id}", web::get().to(merchant::get_sku))
-            .route(
-                "/api/v1/skus/{id}/stock",
-                web::post().to(merchant::change_stock),
-            )
-            .route("/api/v1/sales", web::post().to(merchant::create_sale))
-            .route("/api/v1/sales/{id}", web::get().to(merchant::get_sale))
-            .route(
-                "/api/v1/sales/{id}/close",
-                web::post().to(merchant::close_sale),
-            )
-            .route("/api/v1/orders", web::get().to(merchant::list_orders))
-            .route("/api/v1/orders/{id}", web::get().to(merchant::get_order))
-            .route(
-                "/api/v1/orders/{id}/confirm",
-                web::post().to(merchant::confirm_order),
-            )
-            .route(
-                "/api/v1/orders/{id}/cancel",
-                web::post().to(merchant::cancel_order),
-            )
+            .app_data(web::PayloadConfig::default().limit(server_cfg.max_body_bytes))
             .app_data(web::QueryConfig::default().error_handler(http::query_error))
-            .route("/ws/rooms/{id}", web::get().to(ws::viewer))
-            .route("/ws/rooms/{id}/control", web::get().to(ws::control))
+            .app_data(web::PathConfig::default().error_handler(http::path_error))
+            .wrap(from_fn(move |req, next| {
+                middleware::guard(req, next, body_timeout)
+            }))
+            .wrap(middleware::security_headers())
+            .configure(routes)
             .default_service(web::to(http::not_found))
     })
-    .on_connect(move |conn, _| tune_socket(conn, send_buffer))
+    .on_connect(move |conn, data| {
+        let peer = tune_socket(conn, send_buffer);
+        data.insert(limits.admit(peer));
+    })
     .workers(threads_or_cores(config.server.workers))
-    .backlog(4096)
-    .max_connections(25_000)
+    .backlog(config.server.backlog)
+    // The global limit is counted by `ConnLimits`; actix's own (per worker) must not
+    // refuse earlier.
+    .max_connections(config.server.max_connections.max(1))
+    .client_request_timeout(Duration::from_millis(config.server.request_head_timeout_ms))
+    .keep_alive(Duration::from_secs(config.server.keep_alive_secs))
     .disable_signals()
     .shutdown_timeout(config.server.shutdown_timeout_secs)
     .listen(listener)?
     .run();
     tracing::info!(%addr, "lockstep listening");
+    restore_in_background(store, sales, phase.clone());
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: closing sessions with 1001");
+        phase.shutting_down();
         cancel.cancel();
         handle.stop(true).await;
     });
@@ -148,43 +142,113 @@ pub async fn run(
     result
 }
 
-/// Applies per-connection socket options to a freshly accepted connection.
-fn tune_socket(conn: &dyn std::any::Any, send_buffer: usize) {
-    let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
+/// Every route the server answers.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(http::metrics))
+        .route("/api/v1/rooms", web::post().to(rooms::open_room))
+        .route("/api/v1/rooms/{id}", web::get().to(rooms::get_room))
+        .route("/api/v1/rooms/{id}/sales", web::get().to(rooms::room_sales))
+        .route(
+            "/api/v1/rooms/{id}/merchants",
+            web::get().to(rooms::list_merchants),
+        )
+        .route(
+            "/api/v1/rooms/{id}/merchants/{merchant}",
+            web::put().to(rooms::grant_merchant),
+        )
+        .route(
+            "/api/v1/rooms/{id}/merchants/{merchant}",
+            web::delete().to(rooms::revoke_merchant),
+        )
+        .route("/whip/{room}", web::post().to(media::whip_publish))
+        .route("/whip/{room}/{session}", web::delete().to(media::whip_stop))
+        .route("/whip/{room}/{session}", web::patch().to(media::no_trickle))
+        .route("/whep/{room}/{session}", web::patch().to(media::no_trickle))
+        .route("/whep/{room}", web::post().to(media::whep_subscribe))
+        .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
+        .route("/rooms/{room}", web::get().to(pages::viewer))
+        .route("/rooms/{room}/anchor", web::get().to(pages::anchor))
+        .route("/static/{file}", web::get().to(pages::asset))
+        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+        .route("/api/v1/products", web::post().to(merchant::create_product))
+        .route("/api/v1/products", web::get().to(merchant::list_products))
+        .route(
+            "/api/v1/products/{id}",
+            web::get().to(merchant::get_product),
+        )
+        .route("/api/v1/skus/{id}", web::get().to(merchant::get_sku))
+        .route(
+            "/api/v1/skus/{id}/stock",
+            web::post().to(merchant::change_stock),
+        )
+        .route("/api/v1/sales", web::post().to(merchant::create_sale))
+        .route("/api/v1/sales/{id}", web::get().to(merchant::get_sale))
+        .route(
+            "/api/v1/sales/{id}/close",
+            web::post().to(merchant::close_sale),
+        )
+        .route("/api/v1/orders", web::get().to(merchant::list_orders))
+        .route("/api/v1/orders/{id}", web::get().to(merchant::get_order))
+        .route(
+            "/api/v1/orders/{id}/confirm",
+            web::post().to(merchant::confirm_order),
+        )
+        .route(
+            "/api/v1/orders/{id}/cancel",
+            web::post().to(merchant::cancel_order),
+        )
+        .route("/ws/rooms/{id}", web::get().to(ws::viewer))
+        .route("/ws/rooms/{id}/control", web::get().to(ws::control));
+    #[cfg(feature = "test-hooks")]
+    crate::test_hooks::routes(cfg);
+}
+
+/// Applies per-connection socket options to a freshly accepted connection; returns the
+/// peer's address.
+fn tune_socket(conn: &dyn std::any::Any, send_buffer: usize) -> Option<std::net::IpAddr> {
+    let stream = conn.downcast_ref::<actix_web::rt::net::TcpStream>()?;
     let _ = stream.set_nodelay(true);
     if send_buffer > 0
         && let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(send_buffer)
     {
         tracing::warn!(error = %e, "could not set the socket send buffer");
     }
+    stream.peer_addr().ok().map(|a| a.ip())
 }
 
-/// Rebuilds every stored sale's inventory actor (products, stock and orders live in the
-/// database; reservations, limits and idempotency keys come back from the orders).
-async fn restore_sales(
-    store: &Store,
-    sales: &SaleDirectory,
-    rooms: &std::sync::Arc<RoomDirectory>,
-) -> std::io::Result<usize> {
-    let stored = store
-        .call(|tx| {
-            let mut out = Vec::new();
-            for id in store::sale_ids(tx)? {
-                if let (Some(sale), Some(card)) =
-                    (store::load_sale(tx, &id)?, store::link_card(tx, &id)?)
-                {
-                    out.push((sale, card));
+/// Rebuilds, in the background, every sale that can still change (not ended, or holding
+/// reservations); ended ones load on demand. Requests meanwhile load what they need.
+fn restore_in_background(store: Store, sales: Arc<SaleDirectory>, phase: Arc<Phase>) {
+    phase.restoring(true);
+    actix_web::rt::spawn(async move {
+        let stored = store
+            .call(|tx| {
+                let mut out = Vec::new();
+                for id in store::live_sale_ids(tx)? {
+                    if let (Some(sale), Some(card)) =
+                        (store::load_sale(tx, &id)?, store::link_card(tx, &id)?)
+                    {
+                        out.push((sale, card));
+                    }
                 }
+                Ok(out)
+            })
+            .await;
+        match stored {
+            Ok(stored) => {
+                let count = stored.len();
+                for (sale, card) in stored {
+                    sales.start(sale, card);
+                }
+                tracing::info!(sales = count, "sales restored");
+                phase.restoring(false);
             }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(format!("restoring sales: {e}")))?;
-    let count = stored.len();
-    for (sale, card) in stored {
-        sales.start(sale, card, rooms);
-    }
-    Ok(count)
+            Err(e) => {
+                tracing::error!(error = %e, "restoring sales failed");
+                phase.restore_failed(e.to_string());
+            }
+        }
+    });
 }

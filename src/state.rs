@@ -1,9 +1,11 @@
 //! What every request handler shares: the room, sale and media directories, auth,
-//! limits, metrics and the shutdown signal.
+//! limits, metrics, the startup/shutdown phase and the shutdown signal.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_web::HttpRequest;
 use lockstep_actors::config::SessionConfig;
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
@@ -13,6 +15,8 @@ use lockstep_sfu::MediaDirectory;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::health::Phase;
+use crate::limits::ConnLimits;
 
 /// Shared server state, cloned into every worker.
 #[derive(Debug, Clone)]
@@ -25,33 +29,21 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Cancelled when the server shuts down: every session closes with 1001.
     pub shutdown: CancellationToken,
-    next_session: Arc<AtomicU64>,
+    pub phase: Arc<Phase>,
+    pub limits: Arc<ConnLimits>,
+    /// Largest request body (`server.max_body_bytes`).
+    pub max_body: usize,
+    pub(crate) next_session: Arc<AtomicU64>,
 }
 
 impl AppState {
-    pub fn new(
-        directory: Arc<RoomDirectory>,
-        sales: Arc<SaleDirectory>,
-        media: Arc<MediaDirectory>,
-        auth: Auth,
-        session: SessionConfig,
-        metrics: Metrics,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self {
-            directory,
-            sales,
-            media,
-            auth,
-            session: Arc::new(session),
-            metrics,
-            shutdown,
-            next_session: Arc::new(AtomicU64::new(1)),
-        }
-    }
-
     pub fn next_session_id(&self) -> SessionId {
         SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The client's address for per-address limits, `None` when it is exempt.
+    pub fn counted_peer(&self, req: &HttpRequest) -> Option<IpAddr> {
+        self.limits.counted(req.peer_addr().map(|a| a.ip()))
     }
 }
 

@@ -3,26 +3,33 @@
 //! [`Action`]; the writer drains the session's [`Outbound`] queue into the socket.
 //! Every frame to the client — replies, room broadcasts, the close — goes through that
 //! one queue, so order is kept and a slow socket only ever blocks its own writer.
+//!
+//! The reader also keeps the connection honest: it pings an idle client every
+//! `session.heartbeat_interval_ms` and closes one that sent nothing (not even a pong)
+//! for `session.heartbeat_timeout_ms` with 4002; the client's own pings count against
+//! its message rate and are answered without ever waiting on the socket.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use bytestring::ByteString;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::inventory::{Cancel, Reply, ReplySink, Reserve, SaleHandle};
 use lockstep_actors::outbound::{Drain, Outbound};
 use lockstep_actors::room::{Identity, Inbound, Join, Leave, Room, SessionId};
 use lockstep_actors::session::{Action, Endpoint, SessionCore};
+use lockstep_actors::store::StoreError;
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMsg};
 
 use crate::http::ApiError;
 use crate::state::{AppState, valid_room_id};
-use crate::ws_media::MediaLink;
+use crate::ws_media::{MediaLink, Viewer};
 
 /// `GET /ws/rooms/{id}`: a viewer's socket.
 pub async fn viewer(
@@ -64,9 +71,10 @@ fn upgrade(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
+    let peer = state.counted_peer(&req);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
-        Session::new(state, room, endpoint)
+        Session::new(state, room, endpoint, peer)
             .run(socket, stream)
             .await;
     });
@@ -84,6 +92,10 @@ struct Session {
     user: Option<String>,
     /// The session's video subscription.
     media: MediaLink,
+    /// The client's address for per-address limits (`None` when exempt).
+    peer: Option<IpAddr>,
+    /// When the client last sent anything (a frame, a ping or a pong).
+    heard: Instant,
 }
 
 /// Whether the reader keeps going after an action.
@@ -93,7 +105,12 @@ enum Flow {
 }
 
 impl Session {
-    fn new(state: std::sync::Arc<AppState>, room_id: String, endpoint: Endpoint) -> Self {
+    fn new(
+        state: std::sync::Arc<AppState>,
+        room_id: String,
+        endpoint: Endpoint,
+        peer: Option<IpAddr>,
+    ) -> Self {
         Self {
             id: state.next_session_id(),
             core: SessionCore::new(endpoint, &state.session, now_ms()),
@@ -101,6 +118,8 @@ impl Session {
             room: None,
             user: None,
             media: MediaLink::default(),
+            peer,
+            heard: Instant::now(),
             room_id,
             state,
         }
@@ -119,12 +138,26 @@ impl Session {
             tokio::time::sleep(Duration::from_millis(self.state.session.join_timeout_ms));
         tokio::pin!(join_deadline);
         let shutdown = self.state.shutdown.clone();
+        let heartbeat_timeout = Duration::from_millis(self.state.session.heartbeat_timeout_ms);
+        let period = Duration::from_millis(self.state.session.heartbeat_interval_ms.max(1));
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut writer_done = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     self.outbound.close(CloseCode::GoingAway);
                     break;
+                }
+                _ = heartbeat.tick() => {
+                    if self.heard.elapsed() >= heartbeat_timeout {
+                        self.state.metrics.heartbeat_timeouts.inc();
+                        self.outbound.close(CloseCode::HeartbeatTimeout);
+                        break;
+                    }
+                    // Never wait on the socket: a client too slow to take a ping is
+                    // the writer's problem (it gets cut as a slow consumer).
+                    let _ = socket.clone().ping(b"").now_or_never();
                 }
                 _ = &mut join_deadline, if !self.core.is_joined() => {
                     self.reply(ServerMsg::error(None, ErrorCode::NotJoined, "no `join` before the join timeout"));
@@ -159,6 +192,7 @@ impl Session {
         frame: Option<Result<AggregatedMessage, ProtocolError>>,
         socket: &actix_ws::Session,
     ) -> Flow {
+        self.heard = Instant::now();
         let action = match frame {
             None => {
                 self.outbound.close(CloseCode::Normal);
@@ -181,10 +215,15 @@ impl Session {
                 self.state.metrics.frames_in.inc();
                 self.core.on_binary()
             }
-            Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                let _ = socket.clone().pong(&bytes).await;
-                return Flow::Continue;
-            }
+            Some(Ok(AggregatedMessage::Ping(bytes))) => match self.core.on_ping(now_ms()) {
+                Action::Pong => {
+                    // Answered only if the socket can take it now: a client that pings
+                    // but never reads must not stall its own reader.
+                    let _ = socket.clone().pong(&bytes).now_or_never();
+                    return Flow::Continue;
+                }
+                refused => refused,
+            },
             Some(Ok(AggregatedMessage::Pong(_))) => return Flow::Continue,
             Some(Ok(AggregatedMessage::Close(_))) => {
                 self.outbound.close(CloseCode::Normal);
@@ -211,7 +250,7 @@ impl Session {
                 });
                 Flow::Continue
             }
-            Action::Ignore => Flow::Continue,
+            Action::Ignore | Action::Pong => Flow::Continue,
             Action::Order {
                 sale_id,
                 qty,
@@ -226,8 +265,12 @@ impl Session {
                 Flow::Continue
             }
             Action::Media(request) => {
+                let viewer = Viewer {
+                    owner: self.user.clone(),
+                    source: self.peer,
+                };
                 self.media
-                    .handle(request, &self.room_id, &self.state, &self.outbound);
+                    .handle(request, &self.room_id, &self.state, &self.outbound, &viewer);
                 Flow::Continue
             }
             Action::ReplyThenClose(msg, code) => {
@@ -291,11 +334,15 @@ impl Session {
             Endpoint::Control => {
                 let claims = self.state.auth.anchor_of(token.as_deref(), &self.room_id)?;
                 let options = RoomOptions {
-                    title,
+                    title: title
+                        .map(|t| {
+                            lockstep_actors::text::clean_label(&t, crate::rooms::MAX_TITLE_CHARS)
+                        })
+                        .filter(|t| !t.is_empty()),
                     allow_anonymous: None,
                 };
                 let (room, _) = self.state.directory.open(&self.room_id, &options)?;
-                let name = claims.name.unwrap_or_else(|| claims.sub.clone());
+                let name = claims.display_name();
                 (
                     Identity {
                         user: Some(claims.sub),
@@ -347,7 +394,7 @@ impl Session {
                 "this token is for another room".into(),
             ));
         }
-        let name = claims.name.unwrap_or_else(|| claims.sub.clone());
+        let name = claims.display_name();
         Ok(Identity {
             user: Some(claims.sub),
             name,
@@ -355,37 +402,28 @@ impl Session {
         })
     }
 
-    /// The buyer and the sale for an order request, or why not.
-    fn buyer_and_sale(&self, sale_id: &str) -> Result<(String, SaleHandle), (ErrorCode, String)> {
-        let Some(buyer) = self.user.clone() else {
-            return Err((
-                ErrorCode::AuthRequired,
-                "ordering needs a viewer token".into(),
-            ));
-        };
-        match self.state.sales.get(sale_id) {
-            Some(sale) if sale.room == self.room_id => Ok((buyer, sale)),
-            _ => Err((
-                ErrorCode::SaleNotFound,
-                format!("no sale `{sale_id}` in this room"),
-            )),
-        }
+    /// The buyer of an order request, or why there is none.
+    fn buyer(&self) -> Result<String, (ErrorCode, String)> {
+        self.user.clone().ok_or((
+            ErrorCode::AuthRequired,
+            "ordering needs a viewer token".into(),
+        ))
     }
 
     /// Sends the order to the sale's inventory; its answer (after the decision is durable)
     /// is queued to this session directly.
     fn order(&mut self, sale_id: String, qty: u32, key: String, id: Option<u64>) {
-        let (buyer, sale) = match self.buyer_and_sale(&sale_id) {
-            Ok(found) => found,
+        let buyer = match self.buyer() {
+            Ok(buyer) => buyer,
             Err((code, message)) => return self.reply(ServerMsg::error(id, code, message)),
         };
         let outbound = self.outbound.clone();
-        let reply_key = key.clone();
-        let reply: ReplySink = Box::new(move |reply| {
+        let (reply_sale, reply_key) = (sale_id.clone(), key.clone());
+        let reply = ReplySink::new(move |reply| {
             let msg = match reply {
                 Reply::Reserve(r) => ServerMsg::OrderResult {
                     id,
-                    sale_id,
+                    sale_id: reply_sale,
                     key: reply_key,
                     outcome: r.outcome,
                     order_id: r.order_id,
@@ -398,31 +436,30 @@ impl Session {
             };
             let _ = outbound.push(ByteString::from(msg.to_json()));
         });
-        sale.addr.do_send(Reserve {
-            buyer,
-            qty,
-            key,
-            reply,
+        self.with_sale(sale_id, reply, move |sale, reply| {
+            sale.addr.do_send(Reserve {
+                buyer,
+                qty,
+                key,
+                reply,
+            });
         });
     }
 
     fn cancel_order(&mut self, order_id: String, id: Option<u64>) {
-        let sale_id = order_id
-            .rsplit_once('-')
-            .map(|(sale, _)| sale.to_owned())
-            .unwrap_or_default();
-        let (buyer, sale) = match self.buyer_and_sale(&sale_id) {
-            Ok(found) => found,
-            Err(_) => {
-                return self.reply(ServerMsg::error(
-                    id,
-                    ErrorCode::OrderNotFound,
-                    format!("no order `{order_id}`"),
-                ));
-            }
+        let not_found = || {
+            ServerMsg::error(
+                id,
+                ErrorCode::OrderNotFound,
+                format!("no order `{order_id}`"),
+            )
         };
+        let (Ok(buyer), Some((sale_id, _))) = (self.buyer(), order_id.rsplit_once('-')) else {
+            return self.reply(not_found());
+        };
+        let sale_id = sale_id.to_owned();
         let outbound = self.outbound.clone();
-        let reply: ReplySink = Box::new(move |reply| {
+        let reply = ReplySink::new(move |reply| {
             let msg = match reply {
                 Reply::Order(Ok(_)) => ServerMsg::Ack {
                     id,
@@ -435,11 +472,53 @@ impl Session {
             };
             let _ = outbound.push(ByteString::from(msg.to_json()));
         });
-        sale.addr.do_send(Cancel {
-            order_id,
-            buyer: Some(buyer),
-            reply,
+        self.with_sale(sale_id, reply, move |sale, reply| {
+            sale.addr.do_send(Cancel {
+                order_id,
+                buyer: Some(buyer),
+                reply,
+            });
         });
+    }
+
+    /// Runs `send` with this room's sale `sale_id` and the admitted reply sink: at once
+    /// when the sale is loaded (so one session's requests keep their order), else after
+    /// loading it. The sink is answered with an error when there is no such sale in this
+    /// room or the sale is too busy.
+    fn with_sale(
+        &self,
+        sale_id: String,
+        reply: ReplySink,
+        send: impl FnOnce(SaleHandle, ReplySink) + 'static,
+    ) {
+        let loaded = self.state.sales.get(&sale_id);
+        let lookup = sale_id.clone();
+        let room = self.room_id.clone();
+        let deliver = move |found: Result<Option<SaleHandle>, StoreError>| match found {
+            Ok(Some(sale)) if sale.room == room => {
+                if let Some(reply) = sale.admit(reply) {
+                    send(sale, reply);
+                }
+            }
+            Ok(_) => reply.send(Reply::Closed(Err((
+                ErrorCode::SaleNotFound,
+                format!("no sale `{sale_id}` in this room"),
+            )))),
+            Err(e) => {
+                tracing::warn!(error = %e, "loading a sale");
+                reply.send(Reply::Closed(Err((
+                    ErrorCode::Unavailable,
+                    "the sale could not be loaded; retry".into(),
+                ))));
+            }
+        };
+        match loaded {
+            Some(sale) => deliver(Ok(Some(sale))),
+            None => {
+                let sales = self.state.sales.clone();
+                actix_web::rt::spawn(async move { deliver(sales.get_or_load(&lookup).await) });
+            }
+        }
     }
 
     fn reply(&self, msg: ServerMsg) {

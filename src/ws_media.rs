@@ -1,22 +1,27 @@
 //! A session's video subscription over its WebSocket: `rtc_offer` → `rtc_answer`,
 //! `rtc_layer`, `rtc_close`, and unsubscribing when the session ends. Negotiation runs
-//! in its own task so the session keeps reading while candidates are gathered.
+//! in its own task so the session keeps reading while candidates are gathered; one
+//! negotiation at a time per connection (another offer meanwhile is `rate_limited`),
+//! so one socket can never hold more than one subscription and one negotiation.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use bytestring::ByteString;
 use lockstep_actors::outbound::Outbound;
 use lockstep_actors::session::MediaRequest;
 use lockstep_protocol::{ErrorCode, ServerMsg};
-use lockstep_sfu::MediaError;
 use lockstep_sfu::layers::Preference;
+use lockstep_sfu::{MediaError, MediaId};
 
 use crate::http::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Default)]
 struct Slot {
-    subscriber: Option<u64>,
+    subscriber: Option<MediaId>,
+    /// An offer is being answered.
+    negotiating: bool,
     /// Bumped by every offer and by the session's end, so a negotiation that finishes
     /// after a newer offer (or after the session closed) is undone, not kept.
     generation: u64,
@@ -50,6 +55,15 @@ fn preference(layer: Option<&str>, id: Option<u64>) -> Result<Preference, Box<Se
     }
 }
 
+/// Who the session is, for the video it asks for.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The session's user id; `None` for a guest.
+    pub owner: Option<String>,
+    /// Its address for per-address limits; `None` when exempt.
+    pub source: Option<IpAddr>,
+}
+
 impl MediaLink {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -62,6 +76,7 @@ impl MediaLink {
         room: &str,
         state: &Arc<AppState>,
         outbound: &Arc<Outbound>,
+        viewer: &Viewer,
     ) {
         match request {
             MediaRequest::Offer { sdp, layer, id } => {
@@ -71,12 +86,25 @@ impl MediaLink {
                 };
                 let generation = {
                     let mut slot = self.lock();
+                    if slot.negotiating {
+                        drop(slot);
+                        return push(
+                            outbound,
+                            ServerMsg::error(
+                                id,
+                                ErrorCode::RateLimited,
+                                "an offer of this connection is still being answered",
+                            ),
+                        );
+                    }
                     if let Some(old) = slot.subscriber.take() {
                         state.media.unsubscribe_later(room, old);
                     }
+                    slot.negotiating = true;
                     slot.generation += 1;
                     slot.generation
                 };
+                let viewer = viewer.clone();
                 let (link, state, outbound, room) = (
                     self.clone(),
                     state.clone(),
@@ -84,9 +112,14 @@ impl MediaLink {
                     room.to_owned(),
                 );
                 actix_web::rt::spawn(async move {
-                    match state.media.subscribe(&room, sdp, preference).await {
+                    let result = state
+                        .media
+                        .subscribe(&room, sdp, preference, viewer.owner, viewer.source)
+                        .await;
+                    let mut slot = link.lock();
+                    slot.negotiating = false;
+                    match result {
                         Ok((subscriber, answer)) => {
-                            let mut slot = link.lock();
                             if slot.ended || slot.generation != generation {
                                 drop(slot);
                                 state.media.unsubscribe_later(&room, subscriber);
@@ -96,7 +129,10 @@ impl MediaLink {
                             drop(slot);
                             push(&outbound, ServerMsg::RtcAnswer { id, sdp: answer });
                         }
-                        Err(e) => push(&outbound, media_error(id, e)),
+                        Err(e) => {
+                            drop(slot);
+                            push(&outbound, media_error(id, e));
+                        }
                     }
                 });
             }

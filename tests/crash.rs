@@ -162,6 +162,13 @@ async fn acked_orders_survive_kill_9_at_random_points() {
     )
     .await;
     let sku = product["skus"][0]["id"].as_str().unwrap().to_owned();
+    let granted = reqwest::Client::new()
+        .put(node.url("/api/v1/rooms/crash/merchants/m1"))
+        .bearer_auth(token(Role::Anchor, "host", Some("crash"), None))
+        .send()
+        .await
+        .unwrap();
+    assert!(granted.status().is_success());
     let sale = post(&node, "/api/v1/sales", json!({"room":"crash","sku_id":sku,"allotted":ALLOTTED,"price_cents":100,"per_buyer_limit":ALLOTTED})).await;
     let sale = sale["sale"]["id"].as_str().unwrap().to_owned();
     let mut anchor =

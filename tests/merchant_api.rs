@@ -56,8 +56,20 @@ async fn bad_bodies_are_refused_and_change_nothing() {
         .await;
     assert_eq!(status, 201);
     let sku = created["skus"][0]["id"].as_str().unwrap();
+    server.grant("r1", "m1").await;
     let sale = |allotted: i64, price: i64, sku: &str| json!({"room":"r1","sku_id":sku,"allotted":allotted,"price_cents":price});
     for (body, status, name) in [
+        (
+            json!({"room":"r2","sku_id":sku,"allotted":1,"price_cents":100}),
+            403,
+            "forbidden",
+        ),
+        (sale(1, 100_000_000_001, sku), 400, "invalid_message"),
+        (
+            json!({"room":"r1","sku_id":sku,"allotted":1,"price_cents":1,"end_at":u64::MAX}),
+            400,
+            "invalid_message",
+        ),
         (sale(6, 100, sku), 409, "insufficient_stock"),
         (sale(0, 100, sku), 400, "invalid_message"),
         (sale(1, 0, sku), 400, "invalid_message"),
@@ -80,6 +92,22 @@ async fn bad_bodies_are_refused_and_change_nothing() {
             "insufficient_stock",
         ),
         (json!({"stock":3}), 400, "invalid_message"),
+        // i64 overflow in `stock + delta` (it panicked in debug builds).
+        (
+            json!({"delta":i64::MAX,"reason":"typo"}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"delta":u64::from(u32::MAX),"reason":"more than a u32 holds"}),
+            400,
+            "invalid_message",
+        ),
+        (
+            json!({"stock":3,"reason":"bell\u{7}"}),
+            400,
+            "invalid_message",
+        ),
         (
             json!({"stock":3,"delta":1,"reason":"both"}),
             400,
@@ -115,6 +143,47 @@ async fn bad_bodies_are_refused_and_change_nothing() {
         )
         .await;
     assert_eq!((status, set["stock"].as_u64()), (200, Some(9)));
+
+    // Units a sale holds come back to the free stock when it ends: the free stock may
+    // not be set so high that their return would overflow it.
+    let sale_id = server.create_sale("m1", "r1", 5, 5, json!({})).await;
+    let sale_sku = server
+        .merchant_get("m1", &format!("/api/v1/sales/{sale_id}"))
+        .await
+        .1["sale"]["sku_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, err) = server
+        .merchant_post(
+            "m1",
+            &format!("/api/v1/skus/{sale_sku}/stock"),
+            json!({"stock":u32::MAX - 2,"reason":"restock"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["name"].as_str()),
+        (400, Some("invalid_message"))
+    );
+    let (status, set) = server
+        .merchant_post(
+            "m1",
+            &format!("/api/v1/skus/{sale_sku}/stock"),
+            json!({"stock":u32::MAX - 5,"reason":"restock"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let (status, _) = server
+        .merchant_post("m1", &format!("/api/v1/sales/{sale_id}/close"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, sku) = server
+        .merchant_get("m1", &format!("/api/v1/skus/{sale_sku}"))
+        .await;
+    assert_eq!(
+        (status, sku["stock"].as_u64()),
+        (200, Some(u64::from(u32::MAX)))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,15 +4,14 @@
 //! is durable. Prints throughput and latency percentiles.
 //! `cargo bench -p lockstep-actors --bench durable_orders -- [CONCURRENT] [ORDERS]`
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Actor;
 use hdrhistogram::Histogram;
+use lockstep_actors::config::{SalesConfig, StoreConfig};
 use lockstep_actors::directory::RoomDirectory;
-use lockstep_actors::inventory::model::SaleRules;
-use lockstep_actors::inventory::{Inventory, InventoryCore, Reply, Reserve, reply_channel};
-use lockstep_actors::store::{NewProduct, NewSale, NewSku, Store};
+use lockstep_actors::inventory::{Reply, Reserve, Reveal, SaleDirectory, reply_channel};
+use lockstep_actors::metrics::Metrics;
+use lockstep_actors::store::{self, NewProduct, NewSale, NewSku, Store};
 use lockstep_protocol::OrderOutcome;
 
 fn main() {
@@ -28,9 +27,15 @@ fn main() {
 async fn run(concurrent: usize, orders: u64) {
     let dir = std::env::temp_dir().join(format!("lockstep-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(&dir.join("bench.db"), true).unwrap();
-    let sale_id = store
+    let metrics = Metrics::new();
+    let store_cfg = StoreConfig {
+        path: dir.join("bench.db").to_string_lossy().into_owned(),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&store_cfg, &metrics).unwrap();
+    let (sale, card) = store
         .call(move |tx| {
+            store::grant_merchant(tx, "bench", "m", 0)?;
             let product = lockstep_actors::store::create_product(
                 tx,
                 "m",
@@ -57,29 +62,34 @@ async fn run(concurrent: usize, orders: u64) {
                 fair_window_ms: 0,
                 end_at: None,
             };
-            Ok(lockstep_actors::store::create_sale(tx, "m", &new, 0)?.id)
+            let id = lockstep_actors::store::create_sale(tx, "m", &new, 0)?.id;
+            Ok((
+                store::load_sale(tx, &id)?.expect("just created"),
+                store::link_card(tx, &id)?.expect("just created"),
+            ))
         })
         .await
         .unwrap();
-    let rules = SaleRules {
-        sale_id,
-        allotted: orders as u32,
-        per_buyer_limit: 1,
-        reservation_ttl_ms: 86_400_000,
-        fair_window_ms: 0,
-        end_at: None,
-    };
-    let mut core = InventoryCore::new(rules);
-    core.reveal(0, 0, 1);
-    core.drain_effects().for_each(drop);
-    let rooms = RoomDirectory::new(
-        Default::default(),
-        vec![actix_rt::Arbiter::current()],
-        None,
-        Default::default(),
-        1,
+    let pool = vec![actix_rt::Arbiter::current()];
+    let sales = SaleDirectory::new(
+        pool.clone(),
+        store,
+        SalesConfig {
+            max_pending_requests: concurrent * 2,
+            ..SalesConfig::default()
+        },
+        metrics.clone(),
     );
-    let inventory = Inventory::new(core, store, Arc::downgrade(&rooms), "bench".into()).start();
+    let rooms = RoomDirectory::new(Default::default(), pool, None, metrics, 1);
+    sales.set_rooms(&rooms);
+    let inventory = sales.start(sale, card).addr;
+    let (reply, revealed) = reply_channel();
+    inventory.do_send(Reveal {
+        reveal_at: 0,
+        seed: 1,
+        reply,
+    });
+    assert!(matches!(revealed.await, Ok(Reply::Revealed(Ok(_)))));
 
     let per_client = orders / concurrent as u64;
     let started = Instant::now();

@@ -31,6 +31,7 @@ pub struct RoomConfig {
     /// Largest `count` one like message may carry.
     pub like_max_per_msg: u32,
     /// Room events kept in memory for replay and analytics (oldest dropped first).
+    /// An event takes at most ~250 bytes (user ids are at most 128 bytes).
     pub timeline_max_events: usize,
     /// Points kept in the online-count time series.
     pub online_series_max_points: usize,
@@ -40,6 +41,10 @@ pub struct RoomConfig {
     pub link_countdown_ms: u64,
     /// Longest countdown an anchor may ask for, in ms.
     pub max_link_countdown_ms: u64,
+    /// Most users banned from one room; a further ban answers `limit_reached`.
+    pub max_bans: usize,
+    /// Most users muted at once in one room; a further mute answers `limit_reached`.
+    pub max_mutes: usize,
 }
 
 impl Default for RoomConfig {
@@ -56,11 +61,13 @@ impl Default for RoomConfig {
             keyword_filter: Vec::new(),
             max_viewers: 20_000,
             like_max_per_msg: 100,
-            timeline_max_events: 100_000,
+            timeline_max_events: 20_000,
             online_series_max_points: 86_400,
             idle_end_secs: 600,
             link_countdown_ms: 3000,
             max_link_countdown_ms: 60_000,
+            max_bans: 10_000,
+            max_mutes: 10_000,
         }
     }
 }
@@ -81,6 +88,14 @@ pub struct SessionConfig {
     pub msg_burst: u32,
     /// Refused (rate-limited) messages in a row before the socket is closed (1008).
     pub flood_strikes: u32,
+    /// Of those, how many are answered with a `rate_limited` error; the rest are dropped
+    /// silently until the flood stops or the socket is closed.
+    pub rate_limit_replies: u32,
+    /// How often the server pings an idle connection (WebSocket ping).
+    pub heartbeat_interval_ms: u64,
+    /// A connection that sent nothing (no frame, no pong) for this long is closed with
+    /// 4002: half-open sockets do not keep rooms alive or count as online.
+    pub heartbeat_timeout_ms: u64,
     /// After a cut or close, how long to wait for the close frame to be written before
     /// dropping the connection.
     pub close_grace_ms: u64,
@@ -95,7 +110,77 @@ impl Default for SessionConfig {
             msg_rate_per_sec: 50.0,
             msg_burst: 100,
             flood_strikes: 50,
+            rate_limit_replies: 3,
+            heartbeat_interval_ms: 15_000,
+            heartbeat_timeout_ms: 45_000,
             close_grace_ms: 2000,
+        }
+    }
+}
+
+/// Flash-sale inventory limits and policies (`[sales]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SalesConfig {
+    /// How often each sale's actor expires reservations and checks its end time, in ms.
+    pub tick_ms: u64,
+    /// Requests (orders, cancels, merchant commands) waiting for one sale's answer; a
+    /// request beyond it is answered `unavailable` at once (retry with the same key).
+    pub max_pending_requests: usize,
+    /// Refused idempotency keys (`sold_out`, `limit_exceeded`) one sale remembers; the
+    /// oldest are forgotten first (a forgotten key is decided again on a retry).
+    pub max_refused_keys: usize,
+    /// Orders one buyer may create in one sale, cancelled and expired ones included
+    /// (bounds reserve → cancel loops); further orders are `limit_exceeded`.
+    pub max_orders_per_buyer: u32,
+    /// An ended sale with no open reservation is unloaded from memory after this many
+    /// seconds; it is loaded again on demand (merchant reads, order commands).
+    pub retire_after_secs: u64,
+    /// After a storage failure a sale refuses requests (`unavailable`) and retries
+    /// rebuilding itself from the database, first after this many ms ...
+    pub recovery_backoff_initial_ms: u64,
+    /// ... doubling up to this.
+    pub recovery_backoff_max_ms: u64,
+}
+
+impl Default for SalesConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 100,
+            max_pending_requests: 20_000,
+            max_refused_keys: 100_000,
+            max_orders_per_buyer: 20,
+            retire_after_secs: 3_600,
+            recovery_backoff_initial_ms: 500,
+            recovery_backoff_max_ms: 30_000,
+        }
+    }
+}
+
+/// The embedded database (`[store]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file (created if missing; `-wal` and `-shm` files beside it).
+    pub path: String,
+    /// fsync every commit (`synchronous = FULL`): acked orders survive power loss. With
+    /// false (`NORMAL`) they survive a process crash but not a power loss.
+    pub synchronous_full: bool,
+    /// Jobs waiting for the store thread; a merchant API call beyond it is answered
+    /// `unavailable` (503), sale writes wait for room.
+    pub queue_depth: usize,
+    /// Largest database file, in MiB (0 = no limit beyond the disk's). Writes that would
+    /// pass it fail like a full disk: the sale refuses orders until space is made.
+    pub max_size_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "lockstep.db".into(),
+            synchronous_full: true,
+            queue_depth: 10_000,
+            max_size_mb: 0,
         }
     }
 }

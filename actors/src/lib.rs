@@ -9,6 +9,8 @@
 pub mod clock;
 pub mod config;
 pub mod directory;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 pub mod inventory;
 pub mod limits;
 pub mod media;
@@ -18,5 +20,6 @@ pub mod room;
 pub mod session;
 pub mod store;
 pub mod sync;
+pub mod text;
 
 pub use lockstep_protocol as protocol;

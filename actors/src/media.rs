@@ -12,6 +12,8 @@ pub trait RoomMedia: Send + Sync + 'static {
     fn playout_delay_ms(&self) -> u64;
     /// The room ended: stop its video.
     fn room_ended(&self, room: &str);
+    /// `user` was banned from the room: end their video subscriptions.
+    fn user_banned(&self, room: &str, user: &str);
 }
 
 /// A frame older than this no longer says what is on the anchor's screen.

@@ -1,7 +1,7 @@
 //! Prometheus metrics shared by the server and its actors. One registry per server
 //! instance (not the global one), so several servers in one test process stay apart.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and gauges exported on `/metrics`.
 #[derive(Debug, Clone)]
@@ -23,6 +23,21 @@ pub struct Metrics {
     pub slow_viewer_cuts: IntCounter,
     /// Client messages refused with an error frame.
     pub client_errors: IntCounter,
+    /// Store commits (and recovery probes) that failed.
+    pub store_failures: IntCounter,
+    /// Jobs waiting for the store thread.
+    pub store_queue: IntGauge,
+    /// Sales whose inventory actor is loaded.
+    pub sales_loaded: IntGauge,
+    /// Requests waiting for a sale's answer, over all sales.
+    pub sale_pending: IntGauge,
+    /// Panics contained by a supervising shell, by actor kind (`room`, `inventory`,
+    /// `relay`); the actor was rebuilt or the affected subscriber dropped.
+    pub actor_panics: IntCounterVec,
+    /// Connections refused by a connection limit.
+    pub connections_refused: IntCounter,
+    /// Sessions closed because the client sent nothing for the heartbeat timeout.
+    pub heartbeat_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -48,6 +63,31 @@ impl Metrics {
             IntCounter::new("slow_viewer_cuts_total", "Sessions cut as slow consumers").unwrap();
         let client_errors =
             IntCounter::new("client_errors_total", "Client messages refused").unwrap();
+        let store_failures =
+            IntCounter::new("store_failures_total", "Store commits that failed").unwrap();
+        let store_queue = IntGauge::new("store_queue_depth", "Jobs waiting for the store").unwrap();
+        let sales_loaded = IntGauge::new("sales_loaded", "Sales with a loaded actor").unwrap();
+        let sale_pending =
+            IntGauge::new("sale_pending_requests", "Requests waiting for a sale").unwrap();
+        let actor_panics = IntCounterVec::new(
+            Opts::new("actor_panics_total", "Panics contained by a supervisor"),
+            &["actor"],
+        )
+        .unwrap();
+        let connections_refused = IntCounter::new(
+            "connections_refused_total",
+            "Connections refused by a connection limit",
+        )
+        .unwrap();
+        let heartbeat_timeouts = IntCounter::new(
+            "heartbeat_timeouts_total",
+            "Sessions closed after the heartbeat timeout",
+        )
+        .unwrap();
+        for actor in ["room", "inventory", "relay"] {
+            // Export every kind at 0 from the start, so a first panic shows as a change.
+            actor_panics.with_label_values(&[actor]);
+        }
         // Names are constants and distinct, so registration cannot collide.
         for c in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
@@ -58,6 +98,13 @@ impl Metrics {
             Box::new(queue_drops.clone()),
             Box::new(slow_viewer_cuts.clone()),
             Box::new(client_errors.clone()),
+            Box::new(store_failures.clone()),
+            Box::new(store_queue.clone()),
+            Box::new(sales_loaded.clone()),
+            Box::new(sale_pending.clone()),
+            Box::new(actor_panics.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(heartbeat_timeouts.clone()),
         ] {
             registry.register(c).expect("metric names are distinct");
         }
@@ -71,6 +118,13 @@ impl Metrics {
             queue_drops,
             slow_viewer_cuts,
             client_errors,
+            store_failures,
+            store_queue,
+            sales_loaded,
+            sale_pending,
+            actor_panics,
+            connections_refused,
+            heartbeat_timeouts,
         }
     }
 

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The resource exists but not this method (WHIP/WHEP `PATCH`: no trickle ICE).
     MethodNotAllowed,
+    /// The HTTP request body did not arrive within `server.body_read_timeout_ms`.
+    RequestTimeout,
     /// The token is missing, malformed or its signature is wrong.
     Unauthorized,
     /// The token's expiry has passed.
@@ -94,6 +96,11 @@ pub enum ErrorCode {
     CommentEmpty,
     /// The comment contains a filtered keyword.
     CommentFiltered,
+    /// The connection was refused by a connection limit (`server.max_connections`,
+    /// `server.max_connections_per_ip`) or a video admission limit per address.
+    TooManyConnections,
+    /// A configured bound is full (the room's ban or mute list).
+    LimitReached,
     /// The server failed internally; the request had no effect.
     Internal,
     /// The server is shutting down or overloaded; retry later.
@@ -116,6 +123,7 @@ impl ErrorCode {
             Self::InvalidSdp => 109,
             Self::UnsupportedMediaType => 110,
             Self::MethodNotAllowed => 111,
+            Self::RequestTimeout => 112,
             Self::Unauthorized => 200,
             Self::TokenExpired => 201,
             Self::Forbidden => 202,
@@ -145,6 +153,8 @@ impl ErrorCode {
             Self::CommentTooLong => 404,
             Self::CommentEmpty => 405,
             Self::CommentFiltered => 406,
+            Self::TooManyConnections => 407,
+            Self::LimitReached => 408,
             Self::Internal => 500,
             Self::Unavailable => 501,
         }
@@ -170,12 +180,16 @@ impl ErrorCode {
             | Self::InvalidSaleState
             | Self::AlreadyExists
             | Self::RoomNotLive
-            | Self::MediaUnavailable => 409,
+            | Self::MediaUnavailable
+            | Self::LimitReached => 409,
             Self::TooManySubscribers => 503,
             Self::UnsupportedMediaType => 415,
             Self::MethodNotAllowed => 405,
             Self::RateLimited | Self::SlowMode => 429,
-            Self::RoomFull | Self::TooManyRooms | Self::Unavailable => 503,
+            Self::RoomFull | Self::TooManyRooms | Self::Unavailable | Self::TooManyConnections => {
+                503
+            }
+            Self::RequestTimeout => 408,
             Self::Internal => 500,
             Self::TooLarge => 413,
             _ => 400,
@@ -202,6 +216,11 @@ pub enum CloseCode {
     MessageTooBig,
     /// 1011: the server hit an internal error.
     InternalError,
+    /// 1012: the room restarted after an internal failure; reconnect and join again.
+    Restarting,
+    /// 4002: the client sent nothing (not even a pong to the server's ping) for
+    /// `session.heartbeat_timeout_ms`: the connection is presumed dead.
+    HeartbeatTimeout,
     /// 4001: the viewer did not read fast enough; its outbound queue overflowed.
     SlowConsumer,
     /// 4003: the viewer was banned by the anchor.
@@ -221,6 +240,8 @@ impl CloseCode {
             Self::PolicyViolation => 1008,
             Self::MessageTooBig => 1009,
             Self::InternalError => 1011,
+            Self::Restarting => 1012,
+            Self::HeartbeatTimeout => 4002,
             Self::SlowConsumer => 4001,
             Self::Banned => 4003,
             Self::JoinRefused => 4004,
@@ -237,6 +258,8 @@ impl CloseCode {
             Self::PolicyViolation => "policy violation",
             Self::MessageTooBig => "frame too large",
             Self::InternalError => "internal error",
+            Self::Restarting => "room restarted; reconnect",
+            Self::HeartbeatTimeout => "no heartbeat",
             Self::SlowConsumer => "slow consumer",
             Self::Banned => "banned",
             Self::JoinRefused => "join refused",
@@ -292,6 +315,9 @@ mod tests {
             ErrorCode::CommentTooLong,
             ErrorCode::CommentEmpty,
             ErrorCode::CommentFiltered,
+            ErrorCode::TooManyConnections,
+            ErrorCode::LimitReached,
+            ErrorCode::RequestTimeout,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
         ];

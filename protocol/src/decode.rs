@@ -12,17 +12,6 @@ pub struct DecodeError {
     pub id: Option<u64>,
 }
 
-const KNOWN_TYPES: &[&str] = &[
-    "join",
-    "comment",
-    "like",
-    "time_sync",
-    "ping",
-    "control",
-    "order",
-    "cancel_order",
-];
-
 /// Decodes one text frame. The happy path is a single typed parse; only failures pay for
 /// a second look to classify the error.
 pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
@@ -62,7 +51,7 @@ fn classify(text: &str, typed_err: serde_json::Error) -> DecodeError {
             message: "field `type` must be a string".into(),
             id,
         },
-        Some(Some(t)) if !KNOWN_TYPES.contains(&t) => DecodeError {
+        Some(Some(t)) if !is_known_type(t) => DecodeError {
             code: ErrorCode::UnknownType,
             message: format!("unknown message type `{t}`"),
             id,
@@ -85,6 +74,17 @@ fn classify(text: &str, typed_err: serde_json::Error) -> DecodeError {
                 id,
             }
         }
+    }
+}
+
+/// Whether `type` names a [`ClientMsg`] variant. Asked of the enum itself (a frame with
+/// only this tag is decoded; serde says "unknown variant" exactly when no variant has
+/// it), so a new message type can never be missing from a hand-kept list.
+fn is_known_type(t: &str) -> bool {
+    let probe = serde_json::json!({ "type": t });
+    match serde_json::from_value::<ClientMsg>(probe) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().starts_with("unknown variant"),
     }
 }
 
@@ -161,6 +161,32 @@ mod tests {
                 .code,
             ErrorCode::InvalidMessage
         );
+    }
+
+    #[test]
+    fn every_message_type_is_known_to_the_classifier() {
+        // A malformed frame of each type is `invalid_message`, never `unknown_type`.
+        for frame in [
+            r#"{"type":"join"}"#,
+            r#"{"type":"comment","text":5}"#,
+            r#"{"type":"like","count":"x"}"#,
+            r#"{"type":"time_sync"}"#,
+            r#"{"type":"ping","id":"x"}"#,
+            r#"{"type":"order","sale_id":"s"}"#,
+            r#"{"type":"cancel_order"}"#,
+            r#"{"type":"rtc_offer","layer":"low"}"#,
+            r#"{"type":"rtc_layer","id":4}"#,
+            r#"{"type":"rtc_close","id":-1}"#,
+            r#"{"type":"control","cmd":"mute"}"#,
+        ] {
+            let err = decode_client(frame).unwrap_err();
+            assert_eq!(
+                err.code,
+                ErrorCode::InvalidMessage,
+                "{frame}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]

@@ -126,7 +126,19 @@ impl TestServer {
             .to_owned()
     }
 
-    /// Creates a sale in `room` (extra fields merged into the body); returns its id.
+    /// The room's anchor lets `merchant` sell in `room`.
+    pub async fn grant(&self, room: &str, merchant: &str) {
+        let resp = reqwest::Client::new()
+            .put(self.url(&format!("/api/v1/rooms/{room}/merchants/{merchant}")))
+            .bearer_auth(self.anchor_token(room))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "grant {merchant} in {room}");
+    }
+
+    /// Creates a sale in `room` (extra fields merged into the body; the room's anchor
+    /// grants the merchant first); returns its id.
     pub async fn create_sale(
         &self,
         merchant: &str,
@@ -135,6 +147,7 @@ impl TestServer {
         allotted: u32,
         extra: Value,
     ) -> String {
+        self.grant(room, merchant).await;
         let sku = self.create_sku(merchant, stock).await;
         let mut body =
             json!({"room": room, "sku_id": sku, "allotted": allotted, "price_cents": 2900});
@@ -423,8 +436,12 @@ impl Client {
         let (sink, mut stream) = self.ws.split();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(t))) = stream.next().await {
-                if let Ok(ServerMsg::Ack { id: Some(id), .. }) = serde_json::from_str(&t) {
+            // Until the socket ends; pings (answered by the library) and other
+            // non-text frames are skipped.
+            while let Some(Ok(frame)) = stream.next().await {
+                if let Message::Text(t) = frame
+                    && let Ok(ServerMsg::Ack { id: Some(id), .. }) = serde_json::from_str(&t)
+                {
                     let _ = tx.send(id);
                 }
             }

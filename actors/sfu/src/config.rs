@@ -18,6 +18,15 @@ pub struct MediaConfig {
     pub public_ip: String,
     /// Most subscribers (WebSocket + WHEP) one room's video may have.
     pub max_subscribers_per_room: usize,
+    /// Most subscribers across every room of this server (each holds a UDP socket and a
+    /// peer connection, ~0.5 MiB); counted from the offer, so negotiations count too.
+    pub max_subscribers_total: usize,
+    /// Most subscribers from one IP address across every room (0 = no limit; addresses
+    /// in `server.connection_limit_exempt` are not limited).
+    pub max_subscribers_per_ip: usize,
+    /// A peer connection (subscriber or publisher) that is not up this long after its
+    /// answer is dropped, so offers that never complete do not hold video slots.
+    pub connect_timeout_ms: u64,
     /// Relay actors per room; subscribers are spread over them and over the arbiters.
     pub relay_shards: usize,
     /// Packets queued per subscriber before the newest are dropped for that subscriber
@@ -47,6 +56,9 @@ impl Default for MediaConfig {
             udp_bind: "127.0.0.1".into(),
             public_ip: String::new(),
             max_subscribers_per_room: 2_000,
+            max_subscribers_total: 4_000,
+            max_subscribers_per_ip: 50,
+            connect_timeout_ms: 15_000,
             relay_shards: 2,
             subscriber_queue_packets: 512,
             playout_delay_ms: 300,

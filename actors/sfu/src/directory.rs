@@ -2,20 +2,23 @@
 //! when its anchor first publishes, stopped when the room ends. It is the SFU's one
 //! entry point for the HTTP (WHIP/WHEP) and WebSocket layers.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use dashmap::DashMap;
 
-use crate::MediaError;
+use crate::admission::Admission;
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::room::{
-    ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
+    Caller, ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
+    UserBanned,
 };
+use crate::{MediaError, MediaId};
 
 struct Entry {
     addr: Addr<MediaRoom>,
@@ -30,6 +33,7 @@ pub struct MediaDirectory {
     rooms: DashMap<String, Entry>,
     metrics: MediaMetrics,
     on_live: LiveHook,
+    admission: Arc<Admission>,
 }
 
 impl std::fmt::Debug for MediaDirectory {
@@ -53,7 +57,9 @@ impl MediaDirectory {
         on_live: LiveHook,
     ) -> Arc<Self> {
         assert!(!pool.is_empty(), "the SFU needs at least one arbiter");
+        let admission = Admission::new(cfg.max_subscribers_total, cfg.max_subscribers_per_ip);
         Arc::new(Self {
+            admission,
             cfg: Arc::new(cfg),
             pool,
             next_arbiter: AtomicUsize::new(0),
@@ -102,8 +108,9 @@ impl MediaDirectory {
             latest_frame.clone(),
         );
         let pool = rotated.clone();
+        let admission = self.admission.clone();
         let addr = MediaRoom::start_in_arbiter(&rotated[0], move |_| {
-            MediaRoom::new(id, cfg, pool, metrics, hook, frames)
+            MediaRoom::new(id, cfg, pool, metrics, hook, frames, admission)
         });
         Entry { addr, latest_frame }
     }
@@ -114,8 +121,17 @@ impl MediaDirectory {
         *entry.latest_frame.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Video subscribers admitted across every room (negotiating ones included).
+    pub fn subscribers(&self) -> usize {
+        self.admission.total()
+    }
+
     /// The anchor publishes (WHIP): returns the session id and the SDP answer.
-    pub async fn publish(&self, room: &str, offer: String) -> Result<(u64, String), MediaError> {
+    pub async fn publish(
+        &self,
+        room: &str,
+        offer: String,
+    ) -> Result<(MediaId, String), MediaError> {
         if !self.cfg.enabled {
             return Err(MediaError::Unavailable(
                 "video is turned off on this server (media.enabled)".into(),
@@ -128,7 +144,7 @@ impl MediaDirectory {
     }
 
     /// Ends the anchor's WHIP session.
-    pub async fn unpublish(&self, room: &str, publisher: u64) -> Result<(), MediaError> {
+    pub async fn unpublish(&self, room: &str, publisher: MediaId) -> Result<(), MediaError> {
         let addr = self.room(room).ok_or_else(|| {
             MediaError::SessionNotFound("no publishing session in this room".into())
         })?;
@@ -137,39 +153,67 @@ impl MediaDirectory {
             .map_err(|_| MediaError::Internal("the media room stopped".into()))?
     }
 
-    /// A viewer subscribes: returns the subscriber id and the SDP answer.
+    /// A viewer subscribes: returns the subscriber id and the SDP answer. `owner` is the
+    /// viewer's user id (`None` for a guest), `source` its address for the per-address
+    /// limit (`None` when exempt).
     pub async fn subscribe(
         &self,
         room: &str,
         offer: String,
         preference: Preference,
-    ) -> Result<(u64, String), MediaError> {
+        owner: Option<String>,
+        source: Option<IpAddr>,
+    ) -> Result<(MediaId, String), MediaError> {
         if !self.cfg.enabled {
             return Err(unavailable());
         }
         let addr = self.room(room).ok_or_else(unavailable)?;
-        addr.send(Subscribe { offer, preference })
+        addr.send(Subscribe {
+            offer,
+            preference,
+            owner,
+            source,
+        })
+        .await
+        .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+    }
+
+    /// A subscriber leaves, if `caller` may end it.
+    pub async fn unsubscribe(
+        &self,
+        room: &str,
+        id: MediaId,
+        caller: Caller,
+    ) -> Result<(), MediaError> {
+        let addr = self.room(room).ok_or_else(|| {
+            MediaError::SessionNotFound("no such playback session in this room".into())
+        })?;
+        addr.send(Unsubscribe { id, caller })
             .await
             .map_err(|_| MediaError::Internal("the media room stopped".into()))?
     }
 
-    /// A subscriber leaves. False when there was no such subscriber.
-    pub async fn unsubscribe(&self, room: &str, id: u64) -> bool {
-        match self.room(room) {
-            Some(addr) => addr.send(Unsubscribe { id }).await.unwrap_or(false),
-            None => false,
+    /// The server ends a subscription (its socket closed), without waiting.
+    pub fn unsubscribe_later(&self, room: &str, id: MediaId) {
+        if let Some(addr) = self.room(room) {
+            addr.do_send(Unsubscribe {
+                id,
+                caller: Caller::Server,
+            });
         }
     }
 
-    /// Same as [`unsubscribe`](Self::unsubscribe), without waiting.
-    pub fn unsubscribe_later(&self, room: &str, id: u64) {
+    /// A user was banned from `room`: their subscriptions end.
+    pub fn user_banned(&self, room: &str, user: &str) {
         if let Some(addr) = self.room(room) {
-            addr.do_send(Unsubscribe { id });
+            addr.do_send(UserBanned {
+                user: user.to_owned(),
+            });
         }
     }
 
     /// Changes a subscriber's layer preference. False when there is no such subscriber.
-    pub async fn change_layer(&self, room: &str, id: u64, preference: Preference) -> bool {
+    pub async fn change_layer(&self, room: &str, id: MediaId, preference: Preference) -> bool {
         match self.room(room) {
             Some(addr) => addr
                 .send(ChangeLayer { id, preference })

@@ -21,6 +21,7 @@
 //! estimate, switching with sequence rewriting), [`clock`] (layer timestamp alignment,
 //! latest frame), [`keyframe`] (request throttle).
 
+pub mod admission;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -35,8 +36,39 @@ pub mod relay;
 pub mod room;
 mod subscriber;
 
+pub use admission::{Admission, Ticket};
 pub use config::MediaConfig;
 pub use directory::MediaDirectory;
+pub use room::Caller;
+
+/// Identifies one publishing or subscribing session: 128 random bits, written as 32 hex
+/// digits in WHIP/WHEP resource URLs, so nobody can name (and delete) another viewer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(u128);
+
+impl MediaId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+impl std::fmt::Display for MediaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::str::FromStr for MediaId {
+    type Err = ();
+
+    /// Exactly 32 lowercase hex digits, as [`Display`](std::fmt::Display) writes them.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(());
+        }
+        u128::from_str_radix(s, 16).map(Self).map_err(|_| ())
+    }
+}
 
 /// Why a media request failed. Each maps to one protocol error code / HTTP status.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +85,15 @@ pub enum MediaError {
     /// No such WHIP/WHEP session.
     #[error("{0}")]
     SessionNotFound(String),
+    /// The session belongs to someone else.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The session belongs to a signed-in viewer: their token is needed.
+    #[error("{0}")]
+    AuthRequired(String),
+    /// Too many subscriptions from this address (`media.max_subscribers_per_ip`).
+    #[error("{0}")]
+    TooManyFromAddress(String),
     /// A fault on the server side.
     #[error("{0}")]
     Internal(String),
@@ -61,5 +102,30 @@ pub enum MediaError {
 impl MediaError {
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MediaId;
+
+    #[test]
+    fn media_ids_round_trip_and_reject_anything_else() {
+        let id = MediaId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(text.parse::<MediaId>(), Ok(id));
+        for bad in [
+            "1",
+            "",
+            "g".repeat(32).as_str(),
+            &text.to_uppercase(),
+            &format!("{text}0"),
+        ] {
+            if bad != text {
+                assert!(bad.parse::<MediaId>().is_err(), "{bad}");
+            }
+        }
+        assert_ne!(MediaId::random(), MediaId::random());
     }
 }

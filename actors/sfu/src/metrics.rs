@@ -1,6 +1,6 @@
 //! SFU counters, registered on the server's Prometheus registry.
 
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 /// Counters and gauges of the media side, exported on `/metrics`.
 #[derive(Debug, Clone)]
@@ -19,11 +19,15 @@ pub struct MediaMetrics {
     pub keyframe_requests: IntCounter,
     /// Simulcast layer switches completed.
     pub layer_switches: IntCounter,
+    /// Panics contained, by actor kind (the server's shared counter; the SFU counts
+    /// `relay`).
+    pub actor_panics: IntCounterVec,
 }
 
 impl MediaMetrics {
-    /// Creates the metrics and registers them on `registry`.
-    pub fn new(registry: &Registry) -> Self {
+    /// Creates the metrics and registers them on `registry`; `actor_panics` is the
+    /// server's counter, already registered.
+    pub fn new(registry: &Registry, actor_panics: &IntCounterVec) -> Self {
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).unwrap();
         let counter = |name: &str, help: &str| IntCounter::new(name, help).unwrap();
         let m = Self {
@@ -43,6 +47,7 @@ impl MediaMetrics {
                 "Keyframe requests sent to publishers",
             ),
             layer_switches: counter("media_layer_switches_total", "Simulcast layer switches"),
+            actor_panics: actor_panics.clone(),
         };
         for c in [
             Box::new(m.publishers.clone()) as Box<dyn prometheus::core::Collector>,

@@ -15,7 +15,6 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
-use crate::MediaError;
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::engine::{self, PeerEvent};
@@ -25,6 +24,7 @@ use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::relay::Deliver;
 use crate::room::{MediaRoom, SourceGone, SourceReady};
+use crate::{MediaError, MediaId};
 
 /// Answers the publisher's offer (on this actor's arbiter, where its connection lives).
 #[derive(Message)]
@@ -65,7 +65,7 @@ struct ConnectionEnded;
 
 /// One publisher's ingest.
 pub(crate) struct Publisher {
-    id: u64,
+    id: MediaId,
     room: Addr<MediaRoom>,
     cfg: Arc<MediaConfig>,
     relays: Arc<Vec<Recipient<Deliver>>>,
@@ -84,7 +84,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn new(
-        id: u64,
+        id: MediaId,
         room: Addr<MediaRoom>,
         cfg: Arc<MediaConfig>,
         relays: Arc<Vec<Recipient<Deliver>>>,
@@ -187,7 +187,7 @@ impl Handler<Negotiate> for Publisher {
             latest_frame: self.latest_frame.clone(),
             metrics: self.metrics.clone(),
         };
-        let work = async move {
+        let negotiation = actix_rt::spawn(async move {
             let offer = engine::parse_offer(&msg.offer, &cfg)?;
             let expected = sending_sections(&msg.offer).min(2);
             if expected == 0 {
@@ -226,14 +226,31 @@ impl Handler<Negotiate> for Publisher {
                 me.do_send(ConnectionEnded);
             });
             Ok((pc, expected, answer))
+        });
+        // The negotiation is its own task, so a panic inside webrtc-rs (parsing or
+        // applying the offer) ends that task only and comes back as an error.
+        let work = async move {
+            negotiation.await.unwrap_or_else(|_| {
+                Err(MediaError::InvalidSdp(
+                    "the offer could not be processed".into(),
+                ))
+            })
         };
-        Box::pin(work.into_actor(self).map(|result, this, ctx| match result {
+        let connect_timeout = Duration::from_millis(self.cfg.connect_timeout_ms);
+        Box::pin(work.into_actor(self).map(move |result, this, ctx| match result {
             Ok((pc, expected, answer)) => {
                 this.pc = Some(pc);
                 this.expected = expected;
                 if this.all_opened() {
                     this.announce_ready();
                 }
+                // A publisher whose media never starts must not hold the room's stream.
+                ctx.run_later(connect_timeout, |this, ctx| {
+                    if !this.ready {
+                        tracing::info!(publisher = %this.id, "publisher's media did not start in time");
+                        ctx.stop();
+                    }
+                });
                 Ok(answer)
             }
             Err(e) => {

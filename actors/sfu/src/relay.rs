@@ -4,6 +4,12 @@
 //! timestamp, playout delay) and `try_send` into its bounded queue; a full queue drops
 //! that packet for that subscriber only and lowers its capacity estimate. Once a second
 //! the relay re-picks every subscriber's simulcast layer.
+//!
+//! Panics are contained where they can start: forwarding to one subscriber runs inside
+//! a panic boundary (a panic drops that subscriber, counted in
+//! `lockstep_actor_panics_total{actor="relay"}`, and the others keep their video), and
+//! a negotiation — where webrtc-rs parses the viewer's SDP — runs as its own task, so a
+//! parser panic answers `invalid_sdp` instead of taking the relay down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +20,6 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
-use crate::MediaError;
 use crate::clock::now_ms;
 use crate::config::MediaConfig;
 use crate::layers::{
@@ -24,6 +29,7 @@ use crate::metrics::MediaMetrics;
 use crate::publisher::KeyframeWanted;
 use crate::room::{MediaRoom, SubscriberLeft};
 use crate::subscriber::{self, OutStream, Outgoing};
+use crate::{MediaError, MediaId};
 
 /// One RTP packet from the publisher, shared by every relay.
 #[derive(Debug)]
@@ -47,7 +53,7 @@ pub struct Deliver(pub Arc<MediaPacket>);
 #[derive(Message)]
 #[rtype(result = "Result<String, MediaError>")]
 pub struct AddSubscriber {
-    pub id: u64,
+    pub id: MediaId,
     pub offer: String,
     pub preference: Preference,
     pub video_codec: Option<RTCRtpCodec>,
@@ -58,7 +64,7 @@ pub struct AddSubscriber {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetPreference {
-    pub id: u64,
+    pub id: MediaId,
     pub preference: Preference,
 }
 
@@ -66,21 +72,21 @@ pub struct SetPreference {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SubscriberGone {
-    pub id: u64,
+    pub id: MediaId,
 }
 
 /// A subscriber's connection is up: start forwarding to it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SubscriberReady {
-    pub id: u64,
+    pub id: MediaId,
 }
 
 /// A subscriber asked for a keyframe (PLI/FIR).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SubscriberKeyframe {
-    pub id: u64,
+    pub id: MediaId,
 }
 
 /// Drops every subscriber and stops.
@@ -100,6 +106,9 @@ struct Sub {
     estimator: Estimator,
     sent_bytes: u64,
     dropped: u64,
+    /// Makes forwarding to this subscriber panic (unit tests of the panic boundary).
+    #[cfg(test)]
+    panic_for_test: bool,
 }
 
 /// One shard of a room's subscribers.
@@ -107,7 +116,7 @@ pub struct Relay {
     cfg: Arc<MediaConfig>,
     room: Addr<MediaRoom>,
     metrics: MediaMetrics,
-    subs: HashMap<u64, Sub>,
+    subs: HashMap<MediaId, Sub>,
     rates: LayerRates,
 }
 
@@ -143,9 +152,20 @@ impl Relay {
 
     fn forward(&mut self, media: &MediaPacket) {
         let room = &self.room;
-        forward(&mut self.subs, media, &self.metrics, |layer| {
+        let failed = forward(&mut self.subs, media, &self.metrics, |layer| {
             room.do_send(KeyframeWanted { layer })
         });
+        for id in failed {
+            self.metrics
+                .actor_panics
+                .with_label_values(&["relay"])
+                .inc();
+            tracing::error!(subscriber = %id, "forwarding to a subscriber panicked; dropping it");
+            if self.subs.remove(&id).is_some() {
+                self.metrics.subscribers.dec();
+                self.room.do_send(SubscriberLeft { id });
+            }
+        }
     }
 
     fn close_window(&mut self) {
@@ -184,15 +204,31 @@ impl Handler<AddSubscriber> for Relay {
     fn handle(&mut self, msg: AddSubscriber, ctx: &mut Context<Self>) -> Self::Result {
         let cfg = self.cfg.clone();
         let relay = ctx.address();
-        let work = async move {
+        // Its own task on this arbiter: a panic inside webrtc-rs (parsing the offer,
+        // applying it) ends that task only and comes back as an error.
+        let negotiation = actix_rt::spawn(async move {
             subscriber::negotiate(&cfg, &msg.offer, msg.video_codec, msg.audio_codec)
                 .await
                 .map(|n| (msg.id, msg.preference, n))
+        });
+        let work = async move {
+            negotiation.await.unwrap_or_else(|_| {
+                Err(MediaError::InvalidSdp(
+                    "the offer could not be processed".into(),
+                ))
+            })
         };
         Box::pin(work.into_actor(self).map(move |result, this, _| {
             let (id, preference, negotiated) = result?;
             let (tx, rx) = mpsc::channel(this.cfg.subscriber_queue_packets.max(1));
-            actix_rt::spawn(subscriber::write_loop(id, negotiated.link, rx, relay));
+            let connect_timeout = std::time::Duration::from_millis(this.cfg.connect_timeout_ms);
+            actix_rt::spawn(subscriber::write_loop(
+                id,
+                negotiated.link,
+                rx,
+                relay,
+                connect_timeout,
+            ));
             this.subs.insert(
                 id,
                 Sub {
@@ -206,6 +242,8 @@ impl Handler<AddSubscriber> for Relay {
                     estimator: Estimator::new(this.cfg.initial_estimate_bps),
                     sent_bytes: 0,
                     dropped: 0,
+                    #[cfg(test)]
+                    panic_for_test: false,
                 },
             );
             this.metrics.subscribers.inc();
@@ -272,15 +310,39 @@ impl Handler<StopRelay> for Relay {
 }
 
 /// Queues one packet for every subscriber of a shard, rewritten for each; never waits.
+/// Returns the subscribers whose forwarding panicked (the caller drops them).
 fn forward(
-    subs: &mut HashMap<u64, Sub>,
+    subs: &mut HashMap<MediaId, Sub>,
     media: &MediaPacket,
     metrics: &MediaMetrics,
     mut want_keyframe: impl FnMut(LayerId),
+) -> Vec<MediaId> {
+    let mut failed = Vec::new();
+    for (id, sub) in subs.iter_mut().filter(|(_, s)| s.ready) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            forward_one(sub, media, metrics, &mut want_keyframe)
+        }));
+        if outcome.is_err() {
+            failed.push(*id);
+        }
+    }
+    failed
+}
+
+/// Rewrites and queues one packet for one subscriber.
+fn forward_one(
+    sub: &mut Sub,
+    media: &MediaPacket,
+    metrics: &MediaMetrics,
+    want_keyframe: &mut impl FnMut(LayerId),
 ) {
-    for sub in subs.values_mut().filter(|s| s.ready) {
+    #[cfg(test)]
+    if sub.panic_for_test {
+        panic!("injected panic while forwarding (test)");
+    }
+    {
         let (stream, seq) = if media.video {
-            let Some(stream) = sub.video else { continue };
+            let Some(stream) = sub.video else { return };
             if sub.switch.target().is_none() {
                 // First packet seen for a new subscriber: start on this layer.
                 if sub.switch.want(media.layer.clone()) {
@@ -293,7 +355,7 @@ fn forward(
                 media.packet.header.sequence_number,
                 media.keyframe,
             ) {
-                Forward::Skip => continue,
+                Forward::Skip => return,
                 Forward::Send { seq } => {
                     if sub.switch.switches() != before {
                         metrics.layer_switches.inc();
@@ -302,7 +364,7 @@ fn forward(
                 }
             }
         } else {
-            let Some(stream) = sub.audio else { continue };
+            let Some(stream) = sub.audio else { return };
             (stream, media.packet.header.sequence_number)
         };
         let mut packet = rtp::Packet {
@@ -343,6 +405,10 @@ fn forward(
 mod tests {
     use super::*;
 
+    fn panics() -> prometheus::IntCounterVec {
+        prometheus::IntCounterVec::new(prometheus::Opts::new("p", "p"), &["actor"]).unwrap()
+    }
+
     fn sub(queue: usize) -> (Sub, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(queue);
         let sub = Sub {
@@ -359,6 +425,7 @@ mod tests {
             estimator: Estimator::new(1_000_000),
             sent_bytes: 0,
             dropped: 0,
+            panic_for_test: false,
         };
         (sub, rx)
     }
@@ -380,10 +447,11 @@ mod tests {
 
     #[test]
     fn a_stalled_subscriber_loses_packets_while_the_others_get_all() {
-        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let metrics = MediaMetrics::new(&prometheus::Registry::new(), &panics());
         let (fast, mut fast_rx) = sub(8);
         let (stalled, _stalled_rx) = sub(8);
-        let mut subs = HashMap::from([(1, fast), (2, stalled)]);
+        let (fast_id, stalled_id) = (MediaId::random(), MediaId::random());
+        let mut subs = HashMap::from([(fast_id, fast), (stalled_id, stalled)]);
         let mut keyframe_requests = 0;
         let mut received = Vec::new();
         for seq in 0..100u16 {
@@ -397,7 +465,7 @@ mod tests {
         }
         assert_eq!(received.len(), 100, "the fast subscriber got every packet");
         assert_eq!(
-            subs[&2].dropped, 92,
+            subs[&stalled_id].dropped, 92,
             "the stalled one lost what did not fit its queue"
         );
         assert_eq!(metrics.packets_dropped.get(), 92);
@@ -425,11 +493,30 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_forwarding_to_one_subscriber_spares_the_others() {
+        let metrics = MediaMetrics::new(&prometheus::Registry::new(), &panics());
+        let (healthy, mut healthy_rx) = sub(64);
+        let (mut broken, _broken_rx) = sub(64);
+        broken.panic_for_test = true;
+        let (healthy_id, broken_id) = (MediaId::random(), MediaId::random());
+        let mut subs = HashMap::from([(healthy_id, healthy), (broken_id, broken)]);
+        for seq in 0..5u16 {
+            let failed = forward(&mut subs, &packet(seq, seq == 0), &metrics, |_| {});
+            assert_eq!(failed, vec![broken_id], "only the broken one is reported");
+        }
+        let mut got = 0;
+        while healthy_rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 5, "the healthy subscriber got every packet");
+    }
+
+    #[test]
     fn nothing_is_forwarded_before_the_connection_is_up() {
-        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let metrics = MediaMetrics::new(&prometheus::Registry::new(), &panics());
         let (mut s, mut rx) = sub(64);
         s.ready = false;
-        let mut subs = HashMap::from([(1, s)]);
+        let mut subs = HashMap::from([(MediaId::random(), s)]);
         let mut asked = 0;
         forward(&mut subs, &packet(0, true), &metrics, |_| asked += 1);
         assert!(rx.try_recv().is_err());
@@ -438,9 +525,9 @@ mod tests {
 
     #[test]
     fn a_new_subscriber_waits_for_a_keyframe() {
-        let metrics = MediaMetrics::new(&prometheus::Registry::new());
+        let metrics = MediaMetrics::new(&prometheus::Registry::new(), &panics());
         let (s, mut rx) = sub(64);
-        let mut subs = HashMap::from([(1, s)]);
+        let mut subs = HashMap::from([(MediaId::random(), s)]);
         for seq in 0..10u16 {
             forward(&mut subs, &packet(seq, seq == 5), &metrics, |_| {});
         }

@@ -5,25 +5,27 @@
 //! away.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
-use crate::MediaError;
+use crate::admission::{Admission, Ticket};
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::publisher::{KeyframeWanted, Negotiate, Publisher, StopPublisher};
 use crate::relay::{AddSubscriber, Relay, SetPreference, StopRelay, SubscriberGone};
+use crate::{MediaError, MediaId};
 
 /// Called when a room's stream goes live (true) or away (false).
 pub type LiveHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
 
 /// The anchor publishes: answer its offer.
 #[derive(Message)]
-#[rtype(result = "Result<(u64, String), MediaError>")]
+#[rtype(result = "Result<(MediaId, String), MediaError>")]
 pub struct Publish {
     pub offer: String,
 }
@@ -32,30 +34,57 @@ pub struct Publish {
 #[derive(Message)]
 #[rtype(result = "Result<(), MediaError>")]
 pub struct Unpublish {
-    pub publisher: u64,
+    pub publisher: MediaId,
 }
 
 /// A viewer subscribes: answer its offer.
 #[derive(Message)]
-#[rtype(result = "Result<(u64, String), MediaError>")]
+#[rtype(result = "Result<(MediaId, String), MediaError>")]
 pub struct Subscribe {
     pub offer: String,
     pub preference: Preference,
+    /// The viewer's user id (token subject); `None` for a guest.
+    pub owner: Option<String>,
+    /// The address it came from, for the per-address limit (`None`: exempt).
+    pub source: Option<IpAddr>,
 }
 
-/// A subscriber leaves (its session closed or its WHEP resource was deleted).
+/// Who asks to end a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The server itself (the viewer's socket closed, a newer offer replaced it).
+    Server,
+    /// The room's anchor.
+    Anchor,
+    /// A signed-in viewer.
+    User(String),
+    /// Someone without a token.
+    Guest,
+}
+
+/// A subscriber leaves (its session closed or its WHEP resource was deleted). A
+/// signed-in viewer's subscription ends only for that viewer, the anchor or the server;
+/// a guest's for whoever holds its (unguessable) resource URL.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<(), MediaError>")]
 pub struct Unsubscribe {
-    pub id: u64,
+    pub id: MediaId,
+    pub caller: Caller,
 }
 
 /// A subscriber's layer preference changes.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct ChangeLayer {
-    pub id: u64,
+    pub id: MediaId,
     pub preference: Preference,
+}
+
+/// A user was banned from the room: their subscriptions end.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UserBanned {
+    pub user: String,
 }
 
 /// The room ended: close everything and stop.
@@ -67,7 +96,7 @@ pub struct Shutdown;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct SourceReady {
-    pub publisher: u64,
+    pub publisher: MediaId,
     pub video_codec: Option<RTCRtpCodec>,
     pub audio_codec: Option<RTCRtpCodec>,
 }
@@ -76,18 +105,25 @@ pub(crate) struct SourceReady {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct SourceGone {
-    pub publisher: u64,
+    pub publisher: MediaId,
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct SubscriberLeft {
-    pub id: u64,
+    pub id: MediaId,
+}
+
+/// An admitted subscriber: its relay shard, its owner, and its admission slot.
+struct Admitted {
+    shard: usize,
+    owner: Option<String>,
+    _ticket: Ticket,
 }
 
 /// The current publisher: its ingest actor, and its codecs once ready.
 struct Source {
-    id: u64,
+    id: MediaId,
     ingest: Addr<Publisher>,
     codecs: Option<(Option<RTCRtpCodec>, Option<RTCRtpCodec>)>,
 }
@@ -102,8 +138,8 @@ pub struct MediaRoom {
     latest_frame: Arc<Mutex<Option<FrameMark>>>,
     relays: Vec<Addr<Relay>>,
     source: Option<Source>,
-    next_id: u64,
-    subscribers: HashMap<u64, usize>,
+    subscribers: HashMap<MediaId, Admitted>,
+    admission: Arc<Admission>,
 }
 
 impl MediaRoom {
@@ -114,6 +150,7 @@ impl MediaRoom {
         metrics: MediaMetrics,
         on_live: LiveHook,
         latest_frame: Arc<Mutex<Option<FrameMark>>>,
+        admission: Arc<Admission>,
     ) -> Self {
         Self {
             room,
@@ -124,8 +161,19 @@ impl MediaRoom {
             latest_frame,
             relays: Vec::new(),
             source: None,
-            next_id: 1,
             subscribers: HashMap::new(),
+            admission,
+        }
+    }
+
+    /// Drops one subscriber from its relay (its admission slot is released with it).
+    fn drop_subscriber(&mut self, id: MediaId) -> bool {
+        match self.subscribers.remove(&id) {
+            Some(admitted) => {
+                self.relays[admitted.shard].do_send(SubscriberGone { id });
+                true
+            }
+            None => false,
         }
     }
 
@@ -140,8 +188,8 @@ impl MediaRoom {
         if let Some(source) = self.source.take() {
             source.ingest.do_send(StopPublisher);
         }
-        for (id, shard) in self.subscribers.drain() {
-            self.relays[shard].do_send(SubscriberGone { id });
+        for (id, admitted) in self.subscribers.drain() {
+            self.relays[admitted.shard].do_send(SubscriberGone { id });
         }
         *self.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if was_live {
@@ -174,12 +222,11 @@ impl Actor for MediaRoom {
 }
 
 impl Handler<Publish> for MediaRoom {
-    type Result = ResponseActFuture<Self, Result<(u64, String), MediaError>>;
+    type Result = ResponseActFuture<Self, Result<(MediaId, String), MediaError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
         self.drop_source();
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = MediaId::random();
         let relays = Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect());
         let ingest = Publisher::new(
             id,
@@ -200,7 +247,7 @@ impl Handler<Publish> for MediaRoom {
             let answer = result
                 .map_err(|_| MediaError::Internal("the ingest stopped".into()))
                 .and_then(|r| r)?;
-            tracing::info!(room = %this.room, publisher = id, "publisher connected");
+            tracing::info!(room = %this.room, publisher = %id, "publisher connected");
             Ok((id, answer))
         }))
     }
@@ -242,7 +289,7 @@ impl Handler<SourceGone> for MediaRoom {
 
     fn handle(&mut self, msg: SourceGone, _: &mut Context<Self>) {
         if self.source.as_ref().is_some_and(|s| s.id == msg.publisher) {
-            tracing::info!(room = %self.room, publisher = msg.publisher, "publisher gone");
+            tracing::info!(room = %self.room, publisher = %msg.publisher, "publisher gone");
             self.drop_source();
         }
     }
@@ -259,7 +306,7 @@ impl Handler<KeyframeWanted> for MediaRoom {
 }
 
 impl Handler<Subscribe> for MediaRoom {
-    type Result = ResponseActFuture<Self, Result<(u64, String), MediaError>>;
+    type Result = ResponseActFuture<Self, Result<(MediaId, String), MediaError>>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let admitted = (|| {
@@ -274,19 +321,26 @@ impl Handler<Subscribe> for MediaRoom {
                     self.cfg.max_subscribers_per_room
                 )));
             }
-            Ok(codecs)
+            let ticket = self.admission.admit(msg.source)?;
+            Ok((codecs, ticket))
         })();
-        let (video_codec, audio_codec) = match admitted {
-            Ok(codecs) => codecs,
+        let ((video_codec, audio_codec), ticket) = match admitted {
+            Ok(admitted) => admitted,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = MediaId::random();
         // The least loaded shard.
         let shard = (0..self.relays.len())
-            .min_by_key(|s| self.subscribers.values().filter(|v| *v == s).count())
+            .min_by_key(|s| self.subscribers.values().filter(|v| v.shard == *s).count())
             .unwrap_or(0);
-        self.subscribers.insert(id, shard);
+        self.subscribers.insert(
+            id,
+            Admitted {
+                shard,
+                owner: msg.owner,
+                _ticket: ticket,
+            },
+        );
         let request = self.relays[shard].send(AddSubscriber {
             id,
             offer: msg.offer,
@@ -307,15 +361,45 @@ impl Handler<Subscribe> for MediaRoom {
 }
 
 impl Handler<Unsubscribe> for MediaRoom {
-    type Result = bool;
+    type Result = Result<(), MediaError>;
 
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> bool {
-        match self.subscribers.remove(&msg.id) {
-            Some(shard) => {
-                self.relays[shard].do_send(SubscriberGone { id: msg.id });
-                true
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
+        let Some(admitted) = self.subscribers.get(&msg.id) else {
+            return Err(MediaError::SessionNotFound(
+                "no such playback session in this room".into(),
+            ));
+        };
+        match (&admitted.owner, &msg.caller) {
+            (_, Caller::Server | Caller::Anchor) | (None, _) => {}
+            (Some(owner), Caller::User(user)) if owner == user => {}
+            (Some(_), Caller::User(_)) => {
+                return Err(MediaError::Forbidden(
+                    "this playback session belongs to another viewer".into(),
+                ));
             }
-            None => false,
+            (Some(_), Caller::Guest) => {
+                return Err(MediaError::AuthRequired(
+                    "ending this playback session needs the token that started it".into(),
+                ));
+            }
+        }
+        self.drop_subscriber(msg.id);
+        Ok(())
+    }
+}
+
+impl Handler<UserBanned> for MediaRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserBanned, _: &mut Context<Self>) {
+        let theirs: Vec<MediaId> = self
+            .subscribers
+            .iter()
+            .filter(|(_, a)| a.owner.as_deref() == Some(msg.user.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in theirs {
+            self.drop_subscriber(id);
         }
     }
 }
@@ -333,8 +417,8 @@ impl Handler<ChangeLayer> for MediaRoom {
 
     fn handle(&mut self, msg: ChangeLayer, _: &mut Context<Self>) -> bool {
         match self.subscribers.get(&msg.id) {
-            Some(shard) => {
-                self.relays[*shard].do_send(SetPreference {
+            Some(admitted) => {
+                self.relays[admitted.shard].do_send(SetPreference {
                     id: msg.id,
                     preference: msg.preference,
                 });

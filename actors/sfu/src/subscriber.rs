@@ -20,10 +20,10 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::MediaError;
 use crate::config::MediaConfig;
 use crate::engine::{self, PLAYOUT_DELAY_URI, PeerEvent};
 use crate::relay::{Relay, SubscriberGone, SubscriberKeyframe, SubscriberReady};
+use crate::{MediaError, MediaId};
 
 /// How the relay must stamp packets for one of this subscriber's tracks.
 #[derive(Debug, Clone, Copy)]
@@ -163,12 +163,14 @@ pub(crate) async fn negotiate(
 
 /// Drains the queue into the connection until the queue closes (the relay dropped the
 /// subscriber) or the connection fails; then closes the connection. Tells the relay when
-/// the connection is up.
+/// the connection is up; a connection not up within `connect_timeout` (an offer whose
+/// sender never completed ICE and DTLS) is dropped, freeing its slot.
 pub(crate) async fn write_loop(
-    id: u64,
+    id: MediaId,
     link: Link,
     mut queue: mpsc::Receiver<Outgoing>,
     relay: Addr<Relay>,
+    connect_timeout: std::time::Duration,
 ) {
     let Link {
         pc,
@@ -189,8 +191,15 @@ pub(crate) async fn write_loop(
         std::future::pending::<()>().await
     };
     tokio::pin!(requests);
+    let connect_deadline = tokio::time::sleep(connect_timeout);
+    tokio::pin!(connect_deadline);
+    let mut connected = false;
     loop {
         tokio::select! {
+            () = &mut connect_deadline, if !connected => {
+                tracing::debug!(subscriber = %id, "connection not up in time; dropping it");
+                break;
+            }
             next = queue.recv() => {
                 let Some(out) = next else { break };
                 let track = if out.video { &video } else { &audio };
@@ -205,6 +214,7 @@ pub(crate) async fn write_loop(
                 // Media flows once DTLS is up: only then does the relay start this
                 // subscriber (on a keyframe), so nothing is written into the void.
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
+                    connected = true;
                     relay.do_send(SubscriberReady { id });
                 }
                 Some(_) => {}

@@ -3,29 +3,32 @@
 //! decisions' writes go to the store as one batch (group-committed with every other
 //! sale's), and only when that batch is durable are the buyers answered. Stock changes
 //! are pushed to the sale's room, coalesced per flush.
+//!
+//! It also supervises its core. If a commit fails, or the core panics, memory may be
+//! ahead of the database: every request not yet durable is answered `unavailable`, the
+//! sale refuses new requests, and it rebuilds its core from the database — retrying with
+//! exponential backoff (`sales.recovery_backoff_*`) until the database takes writes
+//! again. An ended sale with no reservation left retires (stops) after
+//! `sales.retire_after_secs` and is loaded again on demand.
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use actix::prelude::*;
 use lockstep_protocol::SaleState;
-use tokio::sync::oneshot;
 
-use super::core::{Effect, InventoryCore, Reply, Write};
+use super::core::{CoreLimits, Effect, InventoryCore, Reply, Write};
+use super::directory::SaleDirectory;
 use super::model::SaleSummary;
+use super::sink::{ReplySink, unavailable};
 use crate::clock::now_ms;
+use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
+use crate::metrics::Metrics;
 use crate::room::SaleUpdate;
-use crate::store::{SaleWrites, Store};
+use crate::store::{SaleWrites, Store, StoredSale};
 
-/// Called once with the answer to a request, after it is durable.
-pub type ReplySink = Box<dyn FnOnce(Reply) + Send>;
-
-/// A sink that hands the reply to a oneshot channel, for callers that await it.
-pub fn reply_channel() -> (ReplySink, oneshot::Receiver<Reply>) {
-    let (tx, rx) = oneshot::channel();
-    (Box::new(move |r| drop(tx.send(r))), rx)
-}
+const REBUILDING: &str = "the sale is being rebuilt after a failure; retry with the same key";
 
 /// Reserve units for a buyer.
 #[derive(Message)]
@@ -70,68 +73,119 @@ pub struct CloseSale {
     pub reply: ReplySink,
 }
 
-/// The sale's counts.
+/// The sale's counts; `None` while the sale is being rebuilt (its memory may be ahead
+/// of the database).
 #[derive(Message)]
-#[rtype(result = "SaleSummary")]
+#[rtype(result = "Option<SaleSummary>")]
 pub struct Summary;
 
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Flush;
 
+/// What the actor needs besides its core.
+pub(super) struct Wiring {
+    pub cfg: std::sync::Arc<SalesConfig>,
+    pub store: Store,
+    pub rooms: Weak<RoomDirectory>,
+    pub sales: Weak<SaleDirectory>,
+    pub metrics: Metrics,
+    pub room_id: String,
+}
+
 /// One sale's inventory actor.
 pub struct Inventory {
     core: InventoryCore,
-    store: Store,
-    rooms: Weak<RoomDirectory>,
-    room_id: String,
+    wiring: Wiring,
     next_req: u64,
     sinks: std::collections::HashMap<u64, ReplySink>,
     writes: Vec<Write>,
     replies: Vec<(ReplySink, Reply)>,
     stock: Option<(u32, SaleState)>,
     flush_queued: bool,
+    flushes_in_flight: usize,
     window_timer: Option<SpawnHandle>,
-    /// Set when a commit failed: memory is ahead of disk, so the sale refuses everything
-    /// until a restart rebuilds it from the database.
-    broken: bool,
+    /// Set while the core is being rebuilt from the database (after a failed commit or
+    /// a panic): memory may be ahead of disk, so every request is refused.
+    rebuilding: bool,
+    /// When the sale last became dormant (ended, nothing reserved, nothing waiting).
+    dormant_since: Option<u64>,
 }
 
 impl Inventory {
-    pub fn new(
-        core: InventoryCore,
-        store: Store,
-        rooms: Weak<RoomDirectory>,
-        room_id: String,
-    ) -> Self {
+    pub(super) fn new(core: InventoryCore, wiring: Wiring) -> Self {
         Self {
             core,
-            store,
-            rooms,
-            room_id,
+            wiring,
             next_req: 1,
             sinks: Default::default(),
             writes: Vec::new(),
             replies: Vec::new(),
             stock: None,
             flush_queued: false,
+            flushes_in_flight: 0,
             window_timer: None,
-            broken: false,
+            rebuilding: false,
+            dormant_since: None,
         }
     }
 
+    fn limits(cfg: &SalesConfig) -> CoreLimits {
+        CoreLimits {
+            max_refused_keys: cfg.max_refused_keys,
+            max_orders_per_buyer: cfg.max_orders_per_buyer,
+        }
+    }
+
+    /// Builds the core of a stored sale with the configured bounds.
+    pub(super) fn core_of(sale: &StoredSale, cfg: &SalesConfig) -> InventoryCore {
+        InventoryCore::restore(
+            sale.rules.clone(),
+            sale.phase,
+            sale.released,
+            sale.orders.clone(),
+        )
+        .with_limits(Self::limits(cfg))
+    }
+
+    fn sale_id(&self) -> &str {
+        &self.core.rules().sale_id
+    }
+
     fn register(&mut self, sink: ReplySink) -> Option<u64> {
-        if self.broken {
-            sink(Reply::Closed(Err((
-                lockstep_protocol::ErrorCode::Unavailable,
-                "sale unavailable after a storage failure".into(),
-            ))));
+        if self.rebuilding {
+            sink.send(unavailable(REBUILDING));
             return None;
         }
         let req = self.next_req;
         self.next_req += 1;
         self.sinks.insert(req, sink);
         Some(req)
+    }
+
+    /// Runs one input through the core, containing a panic: the core is then rebuilt
+    /// from the database and nothing undecided is answered as if it were.
+    fn decide(&mut self, ctx: &mut Context<Self>, input: impl FnOnce(&mut InventoryCore)) {
+        #[cfg(feature = "test-hooks")]
+        let target = format!("sale:{}", self.sale_id());
+        let core = &mut self.core;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(feature = "test-hooks")]
+            crate::hooks::maybe_panic(&target);
+            input(core)
+        }));
+        match outcome {
+            Ok(()) => self.collect(ctx),
+            Err(_) => {
+                self.wiring
+                    .metrics
+                    .actor_panics
+                    .with_label_values(&["inventory"])
+                    .inc();
+                tracing::error!(sale = %self.sale_id(), "the sale's core panicked; rebuilding it from the database");
+                self.fail(ctx);
+            }
+        }
     }
 
     /// Moves the core's effects into the pending flush and makes sure a flush will run
@@ -165,9 +219,83 @@ impl Inventory {
             let wait = Duration::from_millis(at.saturating_sub(now_ms()));
             self.window_timer = Some(ctx.run_later(wait, |inv, ctx| {
                 inv.window_timer = None;
-                inv.core.close_window(now_ms());
-                inv.collect(ctx);
+                if !inv.rebuilding {
+                    inv.decide(ctx, |core| core.close_window(now_ms()));
+                }
             }));
+        }
+    }
+
+    /// Memory may be ahead of the database: answer everything not yet durable with
+    /// `unavailable`, refuse new requests, and rebuild from the database.
+    fn fail(&mut self, ctx: &mut Context<Self>) {
+        if self.rebuilding {
+            return;
+        }
+        self.rebuilding = true;
+        for (sink, _) in self.replies.drain(..) {
+            sink.send(unavailable(REBUILDING));
+        }
+        for (_, sink) in self.sinks.drain() {
+            sink.send(unavailable(REBUILDING));
+        }
+        self.writes.clear();
+        self.stock = None;
+        if let Some(timer) = self.window_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let first = Duration::from_millis(self.wiring.cfg.recovery_backoff_initial_ms);
+        self.rebuild_after(ctx, first);
+    }
+
+    fn rebuild_after(&mut self, ctx: &mut Context<Self>, delay: Duration) {
+        ctx.run_later(delay, move |inv, ctx| {
+            let (store, id) = (inv.wiring.store.clone(), inv.sale_id().to_owned());
+            ctx.spawn(async move { store.recover(&id).await }.into_actor(inv).map(
+                move |result, inv, ctx| match result {
+                    Ok(Some(stored)) => inv.rebuilt(ctx, &stored),
+                    Ok(None) => {
+                        tracing::error!(sale = %inv.sale_id(), "the sale is gone from the database");
+                        ctx.stop();
+                    }
+                    Err(e) => {
+                        let max = Duration::from_millis(inv.wiring.cfg.recovery_backoff_max_ms);
+                        let next = (delay * 2).min(max).max(Duration::from_millis(1));
+                        tracing::warn!(sale = %inv.sale_id(), error = %e, retry_in_ms = next.as_millis() as u64, "sale not rebuilt yet");
+                        inv.rebuild_after(ctx, next);
+                    }
+                },
+            ));
+        });
+    }
+
+    fn rebuilt(&mut self, ctx: &mut Context<Self>, stored: &StoredSale) {
+        self.core = Self::core_of(stored, &self.wiring.cfg);
+        self.rebuilding = false;
+        tracing::info!(sale = %self.sale_id(), remaining = self.core.remaining(), "sale rebuilt from the database");
+        // The room may have shown counts that were never stored: send the true ones.
+        self.stock = Some((self.core.remaining(), self.core.state()));
+        self.flush_queued = true;
+        ctx.notify(Flush);
+        self.arm_window(ctx);
+    }
+
+    /// Retires a sale that stayed dormant for `sales.retire_after_secs`.
+    fn maybe_retire(&mut self, ctx: &mut Context<Self>, now: u64) {
+        let idle = self.core.is_dormant()
+            && !self.rebuilding
+            && self.sinks.is_empty()
+            && self.replies.is_empty()
+            && self.writes.is_empty()
+            && self.flushes_in_flight == 0;
+        if !idle {
+            self.dormant_since = None;
+            return;
+        }
+        let since = *self.dormant_since.get_or_insert(now);
+        if now.saturating_sub(since) >= self.wiring.cfg.retire_after_secs * 1000 {
+            tracing::info!(sale = %self.sale_id(), "sale retired from memory");
+            ctx.stop();
         }
     }
 }
@@ -176,13 +304,26 @@ impl Actor for Inventory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Sessions use `do_send`, which the mailbox capacity does not bound: a flash
-        // sale's burst queues here rather than being refused at the door.
-        ctx.run_interval(Duration::from_millis(100), |inv, ctx| {
-            inv.core.tick(now_ms());
-            inv.collect(ctx);
+        self.wiring.metrics.sales_loaded.inc();
+        // Sessions use `do_send`, which the mailbox capacity does not bound; the sale's
+        // admission gate bounds how many requests can be waiting here instead.
+        let tick = Duration::from_millis(self.wiring.cfg.tick_ms.max(1));
+        ctx.run_interval(tick, |inv, ctx| {
+            if inv.rebuilding {
+                return;
+            }
+            let now = now_ms();
+            inv.decide(ctx, |core| core.tick(now));
+            inv.maybe_retire(ctx, now);
         });
         self.arm_window(ctx);
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.wiring.metrics.sales_loaded.dec();
+        if let Some(sales) = self.wiring.sales.upgrade() {
+            sales.forget(self.sale_id(), &ctx.address());
+        }
     }
 }
 
@@ -192,45 +333,48 @@ impl Handler<Flush> for Inventory {
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
         self.flush_queued = false;
         if let Some((remaining, state)) = self.stock.take()
-            && let Some(room) = self.rooms.upgrade().and_then(|d| d.get(&self.room_id))
+            && let Some(room) = self
+                .wiring
+                .rooms
+                .upgrade()
+                .and_then(|d| d.get(&self.wiring.room_id))
         {
             room.do_send(SaleUpdate {
-                sale_id: self.core.rules().sale_id.clone(),
+                sale_id: self.sale_id().to_owned(),
                 remaining,
                 state,
             });
         }
         let replies = std::mem::take(&mut self.replies);
         let writes = std::mem::take(&mut self.writes);
-        if writes.is_empty() {
-            // Nothing new to persist, but an earlier flush may still be committing and
-            // these answers may depend on it: queue behind it with an empty batch.
-            if replies.is_empty() {
-                return;
-            }
+        if writes.is_empty() && replies.is_empty() {
+            return;
         }
+        // Even with nothing new to persist, these answers may depend on an earlier flush
+        // still committing: they queue behind it with an empty batch, and the store
+        // refuses that batch if an earlier one of this sale failed.
         let batch = SaleWrites {
-            sale_id: self.core.rules().sale_id.clone(),
+            sale_id: self.sale_id().to_owned(),
             writes,
         };
-        let store = self.store.clone();
-        ctx.spawn(
-            async move { store.write(batch).await }
-                .into_actor(self)
-                .map(move |result, inv, _| match result {
-                    Ok(()) => replies.into_iter().for_each(|(sink, reply)| sink(reply)),
+        let store = self.wiring.store.clone();
+        self.flushes_in_flight += 1;
+        ctx.spawn(async move { store.write(batch).await }.into_actor(self).map(
+            move |result, inv, ctx| {
+                inv.flushes_in_flight -= 1;
+                match result {
+                    // Durable, and so is everything this sale decided before it.
+                    Ok(()) => replies.into_iter().for_each(|(sink, reply)| sink.send(reply)),
                     Err(e) => {
-                        tracing::error!(error = %e, "sale write failed; refusing further requests");
-                        inv.broken = true;
+                        tracing::error!(sale = %inv.sale_id(), error = %e, "sale write failed; rebuilding the sale from the database");
                         for (sink, _) in replies {
-                            sink(Reply::Closed(Err((
-                                lockstep_protocol::ErrorCode::Internal,
-                                "the decision could not be stored".into(),
-                            ))));
+                            sink.send(unavailable(REBUILDING));
                         }
+                        inv.fail(ctx);
                     }
-                }),
-        );
+                }
+            },
+        ));
     }
 }
 
@@ -239,9 +383,8 @@ impl Handler<Reserve> for Inventory {
 
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply) {
-            self.core
-                .reserve(now_ms(), req, &msg.buyer, msg.qty, &msg.key);
-            self.collect(ctx);
+            let (buyer, qty, key) = (msg.buyer, msg.qty, msg.key);
+            self.decide(ctx, |core| core.reserve(now_ms(), req, &buyer, qty, &key));
         }
     }
 }
@@ -251,8 +394,7 @@ impl Handler<Confirm> for Inventory {
 
     fn handle(&mut self, msg: Confirm, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply) {
-            self.core.confirm(now_ms(), req, &msg.order_id);
-            self.collect(ctx);
+            self.decide(ctx, |core| core.confirm(now_ms(), req, &msg.order_id));
         }
     }
 }
@@ -262,9 +404,10 @@ impl Handler<Cancel> for Inventory {
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply) {
-            self.core
-                .cancel(now_ms(), req, &msg.order_id, msg.buyer.as_deref());
-            self.collect(ctx);
+            let buyer = msg.buyer;
+            self.decide(ctx, |core| {
+                core.cancel(now_ms(), req, &msg.order_id, buyer.as_deref())
+            });
         }
     }
 }
@@ -274,8 +417,7 @@ impl Handler<Reveal> for Inventory {
 
     fn handle(&mut self, msg: Reveal, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply) {
-            self.core.reveal(req, msg.reveal_at, msg.seed);
-            self.collect(ctx);
+            self.decide(ctx, |core| core.reveal(req, msg.reveal_at, msg.seed));
         }
     }
 }
@@ -285,8 +427,7 @@ impl Handler<CloseSale> for Inventory {
 
     fn handle(&mut self, msg: CloseSale, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply) {
-            self.core.close(req);
-            self.collect(ctx);
+            self.decide(ctx, |core| core.close(req));
         }
     }
 }
@@ -295,6 +436,6 @@ impl Handler<Summary> for Inventory {
     type Result = MessageResult<Summary>;
 
     fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.core.summary())
+        MessageResult((!self.rebuilding).then(|| self.core.summary()))
     }
 }

@@ -9,13 +9,17 @@
 //! 2. a known `(buyer, key)` returns its first result (a different qty is `invalid`);
 //! 3. the sale is open (`not_open` before `reveal_at`, `closed` after the end);
 //! 4. inside the fair window the request is pooled, then decided in seeded random order;
-//! 5. the buyer's active units (reserved + confirmed) plus qty ≤ the per-buyer limit;
+//! 5. the buyer has created fewer than `max_orders_per_buyer` orders in this sale, and
+//!    their active units (reserved + confirmed) plus qty ≤ the per-buyer limit (checked
+//!    arithmetic: no quantity can wrap around the limit);
 //! 6. enough units remain.
 //!
 //! Accepted, sold-out and limit results are remembered for the key; `not_open`, `closed`
-//! and `invalid` are not, so a retry after the reveal can still succeed.
+//! and `invalid` are not, so a retry after the reveal can still succeed. Accepted keys
+//! live as long as their orders; refused keys are bounded (`max_refused_keys`, oldest
+//! forgotten first: a forgotten key is decided again, as after a restart).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use lockstep_protocol::{ErrorCode, OrderOutcome, SaleState};
 use rand::seq::SliceRandom;
@@ -76,6 +80,63 @@ pub enum Effect {
     },
 }
 
+/// Server-side bounds on one sale's memory (`[sales]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreLimits {
+    /// Refused idempotency keys remembered; the oldest are forgotten first.
+    pub max_refused_keys: usize,
+    /// Orders one buyer may create in the sale (cancelled and expired included).
+    pub max_orders_per_buyer: u32,
+}
+
+impl Default for CoreLimits {
+    fn default() -> Self {
+        Self {
+            max_refused_keys: 100_000,
+            max_orders_per_buyer: 20,
+        }
+    }
+}
+
+type KeyId = (String, String);
+
+/// First answers per `(buyer, key)`: accepted ones for as long as their orders exist,
+/// refused ones in a bounded FIFO.
+#[derive(Debug, Default)]
+struct Keys {
+    accepted: HashMap<KeyId, (u32, ReserveReply)>,
+    refused: HashMap<KeyId, (u32, ReserveReply)>,
+    refused_order: VecDeque<KeyId>,
+}
+
+impl Keys {
+    fn get(&self, id: &KeyId) -> Option<&(u32, ReserveReply)> {
+        self.accepted.get(id).or_else(|| self.refused.get(id))
+    }
+
+    fn remember(&mut self, id: KeyId, qty: u32, reply: ReserveReply, max_refused: usize) {
+        if reply.outcome == OrderOutcome::Accepted {
+            self.accepted.insert(id, (qty, reply));
+            return;
+        }
+        if max_refused == 0 {
+            return;
+        }
+        while self.refused.len() >= max_refused {
+            let Some(oldest) = self.refused_order.pop_front() else {
+                break;
+            };
+            self.refused.remove(&oldest);
+        }
+        self.refused_order.push_back(id.clone());
+        self.refused.insert(id, (qty, reply));
+    }
+
+    fn refused_len(&self) -> usize {
+        self.refused.len()
+    }
+}
+
 #[derive(Debug)]
 struct Pooled {
     req: u64,
@@ -96,7 +157,10 @@ pub struct InventoryCore {
     next_seq: u64,
     orders: HashMap<String, Order>,
     active: HashMap<String, u32>,
-    keys: HashMap<(String, String), (u32, ReserveReply)>,
+    /// Orders each buyer created in this sale, whatever became of them.
+    created: HashMap<String, u32>,
+    keys: Keys,
+    limits: CoreLimits,
     expiry: BTreeSet<(u64, String)>,
     pool: Vec<Pooled>,
     effects: Vec<Effect>,
@@ -118,7 +182,9 @@ impl InventoryCore {
             next_seq: 1,
             orders: HashMap::new(),
             active: HashMap::new(),
-            keys: HashMap::new(),
+            created: HashMap::new(),
+            keys: Keys::default(),
+            limits: CoreLimits::default(),
             expiry: BTreeSet::new(),
             pool: Vec::new(),
             effects: Vec::new(),
@@ -127,6 +193,7 @@ impl InventoryCore {
         };
         for order in orders {
             core.next_seq = core.next_seq.max(order.seq + 1);
+            *core.created.entry(order.buyer.clone()).or_default() += 1;
             if order.state.is_active() {
                 *core.active.entry(order.buyer.clone()).or_default() += order.qty;
             }
@@ -146,6 +213,7 @@ impl InventoryCore {
                 message: None,
             };
             core.keys
+                .accepted
                 .insert((order.buyer.clone(), order.key.clone()), (order.qty, reply));
             core.orders.insert(order.id.clone(), order);
         }
@@ -157,8 +225,26 @@ impl InventoryCore {
         core
     }
 
+    /// The same sale with these memory bounds.
+    pub fn with_limits(mut self, limits: CoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     pub fn rules(&self) -> &SaleRules {
         &self.rules
+    }
+
+    /// Refused idempotency keys currently remembered.
+    pub fn refused_keys(&self) -> usize {
+        self.keys.refused_len()
+    }
+
+    /// Whether nothing can change in this sale unless someone asks: it ended and holds
+    /// no reservation that could expire, and nothing is pooled. Such a sale may be
+    /// unloaded and loaded again on demand.
+    pub fn is_dormant(&self) -> bool {
+        self.phase == Phase::Ended && self.reserved == 0 && self.pool.is_empty()
     }
 
     pub fn phase(&self) -> Phase {
@@ -300,14 +386,24 @@ impl InventoryCore {
             return self.reply_reserve(req, reply);
         }
         let active = self.active.get(buyer).copied().unwrap_or(0);
-        let reply = if active + qty > self.rules.per_buyer_limit {
-            ReserveReply {
-                outcome: OrderOutcome::LimitExceeded,
-                order_id: None,
-                remaining: self.remaining,
-                expires_at: None,
-                message: Some(format!("limit is {} per buyer", self.rules.per_buyer_limit)),
-            }
+        let created = self.created.get(buyer).copied().unwrap_or(0);
+        let limit_exceeded = |message: String| ReserveReply {
+            outcome: OrderOutcome::LimitExceeded,
+            order_id: None,
+            remaining: self.remaining,
+            expires_at: None,
+            message: Some(message),
+        };
+        let reply = if created >= self.limits.max_orders_per_buyer {
+            limit_exceeded(format!(
+                "at most {} orders per buyer in one sale",
+                self.limits.max_orders_per_buyer
+            ))
+        } else if active
+            .checked_add(qty)
+            .is_none_or(|held| held > self.rules.per_buyer_limit)
+        {
+            limit_exceeded(format!("limit is {} per buyer", self.rules.per_buyer_limit))
         } else if self.remaining < qty {
             ReserveReply {
                 outcome: OrderOutcome::SoldOut,
@@ -326,8 +422,12 @@ impl InventoryCore {
                 message: None,
             }
         };
-        self.keys
-            .insert((buyer.to_owned(), key.to_owned()), (qty, reply.clone()));
+        self.keys.remember(
+            (buyer.to_owned(), key.to_owned()),
+            qty,
+            reply.clone(),
+            self.limits.max_refused_keys,
+        );
         self.reply_reserve(req, reply);
     }
 
@@ -350,6 +450,7 @@ impl InventoryCore {
         self.remaining -= qty;
         self.reserved += qty;
         *self.active.entry(buyer.to_owned()).or_default() += qty;
+        *self.created.entry(buyer.to_owned()).or_default() += 1;
         self.expiry.insert((order.expires_at, order.id.clone()));
         self.orders.insert(order.id.clone(), order.clone());
         self.effects

@@ -4,7 +4,7 @@
 use lockstep_protocol::OrderOutcome;
 use proptest::prelude::*;
 
-use super::core::{Effect, InventoryCore, Reply, ReserveReply};
+use super::core::{CoreLimits, Effect, InventoryCore, Reply, ReserveReply};
 use super::model::{OrderState, SaleRules};
 
 const TTL: u64 = 1_000;
@@ -45,6 +45,8 @@ struct Reference {
     ended: bool,
     orders: Vec<(String, String, u32, OrderState, u64)>,
     keys: Vec<(String, String, u32, OrderOutcome, Option<String>)>,
+    max_orders: u32,
+    max_refused: usize,
 }
 
 impl Reference {
@@ -101,7 +103,10 @@ impl Reference {
             .filter(|o| o.1 == buyer && o.3.is_active())
             .map(|o| o.2)
             .sum();
-        let result = if active + qty > self.limit {
+        let created = self.orders.iter().filter(|o| o.1 == buyer).count() as u32;
+        let result = if created >= self.max_orders
+            || u64::from(active) + u64::from(qty) > u64::from(self.limit)
+        {
             (OrderOutcome::LimitExceeded, None)
         } else if self.remaining() < qty {
             (OrderOutcome::SoldOut, None)
@@ -116,6 +121,18 @@ impl Reference {
             ));
             (OrderOutcome::Accepted, Some(id))
         };
+        if result.0 != OrderOutcome::Accepted {
+            // Refused keys: a FIFO of at most `max_refused`.
+            if self.max_refused == 0 {
+                return result;
+            }
+            let refused: Vec<usize> = (0..self.keys.len())
+                .filter(|&i| self.keys[i].3 != OrderOutcome::Accepted)
+                .collect();
+            if refused.len() >= self.max_refused {
+                self.keys.remove(refused[0]);
+            }
+        }
         self.keys.push((
             buyer.to_owned(),
             key.to_owned(),
@@ -154,6 +171,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..4, 0u32..4, 0u8..6).prop_map(|(buyer, qty, key)| Op::Reserve { buyer, qty, key }),
+        1 => (0u8..4, prop_oneof![Just(u32::MAX), Just(u32::MAX - 1), Just(u32::MAX / 2 + 1)], 0u8..6)
+            .prop_map(|(buyer, qty, key)| Op::Reserve { buyer, qty, key }),
         2 => (0usize..12).prop_map(Op::Confirm),
         2 => (0usize..12, any::<bool>()).prop_map(|(order, merchant)| Op::Cancel { order, merchant }),
         2 => (1u64..600).prop_map(Op::Advance),
@@ -167,11 +186,18 @@ proptest! {
     /// Every answer and every count matches the reference, and units are conserved:
     /// remaining + reserved + sold + released == allotted at every step.
     #[test]
-    fn matches_reference_model(allotted in 1u32..12, limit in 1u32..5, ops in proptest::collection::vec(op(), 1..120)) {
-        let mut core = InventoryCore::new(rules(allotted, limit, 0));
+    fn matches_reference_model(
+        allotted in 1u32..12,
+        limit in prop_oneof![1u32..5, Just(u32::MAX)],
+        max_orders in 1u32..8,
+        max_refused in 0usize..6,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let limits = CoreLimits { max_refused_keys: max_refused, max_orders_per_buyer: max_orders };
+        let mut core = InventoryCore::new(rules(allotted, limit, 0)).with_limits(limits);
         core.reveal(0, 0, 7);
         replies(&mut core);
-        let mut reference = Reference { allotted, limit, ..Default::default() };
+        let mut reference = Reference { allotted, limit, max_orders, max_refused, ..Default::default() };
         let mut now = 0u64;
         for (req, op) in ops.into_iter().enumerate() {
             let req = req as u64 + 1;
@@ -221,6 +247,7 @@ proptest! {
             let s = core.summary();
             prop_assert_eq!(s.remaining, reference.remaining());
             prop_assert_eq!(s.remaining + s.reserved + s.sold + s.released, allotted);
+            prop_assert!(core.refused_keys() <= max_refused);
         }
     }
 
@@ -374,4 +401,73 @@ fn end_time_ends_the_sale_and_returns_unsold_units() {
     )));
     core.reserve(5_001, 2, "b", 1, "k");
     assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Closed);
+}
+
+#[test]
+fn a_huge_quantity_cannot_wrap_past_the_per_buyer_limit() {
+    let mut core = InventoryCore::new(rules(10, 2, 0));
+    core.reveal(0, 0, 1);
+    core.reserve(0, 1, "alice", 1, "k1");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Accepted);
+    // 1 + u32::MAX wraps to 0 in unchecked u32 arithmetic, which is under the limit.
+    core.reserve(0, 2, "alice", u32::MAX, "k2");
+    assert_eq!(
+        reserve_reply(&mut core).outcome,
+        OrderOutcome::LimitExceeded
+    );
+    assert_eq!(core.summary().reserved, 1);
+}
+
+#[test]
+fn reserve_cancel_loops_stop_at_the_orders_cap() {
+    let limits = CoreLimits {
+        max_orders_per_buyer: 3,
+        ..CoreLimits::default()
+    };
+    let mut core = InventoryCore::new(rules(10, 1, 0)).with_limits(limits);
+    core.reveal(0, 0, 1);
+    for i in 0..3 {
+        core.reserve(0, i, "looper", 1, &format!("k{i}"));
+        let reply = reserve_reply(&mut core);
+        assert_eq!(reply.outcome, OrderOutcome::Accepted);
+        core.cancel(0, 100 + i, &reply.order_id.unwrap(), Some("looper"));
+        replies(&mut core);
+    }
+    core.reserve(0, 9, "looper", 1, "k9");
+    assert_eq!(
+        reserve_reply(&mut core).outcome,
+        OrderOutcome::LimitExceeded
+    );
+    assert_eq!(core.summary().orders, 3, "no fourth order was created");
+    core.reserve(0, 10, "other", 1, "k0");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Accepted);
+}
+
+#[test]
+fn refused_keys_are_forgotten_oldest_first() {
+    let limits = CoreLimits {
+        max_refused_keys: 2,
+        ..CoreLimits::default()
+    };
+    let mut core = InventoryCore::new(rules(1, 1, 0)).with_limits(limits);
+    core.reveal(0, 0, 1);
+    core.reserve(0, 1, "winner", 1, "w");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Accepted);
+    for (i, buyer) in ["a", "b", "c"].iter().enumerate() {
+        core.reserve(0, 2 + i as u64, buyer, 1, "k");
+        assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::SoldOut);
+    }
+    assert_eq!(core.refused_keys(), 2);
+    // `a` was forgotten: its key is decided again (a different qty is no longer invalid).
+    core.reserve(0, 9, "a", 2, "k");
+    assert_eq!(
+        reserve_reply(&mut core).outcome,
+        OrderOutcome::LimitExceeded
+    );
+    // `c` is remembered: a different qty for its key is still invalid.
+    core.reserve(0, 10, "c", 2, "k");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Invalid);
+    // The accepted key is never forgotten.
+    core.reserve(0, 11, "winner", 1, "w");
+    assert_eq!(reserve_reply(&mut core).outcome, OrderOutcome::Accepted);
 }

@@ -1,18 +1,23 @@
-//! The sale directory: finds the inventory actor of a sale by id. Sales are registered
-//! when created or, at startup, rebuilt from the store. They outlive their room's live
-//! show — orders are confirmed and cancelled after it — so they are not stopped with it.
+//! The sale directory: finds the inventory actor of a sale by id. Sales are started when
+//! created, at startup (every sale that can still change: not ended, or holding
+//! reservations), or on demand when an ended sale that retired from memory is asked
+//! about. They outlive their room's live show — orders are confirmed and cancelled after
+//! it — so they are not stopped with it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use actix::prelude::*;
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use lockstep_protocol::LinkCard;
 
-use super::actor::Inventory;
-use super::core::InventoryCore;
+use super::actor::{Inventory, Wiring};
+use super::sink::{Gate, ReplySink};
+use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
-use crate::store::{Store, StoredSale};
+use crate::metrics::Metrics;
+use crate::store::{self, Store, StoreError, StoredSale};
 
 /// What sessions and rooms need to reach a sale.
 #[derive(Clone)]
@@ -22,6 +27,15 @@ pub struct SaleHandle {
     pub merchant: String,
     /// The product card (reveal time and remaining filled in when the link drops).
     pub card: Arc<LinkCard>,
+    gate: Arc<Gate>,
+}
+
+impl SaleHandle {
+    /// Admits a request (see [`Gate::admit`]): `None` when the sale is busy, in which
+    /// case `sink` was already answered `unavailable`.
+    pub fn admit(&self, sink: ReplySink) -> Option<ReplySink> {
+        self.gate.admit(sink)
+    }
 }
 
 /// Maps sale ids to running inventory actors.
@@ -30,6 +44,9 @@ pub struct SaleDirectory {
     pool: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     store: Store,
+    cfg: Arc<SalesConfig>,
+    metrics: Metrics,
+    rooms: OnceLock<Weak<RoomDirectory>>,
 }
 
 impl std::fmt::Debug for SaleDirectory {
@@ -41,7 +58,12 @@ impl std::fmt::Debug for SaleDirectory {
 }
 
 impl SaleDirectory {
-    pub fn new(pool: Vec<ArbiterHandle>, store: Store) -> Arc<Self> {
+    pub fn new(
+        pool: Vec<ArbiterHandle>,
+        store: Store,
+        cfg: SalesConfig,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         assert!(
             !pool.is_empty(),
             "the sale directory needs at least one arbiter"
@@ -51,14 +73,43 @@ impl SaleDirectory {
             pool,
             next_arbiter: AtomicUsize::new(0),
             store,
+            cfg: Arc::new(cfg),
+            metrics,
+            rooms: OnceLock::new(),
         })
     }
 
+    /// Where sales send their stock updates (set once, before any sale starts).
+    pub fn set_rooms(&self, rooms: &Arc<RoomDirectory>) {
+        let _ = self.rooms.set(Arc::downgrade(rooms));
+    }
+
+    /// The sale's running actor, if it is loaded.
     pub fn get(&self, sale_id: &str) -> Option<SaleHandle> {
         self.sales.get(sale_id).map(|h| h.clone())
     }
 
-    /// Every running sale of a room, oldest id first.
+    /// The sale's actor, loading the sale from the database if it retired from memory.
+    /// `None` when no such sale exists.
+    pub async fn get_or_load(
+        self: &Arc<Self>,
+        sale_id: &str,
+    ) -> Result<Option<SaleHandle>, StoreError> {
+        if let Some(handle) = self.get(sale_id) {
+            return Ok(Some(handle));
+        }
+        let id = sale_id.to_owned();
+        let stored = self
+            .store
+            .call(move |tx| match store::load_sale(tx, &id)? {
+                Some(sale) => Ok(store::link_card(tx, &id)?.map(|card| (sale, card))),
+                None => Ok(None),
+            })
+            .await?;
+        Ok(stored.map(|(sale, card)| self.start(sale, card)))
+    }
+
+    /// Every loaded sale of a room, oldest id first.
     pub fn in_room(&self, room: &str) -> Vec<SaleHandle> {
         let mut sales: Vec<SaleHandle> = self
             .sales
@@ -74,30 +125,52 @@ impl SaleDirectory {
         &self.store
     }
 
-    /// Starts the inventory actor of a stored sale (new or restored) and registers it.
-    pub fn start(
-        &self,
-        sale: StoredSale,
-        card: LinkCard,
-        rooms: &Arc<RoomDirectory>,
-    ) -> SaleHandle {
+    /// Starts the inventory actor of a stored sale (new, restored or loaded on demand)
+    /// and registers it; if another caller started it first, that one is returned.
+    pub fn start(self: &Arc<Self>, sale: StoredSale, card: LinkCard) -> SaleHandle {
+        let id = sale.rules.sale_id.clone();
+        match self.sales.entry(id) {
+            Entry::Occupied(e) if e.get().addr.connected() => e.get().clone(),
+            Entry::Occupied(mut e) => {
+                let handle = self.spawn(sale, card);
+                e.insert(handle.clone());
+                handle
+            }
+            Entry::Vacant(e) => e.insert(self.spawn(sale, card)).clone(),
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, sale: StoredSale, card: LinkCard) -> SaleHandle {
         let arbiter =
             &self.pool[self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
-        let core =
-            InventoryCore::restore(sale.rules.clone(), sale.phase, sale.released, sale.orders);
-        let (store, weak, room) = (self.store.clone(), Arc::downgrade(rooms), sale.room.clone());
-        let addr =
-            Inventory::start_in_arbiter(arbiter, move |_| Inventory::new(core, store, weak, room));
-        let handle = SaleHandle {
+        let core = Inventory::core_of(&sale, &self.cfg);
+        let wiring = Wiring {
+            cfg: self.cfg.clone(),
+            store: self.store.clone(),
+            rooms: self.rooms.get().cloned().unwrap_or_default(),
+            sales: Arc::downgrade(self),
+            metrics: self.metrics.clone(),
+            room_id: sale.room.clone(),
+        };
+        let addr = Inventory::start_in_arbiter(arbiter, move |_| Inventory::new(core, wiring));
+        SaleHandle {
             addr,
             room: sale.room,
             merchant: sale.merchant,
             card: Arc::new(card),
-        };
-        self.sales.insert(sale.rules.sale_id, handle.clone());
-        handle
+            gate: Gate::new(
+                self.cfg.max_pending_requests,
+                self.metrics.sale_pending.clone(),
+            ),
+        }
     }
 
+    /// Forgets a stopped sale's actor, unless the id already belongs to a newer one.
+    pub(super) fn forget(&self, sale_id: &str, addr: &Addr<Inventory>) {
+        self.sales.remove_if(sale_id, |_, h| &h.addr == addr);
+    }
+
+    /// Sales with a loaded actor.
     pub fn len(&self) -> usize {
         self.sales.len()
     }

@@ -1,16 +1,16 @@
-//! Flash-sale inventory: one actor per sale around a pure, linearizable core, and the
-//! directory that finds a sale's actor.
+//! Flash-sale inventory: one actor per sale around a pure, linearizable core, the sinks
+//! its answers go through, and the directory that finds (or loads) a sale's actor.
 
 mod actor;
 mod core;
 mod directory;
 pub mod model;
+mod sink;
 
-pub use actor::{
-    Cancel, CloseSale, Confirm, Inventory, ReplySink, Reserve, Reveal, Summary, reply_channel,
-};
-pub use core::{Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Write};
+pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Reveal, Summary};
+pub use core::{CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Write};
 pub use directory::{SaleDirectory, SaleHandle};
+pub use sink::{Gate, Permit, ReplySink, reply_channel, unavailable};
 
 #[cfg(test)]
 mod core_tests;

@@ -1,6 +1,11 @@
 //! The room actor: a thin actix shell around [`RoomCore`]. It forwards messages into the
 //! core with the current time, runs the tick timer, and carries out the core's outputs —
 //! encoding each broadcast once and pushing the shared bytes to every session queue.
+//!
+//! It supervises its core: every input runs inside a panic boundary. A panic is counted
+//! (`lockstep_actor_panics_total{actor="room"}`), the core is rebuilt with the room's
+//! settings and moderation (see `recovery.rs`), and every session is closed with 1012 so
+//! the pages reconnect into the new core. The room itself stays open.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -17,6 +22,7 @@ use crate::inventory::{Reply, SaleDirectory, SaleHandle, reply_channel};
 use crate::media::{RoomMedia, reveal_time};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
+use crate::store::StoreError;
 use crate::sync::Arc;
 
 /// Adds a session. On success the welcome frame is already in the session's queue, ahead
@@ -71,6 +77,14 @@ pub struct SetMedia(pub lockstep_protocol::MediaInfo);
 #[rtype(result = "RoomSnapshot")]
 pub struct Snapshot;
 
+/// Asks whether a viewer (`None`: a guest) may see the room (see
+/// [`RoomCore::may_view`]); answered with the snapshot when they may.
+#[derive(Message)]
+#[rtype(result = "Result<RoomSnapshot, Refusal>")]
+pub struct ViewAs {
+    pub user: Option<String>,
+}
+
 /// One live room.
 pub struct Room {
     core: RoomCore,
@@ -119,8 +133,63 @@ impl Room {
                         queue.close(code);
                     }
                 }
+                Output::Banned(user) => {
+                    if let Some(media) = &self.media {
+                        media.user_banned(self.core.id(), &user);
+                    }
+                }
                 Output::Release => self.release(ctx),
             }
+        }
+    }
+
+    /// Runs `input` on the core inside the room's panic boundary, then carries out what
+    /// the core asked for. `None` when the core panicked (and was rebuilt).
+    fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        input: impl FnOnce(&mut RoomCore) -> R,
+    ) -> Option<R> {
+        #[cfg(feature = "test-hooks")]
+        let target = format!("room:{}", self.core.id());
+        let core = &mut self.core;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(feature = "test-hooks")]
+            crate::hooks::maybe_panic(&target);
+            input(core)
+        }));
+        match outcome {
+            Ok(value) => {
+                self.apply_outputs(ctx);
+                Some(value)
+            }
+            Err(_) => {
+                self.restart();
+                None
+            }
+        }
+    }
+
+    /// Replaces a core that panicked (see the module docs).
+    fn restart(&mut self) {
+        self.metrics.actor_panics.with_label_values(&["room"]).inc();
+        tracing::error!(room = %self.core.id(), "the room's core panicked; restarting it");
+        let seed = rand::random();
+        let fresh = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.core.restarted(now_ms(), seed)
+        }))
+        .unwrap_or_else(|_| {
+            RoomCore::new(
+                self.core.id().to_owned(),
+                self.core.id().to_owned(),
+                std::sync::Arc::new(self.core.config().clone()),
+                now_ms(),
+                seed,
+            )
+        });
+        self.core = fresh;
+        for (_, queue) in self.fanout.take_all() {
+            queue.close(CloseCode::Restarting);
         }
     }
 
@@ -178,10 +247,9 @@ impl Actor for Room {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.rooms.inc();
         ctx.run_interval(self.tick, |room, ctx| {
-            if room.core.tick(now_ms()) {
+            if room.guarded(ctx, |core| core.tick(now_ms())) == Some(true) {
                 room.last_frame = Instant::now();
             }
-            room.apply_outputs(ctx);
         });
     }
 
@@ -200,15 +268,32 @@ impl Handler<Join> for Room {
     type Result = Result<(), Refusal>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
-        let welcome = self.core.join(now_ms(), msg.session, msg.identity)?;
-        if msg.outbound.push(ByteString::from(welcome.to_json())) == Push::Queued {
-            self.metrics.frames_out.inc();
-            self.fanout.add(msg.session, msg.outbound);
-        } else {
-            self.core.leave(now_ms(), msg.session);
+        let Join {
+            session,
+            identity,
+            outbound,
+        } = msg;
+        let joined = self.guarded(ctx, |core| {
+            let welcome = core.join(now_ms(), session, identity)?;
+            if outbound.push(ByteString::from(welcome.to_json())) != Push::Queued {
+                core.leave(now_ms(), session);
+                return Ok(None);
+            }
+            Ok(Some(outbound))
+        });
+        match joined {
+            Some(Ok(Some(outbound))) => {
+                self.metrics.frames_out.inc();
+                self.fanout.add(session, outbound);
+                Ok(())
+            }
+            Some(Ok(None)) => Ok(()),
+            Some(Err(refusal)) => Err(refusal),
+            None => Err((
+                ErrorCode::Unavailable,
+                "the room restarted; join again".into(),
+            )),
         }
-        self.apply_outputs(ctx);
-        Ok(())
     }
 }
 
@@ -217,8 +302,7 @@ impl Handler<Leave> for Room {
 
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
         self.fanout.remove(msg.session);
-        self.core.leave(now_ms(), msg.session);
-        self.apply_outputs(ctx);
+        self.guarded(ctx, |core| core.leave(now_ms(), msg.session));
     }
 }
 
@@ -227,12 +311,17 @@ impl Handler<Inbound> for Room {
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
         let now = now_ms();
-        match msg.input {
-            RoomInput::Comment { text, id } => {
-                self.core.comment(now, msg.session, &text, id);
-                self.flush_if_idle(now);
+        let session = msg.session;
+        let half_tick = self.last_frame.elapsed() >= self.tick / 2;
+        let flushed = match msg.input {
+            RoomInput::Comment { text, id } => self.guarded(ctx, |core| {
+                core.comment(now, session, &text, id);
+                flush_if_idle(core, now, half_tick)
+            }),
+            RoomInput::Like { count, id } => {
+                self.guarded(ctx, |core| core.like(session, count, id));
+                None
             }
-            RoomInput::Like { count, id } => self.core.like(msg.session, count, id),
             RoomInput::Control {
                 cmd:
                     ControlCmd::DropLink {
@@ -241,82 +330,106 @@ impl Handler<Inbound> for Room {
                     },
                 id,
             } => {
-                self.drop_link(ctx, msg.session, &sale_id, countdown_ms, id);
+                self.sale_command(
+                    ctx,
+                    session,
+                    sale_id,
+                    id,
+                    SaleCommand::DropLink(countdown_ms),
+                );
+                None
             }
             RoomInput::Control {
                 cmd: ControlCmd::CloseSale { sale_id },
                 id,
             } => {
-                self.close_sale(ctx, msg.session, &sale_id, id);
+                self.sale_command(ctx, session, sale_id, id, SaleCommand::Close);
+                None
             }
-            RoomInput::Control { cmd, id } => {
-                self.core.control(now, msg.session, cmd, id);
-                self.flush_if_idle(now);
-            }
-        }
-        self.apply_outputs(ctx);
-    }
-}
-
-impl Room {
-    /// Leading-edge batching: a comment arriving when no frame went out for half a tick is
-    /// sent at once; comments arriving sooner wait for the tick timer. A quiet room gets
-    /// the latency of one fan-out; a busy one gets at most ~3 frames per tick per viewer.
-    fn flush_if_idle(&mut self, now: u64) {
-        if self.core.has_pending_comments()
-            && self.last_frame.elapsed() >= self.tick / 2
-            && self.core.tick(now)
-        {
+            RoomInput::Control { cmd, id } => self.guarded(ctx, |core| {
+                core.control(now, session, cmd, id);
+                flush_if_idle(core, now, half_tick)
+            }),
+        };
+        if flushed == Some(true) {
             self.last_frame = Instant::now();
         }
     }
+}
+
+/// Leading-edge batching: a comment arriving when no frame went out for half a tick
+/// (`half_tick`) is sent at once; comments arriving sooner wait for the tick timer. A
+/// quiet room gets the latency of one fan-out; a busy one gets at most ~3 frames per
+/// tick per viewer. Returns whether a frame went out.
+fn flush_if_idle(core: &mut RoomCore, now: u64, half_tick: bool) -> bool {
+    core.has_pending_comments() && half_tick && core.tick(now)
+}
+
+/// An anchor command carried out by one of the room's sales.
+enum SaleCommand {
+    DropLink(Option<u64>),
+    Close,
 }
 
 impl Handler<SaleUpdate> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: SaleUpdate, ctx: &mut Context<Self>) {
-        self.core
-            .sale_update(now_ms(), &msg.sale_id, msg.remaining, msg.state);
-        self.apply_outputs(ctx);
+        self.guarded(ctx, |core| {
+            core.sale_update(now_ms(), &msg.sale_id, msg.remaining, msg.state)
+        });
     }
 }
 
 impl Room {
-    /// The anchor's sale, or the refusal to send back.
-    fn anchor_sale(
+    fn refuse(&mut self, session: SessionId, req: Option<u64>, code: ErrorCode, message: String) {
+        self.send(session, &ServerMsg::error(req, code, message));
+    }
+
+    /// Finds the anchor's sale (loading it if it retired from memory), then runs the
+    /// command against it.
+    fn sale_command(
         &mut self,
+        ctx: &mut Context<Self>,
         session: SessionId,
-        sale_id: &str,
+        sale_id: String,
         req: Option<u64>,
-    ) -> Option<SaleHandle> {
+        command: SaleCommand,
+    ) {
         if !self.core.is_anchor(session) {
-            self.send(
-                session,
-                &ServerMsg::error(
-                    req,
-                    ErrorCode::Forbidden,
-                    "sale commands need the control channel",
-                ),
-            );
-            return None;
+            let message = "sale commands need the control channel".to_owned();
+            return self.refuse(session, req, ErrorCode::Forbidden, message);
         }
-        let sale = self
-            .sales
-            .as_ref()
-            .and_then(|s| s.get(sale_id))
-            .filter(|s| s.room == self.core.id());
-        if sale.is_none() {
-            self.send(
-                session,
-                &ServerMsg::error(
-                    req,
-                    ErrorCode::SaleNotFound,
-                    format!("no sale `{sale_id}` in this room"),
-                ),
-            );
-        }
-        sale
+        let Some(sales) = self.sales.clone() else {
+            let message = format!("no sale `{sale_id}` in this room");
+            return self.refuse(session, req, ErrorCode::SaleNotFound, message);
+        };
+        let lookup = sale_id.clone();
+        let load = async move { sales.get_or_load(&lookup).await };
+        ctx.spawn(
+            load.into_actor(self)
+                .map(move |found, room, ctx| match found {
+                    Ok(Some(sale)) if sale.room == room.core.id() => match command {
+                        SaleCommand::DropLink(countdown) => {
+                            room.drop_link(ctx, session, sale, countdown, req)
+                        }
+                        SaleCommand::Close => room.close_sale(ctx, session, sale, req),
+                    },
+                    Ok(_) => {
+                        let message = format!("no sale `{sale_id}` in this room");
+                        room.refuse(session, req, ErrorCode::SaleNotFound, message);
+                    }
+                    Err(e) => {
+                        let code = store_error_code(&e);
+                        room.refuse(
+                            session,
+                            req,
+                            code,
+                            format!("the sale could not be loaded: {e}"),
+                        );
+                    }
+                }),
+        );
     }
 
     /// "3, 2, 1 — link!": the sale fixes the reveal time (durably), then every viewer
@@ -325,13 +438,10 @@ impl Room {
         &mut self,
         ctx: &mut Context<Self>,
         session: SessionId,
-        sale_id: &str,
+        sale: SaleHandle,
         countdown_ms: Option<u64>,
         req: Option<u64>,
     ) {
-        let Some(sale) = self.anchor_sale(session, sale_id, req) else {
-            return;
-        };
         let cfg = self.core.config();
         let countdown = countdown_ms
             .unwrap_or(cfg.link_countdown_ms)
@@ -342,13 +452,15 @@ impl Room {
         };
         let (reveal_at, reveal_rtp) = reveal_time(now_ms(), countdown, frame, delay);
         let (sink, answer) = reply_channel();
-        sale.addr.do_send(crate::inventory::Reveal {
-            reveal_at,
-            seed: rand::random(),
-            reply: sink,
-        });
+        if let Some(reply) = sale.admit(sink) {
+            sale.addr.do_send(crate::inventory::Reveal {
+                reveal_at,
+                seed: rand::random(),
+                reply,
+            });
+        }
         let card = sale.card.clone();
-        let sale_id = sale_id.to_owned();
+        let sale_id = card.sale_id.clone();
         let card_reveal_requested = reveal_at;
         ctx.spawn(answer.into_actor(self).map(move |answer, room, ctx| {
             match answer {
@@ -363,17 +475,18 @@ impl Room {
                     });
                     card.reveal_at = reveal_at;
                     card.remaining = remaining;
-                    room.core.link_dropped(now_ms(), session, req, card);
+                    room.guarded(ctx, |core| core.link_dropped(now_ms(), session, req, card));
                 }
-                Ok(Reply::Revealed(Err((code, message)))) => {
-                    room.send(session, &ServerMsg::error(req, code, message))
+                Ok(Reply::Revealed(Err((code, message))) | Reply::Closed(Err((code, message)))) => {
+                    room.refuse(session, req, code, message)
                 }
-                _ => room.send(
+                _ => room.refuse(
                     session,
-                    &ServerMsg::error(req, ErrorCode::Internal, "the sale did not answer"),
+                    req,
+                    ErrorCode::Internal,
+                    "the sale did not answer".into(),
                 ),
             }
-            room.apply_outputs(ctx);
         }));
     }
 
@@ -381,15 +494,13 @@ impl Room {
         &mut self,
         ctx: &mut Context<Self>,
         session: SessionId,
-        sale_id: &str,
+        sale: SaleHandle,
         req: Option<u64>,
     ) {
-        let Some(sale) = self.anchor_sale(session, sale_id, req) else {
-            return;
-        };
         let (sink, answer) = reply_channel();
-        sale.addr
-            .do_send(crate::inventory::CloseSale { reply: sink });
+        if let Some(reply) = sale.admit(sink) {
+            sale.addr.do_send(crate::inventory::CloseSale { reply });
+        }
         ctx.spawn(
             answer
                 .into_actor(self)
@@ -402,14 +513,25 @@ impl Room {
                         },
                     ),
                     Ok(Reply::Closed(Err((code, message)))) => {
-                        room.send(session, &ServerMsg::error(req, code, message))
+                        room.refuse(session, req, code, message)
                     }
-                    _ => room.send(
+                    _ => room.refuse(
                         session,
-                        &ServerMsg::error(req, ErrorCode::Internal, "the sale did not answer"),
+                        req,
+                        ErrorCode::Internal,
+                        "the sale did not answer".into(),
                     ),
                 }),
         );
+    }
+}
+
+/// The wire code for a store failure seen by the room.
+fn store_error_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::Busy(_) | StoreError::Stopped => ErrorCode::Unavailable,
+        StoreError::Refused(code, _) => *code,
+        _ => ErrorCode::Internal,
     }
 }
 
@@ -421,11 +543,22 @@ impl Handler<Snapshot> for Room {
     }
 }
 
+impl Handler<ViewAs> for Room {
+    type Result = MessageResult<ViewAs>;
+
+    fn handle(&mut self, msg: ViewAs, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.core
+                .may_view(msg.user.as_deref())
+                .map(|()| self.core.snapshot()),
+        )
+    }
+}
+
 impl Handler<SetMedia> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: SetMedia, ctx: &mut Context<Self>) {
-        self.core.set_media(msg.0);
-        self.apply_outputs(ctx);
+        self.guarded(ctx, |core| core.set_media(msg.0));
     }
 }

@@ -21,6 +21,12 @@ pub fn validate<'a>(
     if text.is_empty() {
         return Err((ErrorCode::CommentEmpty, "comment is empty".into()));
     }
+    if crate::text::has_disallowed(text) {
+        return Err((
+            ErrorCode::InvalidMessage,
+            "comment contains control characters".into(),
+        ));
+    }
     let chars = text.chars().count();
     if chars > max_chars {
         return Err((
@@ -108,6 +114,14 @@ mod tests {
         );
         // Length counts characters, not bytes.
         assert!(validate("ééééé", 5, &[]).is_ok());
+        // NUL, other controls and bidi overrides never reach other viewers.
+        for bad in ["a\u{0}b", "ring\u{7}", "line\nbreak", "txt\u{202E}exe"] {
+            assert_eq!(
+                validate(bad, 50, &[]).unwrap_err().0,
+                ErrorCode::InvalidMessage,
+                "{bad:?}"
+            );
+        }
     }
 
     proptest! {

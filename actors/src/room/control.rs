@@ -52,10 +52,7 @@ impl RoomCore {
             ControlCmd::Say { text } => self.say(now, session, &text).map(|id| {
                 comment_id = Some(id);
             }),
-            ControlCmd::Mute { user, seconds } => {
-                self.mute(now, user, seconds);
-                Ok(())
-            }
+            ControlCmd::Mute { user, seconds } => self.mute(now, user, seconds),
             ControlCmd::Unmute { user } => {
                 if self.muted.remove(&user).is_some() {
                     self.send_to_user(
@@ -79,13 +76,11 @@ impl RoomCore {
             ControlCmd::Ban {
                 user,
                 clear_comments,
-            } => {
-                self.ban(now, user.clone());
+            } => self.ban(now, user.clone()).map(|()| {
                 if clear_comments {
                     self.clear_comments(now, user);
                 }
-                Ok(())
-            }
+            }),
             ControlCmd::Unban { user } => {
                 if self.banned.remove(&user) {
                     self.record(
@@ -232,7 +227,17 @@ impl RoomCore {
         Ok(self.post_comment(now, user, name, text, true))
     }
 
-    fn mute(&mut self, now: u64, user: String, seconds: u32) {
+    fn mute(&mut self, now: u64, user: String, seconds: u32) -> Result<(), (ErrorCode, String)> {
+        self.muted.retain(|_, until| *until > now);
+        if self.muted.len() >= self.cfg.max_mutes && !self.muted.contains_key(&user) {
+            return Err((
+                ErrorCode::LimitReached,
+                format!(
+                    "{} users are muted, the most this room allows (room.max_mutes)",
+                    self.muted.len()
+                ),
+            ));
+        }
         let until = now + u64::from(seconds) * 1000;
         self.muted.insert(user.clone(), until);
         self.record(
@@ -250,12 +255,23 @@ impl RoomCore {
                 until: Some(until),
             },
         );
+        Ok(())
     }
 
-    fn ban(&mut self, now: u64, user: String) {
-        if !self.banned.insert(user.clone()) {
-            return;
+    fn ban(&mut self, now: u64, user: String) -> Result<(), (ErrorCode, String)> {
+        if self.banned.contains(&user) {
+            return Ok(());
         }
+        if self.banned.len() >= self.cfg.max_bans {
+            return Err((
+                ErrorCode::LimitReached,
+                format!(
+                    "{} users are banned, the most this room allows (room.max_bans)",
+                    self.banned.len()
+                ),
+            ));
+        }
+        self.banned.insert(user.clone());
         self.record(
             now,
             TimelineKind::Moderation {
@@ -276,6 +292,8 @@ impl RoomCore {
             self.out.push_back(Output::Close(s, CloseCode::Banned));
             self.leave(now, s);
         }
+        self.out.push_back(Output::Banned(user));
+        Ok(())
     }
 
     fn clear_comments(&mut self, now: u64, user: String) {

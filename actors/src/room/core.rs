@@ -45,6 +45,9 @@ pub enum Output {
     Send(SessionId, ServerMsg),
     /// Close one session (after what was queued to it).
     Close(SessionId, lockstep_protocol::CloseCode),
+    /// A user was banned: end whatever else they hold in the room (video subscriptions
+    /// opened over WHEP have no room session to close).
+    Banned(String),
     /// The room is over: close every session and release the actor.
     Release,
 }
@@ -268,6 +271,22 @@ impl RoomCore {
             .insert(sale_id.to_owned(), SaleStock { remaining });
     }
 
+    /// Whether a viewer (`None`: a guest) may see this room at all: guests only where
+    /// the room admits them, and never a banned user. Joining, the room's status over
+    /// HTTP and its video all ask this.
+    pub fn may_view(&self, user: Option<&str>) -> Result<(), Refusal> {
+        match user {
+            None if !self.allow_anonymous => Err((
+                ErrorCode::AuthRequired,
+                "this room needs a viewer token".into(),
+            )),
+            Some(user) if self.banned.contains(user) => {
+                Err((ErrorCode::Banned, "you are banned from this room".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Admits a session, returning its welcome frame, or refuses it with nothing changed.
     pub fn join(
         &mut self,
@@ -281,17 +300,8 @@ impl RoomCore {
         if self.members.contains_key(&session) {
             return Err((ErrorCode::AlreadyJoined, "session already joined".into()));
         }
-        match (&identity.user, identity.role) {
-            (None, _) if !self.allow_anonymous => {
-                return Err((
-                    ErrorCode::AuthRequired,
-                    "this room needs a viewer token".into(),
-                ));
-            }
-            (Some(user), Role::Viewer) if self.banned.contains(user) => {
-                return Err((ErrorCode::Banned, "you are banned from this room".into()));
-            }
-            _ => {}
+        if identity.role == Role::Viewer {
+            self.may_view(identity.user.as_deref())?;
         }
         let is_viewer = identity.role == Role::Viewer;
         if is_viewer && self.viewers as usize >= self.cfg.max_viewers {

@@ -6,9 +6,10 @@ mod comments;
 mod control;
 mod core;
 mod fanout;
+mod recovery;
 mod timeline;
 
-pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, SetMedia, Snapshot};
+pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, SetMedia, Snapshot, ViewAs};
 pub use core::{Identity, Output, Refusal, RoomCore, SessionId};
 pub use fanout::{Delivery, Fanout};
 pub use timeline::{OnlinePoint, TimelineEvent, TimelineKind};

@@ -1,6 +1,7 @@
 //! Per-connection rules, pure: the join handshake state, the inbound message rate limit
-//! with its flood cut-off, and which messages each endpoint accepts. It turns one inbound
-//! frame into one [`Action`] for the shell; it never touches the socket or the room.
+//! with its flood cut-off (WebSocket pings count as messages too), and which messages
+//! each endpoint accepts. It turns one inbound frame into one [`Action`] for the shell;
+//! it never touches the socket or the room.
 
 use lockstep_protocol::{ClientMsg, CloseCode, ErrorCode, ServerMsg, decode_client};
 
@@ -47,6 +48,8 @@ pub enum Action {
     CancelOrder { order_id: String, id: Option<u64> },
     /// A request about this session's video subscription.
     Media(MediaRequest),
+    /// Answer a WebSocket ping with a pong (never waiting on the socket to do it).
+    Pong,
     /// Drop the frame silently (already answered enough for this flood).
     Ignore,
 }
@@ -80,6 +83,8 @@ pub struct SessionCore {
     bucket: TokenBucket,
     strikes: u32,
     max_strikes: u32,
+    /// Refused messages answered with an error before the rest are dropped silently.
+    max_replies: u32,
 }
 
 impl SessionCore {
@@ -90,6 +95,7 @@ impl SessionCore {
             bucket: TokenBucket::new(cfg.msg_rate_per_sec, cfg.msg_burst, now_ms),
             strikes: 0,
             max_strikes: cfg.flood_strikes.max(1),
+            max_replies: cfg.rate_limit_replies,
         }
     }
 
@@ -109,29 +115,43 @@ impl SessionCore {
     /// A text frame arrived at `now_ms` (`now_precise` is the same instant with
     /// sub-millisecond precision, for clock sync).
     pub fn on_text(&mut self, now_ms: u64, now_precise: f64, text: &str) -> Action {
-        if let Err(wait) = self.bucket.try_take(now_ms) {
-            self.strikes += 1;
-            if self.strikes >= self.max_strikes {
-                return Action::ReplyThenClose(
-                    ServerMsg::error(None, ErrorCode::RateLimited, "message flood"),
-                    CloseCode::PolicyViolation,
-                );
-            }
-            if self.strikes > 3 {
-                return Action::Ignore;
-            }
-            let mut err = ServerMsg::error(None, ErrorCode::RateLimited, "too many messages");
-            if let ServerMsg::Error { retry_after_ms, .. } = &mut err {
-                *retry_after_ms = Some(wait);
-            }
-            return Action::Reply(err);
+        if let Some(refused) = self.refusal(now_ms) {
+            return refused;
         }
-        self.strikes = 0;
         let msg = match decode_client(text) {
             Ok(msg) => msg,
             Err(e) => return Action::Reply(ServerMsg::error(e.id, e.code, e.message)),
         };
         self.route(msg, now_precise)
+    }
+
+    /// A WebSocket ping arrived: answered with a pong unless the connection floods.
+    pub fn on_ping(&mut self, now_ms: u64) -> Action {
+        self.refusal(now_ms).unwrap_or(Action::Pong)
+    }
+
+    /// Takes one message from the rate limit; `Some` says what to do with a message the
+    /// limit refused.
+    fn refusal(&mut self, now_ms: u64) -> Option<Action> {
+        let Err(wait) = self.bucket.try_take(now_ms) else {
+            self.strikes = 0;
+            return None;
+        };
+        self.strikes += 1;
+        if self.strikes >= self.max_strikes {
+            return Some(Action::ReplyThenClose(
+                ServerMsg::error(None, ErrorCode::RateLimited, "message flood"),
+                CloseCode::PolicyViolation,
+            ));
+        }
+        if self.strikes > self.max_replies {
+            return Some(Action::Ignore);
+        }
+        let mut err = ServerMsg::error(None, ErrorCode::RateLimited, "too many messages");
+        if let ServerMsg::Error { retry_after_ms, .. } = &mut err {
+            *retry_after_ms = Some(wait);
+        }
+        Some(Action::Reply(err))
     }
 
     /// A binary frame arrived: the protocol is text only.
@@ -296,6 +316,30 @@ mod tests {
             .filter(|a| matches!(a, Action::ReplyThenClose(_, CloseCode::PolicyViolation)))
             .count();
         assert!(closes >= 1);
+    }
+
+    #[test]
+    fn pings_count_against_the_rate_limit() {
+        let cfg = SessionConfig {
+            msg_rate_per_sec: 1.0,
+            msg_burst: 2,
+            flood_strikes: 5,
+            rate_limit_replies: 1,
+            ..Default::default()
+        };
+        let mut s = SessionCore::new(Endpoint::Viewer, &cfg, 0);
+        let actions: Vec<Action> = (0..10).map(|_| s.on_ping(0)).collect();
+        assert_eq!(&actions[..2], &[Action::Pong, Action::Pong]);
+        assert_eq!(error_name(&actions[2]), Some(ErrorCode::RateLimited));
+        assert_eq!(actions[3], Action::Ignore, "one error reply, then silence");
+        assert!(
+            matches!(
+                actions[6],
+                Action::ReplyThenClose(_, CloseCode::PolicyViolation)
+            ),
+            "a ping flood closes the socket like any other: {:?}",
+            actions[6]
+        );
     }
 
     #[test]

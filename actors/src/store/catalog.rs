@@ -13,6 +13,16 @@ use utoipa::ToSchema;
 use super::StoreError;
 use super::sales::order_from_row;
 use crate::inventory::model::{Order, OrderState};
+use crate::text::{has_disallowed, has_disallowed_in_multiline};
+
+/// Highest price accepted, in cents (a billion in the currency's unit).
+pub const MAX_PRICE_CENTS: u64 = 100_000_000_000;
+
+/// Latest `end_at` accepted: the last millisecond of the year 9999.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
+/// Most units a SKU may account for: its free stock plus what its sales hold.
+pub const MAX_UNITS: i64 = u32::MAX as i64;
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> StoreError {
     StoreError::Refused(code, message.into())
@@ -66,23 +76,62 @@ impl NewProduct {
         if title.is_empty() || title.chars().count() > 200 {
             return Err("title must be 1-200 characters".into());
         }
+        if has_disallowed(title) {
+            return Err("title must not contain control characters".into());
+        }
         if self.description.chars().count() > 5000 {
             return Err("description must be at most 5000 characters".into());
         }
-        if self.price_cents == 0 {
-            return Err("price_cents must be at least 1".into());
+        if has_disallowed_in_multiline(&self.description) {
+            return Err(
+                "description must not contain control characters (line breaks and tabs are fine)"
+                    .into(),
+            );
         }
+        check_price(self.price_cents)?;
         if self.image_url.len() > 2048 {
             return Err("image_url must be at most 2048 bytes".into());
+        }
+        if !(self.image_url.is_empty()
+            || self.image_url.starts_with("https://")
+            || self.image_url.starts_with("http://"))
+            || has_disallowed(&self.image_url)
+        {
+            return Err("image_url must be empty or an http(s) URL".into());
         }
         if self.skus.is_empty() || self.skus.len() > 100 {
             return Err("a product needs 1-100 skus".into());
         }
-        if self.skus.iter().any(|s| s.attributes.len() > 20) {
-            return Err("a sku has at most 20 attributes".into());
+        for sku in &self.skus {
+            if sku.attributes.len() > 20 {
+                return Err("a sku has at most 20 attributes".into());
+            }
+            if sku.attributes.iter().any(|(k, v)| {
+                k.is_empty()
+                    || k.chars().count() > 64
+                    || v.chars().count() > 200
+                    || has_disallowed(k)
+                    || has_disallowed(v)
+            }) {
+                return Err(
+                    "sku attributes need names of 1-64 and values of at most 200 characters, without control characters"
+                        .into(),
+                );
+            }
         }
         if self.faq.len() > 20 {
             return Err("at most 20 faq entries".into());
+        }
+        if self.faq.iter().any(|f| {
+            f.q.chars().count() > 500
+                || f.a.chars().count() > 2000
+                || has_disallowed_in_multiline(&f.q)
+                || has_disallowed_in_multiline(&f.a)
+        }) {
+            return Err(
+                "a faq entry has a question of at most 500 and an answer of at most 2000 characters, without control characters"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -154,13 +203,23 @@ fn five_minutes() -> u64 {
     300
 }
 
+fn check_price(cents: u64) -> Result<(), String> {
+    if !(1..=MAX_PRICE_CENTS).contains(&cents) {
+        return Err(format!("price_cents must be 1-{MAX_PRICE_CENTS}"));
+    }
+    Ok(())
+}
+
 impl NewSale {
     pub fn validate(&self) -> Result<(), String> {
         if self.allotted == 0 {
             return Err("allotted must be at least 1".into());
         }
-        if self.price_cents == 0 {
-            return Err("price_cents must be at least 1".into());
+        check_price(self.price_cents)?;
+        if self.end_at.is_some_and(|t| t > MAX_TIME_MS) {
+            return Err(format!(
+                "end_at must be at most {MAX_TIME_MS} (ms since the Unix epoch)"
+            ));
         }
         if self.per_buyer_limit == 0 {
             return Err("per_buyer_limit must be at least 1".into());
@@ -317,10 +376,24 @@ pub fn change_stock(
             "reason must be 1-500 bytes",
         ));
     }
+    if has_disallowed(reason) {
+        return Err(refuse(
+            ErrorCode::InvalidMessage,
+            "reason must not contain control characters",
+        ));
+    }
     let sku = get_sku(tx, merchant, sku_id)?;
+    let too_large = || {
+        refuse(
+            ErrorCode::InvalidMessage,
+            format!("free stock plus the units held by sales must stay at most {MAX_UNITS}"),
+        )
+    };
     let target = match (change.stock, change.delta) {
         (Some(stock), None) => i64::from(stock),
-        (None, Some(delta)) => i64::from(sku.stock) + delta,
+        (None, Some(delta)) => i64::from(sku.stock)
+            .checked_add(delta)
+            .ok_or_else(too_large)?,
         _ => {
             return Err(refuse(
                 ErrorCode::InvalidMessage,
@@ -334,8 +407,16 @@ pub fn change_stock(
             format!("free stock is {}; it cannot go below 0", sku.stock),
         ));
     }
-    let target =
-        u32::try_from(target).map_err(|_| refuse(ErrorCode::InvalidMessage, "stock too large"))?;
+    // Units held by sales come back to the free stock when the sales end; the total must
+    // fit, so a return can never overflow the column.
+    let held = units_held_by_sales(tx, sku_id)?;
+    if target
+        .checked_add(held)
+        .is_none_or(|total| total > MAX_UNITS)
+    {
+        return Err(too_large());
+    }
+    let target = u32::try_from(target).map_err(|_| too_large())?;
     tx.execute(
         "UPDATE skus SET stock = ?1 WHERE id = ?2",
         params![target, sku_id],
@@ -348,6 +429,15 @@ pub fn change_stock(
         now,
     )?;
     get_sku(tx, merchant, sku_id)
+}
+
+/// Units the SKU's sales took from its free stock and may still return.
+fn units_held_by_sales(tx: &Transaction<'_>, sku_id: &str) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "SELECT COALESCE(SUM(allotted - released), 0) FROM sales WHERE sku_id = ?1",
+        [sku_id],
+        |r| r.get(0),
+    )
 }
 
 fn record_move(
@@ -374,6 +464,15 @@ pub fn create_sale(
 ) -> Result<SaleRecord, StoreError> {
     new.validate()
         .map_err(|m| refuse(ErrorCode::InvalidMessage, m))?;
+    if !super::may_sell(tx, &new.room, merchant)? {
+        return Err(refuse(
+            ErrorCode::Forbidden,
+            format!(
+                "merchant `{merchant}` may not sell in room `{}`: its anchor grants that with PUT /api/v1/rooms/{}/merchants/{merchant}",
+                new.room, new.room
+            ),
+        ));
+    }
     let sku = get_sku(tx, merchant, &new.sku_id)?;
     if sku.stock < new.allotted {
         return Err(refuse(

@@ -1,30 +1,48 @@
 //! The durable record: an embedded SQLite database (WAL) owned by one writer thread.
 //!
-//! Everything goes through [`Store`], a cheap handle that sends jobs to the thread.
-//! Sale writes use **group commit**: every write batch that is waiting when the thread
-//! is free is applied in one transaction, and each caller is told only after that
-//! transaction has committed (with `synchronous = FULL`, after the fsync). Other jobs
-//! (merchant API reads and writes) run one transaction each, in arrival order, so a job
-//! never sees a state older than a write acknowledged before it was sent.
+//! Everything goes through [`Store`], a cheap handle that sends jobs to the thread over a
+//! bounded queue (`store.queue_depth`). Sale writes use **group commit**: every write
+//! batch that is waiting when the thread is free is applied in one transaction, and each
+//! caller is told only after that transaction has committed (with `synchronous = FULL`,
+//! after the fsync). Other jobs (merchant API reads and writes) run one transaction each,
+//! in arrival order, so a job never sees a state older than a write acknowledged before
+//! it was sent.
+//!
+//! **Failures.** When a commit fails (disk full, read-only file system, the size budget
+//! `store.max_size_mb`), every sale in that batch is marked *failing*: its later writes
+//! are refused without touching the database, so no answer that depends on the lost
+//! decisions can ever be acknowledged. A failing sale rebuilds itself with
+//! [`Store::recover`], which first proves the database takes writes again; until then
+//! `/readyz` names it. A panic on the store thread ends the process (exit code 70): the
+//! database is the truth, and a supervisor restarting the server rebuilds every sale
+//! from it, so nothing acknowledged is lost and nothing hangs.
 
 mod catalog;
+mod grants;
 mod sales;
 mod schema;
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use catalog::{
     Faq, NewProduct, NewSale, NewSku, OrderFilter, Product, SaleRecord, Sku, StockChange,
     change_stock, create_product, create_sale, get_order, get_product, get_sale, get_sku,
     link_card, list_orders, list_products,
 };
-pub use sales::{StoredSale, load_sale, sale_ids};
+pub use grants::{Grant, grant_merchant, list_grants, may_sell, revoke_merchant};
+pub use sales::{StoredSale, live_sale_ids, load_sale};
 
+use crate::config::StoreConfig;
 use crate::inventory::Write;
+use crate::metrics::Metrics;
+
+/// Exit code of a process whose store thread panicked.
+pub const STORE_PANIC_EXIT_CODE: i32 = 70;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +51,8 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("the store thread has stopped")]
     Stopped,
+    #[error("the store is busy ({0} jobs waiting); retry")]
+    Busy(usize),
     #[error("commit failed: {0}")]
     Commit(String),
     /// A domain refusal raised inside a transaction (rolled back).
@@ -48,16 +68,30 @@ pub struct SaleWrites {
 }
 
 type Call = Box<dyn FnOnce(&mut Connection) + Send>;
+type Done = oneshot::Sender<Result<(), String>>;
 
 enum Job {
-    Writes(SaleWrites, oneshot::Sender<Result<(), String>>),
+    Writes(SaleWrites, Done),
     Call(Call),
+    Recover(String, oneshot::Sender<Result<Option<StoredSale>, String>>),
+    #[cfg(feature = "test-hooks")]
+    Panic,
+}
+
+/// What the store thread shares with the rest of the server.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Sales whose last commit failed and that have not been rebuilt since.
+    failing: Mutex<BTreeSet<String>>,
 }
 
 /// Handle to the store thread.
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+    depth: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -67,31 +101,43 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and starts the writer thread.
-    /// `synchronous_full`: fsync every commit (durable across power loss); otherwise
-    /// `NORMAL` (durable across a process crash, not a power loss).
-    pub fn open(path: &Path, synchronous_full: bool) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database `cfg.path` and starts the writer thread.
+    pub fn open(cfg: &StoreConfig, metrics: &Metrics) -> Result<Self, StoreError> {
+        let path = Path::new(&cfg.path);
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             let _ = std::fs::create_dir_all(dir);
         }
         let mut conn = Connection::open(path)?;
-        schema::migrate(&mut conn, synchronous_full)?;
-        let (tx, rx) = mpsc::channel();
+        schema::migrate(&mut conn, cfg)?;
+        let depth = cfg.queue_depth.max(1);
+        let (tx, rx) = mpsc::channel(depth);
+        let shared = Arc::new(Shared::default());
+        let thread = Worker {
+            conn,
+            rx,
+            shared: shared.clone(),
+            metrics: metrics.clone(),
+            batch: Vec::new(),
+        };
         std::thread::Builder::new()
             .name("lockstep-store".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || thread.run())
             .map_err(|_| StoreError::Stopped)?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            shared,
+            metrics: metrics.clone(),
+            depth,
+        })
     }
 
     /// Makes `writes` durable; resolves after the transaction holding them committed.
+    /// Waits for room in the queue (the callers, sale actors, bound their own requests).
     pub async fn write(&self, writes: SaleWrites) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job::Writes(writes, done))
-            .map_err(|_| StoreError::Stopped)?;
+        self.send(Job::Writes(writes, done)).await?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Commit(e)),
@@ -99,7 +145,8 @@ impl Store {
         }
     }
 
-    /// Runs `f` in its own transaction on the store thread.
+    /// Runs `f` in its own transaction on the store thread. Refused with
+    /// [`StoreError::Busy`] when the queue is full.
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -114,50 +161,158 @@ impl Store {
             });
             let _ = done.send(result);
         });
-        self.tx
-            .send(Job::Call(job))
-            .map_err(|_| StoreError::Stopped)?;
+        self.tx.try_send(Job::Call(job)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy(self.depth),
+            mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
+        })?;
+        self.metrics.store_queue.inc();
         wait.await.map_err(|_| StoreError::Stopped)?
     }
+
+    /// Rebuilds a sale after a failure: proves the database takes a write again, then
+    /// loads the sale as stored and clears its failing mark (in that order, on the store
+    /// thread, so every write sent before this call has already been refused).
+    pub async fn recover(&self, sale_id: &str) -> Result<Option<StoredSale>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.send(Job::Recover(sale_id.to_owned(), done)).await?;
+        match wait.await {
+            Ok(result) => result.map_err(StoreError::Commit),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    /// Sales that failed to commit and have not been rebuilt yet, for `/readyz`.
+    pub fn failing_sales(&self) -> Vec<String> {
+        lock(&self.shared.failing).iter().cloned().collect()
+    }
+
+    /// Whether the store thread still runs.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Makes the store thread panic (test hook: the process must exit, not hang).
+    #[cfg(feature = "test-hooks")]
+    pub async fn panic_for_test(&self) {
+        let _ = self.send(Job::Panic).await;
+    }
+
+    async fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.tx.send(job).await.map_err(|_| StoreError::Stopped)?;
+        self.metrics.store_queue.inc();
+        Ok(())
+    }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<(SaleWrites, oneshot::Sender<Result<(), String>>)> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Writes(writes, done) => batch.push((writes, done)),
-                Job::Call(call) => {
-                    commit_batch(&mut conn, &mut batch);
-                    call(&mut conn);
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one still holds valid data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The store thread's state.
+struct Worker {
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+    batch: Vec<(SaleWrites, Done)>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
+        if served.is_err() {
+            // The panic message was printed by the panic hook. Whatever the connection's
+            // state now, the database file is the truth: exit so a supervisor restarts
+            // the server, which rebuilds every sale from it. Acked orders are committed.
+            tracing::error!(
+                code = STORE_PANIC_EXIT_CODE,
+                "the store thread panicked; exiting so the server restarts from its database"
+            );
+            std::process::exit(STORE_PANIC_EXIT_CODE);
+        }
+    }
+
+    fn serve(&mut self) {
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                self.metrics.store_queue.dec();
+                match job {
+                    Job::Writes(writes, done) => self.batch.push((writes, done)),
+                    Job::Call(call) => {
+                        self.commit_batch();
+                        call(&mut self.conn);
+                    }
+                    Job::Recover(sale_id, done) => {
+                        self.commit_batch();
+                        let _ = done.send(self.recover(&sale_id));
+                    }
+                    #[cfg(feature = "test-hooks")]
+                    Job::Panic => panic!("store thread panic (test hook)"),
                 }
+                next = self.rx.try_recv().ok();
             }
-            next = rx.try_recv().ok();
+            self.commit_batch();
         }
-        commit_batch(&mut conn, &mut batch);
     }
-}
 
-/// Applies every waiting write batch in one transaction and tells each caller.
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &mut Vec<(SaleWrites, oneshot::Sender<Result<(), String>>)>,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let result = (|| -> rusqlite::Result<()> {
-        let tx = conn.transaction()?;
-        for (writes, _) in batch.iter() {
-            sales::apply(&tx, writes)?;
+    /// Applies every waiting write batch in one transaction and tells each caller.
+    /// Batches of failing sales are refused without touching the database.
+    fn commit_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-        tx.commit()
-    })();
-    if let Err(e) = &result {
-        tracing::error!(error = %e, "store commit failed");
+        let (refused, batch): (Vec<_>, Vec<_>) = {
+            let failing = lock(&self.shared.failing);
+            std::mem::take(&mut self.batch)
+                .into_iter()
+                .partition(|(writes, _)| failing.contains(&writes.sale_id))
+        };
+        for (_, done) in refused {
+            let _ = done.send(Err(
+                "an earlier write of this sale failed; it is being rebuilt".into(),
+            ));
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            for (writes, _) in &batch {
+                sales::apply(&tx, writes)?;
+            }
+            tx.commit()
+        })();
+        if let Err(e) = &result {
+            self.metrics.store_failures.inc();
+            let mut failing = lock(&self.shared.failing);
+            failing.extend(batch.iter().map(|(w, _)| w.sale_id.clone()));
+            tracing::error!(error = %e, sales = ?failing, "store commit failed; those sales refuse orders until rebuilt");
+        }
+        for (_, done) in batch {
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
     }
-    for (_, done) in batch.drain(..) {
-        let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+
+    fn recover(&mut self, sale_id: &str) -> Result<Option<StoredSale>, String> {
+        let probe = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            schema::probe_write(&tx)?;
+            tx.commit()
+        })();
+        if let Err(e) = probe {
+            self.metrics.store_failures.inc();
+            return Err(format!("the database does not take writes yet: {e}"));
+        }
+        let loaded = (|| -> rusqlite::Result<Option<StoredSale>> {
+            let tx = self.conn.transaction()?;
+            let sale = load_sale(&tx, sale_id)?;
+            tx.commit()?;
+            Ok(sale)
+        })()
+        .map_err(|e| format!("reloading the sale: {e}"))?;
+        lock(&self.shared.failing).remove(sale_id);
+        Ok(loaded)
     }
 }

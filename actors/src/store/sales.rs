@@ -140,9 +140,16 @@ pub fn load_sale(tx: &Transaction<'_>, sale_id: &str) -> rusqlite::Result<Option
     Ok(Some(sale))
 }
 
-/// Ids of every sale (ended sales too: their orders can still be confirmed or cancelled).
-pub fn sale_ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = tx.prepare("SELECT id FROM sales ORDER BY created_at")?;
+/// Ids of the sales to run at startup: every sale that has not ended, and ended sales
+/// still holding reservations (they expire or get confirmed). Other ended sales are
+/// loaded on demand.
+pub fn live_sale_ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare(
+        "SELECT id FROM sales s
+         WHERE s.phase != 'ended'
+            OR EXISTS (SELECT 1 FROM orders o WHERE o.sale_id = s.id AND o.state = 'reserved')
+         ORDER BY created_at",
+    )?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }
 

@@ -4,6 +4,8 @@
 
 use rusqlite::Connection;
 
+use crate::config::StoreConfig;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS products (
     id TEXT PRIMARY KEY,
@@ -66,16 +68,51 @@ CREATE TABLE IF NOT EXISTS orders (
     UNIQUE (sale_id, buyer, key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders(sale_id, seq);
+-- merchants a room's anchor lets sell in the room
+CREATE TABLE IF NOT EXISTS room_merchants (
+    room TEXT NOT NULL,
+    merchant TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (room, merchant)
+);
+-- one row, rewritten to prove the database takes writes again after a failure
+CREATE TABLE IF NOT EXISTS store_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
 ";
 
-pub fn migrate(conn: &mut Connection, synchronous_full: bool) -> rusqlite::Result<()> {
+pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
         "synchronous",
-        if synchronous_full { "FULL" } else { "NORMAL" },
+        if cfg.synchronous_full {
+            "FULL"
+        } else {
+            "NORMAL"
+        },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    if cfg.max_size_mb > 0 {
+        // The budget is in pages; a write that needs more fails with SQLITE_FULL, as on
+        // a full disk.
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let bytes = i64::try_from(cfg.max_size_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+        let pages = (bytes / page_size.max(1)).max(1);
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the probe row: succeeds only if the database takes a write.
+pub fn probe_write(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO store_probe (id, at) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+        [crate::clock::now_ms() as i64],
+    )?;
+    Ok(())
 }

@@ -70,7 +70,8 @@ pub async fn clock_offset(ws: &mut wire::Ws, samples: u32) -> anyhow::Result<f64
     Ok(best.map_or(0.0, |(_, o)| o))
 }
 
-/// Creates a product and a sale in `room` through the merchant API; returns the sale id.
+/// Creates a product and a sale in `room` through the merchant API (the room's anchor
+/// first lets the load generator's merchant sell there); returns the sale id.
 pub async fn create_sale(
     server: std::net::SocketAddr,
     secret: &str,
@@ -86,6 +87,14 @@ pub async fn create_sale(
         Some("load-merchant"),
     );
     let http = reqwest::Client::new();
+    let anchor = token(secret, "anchor", "load-anchor", Some(room), None);
+    http.put(format!(
+        "http://{server}/api/v1/rooms/{room}/merchants/load-merchant"
+    ))
+    .bearer_auth(&anchor)
+    .send()
+    .await?
+    .error_for_status()?;
     let product: serde_json::Value = http
         .post(format!("http://{server}/api/v1/products"))
         .bearer_auth(&merchant)
