@@ -1,6 +1,11 @@
-//! Durability under `kill -9`: the real server binary takes a buying storm, is killed at a
-//! random moment, and every order a buyer saw accepted must be in the database; after a
-//! restart, units are conserved (reserved + sold + remaining + released == allotted).
+//! Durability under `kill -9` and under a panic on the store thread: the real server
+//! binary takes a buying storm, is killed at a random moment (or its store thread
+//! panics, which must end the process rather than leave every sale hanging), and every
+//! order a buyer saw accepted must be in the database; after a restart, units are
+//! conserved (reserved + sold + remaining + released == allotted).
+//!
+//! `LOCKSTEP_CRASH_ROUNDS` sets the number of kill -9 rounds (default 3);
+//! `bench/crash_loop.sh` runs 20.
 
 mod common;
 
@@ -13,9 +18,9 @@ use lockstep_protocol::{OrderOutcome, Role, ServerMsg};
 use rand::Rng;
 use serde_json::{Value, json};
 
-/// Enough that three storms of up to ~300 ms each never sell out (each round must be
-/// able to accept orders).
-const ALLOTTED: u32 = 200_000;
+/// Enough that every storm of up to ~300 ms never sells out (each round must be able to
+/// accept orders), for as many rounds as `bench/crash_loop.sh` runs.
+const ALLOTTED: u32 = 2_000_000;
 const BUYERS: usize = 100;
 
 struct Node {
@@ -38,7 +43,7 @@ impl Node {
         let path = std::path::PathBuf::from(format!("{db}.toml"));
         std::fs::write(
             &path,
-            format!("[server]\nbind = \"127.0.0.1:{port}\"\nlog = \"warn\"\n[store]\npath = \"{db}\"\n[session]\nmsg_rate_per_sec = 10000.0\nmsg_burst = 10000\n"),
+            format!("[server]\nbind = \"127.0.0.1:{port}\"\nlog = \"warn\"\n[store]\npath = \"{db}\"\n[session]\nmsg_rate_per_sec = 10000.0\nmsg_burst = 10000\n[sales]\nmax_orders_per_buyer = 4294967295\n"),
         )
         .unwrap();
         (path, port)
@@ -75,6 +80,21 @@ impl Node {
     fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL on Unix: no shutdown path runs.
         self.child.wait().unwrap();
+    }
+
+    /// Waits for the process to end by itself; its exit code.
+    async fn exited(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + common::EVENT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit after its store thread panicked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -150,11 +170,18 @@ async fn buyer(
     acked
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acked_orders_survive_kill_9_at_random_points() {
+/// How a round ends the server.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Kill9,
+    StorePanic,
+}
+
+/// A node with one open sale in room `crash`; returns the node and the sale id.
+async fn node_with_sale() -> (Node, String, String) {
     let db = temp_db_path();
     let (config, port) = Node::write_config(&db);
-    let mut node = Node::start(config, port).await;
+    let node = Node::start(config, port).await;
     let product = post(
         &node,
         "/api/v1/products",
@@ -176,87 +203,136 @@ async fn acked_orders_survive_kill_9_at_random_points() {
     anchor.send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "host", Some("crash"), None)})).await;
     anchor.recv().await;
     common::TestServer::drop_link(&mut anchor, &sale, 0).await;
+    (node, sale, db)
+}
 
-    let mut rng = rand::rng();
-    let mut all_acked = Vec::new();
-    for round in 0..3 {
-        let (first_ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
-        let storm: Vec<_> = (0..BUYERS)
-            .map(|n| {
-                tokio::spawn(buyer(
-                    node.port,
-                    sale.clone(),
-                    round * BUYERS + n,
-                    first_ack.clone(),
-                ))
-            })
-            .collect();
-        // Kill at a random point once the storm is under way.
-        tokio::time::timeout(common::EVENT_TIMEOUT, acks.recv())
-            .await
-            .unwrap_or_else(|_| panic!("round {round}: no order was accepted"));
-        let kill_after = rng.random_range(0..300);
-        tokio::time::sleep(Duration::from_millis(kill_after)).await;
-        node.kill9();
-        let mut acked = Vec::new();
-        for b in storm {
-            acked.extend(b.await.unwrap());
-        }
-        assert!(
-            !acked.is_empty(),
-            "round {round}: the storm ran before the kill ({kill_after} ms)"
-        );
-        // Every acked order is in the database file, as the killed process left it.
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let stored: i64 = conn
-            .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-            .unwrap();
-        for id in &acked {
-            let found: i64 = conn
-                .query_row("SELECT COUNT(*) FROM orders WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .unwrap();
+/// One round: a storm, the fault at a random point once orders flow, then every acked
+/// order must be in the database, and after a restart every unit is accounted for.
+async fn round(
+    node: &mut Node,
+    sale: &str,
+    db: &str,
+    round: usize,
+    fault: Fault,
+    all_acked: &mut Vec<String>,
+) {
+    let (first_ack, mut acks) = tokio::sync::mpsc::unbounded_channel();
+    let storm: Vec<_> = (0..BUYERS)
+        .map(|n| {
+            tokio::spawn(buyer(
+                node.port,
+                sale.to_owned(),
+                round * BUYERS + n,
+                first_ack.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::timeout(common::EVENT_TIMEOUT, acks.recv())
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: no order was accepted"));
+    let after = rand::rng().random_range(0..300);
+    tokio::time::sleep(Duration::from_millis(after)).await;
+    match fault {
+        Fault::Kill9 => node.kill9(),
+        Fault::StorePanic => {
+            let armed = reqwest::Client::new()
+                .post(node.url("/__test__/panic/store"))
+                .send()
+                .await;
+            // The request may die with the process; the exit code is what counts.
+            if let Ok(resp) = armed {
+                assert_ne!(resp.status(), 404, "the test hooks are not compiled in");
+            }
             assert_eq!(
-                found, 1,
-                "round {round}: acked order {id} lost after kill -9 at {kill_after} ms"
+                node.exited().await,
+                Some(lockstep_actors::store::STORE_PANIC_EXIT_CODE),
+                "a store panic ends the process with its exit code"
             );
         }
-        all_acked.extend(acked);
-        assert!(stored as usize >= all_acked.len());
-        drop(conn);
-
-        node = Node::start(node.config.clone(), node.port).await;
-        // Rooms are live state: the anchor reopens the room after the restart (the sale's
-        // reveal is durable and needs no new drop).
-        let reopened = reqwest::Client::new()
-            .post(node.url("/api/v1/rooms"))
-            .bearer_auth(token(Role::Anchor, "host", Some("crash"), None))
-            .json(&json!({"id":"crash"}))
-            .send()
-            .await
+    }
+    let mut acked = Vec::new();
+    for b in storm {
+        acked.extend(b.await.unwrap());
+    }
+    assert!(
+        !acked.is_empty(),
+        "round {round}: the storm ran before the fault ({after} ms)"
+    );
+    // Every acked order is in the database file, as the dead process left it.
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    for id in &acked {
+        let found: i64 = conn
+            .query_row("SELECT COUNT(*) FROM orders WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .unwrap();
-        assert!(reopened.status().is_success());
-        let view: Value = reqwest::Client::new()
-            .get(node.url(&format!("/api/v1/sales/{sale}")))
-            .bearer_auth(token(Role::Merchant, "m1", None, Some("m1")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let s = &view["summary"];
-        let units = ["remaining", "reserved", "sold", "released"].map(|k| s[k].as_u64().unwrap());
         assert_eq!(
-            units.iter().sum::<u64>(),
-            u64::from(ALLOTTED),
-            "round {round}: units conserved: {s}"
-        );
-        assert_eq!(
-            units[1], stored as u64,
-            "round {round}: every stored order holds its unit"
+            found, 1,
+            "round {round}: acked order {id} lost after {fault:?} at {after} ms"
         );
     }
+    all_acked.extend(acked);
+    assert!(stored as usize >= all_acked.len());
+    drop(conn);
+
+    *node = Node::start(node.config.clone(), node.port).await;
+    // Rooms are live state: the anchor reopens the room after the restart (the sale's
+    // reveal is durable and needs no new drop).
+    let reopened = reqwest::Client::new()
+        .post(node.url("/api/v1/rooms"))
+        .bearer_auth(token(Role::Anchor, "host", Some("crash"), None))
+        .json(&json!({"id":"crash"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reopened.status().is_success());
+    let view: Value = reqwest::Client::new()
+        .get(node.url(&format!("/api/v1/sales/{sale}")))
+        .bearer_auth(token(Role::Merchant, "m1", None, Some("m1")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = &view["summary"];
+    let units = ["remaining", "reserved", "sold", "released"].map(|k| s[k].as_u64().unwrap());
+    assert_eq!(
+        units.iter().sum::<u64>(),
+        u64::from(ALLOTTED),
+        "round {round}: units conserved: {s}"
+    );
+    assert_eq!(
+        units[1], stored as u64,
+        "round {round}: every stored order holds its unit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_orders_survive_kill_9_at_random_points() {
+    let rounds: usize = std::env::var("LOCKSTEP_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let (mut node, sale, db) = node_with_sale().await;
+    let mut all_acked = Vec::new();
+    for r in 0..rounds {
+        round(&mut node, &sale, &db, r, Fault::Kill9, &mut all_acked).await;
+        eprintln!(
+            "round {r}: {} acked orders so far, all in the database",
+            all_acked.len()
+        );
+    }
+    node.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_panic_ends_the_process_and_a_restart_loses_nothing_acked() {
+    let (mut node, sale, db) = node_with_sale().await;
+    let mut all_acked = Vec::new();
+    round(&mut node, &sale, &db, 0, Fault::StorePanic, &mut all_acked).await;
     node.kill9();
 }

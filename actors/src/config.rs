@@ -149,7 +149,7 @@ impl Default for SalesConfig {
             tick_ms: 100,
             max_pending_requests: 20_000,
             max_refused_keys: 100_000,
-            max_orders_per_buyer: 20,
+            max_orders_per_buyer: 100,
             retire_after_secs: 3_600,
             recovery_backoff_initial_ms: 500,
             recovery_backoff_max_ms: 30_000,

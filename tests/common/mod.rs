@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -318,6 +320,17 @@ impl Client {
             .send(Message::text(msg.to_string()))
             .await
             .expect("send");
+    }
+
+    /// Sends several frames in one write, so the server reads them together.
+    pub async fn send_together(&mut self, msgs: &[Value]) {
+        for msg in msgs {
+            self.ws
+                .feed(Message::text(msg.to_string()))
+                .await
+                .expect("feed");
+        }
+        self.ws.flush().await.expect("flush");
     }
 
     /// Sends, reporting failure instead of panicking (for sockets that may die).

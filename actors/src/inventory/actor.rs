@@ -110,6 +110,10 @@ pub struct Inventory {
     rebuilding: bool,
     /// When the sale last became dormant (ended, nothing reserved, nothing waiting).
     dormant_since: Option<u64>,
+    /// Wait before the next rebuild attempt; it keeps growing while failures come back
+    /// soon after a rebuild (a disk with a little room fills again at once).
+    backoff: Duration,
+    rebuilt_at: Option<std::time::Instant>,
 }
 
 impl Inventory {
@@ -127,6 +131,8 @@ impl Inventory {
             window_timer: None,
             rebuilding: false,
             dormant_since: None,
+            backoff: Duration::ZERO,
+            rebuilt_at: None,
         }
     }
 
@@ -244,8 +250,16 @@ impl Inventory {
         if let Some(timer) = self.window_timer.take() {
             ctx.cancel_future(timer);
         }
-        let first = Duration::from_millis(self.wiring.cfg.recovery_backoff_initial_ms);
-        self.rebuild_after(ctx, first);
+        let initial = Duration::from_millis(self.wiring.cfg.recovery_backoff_initial_ms);
+        let max = Duration::from_millis(self.wiring.cfg.recovery_backoff_max_ms);
+        // Failing again soon after a rebuild keeps the wait growing instead of restarting.
+        let recent = self.rebuilt_at.is_some_and(|at| at.elapsed() < max * 2);
+        self.backoff = if recent {
+            (self.backoff * 2).clamp(initial, max.max(initial))
+        } else {
+            initial
+        };
+        self.rebuild_after(ctx, self.backoff);
     }
 
     fn rebuild_after(&mut self, ctx: &mut Context<Self>, delay: Duration) {
@@ -272,6 +286,7 @@ impl Inventory {
     fn rebuilt(&mut self, ctx: &mut Context<Self>, stored: &StoredSale) {
         self.core = Self::core_of(stored, &self.wiring.cfg);
         self.rebuilding = false;
+        self.rebuilt_at = Some(std::time::Instant::now());
         tracing::info!(sale = %self.sale_id(), remaining = self.core.remaining(), "sale rebuilt from the database");
         // The room may have shown counts that were never stored: send the true ones.
         self.stock = Some((self.core.remaining(), self.core.state()));

@@ -93,7 +93,7 @@ impl Default for CoreLimits {
     fn default() -> Self {
         Self {
             max_refused_keys: 100_000,
-            max_orders_per_buyer: 20,
+            max_orders_per_buyer: 100,
         }
     }
 }

@@ -316,3 +316,6 @@ impl Worker {
         Ok(loaded)
     }
 }
+
+#[cfg(test)]
+mod tests;

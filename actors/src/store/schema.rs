@@ -75,10 +75,11 @@ CREATE TABLE IF NOT EXISTS room_merchants (
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (room, merchant)
 );
--- one row, rewritten to prove the database takes writes again after a failure
+-- written and deleted to prove the database takes writes again after a failure
 CREATE TABLE IF NOT EXISTS store_probe (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    at INTEGER NOT NULL
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    pad BLOB
 );
 ";
 
@@ -107,12 +108,13 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Rewrites the probe row: succeeds only if the database takes a write.
+/// Writes (and deletes again) a row of a few pages: succeeds only if the database can
+/// take a write that needs room, so a full disk or a full size budget fails it.
 pub fn probe_write(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO store_probe (id, at) VALUES (1, ?1)
-         ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+        "INSERT INTO store_probe (at, pad) VALUES (?1, zeroblob(16384))",
         [crate::clock::now_ms() as i64],
     )?;
+    tx.execute("DELETE FROM store_probe", [])?;
     Ok(())
 }

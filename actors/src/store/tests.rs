@@ -1,0 +1,138 @@
+//! The store's failure rule with a real SQLite file whose size budget runs out: once a
+//! sale's commit failed, a later batch of that sale — even one with nothing to write,
+//! which only orders answers behind the failed one — fails too, until the sale is
+//! rebuilt; other sales are not affected.
+
+use super::*;
+use crate::inventory::model::{Order, OrderState};
+
+fn store(budget_mb: u64) -> Store {
+    let dir = std::env::temp_dir().join("lockstep-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!(
+        "{}-{}.db",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let cfg = StoreConfig {
+        path: path.to_string_lossy().into_owned(),
+        max_size_mb: budget_mb,
+        ..StoreConfig::default()
+    };
+    Store::open(&cfg, &Metrics::new()).unwrap()
+}
+
+async fn sale(store: &Store, room: &str) -> String {
+    let room = room.to_owned();
+    store
+        .call(move |tx| {
+            grant_merchant(tx, &room, "m", 0)?;
+            let product = create_product(
+                tx,
+                "m",
+                NewProduct {
+                    title: "t".into(),
+                    description: String::new(),
+                    price_cents: 1,
+                    image_url: String::new(),
+                    skus: vec![NewSku {
+                        attributes: Default::default(),
+                        stock: 1_000_000,
+                    }],
+                    faq: vec![],
+                },
+                0,
+            )?;
+            let new = NewSale {
+                room,
+                sku_id: product.skus[0].id.clone(),
+                allotted: 1_000_000,
+                price_cents: 1,
+                per_buyer_limit: 1,
+                reservation_ttl_secs: 60,
+                fair_window_ms: 0,
+                end_at: None,
+            };
+            Ok(create_sale(tx, "m", &new, 0)?.id)
+        })
+        .await
+        .unwrap()
+}
+
+fn orders(sale: &str, from: u64, n: u64) -> SaleWrites {
+    SaleWrites {
+        sale_id: sale.to_owned(),
+        writes: (from..from + n)
+            .map(|seq| {
+                Write::Order(Order {
+                    id: format!("{sale}-{seq}"),
+                    seq,
+                    sale_id: sale.to_owned(),
+                    buyer: format!("buyer-{seq}"),
+                    qty: 1,
+                    key: format!("key-{seq}-{}", "k".repeat(100)),
+                    state: OrderState::Reserved,
+                    created_at: 0,
+                    expires_at: 0,
+                    updated_at: 0,
+                    remaining_after: 0,
+                })
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn after_a_failed_commit_no_later_batch_of_that_sale_succeeds() {
+    let store = store(1);
+    let (filler, victim) = (sale(&store, "r1").await, sale(&store, "r2").await);
+    // Fill the budget with the filler sale's orders.
+    let mut seq = 1;
+    loop {
+        if store.write(orders(&filler, seq, 500)).await.is_err() {
+            break;
+        }
+        seq += 500;
+        assert!(seq < 1_000_000, "the budget never filled");
+    }
+    // The victim's batch needs room and fails; an empty batch of the same sale sent
+    // right behind it (a retry answered from memory) must fail too, while another
+    // sale's empty batch commits.
+    let (failed, behind, other) = tokio::join!(
+        store.write(orders(&victim, 1, 500)),
+        async {
+            tokio::task::yield_now().await;
+            store.call(|_| Ok(())).await.unwrap(); // the failed batch commits first
+            store.write(orders(&victim, 501, 0)).await
+        },
+        async {
+            tokio::task::yield_now().await;
+            store.call(|_| Ok(())).await.unwrap();
+            store.write(orders("nobody", 0, 0)).await
+        },
+    );
+    assert!(failed.is_err());
+    assert!(
+        behind.is_err(),
+        "an empty batch behind a failed one must not pass for durable"
+    );
+    assert!(other.is_ok(), "other sales are not failing");
+    let failing = store.failing_sales();
+    assert!(
+        failing.contains(&victim) && failing.contains(&filler),
+        "{failing:?}"
+    );
+}
+
+#[tokio::test]
+async fn recovery_reloads_the_sale_and_clears_the_mark() {
+    let store = store(0);
+    let id = sale(&store, "r1").await;
+    store.write(orders(&id, 1, 3)).await.unwrap();
+    lock(&store.shared.failing).insert(id.clone());
+    assert!(store.write(orders(&id, 4, 0)).await.is_err());
+    let rebuilt = store.recover(&id).await.unwrap().unwrap();
+    assert_eq!(rebuilt.orders.len(), 3, "the sale as stored");
+    assert!(store.failing_sales().is_empty());
+    assert!(store.write(orders(&id, 4, 1)).await.is_ok());
+}
