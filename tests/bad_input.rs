@@ -37,6 +37,13 @@ async fn malformed_frames_get_error_frames_and_the_socket_survives() {
         (r#"{"type":"like","count":100000}"#, 102),
         (r#"{"type":"control","cmd":"end"}"#, 202),
         (r#"{"type":"join","protocol":1}"#, 106),
+        // Malformed video requests are `invalid_message` like any other type.
+        (r#"{"type":"rtc_offer","layer":"low","id":1}"#, 102),
+        (r#"{"type":"rtc_layer"}"#, 102),
+        // NUL, other controls and bidi overrides never reach other viewers.
+        (r#"{"type":"comment","text":"nul\u0000byte"}"#, 102),
+        (r#"{"type":"comment","text":"bell\u0007"}"#, 102),
+        (r#"{"type":"comment","text":"gpj.\u202eexe"}"#, 102),
     ];
     for (frame, code) in cases {
         v.send_raw(Message::text(frame)).await;
@@ -47,6 +54,49 @@ async fn malformed_frames_get_error_frames_and_the_socket_survives() {
     v.recv_until(|m| matches!(m, ServerMsg::Pong { id: Some(99) }).then_some(()))
         .await;
     assert_eq!(room_state(&server).await, before, "room state untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_names_and_titles_lose_control_characters() {
+    let server = TestServer::start(test_config());
+    let mut anchor = Client::connect(&server.ws_url("/ws/rooms/r1/control")).await;
+    anchor
+        .send(json!({"type":"join","protocol":1,"token":server.anchor_token("r1"),"title":"Spring\u{0} drop\u{202e}"}))
+        .await;
+    let ServerMsg::Welcome { room, .. } = anchor.recv().await else {
+        panic!("anchor refused")
+    };
+    assert_eq!(room.title, "Spring drop");
+    let token = server.auth_issue(Claims {
+        sub: "v1".into(),
+        role: Role::Viewer,
+        room: None,
+        merchant: None,
+        name: Some("Eve\u{202E}\u{0}lyn".into()),
+        exp: lockstep::auth::unix_now() + 60,
+    });
+    let mut viewer = Client::connect(&server.ws_url("/ws/rooms/r1")).await;
+    viewer
+        .send(json!({"type":"join","protocol":1,"token":token}))
+        .await;
+    let ServerMsg::Welcome { you, .. } = viewer.recv().await else {
+        panic!("viewer refused")
+    };
+    assert_eq!(you.name, "Evelyn");
+    // A token whose subject carries a control character is not accepted at all.
+    let bad = server.auth_issue(Claims {
+        sub: "v\u{0}1".into(),
+        role: Role::Viewer,
+        room: None,
+        merchant: None,
+        name: None,
+        exp: lockstep::auth::unix_now() + 60,
+    });
+    let mut refused = Client::connect(&server.ws_url("/ws/rooms/r1")).await;
+    refused
+        .send(json!({"type":"join","protocol":1,"token":bad}))
+        .await;
+    assert_eq!(error_code(&refused.recv().await), Some(200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

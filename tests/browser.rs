@@ -160,6 +160,16 @@ async fn live_room_in_real_browsers() {
 
     let viewers = r["viewers"].as_array().expect("viewers");
     assert_eq!(viewers.len(), 3);
+    assert_eq!(
+        r["tokensLeftInUrl"],
+        json!(0),
+        "a page left its token in the address bar"
+    );
+    assert_eq!(
+        r["cspViolations"],
+        json!([]),
+        "the pages need something their content security policy forbids"
+    );
     let reveal_at = num(&r["reveal_at"], "reveal_at");
     for v in viewers {
         let name = &v["name"];

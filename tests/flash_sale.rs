@@ -127,6 +127,12 @@ async fn retries_are_idempotent_and_limits_hold_across_orders() {
         OrderOutcome::LimitExceeded,
         "limit holds across orders"
     );
+    // 2 held + 4294967295 wraps to 1 in unchecked u32 arithmetic, under the limit.
+    assert_eq!(
+        order("k4", u32::MAX).await.0,
+        OrderOutcome::LimitExceeded,
+        "no quantity wraps around the limit"
+    );
     let (status, view) = server
         .merchant_get("m1", &format!("/api/v1/sales/{sale}"))
         .await;

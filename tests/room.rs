@@ -286,6 +286,19 @@ async fn rooms_may_refuse_anonymous_viewers() {
     assert_eq!(anon.ended().await, Ended::Closed(4004));
     let (_member, welcome) = server.join_viewer("members", Some("m1")).await;
     assert!(matches!(welcome, ServerMsg::Welcome { .. }));
+    // Its status (comments, who said them, the link on show) is not public either.
+    let status = |token: Option<String>| {
+        let mut request = http.get(server.url("/api/v1/rooms/members"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(server.viewer_token("m1"))).await, 200);
+    assert_eq!(status(Some(server.anchor_token("members"))).await, 200);
+    assert_eq!(status(Some(server.anchor_token("elsewhere"))).await, 403);
+    assert_eq!(status(Some(server.merchant_token("shop"))).await, 403);
 
     // The anchor can open the doors during the show.
     let mut anchor = server.open_room("members").await;

@@ -7,7 +7,7 @@
 
 import {
   RoomSocket, byTestId, describeError, el, formatCount, formatPrice, httpError, roomFromPath,
-  tokenFromHash,
+  takeTokenFromUrl,
 } from './common.js';
 import { createPublisher } from './anchor-publish.js';
 
@@ -31,7 +31,7 @@ const MAX_COMMENTS = 300;
 const MUTE_SECONDS = 300;
 
 const room = roomFromPath();
-const token = tokenFromHash();
+const token = takeTokenFromUrl();
 
 const st = {
   roomState: 'connecting',

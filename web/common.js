@@ -20,6 +20,20 @@ export function tokenFromHash(hash = location.hash) {
   return token && token.trim() ? token.trim() : null;
 }
 
+/** Takes the token out of the address bar: reads it, then rewrites the URL without it
+ * (keeping any other fragment parameters), so it does not stay in the history, in
+ * bookmarks, or on a shared screen. */
+export function takeTokenFromUrl() {
+  const token = tokenFromHash();
+  if (token) {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+  }
+  return token;
+}
+
 /** Absolute ws:// or wss:// URL for a path on this server. */
 export function wsUrl(path) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';

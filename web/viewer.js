@@ -7,7 +7,7 @@
 // `window.lockstep` exposes the page's state for tests and debugging (see `lockstep`).
 
 import {
-  RoomSocket, byTestId, describeError, el, formatCount, roomFromPath, tokenFromHash,
+  RoomSocket, byTestId, describeError, el, formatCount, roomFromPath, takeTokenFromUrl,
 } from './common.js';
 import { createViewerMedia } from './viewer-media.js';
 import { createViewerSale } from './viewer-sale.js';
@@ -30,7 +30,7 @@ const ROOM_STATE_LABEL = { connecting: 'Connecting', created: 'Starting soon', l
 const MAX_COMMENTS = 200;
 
 const room = roomFromPath();
-const token = tokenFromHash();
+const token = takeTokenFromUrl();
 
 /** Page state. */
 const st = {

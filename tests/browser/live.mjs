@@ -78,6 +78,13 @@ async function open(name, url, viewport, extra = {}) {
   });
   const page = context.pages()[0] || (await context.newPage());
   const session = { name, context, page, errors: [] };
+  // Content-security-policy violations are recorded by the page itself too.
+  await page.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
   page.on('console', (msg) => {
     if (msg.type() === 'error') {
       session.errors.push(msg.text());
@@ -226,6 +233,9 @@ async function main() {
 
   await step('viewers_join', () => Promise.all(viewers.map((v) =>
     until(v, () => window.lockstep && window.lockstep.you && window.lockstep.state === 'live', null, 'welcome in a live room'))));
+  // Signed-in pages took the token out of the address bar once they read it.
+  result.tokensLeftInUrl = (await Promise.all([anchor, ...viewers].map((s) => s.page.evaluate(() => location.href))))
+    .filter((href) => href.includes('token=')).length;
 
   if (MEDIA) {
     await step('viewers_media', () => Promise.all(viewers.map(async (v, i) => {
@@ -485,6 +495,8 @@ try {
   }
 } finally {
   result.consoleErrors = sessions.reduce((n, s) => n + s.errors.length, 0);
+  result.cspViolations = (await Promise.all(sessions.map((s) =>
+    s.page.evaluate(() => window.__cspViolations ?? []).catch(() => [])))).flat();
   result.totalMs = Date.now() - t0;
   await Promise.all(sessions.map((s) => s.context.close().catch(() => {})));
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });

@@ -94,6 +94,11 @@ impl TestServer {
         })
     }
 
+    /// Signs arbitrary claims with the server's secret.
+    pub fn auth_issue(&self, claims: Claims) -> String {
+        self.auth.issue(&claims)
+    }
+
     pub fn merchant_token(&self, merchant: &str) -> String {
         self.auth.issue(&Claims {
             sub: merchant.into(),
@@ -363,6 +368,11 @@ impl Client {
                 _ => {}
             }
         }
+    }
+
+    /// Sends a raw frame, reporting failure instead of panicking.
+    pub async fn try_send_raw(&mut self, msg: Message) -> Result<(), ()> {
+        self.ws.send(msg).await.map_err(|_| ())
     }
 
     pub async fn send_raw(&mut self, msg: Message) {

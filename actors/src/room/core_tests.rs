@@ -387,3 +387,98 @@ proptest! {
         prop_assert_eq!(r.likes_total(), accepted_likes);
     }
 }
+
+#[test]
+fn ban_and_mute_lists_are_bounded() {
+    let mut r = room(RoomConfig {
+        max_bans: 2,
+        max_mutes: 1,
+        ..Default::default()
+    });
+    r.join(0, SessionId(1), anchor()).unwrap();
+    let ban = |user: &str| ControlCmd::Ban {
+        user: user.into(),
+        clear_comments: false,
+    };
+    for user in ["a", "b", "b"] {
+        r.control(0, SessionId(1), ban(user), None);
+    }
+    assert!(
+        errors_to(&drain(&mut r), SessionId(1)).is_empty(),
+        "a repeat ban is free"
+    );
+    r.control(0, SessionId(1), ban("c"), None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(1)),
+        [ErrorCode::LimitReached]
+    );
+    assert_eq!(
+        r.may_view(Some("c")),
+        Ok(()),
+        "a refused ban changed nothing"
+    );
+    let mute = |user: &str| ControlCmd::Mute {
+        user: user.into(),
+        seconds: 10,
+    };
+    r.control(0, SessionId(1), mute("a"), None);
+    r.control(0, SessionId(1), mute("b"), None);
+    assert_eq!(
+        errors_to(&drain(&mut r), SessionId(1)),
+        [ErrorCode::LimitReached]
+    );
+    // An expired mute frees its place.
+    r.control(10_001, SessionId(1), mute("b"), None);
+    assert!(errors_to(&drain(&mut r), SessionId(1)).is_empty());
+}
+
+#[test]
+fn the_timeline_and_online_series_keep_their_bounds() {
+    let mut r = room(RoomConfig {
+        timeline_max_events: 5,
+        online_series_max_points: 3,
+        online_interval_ms: 10,
+        comment_burst: 100,
+        comment_rate_per_sec: 100.0,
+        ..Default::default()
+    });
+    r.join(0, SessionId(1), viewer("a")).unwrap();
+    for i in 0..20 {
+        r.comment(i, SessionId(1), "hi", None);
+        r.tick(i * 10);
+    }
+    assert_eq!(r.timeline().count(), 5);
+    assert!(r.timeline_dropped() >= 16, "{}", r.timeline_dropped());
+    assert_eq!(r.online_series().count(), 3);
+    // The newest events are the ones kept.
+    assert!(r.timeline().all(|e| e.at >= 15));
+}
+
+#[test]
+fn a_restarted_core_keeps_settings_and_moderation_and_drops_members() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(1), anchor()).unwrap();
+    r.join(0, SessionId(2), viewer("v")).unwrap();
+    r.control(0, SessionId(1), ControlCmd::GoLive, None);
+    r.control(0, SessionId(1), ControlCmd::SlowMode { seconds: 7 }, None);
+    r.control(
+        0,
+        SessionId(1),
+        ControlCmd::Ban {
+            user: "mallory".into(),
+            clear_comments: false,
+        },
+        None,
+    );
+    r.comment(0, SessionId(2), "before", None);
+    let fresh = r.restarted(5, 2);
+    let snapshot = fresh.snapshot();
+    assert_eq!(snapshot.state, RoomState::Live);
+    assert_eq!(snapshot.slow_mode, 7);
+    assert_eq!(snapshot.online, 0, "members reconnect into the new core");
+    assert!(snapshot.recent_comments.is_empty());
+    assert_eq!(
+        fresh.may_view(Some("mallory")).unwrap_err().0,
+        ErrorCode::Banned
+    );
+}

@@ -136,3 +136,62 @@ async fn recovery_reloads_the_sale_and_clears_the_mark() {
     assert!(store.failing_sales().is_empty());
     assert!(store.write(orders(&id, 4, 1)).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_full_job_queue_refuses_calls_instead_of_growing() {
+    let dir = std::env::temp_dir().join("lockstep-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = StoreConfig {
+        path: dir
+            .join(format!(
+                "{}-{}.db",
+                std::process::id(),
+                rand::random::<u64>()
+            ))
+            .to_string_lossy()
+            .into_owned(),
+        queue_depth: 2,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&cfg, &Metrics::new()).unwrap();
+    // Hold the store thread in a job until released.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let blocker = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .call(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    let queued: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.call(|_| Ok(())).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    // Wait until both are in the queue.
+    while store.tx.capacity() > 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        store.call(|_| Ok(())).await,
+        Err(StoreError::Busy(2))
+    ));
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    for q in queued {
+        q.await.unwrap().unwrap();
+    }
+    assert!(
+        store.call(|_| Ok(())).await.is_ok(),
+        "room again once drained"
+    );
+}
