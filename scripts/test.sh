@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: formatting, lints, unit, property and
-# integration tests (real server on 127.0.0.1:0, real WebSocket/HTTP clients), and the
-# loom models. Installs what it needs first.
+# The whole test suite, from a fresh clone: formatting, lints, unit, property, fuzz and
+# integration tests (real server on 127.0.0.1:0, real WebSocket/HTTP clients, headless
+# Chromium), the authorization matrix, schema-driven API testing with Schemathesis, and
+# the loom models. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +15,15 @@ cargo fmt --all -- --check
 echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== browser test prerequisites"
+echo "== prerequisites"
 # tests/browser.rs drives Debian's Chromium through npm playwright-core; each is
 # installed only when missing (or, for the npm packages, when the lockfile changed).
 apt_packages=()
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+# scripts/schemathesis.sh makes a Python virtual environment and uses curl.
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     echo "installing ${apt_packages[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive
@@ -35,6 +39,9 @@ fi
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== schema-driven API testing (Schemathesis)"
+./scripts/schemathesis.sh
 
 echo "== loom models"
 # Our own cfg (not `loom`): tokio compiles out its net/signal modules under cfg(loom).

@@ -47,7 +47,7 @@ pub struct OrderPage {
 }
 
 #[utoipa::path(post, path = "/api/v1/products", tag = "products", request_body = NewProduct,
-    responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn create_product(
     req: HttpRequest,
@@ -67,7 +67,8 @@ pub async fn create_product(
 }
 
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
-    responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody)), security(("merchant" = [])))]
+    responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn list_products(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -82,7 +83,9 @@ pub async fn list_products(
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
-    responses((status = 200, body = Product), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+    params(("id" = String, Path, description = "product id")),
+    responses((status = 200, body = Product), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn get_product(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -100,7 +103,9 @@ pub async fn get_product(
 }
 
 #[utoipa::path(get, path = "/api/v1/skus/{id}", tag = "stock",
-    responses((status = 200, body = Sku), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+    params(("id" = String, Path, description = "SKU id")),
+    responses((status = 200, body = Sku), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn get_sku(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -118,7 +123,8 @@ pub async fn get_sku(
 
 /// Sets (`stock`) or moves (`delta`) a SKU's free stock, with a reason.
 #[utoipa::path(post, path = "/api/v1/skus/{id}/stock", tag = "stock", request_body = StockChange,
-    responses((status = 200, body = Sku), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = String, Path, description = "SKU id")),
+    responses((status = 200, body = Sku), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn change_stock(
     req: HttpRequest,
@@ -138,7 +144,7 @@ pub async fn change_stock(
 
 /// Creates a sale of one SKU in a room; its allotment leaves the SKU's free stock atomically.
 #[utoipa::path(post, path = "/api/v1/sales", tag = "sales", request_body = NewSale,
-    responses((status = 201, body = SaleView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 201, body = SaleView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn create_sale(
     req: HttpRequest,
@@ -232,7 +238,9 @@ async fn own_sale(
 }
 
 #[utoipa::path(get, path = "/api/v1/sales/{id}", tag = "sales",
-    responses((status = 200, body = SaleView), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+    params(("id" = String, Path, description = "sale id")),
+    responses((status = 200, body = SaleView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn get_sale(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -246,7 +254,8 @@ pub async fn get_sale(
 
 /// Ends a sale: no more orders; unsold units return to the SKU's free stock.
 #[utoipa::path(post, path = "/api/v1/sales/{id}/close", tag = "sales",
-    responses((status = 200, body = SaleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = String, Path, description = "sale id")),
+    responses((status = 200, body = SaleView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn close_sale(
     req: HttpRequest,
@@ -271,7 +280,8 @@ pub async fn close_sale(
 }
 
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderFilter),
-    responses((status = 200, body = OrderPage), (status = 400, body = ErrorBody)), security(("merchant" = [])))]
+    responses((status = 200, body = OrderPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn list_orders(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -302,7 +312,9 @@ async fn own_order(state: &AppState, merchant: String, id: String) -> Result<Ord
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody)), security(("merchant" = [])))]
+    params(("id" = String, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("merchant" = [])))]
 pub async fn get_order(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -314,7 +326,8 @@ pub async fn get_order(
 
 /// Marks a reservation paid.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/confirm", tag = "orders",
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = String, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn confirm_order(
     req: HttpRequest,
@@ -327,7 +340,8 @@ pub async fn confirm_order(
 /// Cancels a reservation or a paid order; its units return to the sale (or to stock once
 /// the sale has ended).
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = String, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("merchant" = [])))]
 pub async fn cancel_order(
     req: HttpRequest,

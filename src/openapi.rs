@@ -1,16 +1,28 @@
-//! The OpenAPI document of the merchant API, generated from the handlers' annotations
-//! and served at `/api/v1/openapi.json`.
+//! The OpenAPI document of the HTTP API (rooms and the merchant inventory API),
+//! generated from the handlers' annotations and served at `/api/v1/openapi.json`. Every
+//! status a handler can answer is listed, and the validation rules are schema
+//! constraints, so a schema-driven tester (Schemathesis, in the test suite) checks the
+//! server against this document.
 
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::merchant;
+use crate::{merchant, rooms};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Lockstep merchant API", description = "Products, stock, flash sales and orders."),
+    info(
+        title = "Lockstep HTTP API",
+        description = "Rooms (anchors), and products, stock, flash sales and orders (merchants). Tokens are HS256 JWTs: see docs/protocol.md."
+    ),
     paths(
+        rooms::open_room,
+        rooms::get_room,
+        rooms::room_sales,
+        rooms::list_merchants,
+        rooms::grant_merchant,
+        rooms::revoke_merchant,
         merchant::create_product,
         merchant::list_products,
         merchant::get_product,
@@ -33,15 +45,18 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "merchant",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
+        for role in ["merchant", "anchor", "viewer"] {
+            components.add_security_scheme(
+                role,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(format!("a {role} token")))
+                        .build(),
+                ),
+            );
+        }
     }
 }
 

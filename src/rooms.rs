@@ -36,6 +36,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", request_body = OpenRoom,
     responses((status = 201, description = "the room's snapshot"), (status = 200, description = "already open: its snapshot"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("anchor" = [])))]
 pub async fn open_room(

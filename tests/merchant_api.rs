@@ -351,6 +351,12 @@ async fn openapi_document_is_served_and_matches_the_checked_in_copy() {
         ("/api/v1/orders/{id}", "get"),
         ("/api/v1/orders/{id}/confirm", "post"),
         ("/api/v1/orders/{id}/cancel", "post"),
+        ("/api/v1/rooms", "post"),
+        ("/api/v1/rooms/{id}", "get"),
+        ("/api/v1/rooms/{id}/sales", "get"),
+        ("/api/v1/rooms/{id}/merchants", "get"),
+        ("/api/v1/rooms/{id}/merchants/{merchant}", "put"),
+        ("/api/v1/rooms/{id}/merchants/{merchant}", "delete"),
     ] {
         assert!(
             served["paths"][path][method].is_object(),

@@ -32,7 +32,8 @@ pub struct Metrics {
     /// Requests waiting for a sale's answer, over all sales.
     pub sale_pending: IntGauge,
     /// Panics contained by a supervising shell, by actor kind (`room`, `inventory`,
-    /// `relay`); the actor was rebuilt or the affected subscriber dropped.
+    /// `relay`, `ingest`); the actor was rebuilt, or the affected subscriber or offer
+    /// dropped.
     pub actor_panics: IntCounterVec,
     /// Connections refused by a connection limit.
     pub connections_refused: IntCounter,
@@ -84,7 +85,7 @@ impl Metrics {
             "Sessions closed after the heartbeat timeout",
         )
         .unwrap();
-        for actor in ["room", "inventory", "relay"] {
+        for actor in ["room", "inventory", "relay", "ingest"] {
             // Export every kind at 0 from the start, so a first panic shows as a change.
             actor_panics.with_label_values(&[actor]);
         }

@@ -229,8 +229,12 @@ impl Handler<Negotiate> for Publisher {
         });
         // The negotiation is its own task, so a panic inside webrtc-rs (parsing or
         // applying the offer) ends that task only and comes back as an error.
+        let panics = self.metrics.actor_panics.clone();
         let work = async move {
-            negotiation.await.unwrap_or_else(|_| {
+            negotiation.await.unwrap_or_else(|e| {
+                if e.is_panic() {
+                    panics.with_label_values(&["ingest"]).inc();
+                }
                 Err(MediaError::InvalidSdp(
                     "the offer could not be processed".into(),
                 ))

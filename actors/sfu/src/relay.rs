@@ -211,8 +211,12 @@ impl Handler<AddSubscriber> for Relay {
                 .await
                 .map(|n| (msg.id, msg.preference, n))
         });
+        let panics = self.metrics.actor_panics.clone();
         let work = async move {
-            negotiation.await.unwrap_or_else(|_| {
+            negotiation.await.unwrap_or_else(|e| {
+                if e.is_panic() {
+                    panics.with_label_values(&["relay"]).inc();
+                }
                 Err(MediaError::InvalidSdp(
                     "the offer could not be processed".into(),
                 ))

@@ -36,7 +36,15 @@ fn new_id(prefix: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Faq {
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub q: String,
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub a: String,
 }
 
@@ -44,16 +52,36 @@ pub struct Faq {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// 1-200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub title: String,
+    /// At most 5000 characters; line breaks and tabs are the only control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 5000,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub description: String,
-    /// List price in cents (≥ 1).
+    /// List price in cents.
+    #[schema(minimum = 1, maximum = 100_000_000_000u64)]
     pub price_cents: u64,
+    /// Empty, or an http(s) URL.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^(https?://[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*)?$"
+    )]
     pub image_url: String,
-    /// At least one SKU.
+    /// 1-100 SKUs.
+    #[schema(min_items = 1, max_items = 100)]
     pub skus: Vec<NewSku>,
+    /// At most 20 entries.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub faq: Vec<Faq>,
 }
 
@@ -61,7 +89,8 @@ pub struct NewProduct {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSku {
-    /// E.g. `{"size":"M"}`.
+    /// E.g. `{"size":"M"}`: at most 20, names of 1-64 and values of at most 200
+    /// characters, no control characters.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
     /// Initial free stock.
@@ -168,6 +197,12 @@ pub struct StockChange {
     pub stock: Option<u32>,
     #[serde(default)]
     pub delta: Option<i64>,
+    /// 1-500 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub reason: String,
 }
 
@@ -175,23 +210,31 @@ pub struct StockChange {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSale {
+    /// A room whose anchor granted this merchant (1-64 of `[A-Za-z0-9_-]`).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub room: String,
     pub sku_id: String,
-    /// Units taken from the SKU's free stock (≥ 1).
+    /// Units taken from the SKU's free stock.
+    #[schema(minimum = 1)]
     pub allotted: u32,
-    /// Price in this sale, in cents (≥ 1).
+    /// Price in this sale, in cents.
+    #[schema(minimum = 1, maximum = 100_000_000_000u64)]
     pub price_cents: u64,
     /// Most units one buyer may hold (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1)]
     pub per_buyer_limit: u32,
-    /// Unpaid reservations expire after this many seconds (default 300, at most 86400).
+    /// Unpaid reservations expire after this many seconds (default 300).
     #[serde(default = "five_minutes")]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub reservation_ttl_secs: u64,
-    /// Fair window in ms after the reveal (default 0 = first come, first served; at most 10000).
+    /// Fair window in ms after the reveal (default 0 = first come, first served).
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub fair_window_ms: u64,
     /// The sale ends by itself at this time (ms since the Unix epoch).
     #[serde(default)]
+    #[schema(maximum = 253_402_300_799_999u64)]
     pub end_at: Option<u64>,
 }
 
@@ -370,10 +413,10 @@ pub fn change_stock(
     now: u64,
 ) -> Result<Sku, StoreError> {
     let reason = change.reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
+    if reason.is_empty() || reason.chars().count() > 500 {
         return Err(refuse(
             ErrorCode::InvalidMessage,
-            "reason must be 1-500 bytes",
+            "reason must be 1-500 characters",
         ));
     }
     if has_disallowed(reason) {

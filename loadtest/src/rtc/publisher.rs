@@ -156,36 +156,82 @@ pub(crate) async fn connected(
     .context("connecting timed out")?
 }
 
+/// A connection with its send-only tracks, and the offer it makes.
+struct Prepared {
+    pc: Arc<dyn PeerConnection>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
+    video_track: Arc<TrackLocalStaticRTP>,
+    audio_track: Arc<TrackLocalStaticRTP>,
+    video_tr: Arc<dyn RtpTransceiver>,
+    audio_tr: Arc<dyn RtpTransceiver>,
+    video_ssrc: u32,
+    audio_ssrc: u32,
+    offer: String,
+}
+
+async fn prepare() -> anyhow::Result<Prepared> {
+    let cfg = MediaConfig::default();
+    let (pc, mut events) = engine::build_peer(&cfg).await?;
+    let video_ssrc = rand::random::<u32>();
+    let audio_ssrc = rand::random::<u32>();
+    let video_track = track(
+        RtpCodecKind::Video,
+        codec(MIME_TYPE_VP8, 90_000, 0),
+        video_ssrc,
+    );
+    let audio_track = track(
+        RtpCodecKind::Audio,
+        codec(MIME_TYPE_OPUS, 48_000, 2),
+        audio_ssrc,
+    );
+    let sendonly = || {
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            ..Default::default()
+        })
+    };
+    let video_tr = pc
+        .add_transceiver_from_track(video_track.clone() as Arc<dyn TrackLocal>, sendonly())
+        .await?;
+    let audio_tr = pc
+        .add_transceiver_from_track(audio_track.clone() as Arc<dyn TrackLocal>, sendonly())
+        .await?;
+    let offer = local_offer(&pc, &mut events).await?;
+    Ok(Prepared {
+        pc,
+        events,
+        video_track,
+        audio_track,
+        video_tr,
+        audio_tr,
+        video_ssrc,
+        audio_ssrc,
+        offer,
+    })
+}
+
+/// The offer a publisher makes (VP8 video and Opus audio, send-only, every candidate),
+/// without publishing: for tests that feed offers to a WHIP endpoint themselves.
+pub async fn sample_offer() -> anyhow::Result<String> {
+    let prepared = prepare().await?;
+    let _ = prepared.pc.close().await;
+    Ok(prepared.offer)
+}
+
 impl Publisher {
     /// Publishes to `base` (e.g. `http://127.0.0.1:8080`) in `room` with an anchor token.
     pub async fn connect(base: &str, room: &str, token: &str) -> anyhow::Result<Self> {
-        let cfg = MediaConfig::default();
-        let (pc, mut events) = engine::build_peer(&cfg).await?;
-        let video_ssrc = rand::random::<u32>();
-        let audio_ssrc = rand::random::<u32>();
-        let video_track = track(
-            RtpCodecKind::Video,
-            codec(MIME_TYPE_VP8, 90_000, 0),
+        let Prepared {
+            pc,
+            mut events,
+            video_track,
+            audio_track,
+            video_tr,
+            audio_tr,
             video_ssrc,
-        );
-        let audio_track = track(
-            RtpCodecKind::Audio,
-            codec(MIME_TYPE_OPUS, 48_000, 2),
             audio_ssrc,
-        );
-        let sendonly = || {
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                ..Default::default()
-            })
-        };
-        let video_tr = pc
-            .add_transceiver_from_track(video_track.clone() as Arc<dyn TrackLocal>, sendonly())
-            .await?;
-        let audio_tr = pc
-            .add_transceiver_from_track(audio_track.clone() as Arc<dyn TrackLocal>, sendonly())
-            .await?;
-        let offer = local_offer(&pc, &mut events).await?;
+            offer,
+        } = prepare().await?;
         let response = reqwest::Client::new()
             .post(format!("{base}/whip/{room}"))
             .bearer_auth(token)
