@@ -16,7 +16,7 @@ round=0
 total=0
 while [ "$(date +%s)" -lt "$deadline" ]; do
     round=$((round + 1))
-    if ! out=$(LOCKSTEP_FUZZ_CASES="$cases" cargo test --release --locked -q \
+    if ! out=$(FUZZ_CASES="$cases" cargo test --release --locked -q \
         --test fuzz --test fuzz_server 2>&1); then
         echo "$out" | tail -80
         echo "round $round FAILED (see above)"

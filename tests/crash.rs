@@ -4,7 +4,7 @@
 //! order a buyer saw accepted must be in the database; after a restart, units are
 //! conserved (reserved + sold + remaining + released == allotted).
 //!
-//! `LOCKSTEP_CRASH_ROUNDS` sets the number of kill -9 rounds (default 3);
+//! `CRASH_ROUNDS` sets the number of kill -9 rounds (default 3);
 //! `bench/crash_loop.sh` runs 20.
 
 mod common;
@@ -313,7 +313,7 @@ async fn round(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_orders_survive_kill_9_at_random_points() {
-    let rounds: usize = std::env::var("LOCKSTEP_CRASH_ROUNDS")
+    let rounds: usize = std::env::var("CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);

@@ -5,7 +5,7 @@
 //! (garbage and mutated real ones) through the SFU's offer parser, which wraps
 //! webrtc-rs's. Nothing may panic; every refusal carries its documented code.
 //!
-//! Cases per property: `LOCKSTEP_FUZZ_CASES` (default 500); `scripts/fuzz.sh` runs these
+//! Cases per property: `FUZZ_CASES` (default 500); `scripts/fuzz.sh` runs these
 //! and `tests/fuzz_server.rs` for as long as asked with many more.
 
 mod fuzzing;

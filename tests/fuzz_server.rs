@@ -4,7 +4,7 @@
 //! coded error or success, never a 5xx other than a documented `503`, never a dropped
 //! connection; afterwards it must still serve video to a real subscriber.
 //!
-//! Cases per property: `LOCKSTEP_FUZZ_CASES` (default 150).
+//! Cases per property: `FUZZ_CASES` (default 150).
 
 mod common;
 mod fuzzing;

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lockstep_load::plot;
 use lockstep_load::report::{Report, parse_worker_report};
-use lockstep_load::scenario::{Slot, flash_sale, join_storm, link_drop, subscribers, viewers};
+use lockstep_load::scenario::{
+    Slot, flash_sale, join_storm, link_drop, soak, subscribers, viewers,
+};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +53,9 @@ enum Scenario {
     JoinStorm(join_storm::JoinStormArgs),
     /// SFU capacity: one publisher, N WebRTC subscribers; loss and forwarding latency.
     Subscribers(subscribers::SubscribersArgs),
+    /// Hours of churn: joins and leaves, comments, likes, orders with cancels and
+    /// expiries, sales that end, WHEP players, slow and half-open clients.
+    Soak(soak::SoakArgs),
 }
 
 fn main() {
@@ -136,6 +141,7 @@ async fn run_scenario(scenario: Scenario, slot: Slot) -> anyhow::Result<Report> 
         Scenario::FlashSale(a) => flash_sale::run(a, slot).await,
         Scenario::JoinStorm(a) => join_storm::run(a, slot).await,
         Scenario::Subscribers(a) => subscribers::run(a, slot).await,
+        Scenario::Soak(a) => soak::run(a, slot).await,
     }
 }
 

@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// Cases per property: `LOCKSTEP_FUZZ_CASES`, or `default`.
+/// Cases per property: `FUZZ_CASES`, or `default`.
 pub fn cases(default: u32) -> u32 {
-    std::env::var("LOCKSTEP_FUZZ_CASES")
+    std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)

@@ -192,6 +192,7 @@ async fn lockstep(
         &args.conn.room,
         args.stock,
         args.limit,
+        3600,
     )
     .await?;
     let joining = bar(progress, args.buyers as u64, "joining");

@@ -78,6 +78,7 @@ pub async fn create_sale(
     room: &str,
     stock: u32,
     limit: u32,
+    reservation_ttl_secs: u64,
 ) -> anyhow::Result<String> {
     let merchant = token(
         secret,
@@ -110,7 +111,7 @@ pub async fn create_sale(
     let sale: serde_json::Value = http
         .post(format!("http://{server}/api/v1/sales"))
         .bearer_auth(&merchant)
-        .json(&json!({"room":room,"sku_id":sku,"allotted":stock,"price_cents":100,"per_buyer_limit":limit,"reservation_ttl_secs":3600}))
+        .json(&json!({"room":room,"sku_id":sku,"allotted":stock,"price_cents":100,"per_buyer_limit":limit,"reservation_ttl_secs":reservation_ttl_secs}))
         .send()
         .await?
         .error_for_status()?
@@ -163,7 +164,7 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     let server = loopback(&args.conn.server)?;
     let mut report = Report::new("link-drop", "lockstep");
     let mut anchor = open_anchor(server, &args.conn).await?;
-    let sale = create_sale(server, &args.conn.secret, &args.conn.room, 1, 1).await?;
+    let sale = create_sale(server, &args.conn.secret, &args.conn.room, 1, 1, 3600).await?;
     let progress = bar(slot.progress, args.viewers as u64, "joining");
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(args.viewers + 1));
     let per_join = Duration::from_secs_f64(1.0 / f64::from(args.ramp.max(1)));

@@ -4,6 +4,7 @@
 pub mod flash_sale;
 pub mod join_storm;
 pub mod link_drop;
+pub mod soak;
 pub mod subscribers;
 pub mod viewers;
 
