@@ -176,17 +176,24 @@ fn room_of_path(room: &str) -> Result<(), ApiError> {
     }
 }
 
-fn merchant_id(merchant: &str) -> Result<(), ApiError> {
-    if (1..=crate::auth::MAX_ID_BYTES).contains(&merchant.len())
-        && !lockstep_actors::text::has_disallowed(merchant)
+/// The room and merchant of a grant path, once the caller proved to be the room's anchor.
+fn grant_path(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(String, String), ApiError> {
+    let (room, merchant) = path.into_inner();
+    room_of_path(&room)?;
+    state.auth.anchor_of(bearer(req), &room)?;
+    if !(1..=crate::auth::MAX_ID_BYTES).contains(&merchant.len())
+        || lockstep_actors::text::has_disallowed(&merchant)
     {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+        return Err(ApiError::new(
             ErrorCode::InvalidMessage,
             "merchant ids are 1-128 bytes without control characters",
-        ))
+        ));
     }
+    Ok((room, merchant))
 }
 
 /// `GET /api/v1/rooms/{id}/merchants`: who may sell in the room.
@@ -223,10 +230,7 @@ pub async fn grant_merchant(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, merchant) = path.into_inner();
-    room_of_path(&room)?;
-    state.auth.anchor_of(bearer(&req), &room)?;
-    merchant_id(&merchant)?;
+    let (room, merchant) = grant_path(&req, &state, path)?;
     let grant = state
         .sales
         .store()
@@ -247,10 +251,7 @@ pub async fn revoke_merchant(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, merchant) = path.into_inner();
-    room_of_path(&room)?;
-    state.auth.anchor_of(bearer(&req), &room)?;
-    merchant_id(&merchant)?;
+    let (room, merchant) = grant_path(&req, &state, path)?;
     let name = merchant.clone();
     let revoked = state
         .sales

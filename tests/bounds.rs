@@ -4,34 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{TestServer, test_config};
 use lockstep_protocol::{ErrorCode, OrderOutcome, ServerMsg};
 use serde_json::json;
-
-async fn wait_metric(server: &TestServer, name: &str, want: f64) {
-    let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
-    loop {
-        let got = server.metric(name).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} stayed {got}, wanted {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_ready(server: &TestServer) {
-    let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
-    while reqwest::get(server.url("/readyz")).await.unwrap().status() != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_sales_leave_memory_and_come_back_on_demand() {
@@ -41,13 +16,13 @@ async fn ended_sales_leave_memory_and_come_back_on_demand() {
     let server = TestServer::start(cfg.clone());
     let ended = server.create_sale("m1", "r1", 5, 5, json!({})).await;
     let open = server.create_sale("m1", "r1", 5, 5, json!({})).await;
-    wait_metric(&server, "lockstep_sales_loaded", 2.0).await;
+    server.wait_metric("lockstep_sales_loaded", 2.0).await;
     let (status, _) = server
         .merchant_post("m1", &format!("/api/v1/sales/{ended}/close"), json!({}))
         .await;
     assert_eq!(status, 200);
     // The ended sale, with nothing reserved, retires; the open one stays.
-    wait_metric(&server, "lockstep_sales_loaded", 1.0).await;
+    server.wait_metric("lockstep_sales_loaded", 1.0).await;
     // Asked about, it is loaded from the database with everything it had.
     let (status, view) = server
         .merchant_get("m1", &format!("/api/v1/sales/{ended}"))
@@ -72,8 +47,8 @@ async fn ended_sales_leave_memory_and_come_back_on_demand() {
 
     // After a restart only the sale that can still change is loaded.
     let server = TestServer::start(cfg);
-    wait_ready(&server).await;
-    wait_metric(&server, "lockstep_sales_loaded", 1.0).await;
+    server.wait_readyz(200).await;
+    server.wait_metric("lockstep_sales_loaded", 1.0).await;
     let (status, _) = server
         .merchant_get("m1", &format!("/api/v1/sales/{open}"))
         .await;
@@ -119,7 +94,9 @@ async fn one_sale_takes_at_most_its_share_of_waiting_requests() {
         "accepted {accepted}, busy {busy}"
     );
     assert_eq!(accepted + busy, 30, "every request was answered");
-    wait_metric(&server, "lockstep_sale_pending_requests", 0.0).await;
+    server
+        .wait_metric("lockstep_sale_pending_requests", 0.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

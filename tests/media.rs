@@ -8,9 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::media::{
-    WAIT, go_live, go_live_publisher_only, media_notice, status_of, wait_metric, ws_subscribe,
-};
+use common::media::{WAIT, go_live, go_live_publisher_only, media_notice, status_of, ws_subscribe};
 use common::{TestServer, error_code, test_config};
 use lockstep_load::rtc::Subscriber;
 use lockstep_protocol::ServerMsg;
@@ -68,8 +66,8 @@ async fn viewers_on_websocket_and_whep_receive_the_anchors_stream() {
     stop.cancel();
     assert_eq!(publisher.stop().await.unwrap(), 200);
     assert!(!media_notice(&mut viewer).await.live);
-    wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
-    wait_metric(&server, "lockstep_media_publishers", 0.0).await;
+    server.wait_metric("lockstep_media_subscribers", 0.0).await;
+    server.wait_metric("lockstep_media_publishers", 0.0).await;
 }
 
 async fn whip(
@@ -219,11 +217,11 @@ async fn leavers_are_cleaned_up_and_the_room_end_stops_its_video() {
     let ws_sub = ws_subscribe(&mut viewer).await;
     let whep_sub = Subscriber::whep(&server.url(""), "r1", None).await.unwrap();
     ws_sub.wait_video(30, WAIT).await.unwrap();
-    wait_metric(&server, "lockstep_media_subscribers", 2.0).await;
+    server.wait_metric("lockstep_media_subscribers", 2.0).await;
 
     // The viewer's socket closes: its subscription goes with it.
     viewer.close().await;
-    wait_metric(&server, "lockstep_media_subscribers", 1.0).await;
+    server.wait_metric("lockstep_media_subscribers", 1.0).await;
     // A WHEP player deletes its resource.
     let location = whep_sub.location().unwrap().to_owned();
     let status = reqwest::Client::new()
@@ -233,12 +231,12 @@ async fn leavers_are_cleaned_up_and_the_room_end_stops_its_video() {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 200);
-    wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
+    server.wait_metric("lockstep_media_subscribers", 0.0).await;
 
     // The publisher vanishes without a DELETE: viewers are told the stream is away.
     publisher.vanish().await;
     assert!(!media_notice(&mut watcher).await.live);
-    wait_metric(&server, "lockstep_media_publishers", 0.0).await;
+    server.wait_metric("lockstep_media_publishers", 0.0).await;
 
     // It comes back; then the room ends and takes the video with it.
     let (second, _stop) = go_live_publisher_only(&server, "r1").await;
@@ -246,8 +244,8 @@ async fn leavers_are_cleaned_up_and_the_room_end_stops_its_video() {
     let sub = Subscriber::whep(&server.url(""), "r1", None).await.unwrap();
     sub.wait_video(10, WAIT).await.unwrap();
     anchor.send(json!({"type":"control","cmd":"end"})).await;
-    wait_metric(&server, "lockstep_media_publishers", 0.0).await;
-    wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
+    server.wait_metric("lockstep_media_publishers", 0.0).await;
+    server.wait_metric("lockstep_media_subscribers", 0.0).await;
 
     // Every peer connection's UDP socket is gone: the server's (which this test shares a
     // process with) as well as the clients' once they close.

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::media::{WAIT, go_live, media_notice, status_of, wait_metric};
+use common::media::{WAIT, go_live, media_notice, status_of};
 use common::{TestServer, error_code, test_config};
 use lockstep_load::rtc::Subscriber;
 use lockstep_protocol::ServerMsg;
@@ -67,11 +67,11 @@ async fn playback_sessions_are_unguessable_and_end_only_for_their_owner() {
     let viewer_of_r2 = server.token(lockstep_protocol::Role::Viewer, "alice", Some("r2"));
     let (status, body) = delete(&server, &a, Some(&viewer_of_r2)).await;
     assert_eq!((status, name(&body)), (403, "forbidden"), "{body}");
-    wait_metric(&server, "lockstep_media_subscribers", 2.0).await;
+    server.wait_metric("lockstep_media_subscribers", 2.0).await;
     assert_eq!(delete(&server, &a, Some(&alice)).await.0, 200);
     // A guest's session ends for whoever holds its URL.
     assert_eq!(delete(&server, &g, None).await.0, 200);
-    wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
+    server.wait_metric("lockstep_media_subscribers", 0.0).await;
     // The anchor may end anyone's.
     let bobs = Subscriber::whep(&base, "r1", Some(&bob)).await.unwrap();
     let anchor_token = server.anchor_token("r1");
@@ -107,7 +107,7 @@ async fn bans_reach_video_too() {
     let mallory = server.viewer_token("mallory");
     let playing = Subscriber::whep(&base, "r1", Some(&mallory)).await.unwrap();
     playing.wait_video(10, WAIT).await.unwrap();
-    wait_metric(&server, "lockstep_media_subscribers", 1.0).await;
+    server.wait_metric("lockstep_media_subscribers", 1.0).await;
     anchor
         .send(json!({"type":"control","cmd":"ban","user":"mallory","id":5}))
         .await;
@@ -115,7 +115,7 @@ async fn bans_reach_video_too() {
         .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(5), .. }).then_some(()))
         .await;
     // The ban ends the WHEP session (there is no room socket to close) ...
-    wait_metric(&server, "lockstep_media_subscribers", 0.0).await;
+    server.wait_metric("lockstep_media_subscribers", 0.0).await;
     // ... and refuses new ones, and the room's status.
     let again = Subscriber::whep(&base, "r1", Some(&mallory)).await;
     let err = again

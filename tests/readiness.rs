@@ -7,23 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, test_config};
-use serde_json::{Value, json};
-
-async fn readyz(server: &TestServer) -> (u16, Value) {
-    let resp = reqwest::get(server.url("/readyz")).await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_the_server_cannot_restore_from_keeps_it_unready_with_the_reason() {
     let cfg = test_config();
     let server = TestServer::start(cfg.clone());
     let sale = server.create_sale("m1", "r1", 5, 5, json!({})).await;
-    let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
-    while readyz(&server).await.0 != 200 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_readyz(200).await;
     server.stop();
     // Someone edits the database by hand and leaves a value no sale can have.
     let conn = rusqlite::Connection::open(&cfg.store.path).unwrap();
@@ -33,7 +24,7 @@ async fn a_database_the_server_cannot_restore_from_keeps_it_unready_with_the_rea
     let server = TestServer::start(cfg);
     let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
     let body = loop {
-        let (status, body) = readyz(&server).await;
+        let (status, body) = server.readyz().await;
         if status == 503 && body.to_string().contains("restoring sales failed") {
             break body;
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Client, TestServer, test_config};
 use lockstep_protocol::{ErrorCode, OrderOutcome, ServerMsg};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const BUYERS: usize = 20;
 const ALLOTTED: u32 = 1_000_000;
@@ -145,26 +145,6 @@ fn assert_all_stored(db: &str, accepted: &[String], tag: &str) {
     }
 }
 
-async fn readyz(server: &TestServer) -> (u16, Value) {
-    let resp = reqwest::get(server.url("/readyz")).await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
-async fn wait_ready(server: &TestServer, want: u16) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = readyz(server).await;
-        if status == want {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz stayed {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn open_sale(server: &TestServer) -> String {
     let _anchor = server.open_room("r1").await;
     let sale = server
@@ -208,7 +188,7 @@ async fn a_full_database_budget_never_acks_what_it_could_not_store() {
     assert!(seen.unavailable > 0, "buyers were told to retry");
     assert_all_stored(&db, &seen.accepted, "budget");
     // While the sale waits to rebuild, /readyz says which sale is failing.
-    let (status, body) = readyz(&server).await;
+    let (status, body) = server.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains(&sale), "{body}");
 }
@@ -281,7 +261,9 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_loses_no_acked_order_and_the_sale_recovers() {
-    let Some(fs) = Tmpfs::mount("4m") else {
+    // Room enough, once the filler is gone, for the WAL to reach SQLite's checkpoint
+    // size (1,000 pages) and more.
+    let Some(fs) = Tmpfs::mount("16m") else {
         return;
     };
     let mut cfg = test_config();
@@ -290,28 +272,30 @@ async fn a_full_disk_loses_no_acked_order_and_the_sale_recovers() {
     cfg.store.path = db.clone();
     let server = TestServer::start(cfg);
     let sale = open_sale(&server).await;
-    assert_eq!(readyz(&server).await.0, 200);
+    assert_eq!(server.readyz().await.0, 200);
 
     // The disk fills during the storm.
     let filler = fs.fill(256 * 1024);
     let full = storm(&server, &sale, "full", Want::Failures(0.0)).await;
     assert!(full.unavailable > 0, "buyers were told to retry");
     assert_all_stored(&db, &full.accepted, "disk full");
-    let body = wait_ready(&server, 503).await;
+    let body = server.wait_readyz(503).await;
     assert!(body.to_string().contains(&sale), "{body}");
 
     // Space comes back: the sale rebuilds itself from the database and sells again.
     std::fs::remove_file(&filler).unwrap();
-    wait_ready(&server, 200).await;
+    server.wait_readyz(200).await;
     let frames = server.metric("lockstep_frames_in_total").await;
     let after = storm(&server, &sale, "after", Want::Frames(frames + 200.0)).await;
     assert!(!after.accepted.is_empty(), "orders are accepted again");
     assert_all_stored(&db, &after.accepted, "after recovery");
 
     // Units are conserved through all of it.
-    let (_, view) = server
+    server.wait_readyz(200).await;
+    let (status, view) = server
         .merchant_get("m1", &format!("/api/v1/sales/{sale}"))
         .await;
+    assert_eq!(status, 200, "{view}");
     let s = &view["summary"];
     let units: u64 = ["remaining", "reserved", "sold", "released"]
         .iter()

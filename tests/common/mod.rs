@@ -261,6 +261,44 @@ impl TestServer {
             .unwrap()
     }
 
+    /// `/readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let resp = reqwest::get(self.url("/readyz")).await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// Waits until `/readyz` answers `want`; returns its body then.
+    pub async fn wait_readyz(&self, want: u16) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT * 2;
+        loop {
+            let (status, body) = self.readyz().await;
+            if status == want {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/readyz stayed {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the metric `name` reads `want` (fails after the event timeout).
+    pub async fn wait_metric(&self, name: &str, want: f64) {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let got = self.metric(name).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed {got}, wanted {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the server (as Ctrl-C would) and waits for it to exit.
     pub fn stop(mut self) {
         self.shutdown();
