@@ -28,6 +28,7 @@ METRICS = [
     "lockstep_slow_viewer_cuts_total",
     "lockstep_client_errors_total",
     "lockstep_connections_refused_total",
+    "lockstep_tcp_connections",
     "lockstep_frames_out_total",
     "lockstep_actor_panics_total",
 ]

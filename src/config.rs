@@ -156,6 +156,10 @@ pub enum ConfigError {
     EmptySecret,
     #[error("server.connection_limit_exempt: `{0}` is not a network (CIDR such as 10.0.0.0/8)")]
     BadNetwork(String),
+    #[error(
+        "session.heartbeat_timeout_ms ({timeout}) must be longer than session.heartbeat_interval_ms ({interval})"
+    )]
+    Heartbeat { timeout: u64, interval: u64 },
 }
 
 impl Config {
@@ -210,7 +214,21 @@ impl Config {
             net.parse::<ipnet::IpNet>()
                 .map_err(|_| ConfigError::BadNetwork(net.clone()))?;
         }
+        let session = &self.session;
+        if session.heartbeat_timeout_ms <= session.heartbeat_interval_ms {
+            return Err(ConfigError::Heartbeat {
+                timeout: session.heartbeat_timeout_ms,
+                interval: session.heartbeat_interval_ms,
+            });
+        }
         Ok(())
+    }
+
+    /// Sockets this configuration may hold at once: client connections, video peers
+    /// (a UDP socket each) and a margin for the database and listeners. Compared with
+    /// the process's open-files limit at startup.
+    pub fn sockets_needed(&self) -> usize {
+        self.server.max_connections + self.media.max_subscribers_total + self.rooms.max_rooms + 64
     }
 
     /// Parses a TOML document on top of the defaults (no environment).
@@ -266,6 +284,11 @@ mod tests {
         assert!(c.check_for(loopback).is_err(), "never an empty secret");
         c.auth.secret = "x".repeat(MIN_SECRET_BYTES);
         assert!(c.check_for(public).is_ok());
+        c.session.heartbeat_timeout_ms = c.session.heartbeat_interval_ms;
+        assert!(
+            c.check_for(public).is_err(),
+            "a timeout must outlast the ping interval"
+        );
     }
 
     #[test]

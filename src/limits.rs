@@ -26,6 +26,7 @@ pub struct ConnLimits {
     exempt: Vec<IpNet>,
     counts: Mutex<Counts>,
     refused: prometheus::IntCounter,
+    open: prometheus::IntGauge,
 }
 
 /// A connection's place under the limits, kept for as long as the connection is open.
@@ -44,6 +45,7 @@ impl ConnLimits {
         max_per_ip: usize,
         exempt: &[String],
         refused: prometheus::IntCounter,
+        open: prometheus::IntGauge,
     ) -> Arc<Self> {
         Arc::new(Self {
             max_total,
@@ -51,6 +53,7 @@ impl ConnLimits {
             exempt: exempt.iter().filter_map(|n| n.parse().ok()).collect(),
             counts: Mutex::default(),
             refused,
+            open,
         })
     }
 
@@ -99,6 +102,7 @@ impl ConnLimits {
             };
         }
         counts.total += 1;
+        self.open.set(counts.total as i64);
         if let Some(ip) = ip {
             *counts.per_ip.entry(ip).or_default() += 1;
         }
@@ -111,7 +115,7 @@ impl ConnLimits {
 
     /// Connections holding a slot now.
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub fn open_now(&self) -> usize {
         self.counts().total
     }
 }
@@ -123,6 +127,7 @@ impl Drop for ConnSlot {
         }
         let mut counts = self.limits.counts();
         counts.total -= 1;
+        self.limits.open.set(counts.total as i64);
         if let Some(ip) = self.counted_ip
             && let Some(n) = counts.per_ip.get_mut(&ip)
         {
@@ -148,7 +153,8 @@ mod tests {
 
     fn limits(total: usize, per_ip: usize) -> Arc<ConnLimits> {
         let counter = prometheus::IntCounter::new("r", "r").unwrap();
-        ConnLimits::new(total, per_ip, &["127.0.0.0/8".into()], counter)
+        let gauge = prometheus::IntGauge::new("o", "o").unwrap();
+        ConnLimits::new(total, per_ip, &["127.0.0.0/8".into()], counter, gauge)
     }
 
     #[test]
@@ -165,7 +171,7 @@ mod tests {
         );
         assert!(l.admit(None).refusal.is_some(), "the total is full");
         drop(first);
-        assert_eq!(l.open(), 2);
+        assert_eq!(l.open_now(), 2);
         assert!(
             l.admit(Some(a)).refusal.is_none(),
             "a closed connection frees its slot"

@@ -40,6 +40,7 @@ pub async fn run(
     config
         .check_for(addr)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    warn_if_files_run_short(&config);
     let metrics = Metrics::new();
     let arbiters: Vec<Arbiter> = (0..threads_or_cores(config.rooms.arbiters))
         .map(|_| Arbiter::new())
@@ -75,6 +76,7 @@ pub async fn run(
         config.server.max_connections_per_ip,
         &config.server.connection_limit_exempt,
         metrics.connections_refused.clone(),
+        metrics.tcp_connections.clone(),
     );
     let state = web::Data::new(AppState {
         directory,
@@ -216,6 +218,32 @@ fn tune_socket(conn: &dyn std::any::Any, send_buffer: usize) -> Option<std::net:
         tracing::warn!(error = %e, "could not set the socket send buffer");
     }
     stream.peer_addr().ok().map(|a| a.ip())
+}
+
+/// Warns when the limits in the configuration need more sockets than the process may
+/// open (its soft `RLIMIT_NOFILE`, read from `/proc/self/limits`): connections past
+/// that fail at accept instead of getting a coded refusal.
+fn warn_if_files_run_short(config: &Config) {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .split_whitespace()
+                .nth(3)?
+                .parse::<usize>()
+                .ok()
+        });
+    if let Some(limit) = limit
+        && config.sockets_needed() > limit
+    {
+        tracing::warn!(
+            open_files_limit = limit,
+            needed = config.sockets_needed(),
+            "server.max_connections + media.max_subscribers_total may need more sockets than this process may open; lower them or raise the limit"
+        );
+    }
 }
 
 /// Rebuilds, in the background, every sale that can still change (not ended, or holding

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub actor_panics: IntCounterVec,
     /// Connections refused by a connection limit.
     pub connections_refused: IntCounter,
+    /// Client TCP connections open (HTTP and WebSocket), as the connection limits count.
+    pub tcp_connections: IntGauge,
     /// Sessions closed because the client sent nothing for the heartbeat timeout.
     pub heartbeat_timeouts: IntCounter,
 }
@@ -80,6 +82,8 @@ impl Metrics {
             "Connections refused by a connection limit",
         )
         .unwrap();
+        let tcp_connections =
+            IntGauge::new("tcp_connections", "Client TCP connections open").unwrap();
         let heartbeat_timeouts = IntCounter::new(
             "heartbeat_timeouts_total",
             "Sessions closed after the heartbeat timeout",
@@ -105,6 +109,7 @@ impl Metrics {
             Box::new(sale_pending.clone()),
             Box::new(actor_panics.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(tcp_connections.clone()),
             Box::new(heartbeat_timeouts.clone()),
         ] {
             registry.register(c).expect("metric names are distinct");
@@ -125,6 +130,7 @@ impl Metrics {
             sale_pending,
             actor_panics,
             connections_refused,
+            tcp_connections,
             heartbeat_timeouts,
         }
     }
