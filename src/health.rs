@@ -84,3 +84,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_restore_and_shutdown_are_reasons_not_to_be_ready() {
+        let phase = Phase::default();
+        assert!(phase.reasons().is_empty());
+        phase.restoring(true);
+        assert_eq!(phase.reasons(), ["restoring sales from the database"]);
+        phase.restoring(false);
+        assert!(phase.reasons().is_empty());
+        phase.shutting_down();
+        assert_eq!(phase.reasons(), ["shutting down"]);
+        phase.restore_failed("bad row".into());
+        assert_eq!(
+            phase.reasons(),
+            ["shutting down", "restoring sales failed: bad row"]
+        );
+    }
+}
