@@ -2,9 +2,18 @@
 //! `now` as an argument and returns what to do, so the logic is tested without a runtime.
 //!
 //! - [`directory`]: finds a room's actor by id and spreads rooms over arbiters.
-//! - [`room`]: one live room — viewers, comments, likes, presence, moderation, timeline.
+//! - [`room`]: one live room — viewers, comments, likes, presence, moderation, timeline;
+//!   its actor supervises the core (a panic restarts it).
 //! - [`session`]: per-connection rules (join handshake, rate limits) for the socket shell.
 //! - [`outbound`]: the bounded per-session queue that makes slow viewers cheap to cut.
+//! - [`inventory`]: one actor per flash sale around a linearizable core; durable answers,
+//!   bounded admission, rebuilding from the database after a failure.
+//! - [`store`]: the SQLite store thread (group commit, failure marks, recovery) and the
+//!   catalogue SQL.
+//! - [`media`]: what a room needs from its video (implemented by `lockstep-sfu`).
+//! - [`config`], [`limits`], [`metrics`], [`clock`], [`text`]: settings, token buckets,
+//!   Prometheus metrics, time, and which characters user text may hold.
+//! - [`sync`]: the loom facade every shared-memory primitive goes through.
 
 pub mod clock;
 pub mod config;

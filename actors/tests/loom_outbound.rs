@@ -1,5 +1,6 @@
 //! loom models of the outbound queue: room threads push while a session's writer drains.
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p lockstep-actors --release --test loom_outbound`.
+//! Run with `RUSTFLAGS="--cfg lockstep_loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p lockstep-actors --release --test loom_outbound`
+//! (the project's own cfg: under `--cfg loom` tokio compiles out what actix-rt needs).
 #![cfg(lockstep_loom)]
 
 use bytestring::ByteString;
