@@ -5,6 +5,7 @@
 //! the synthetic payload keeps the measurement exact.
 
 pub mod janus;
+pub mod peer;
 pub mod publisher;
 pub mod subscriber;
 pub mod synthetic;

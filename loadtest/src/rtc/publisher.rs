@@ -21,9 +21,8 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use webrtc::rtp_transceiver::RtpTransceiver;
 
+use super::peer::{self, PeerEvent, connected, local_offer};
 use super::synthetic::{SendLog, audio_payload, frame_payloads, now_us};
-use lockstep_sfu::MediaConfig;
-use lockstep_sfu::engine::{self, PeerEvent};
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -110,52 +109,6 @@ async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>, mime: &str) -> anyh
         .with_context(|| format!("{mime} was not negotiated"))
 }
 
-/// Gathers every candidate for an offer made on `pc`; returns the offer's SDP.
-pub(crate) async fn local_offer(
-    pc: &Arc<dyn PeerConnection>,
-    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
-) -> anyhow::Result<String> {
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer).await?;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(event) = events.recv().await {
-            if let PeerEvent::Gathered = event {
-                return Ok(());
-            }
-        }
-        bail!("the connection closed while gathering")
-    })
-    .await
-    .context("gathering ICE candidates timed out")??;
-    Ok(pc
-        .local_description()
-        .await
-        .context("no local description")?
-        .sdp)
-}
-
-/// Waits until the connection is up.
-pub(crate) async fn connected(
-    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
-) -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(event) = events.recv().await {
-            match event {
-                PeerEvent::State(RTCPeerConnectionState::Connected) => return Ok(()),
-                PeerEvent::State(
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
-                ) => {
-                    bail!("the connection failed")
-                }
-                _ => {}
-            }
-        }
-        bail!("the connection ended")
-    })
-    .await
-    .context("connecting timed out")?
-}
-
 /// A connection with its send-only tracks, and the offer it makes.
 struct Prepared {
     pc: Arc<dyn PeerConnection>,
@@ -170,8 +123,7 @@ struct Prepared {
 }
 
 async fn prepare() -> anyhow::Result<Prepared> {
-    let cfg = MediaConfig::default();
-    let (pc, mut events) = engine::build_peer(&cfg).await?;
+    let (pc, mut events) = peer::build("127.0.0.1").await?;
     let video_ssrc = rand::random::<u32>();
     let audio_ssrc = rand::random::<u32>();
     let video_track = track(

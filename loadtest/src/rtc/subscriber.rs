@@ -13,12 +13,10 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
-use super::publisher::{connected, local_offer};
+use super::peer::{self, PeerEvent, vp8_starts_keyframe};
+use super::peer::{connected, local_offer};
 use super::synthetic::{now_us, parse};
 use crate::report::Hist;
-use lockstep_sfu::MediaConfig;
-use lockstep_sfu::codec::vp8_starts_keyframe;
-use lockstep_sfu::engine::{self, PeerEvent};
 
 /// What one subscriber received.
 #[derive(Debug, Default, Clone)]
@@ -93,12 +91,8 @@ impl Subscriber {
     async fn receiving(
         bind: &str,
     ) -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PeerEvent>)> {
-        let cfg = MediaConfig {
-            udp_bind: bind.to_owned(),
-            ..MediaConfig::default()
-        };
-        let (pc, events) = engine::build_peer(&cfg).await?;
-        engine::add_receivers(&pc).await?;
+        let (pc, events) = peer::build(bind).await?;
+        peer::add_receivers(&pc).await?;
         Ok((pc, events))
     }
 
@@ -129,15 +123,7 @@ impl Subscriber {
             .await?;
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer).await?;
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(event) = events.recv().await {
-                if let PeerEvent::Gathered = event {
-                    return;
-                }
-            }
-        })
-        .await
-        .context("gathering ICE candidates timed out")?;
+        peer::gathered(&mut events).await?;
         let local = pc.local_description().await.context("no local answer")?;
         Ok(Self {
             pc,

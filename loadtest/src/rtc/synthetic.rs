@@ -99,13 +99,19 @@ mod tests {
         let payloads = frame_payloads(7, true, 3000, 1200, 123_456);
         assert_eq!(payloads.len(), 3);
         assert_eq!(payloads.iter().map(Vec::len).sum::<usize>(), 3000);
-        assert!(lockstep_sfu::codec::vp8_starts_keyframe(&payloads[0]));
-        assert!(!lockstep_sfu::codec::vp8_starts_keyframe(&payloads[1]));
+        assert!(crate::rtc::peer::vp8_starts_keyframe(
+            &payloads[0].clone().into()
+        ));
+        assert!(!crate::rtc::peer::vp8_starts_keyframe(
+            &payloads[1].clone().into()
+        ));
         for p in &payloads {
             assert_eq!(parse(p), Some((123_456, 7)));
         }
         let inter = frame_payloads(8, false, 500, 1200, 1);
-        assert!(!lockstep_sfu::codec::vp8_starts_keyframe(&inter[0]));
+        assert!(!crate::rtc::peer::vp8_starts_keyframe(
+            &inter[0].clone().into()
+        ));
         assert_eq!(parse(&audio_payload(99)), Some((99, 0)));
         assert_eq!(parse(b"nothing"), None);
     }
