@@ -1,18 +1,21 @@
 //! The wire side of the load generator: connecting WebSockets from chosen loopback source
 //! addresses, and the three protocols it can drive — Lockstep's, NATS's WebSocket text
 //! protocol, and Engine.IO v4 / Socket.IO framing — so the same workload runs against
-//! each server. Receive paths only scan for the payload markers; they never parse JSON.
+//! each server. Receive paths only scan for the payload markers; they never parse JSON
+//! (Lockstep's typed frames are in [`crate::frames`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use lockstep_protocol::PROTOCOL_VERSION;
+use lockstep_protocol::{ClientMsg, ControlCmd, PROTOCOL_VERSION, ServerMsg};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::frames;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -161,28 +164,28 @@ pub async fn join_receiver_with(
     }
 }
 
-/// Joins Lockstep (viewer socket or control channel); returns the welcome frame text.
+/// Joins Lockstep (viewer socket or control channel); returns the welcome.
 pub async fn lockstep_join(
     ws: &mut Ws,
     token: Option<&str>,
     title: Option<&str>,
-) -> anyhow::Result<String> {
-    let mut join = json!({"type":"join","protocol":PROTOCOL_VERSION});
-    if let Some(t) = token {
-        join["token"] = json!(t);
-    }
-    if let Some(t) = title {
-        join["title"] = json!(t);
-    }
-    ws.send(Message::text(join.to_string())).await?;
-    let text = wait_for(ws, |t| {
-        t.contains("\"type\":\"welcome\"") || t.contains("\"type\":\"error\"")
-    })
+) -> anyhow::Result<ServerMsg> {
+    frames::send(
+        ws,
+        &ClientMsg::Join {
+            protocol: PROTOCOL_VERSION,
+            token: token.map(str::to_owned),
+            title: title.map(str::to_owned),
+            id: None,
+        },
+    )
     .await?;
-    if text.contains("\"type\":\"error\"") {
-        bail!("join refused: {text}");
-    }
-    Ok(text)
+    frames::wait_for(ws, |m| match m {
+        ServerMsg::Welcome { .. } => Some(Ok(m)),
+        ServerMsg::Error { .. } => Some(Err(anyhow::anyhow!("join refused: {m:?}"))),
+        _ => None,
+    })
+    .await?
 }
 
 async fn nats_handshake(ws: &mut Ws) -> anyhow::Result<()> {
@@ -299,7 +302,12 @@ impl Publisher {
                 let Some(t) = frame_text(&frame) else {
                     continue;
                 };
-                if t.contains("\"type\":\"error\"") || t.starts_with("-ERR") {
+                let refusal = match target {
+                    Target::Lockstep => matches!(frames::decode(t), Ok(ServerMsg::Error { .. })),
+                    Target::Nats => t.starts_with("-ERR"),
+                    Target::Socketio => false,
+                };
+                if refusal {
                     seen_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 } else if t == "2" {
                     let _ = pongs.send(Message::text("3"));
@@ -344,12 +352,17 @@ impl Publisher {
     pub fn publish(&self, seq: u64, size: usize) -> anyhow::Result<()> {
         let body = payload(seq, size);
         let frame = match self.target {
-            Target::Lockstep => json!({"type":"control","cmd":"say","text":body}).to_string(),
-            Target::Nats => format!("PUB {} {}\r\n{}\r\n", self.room, body.len(), body),
-            Target::Socketio => format!("42[\"pub\",\"{body}\"]"),
+            Target::Lockstep => frames::encode(&ClientMsg::Control {
+                cmd: ControlCmd::Say { text: body },
+                id: None,
+            }),
+            Target::Nats => {
+                Message::text(format!("PUB {} {}\r\n{}\r\n", self.room, body.len(), body))
+            }
+            Target::Socketio => Message::text(format!("42[\"pub\",\"{body}\"]")),
         };
         self.out
-            .send(Message::text(frame))
+            .send(frame)
             .map_err(|_| anyhow::anyhow!("publisher socket closed"))
     }
 }

@@ -9,12 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use lockstep_protocol::{ClientMsg, OrderOutcome, ServerMsg};
 use rand::Rng;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::link_drop::{clock_offset, create_sale, drop_link, open_anchor};
 use super::{Slot, bar, loopback, token};
+use crate::frames;
 use crate::linearizability::{Event, Op, Ret, SaleSpec, check};
 use crate::report::{Hist, Report};
 use crate::wire::{self, Target};
@@ -113,18 +115,28 @@ async fn buy(
         for attempt in 0..=args.retries {
             id += 1;
             let invoke = started.elapsed().as_nanos() as u64;
-            let msg = json!({"type":"order","sale_id":sale,"qty":1,"key":key,"id":id});
-            if ws.send(Message::text(msg.to_string())).await.is_err() {
+            let msg = ClientMsg::Order {
+                sale_id: sale.clone(),
+                qty: 1,
+                key: key.clone(),
+                id: Some(id),
+            };
+            if ws.send(frames::encode(&msg)).await.is_err() {
                 return events;
             }
             let answer = tokio::time::timeout(Duration::from_millis(args.timeout_ms), async {
                 while let Some(Ok(frame)) = ws.next().await {
                     if let Message::Text(t) = frame
-                        && t.contains("\"type\":\"order_result\"")
-                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
-                        && v["id"].as_u64() == Some(id)
+                        && let Ok(ServerMsg::OrderResult {
+                            id: Some(answered),
+                            outcome,
+                            order_id,
+                            remaining,
+                            ..
+                        }) = frames::decode(&t)
+                        && answered == id
                     {
-                        return Some(v);
+                        return Some((outcome, order_id, remaining));
                     }
                 }
                 None
@@ -137,15 +149,17 @@ async fn buy(
                 key: key.clone(),
             };
             match answer {
-                Ok(Some(v)) => {
-                    let ret = match v["outcome"].as_str() {
-                        Some("accepted") => Ret::Accepted {
-                            order_id: v["order_id"].as_str().unwrap_or_default().to_owned(),
-                            remaining: v["remaining"].as_u64().unwrap_or(0) as u32,
+                Ok(Some((outcome, order_id, remaining))) => {
+                    let ret = match outcome {
+                        OrderOutcome::Accepted => Ret::Accepted {
+                            order_id: order_id.unwrap_or_default(),
+                            remaining: remaining.unwrap_or(0),
                         },
-                        Some("sold_out") => Ret::SoldOut,
-                        Some("limit_exceeded") => Ret::LimitExceeded,
-                        _ => Ret::Rejected,
+                        OrderOutcome::SoldOut => Ret::SoldOut,
+                        OrderOutcome::LimitExceeded => Ret::LimitExceeded,
+                        OrderOutcome::NotOpen | OrderOutcome::Closed | OrderOutcome::Invalid => {
+                            Ret::Rejected
+                        }
                     };
                     events.push(Event {
                         op,

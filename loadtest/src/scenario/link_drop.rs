@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::SinkExt;
+use lockstep_protocol::{ClientMsg, ControlCmd, ServerMsg};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::{Slot, bar, loopback, token};
+use crate::frames;
 use crate::report::{Hist, Report};
 use crate::wire::{self, Target, now_ns};
 
@@ -50,17 +50,13 @@ pub async fn clock_offset(ws: &mut wire::Ws, samples: u32) -> anyhow::Result<f64
     let mut best: Option<(f64, f64)> = None;
     for _ in 0..samples.max(1) {
         let t0 = now_ns() as f64 / 1e6;
-        ws.send(Message::text(
-            json!({"type":"time_sync","t0":t0}).to_string(),
-        ))
+        frames::send(ws, &ClientMsg::TimeSync { t0 }).await?;
+        let (t1, t2) = frames::wait_for(ws, |m| match m {
+            ServerMsg::TimeSync { t1, t2, .. } => Some((t1, t2)),
+            _ => None,
+        })
         .await?;
-        let answer = wire::wait_for(ws, |t| t.contains("\"type\":\"time_sync\"")).await?;
         let t3 = now_ns() as f64 / 1e6;
-        let v: serde_json::Value = serde_json::from_str(&answer)?;
-        let (t1, t2) = (
-            v["t1"].as_f64().unwrap_or(t0),
-            v["t2"].as_f64().unwrap_or(t3),
-        );
         let rtt = (t3 - t0) - (t2 - t1);
         let offset = ((t1 - t0) + (t2 - t3)) / 2.0;
         if best.is_none_or(|(r, _)| rtt < r) {
@@ -147,16 +143,23 @@ pub async fn drop_link(
     sale: &str,
     countdown_ms: u64,
 ) -> anyhow::Result<u64> {
-    let cmd = json!({"type":"control","cmd":"drop_link","sale_id":sale,"countdown_ms":countdown_ms,"id":1});
-    anchor.send(Message::text(cmd.to_string())).await?;
-    let link = wire::wait_for(anchor, |t| {
-        t.contains("\"type\":\"link\"") || t.contains("\"type\":\"error\"")
-    })
+    frames::send(
+        anchor,
+        &ClientMsg::Control {
+            cmd: ControlCmd::DropLink {
+                sale_id: sale.to_owned(),
+                countdown_ms: Some(countdown_ms),
+            },
+            id: Some(1),
+        },
+    )
     .await?;
-    let v: serde_json::Value = serde_json::from_str(&link)?;
-    v["link"]["reveal_at"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("drop_link refused: {link}"))
+    frames::wait_for(anchor, |m| match m {
+        ServerMsg::Link { link } => Some(Ok(link.reveal_at)),
+        ServerMsg::Error { .. } => Some(Err(anyhow::anyhow!("drop_link refused: {m:?}"))),
+        _ => None,
+    })
+    .await?
 }
 
 pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
@@ -189,10 +192,12 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
             progress.inc(1);
             ready.wait().await;
             let (mut ws, offset) = joined?;
-            let link = wire::wait_for(&mut ws, |t| t.contains("\"type\":\"link\"")).await?;
+            let reveal_at = frames::wait_for(&mut ws, |m| match m {
+                ServerMsg::Link { link } => Some(link.reveal_at),
+                _ => None,
+            })
+            .await? as f64;
             let arrived_local = now_ns() as f64 / 1e6;
-            let v: serde_json::Value = serde_json::from_str(&link)?;
-            let reveal_at = v["link"]["reveal_at"].as_u64().unwrap_or(0) as f64;
             // Show it when the corrected clock reaches reveal_at.
             let show_local = reveal_at - offset;
             if show_local > arrived_local {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use lockstep_protocol::{
     ClientMsg, ControlCmd, ErrorCode, OrderOutcome, PROTOCOL_VERSION, ServerMsg,
@@ -26,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::link_drop::create_sale;
 use super::{Conn, Slot, loopback, token};
+use crate::frames;
 use crate::report::Report;
 use crate::rtc::{PublishOptions, Publisher, Subscriber};
 use crate::wire::{self, Ws};
@@ -118,10 +118,6 @@ impl Ctx {
     }
 }
 
-fn encode(msg: &ClientMsg) -> Message {
-    Message::text(serde_json::to_string(msg).expect("client messages serialize"))
-}
-
 async fn join(ctx: &Ctx, user: Option<&str>) -> anyhow::Result<Ws> {
     join_with(ctx, user, None).await
 }
@@ -132,7 +128,7 @@ async fn join_with(ctx: &Ctx, user: Option<&str>, recv_buffer: Option<u32>) -> a
     let path = format!("/ws/rooms/{}", ctx.args.conn.room);
     let mut ws = wire::connect_with(ctx.server, None, &path, recv_buffer).await?;
     let token = user.map(|u| ctx.viewer_token(u));
-    ws.send(encode(&ClientMsg::Join {
+    ws.send(frames::encode(&ClientMsg::Join {
         protocol: PROTOCOL_VERSION,
         token,
         title: None,
@@ -147,17 +143,7 @@ async fn join_with(ctx: &Ctx, user: Option<&str>, recv_buffer: Option<u32>) -> a
 
 /// The next protocol message (frames that are not protocol text are skipped).
 async fn next_msg(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .context("no frame for 30 s")?
-            .context("socket ended")??;
-        match frame {
-            Message::Text(t) => return serde_json::from_str(&t).context("not a server message"),
-            Message::Close(c) => anyhow::bail!("closed: {c:?}"),
-            _ => {}
-        }
-    }
+    frames::next_within(ws, Duration::from_secs(30)).await
 }
 
 /// One member of the population: reads until told to leave (or, slow, stops reading).
@@ -270,7 +256,7 @@ async fn talker(
         tokio::time::sleep(every).await;
         i += 1;
         for msg in make(&ctx, i) {
-            if ws.send(encode(&msg)).await.is_err() {
+            if ws.send(frames::encode(&msg)).await.is_err() {
                 return ctx.unexpected(format!("{name}: socket ended"));
             }
         }
@@ -315,7 +301,7 @@ async fn buyer(ctx: Arc<Ctx>) {
 async fn one_order(ctx: &Ctx, n: u64) -> anyhow::Result<()> {
     let mut ws = join(ctx, Some(&format!("soak-buyer-{n}"))).await?;
     let sale_id = ctx.sale.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    ws.send(encode(&ClientMsg::Order {
+    ws.send(frames::encode(&ClientMsg::Order {
         sale_id,
         qty: 1,
         key: format!("k{n}"),
@@ -341,7 +327,7 @@ async fn one_order(ctx: &Ctx, n: u64) -> anyhow::Result<()> {
     };
     bump(&ctx.counts.orders);
     if let Some(order_id) = order_id.filter(|_| n.is_multiple_of(2)) {
-        ws.send(encode(&ClientMsg::CancelOrder {
+        ws.send(frames::encode(&ClientMsg::CancelOrder {
             order_id,
             id: Some(2),
         }))
@@ -366,7 +352,7 @@ async fn one_order(ctx: &Ctx, n: u64) -> anyhow::Result<()> {
 async fn anchor(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     let conn = &ctx.args.conn;
     let mut ws = super::link_drop::open_anchor(ctx.server, conn).await?;
-    ws.send(encode(&ClientMsg::Control {
+    ws.send(frames::encode(&ClientMsg::Control {
         cmd: ControlCmd::GoLive,
         id: Some(1),
     }))
@@ -395,7 +381,7 @@ async fn anchor(ctx: Arc<Ctx>) -> anyhow::Result<()> {
             )
             .await?;
             id += 1;
-            ws.send(encode(&ClientMsg::Control {
+            ws.send(frames::encode(&ClientMsg::Control {
                 cmd: ControlCmd::DropLink {
                     sale_id: sale.clone(),
                     countdown_ms: Some(0),
@@ -416,7 +402,7 @@ async fn anchor(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         // Keep reading (the anchor answers pings and takes every broadcast).
         match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
-                if let Ok(ServerMsg::Error { name, message, .. }) = serde_json::from_str(&t) {
+                if let Ok(ServerMsg::Error { name, message, .. }) = frames::decode(&t) {
                     ctx.unexpected(format!("anchor: {name:?}: {message}"));
                 }
             }

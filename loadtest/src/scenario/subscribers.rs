@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lockstep_protocol::{ClientMsg, ControlCmd, ServerMsg};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::{Slot, bar, loopback, token};
+use crate::frames;
 use crate::report::{Hist, Report};
 use crate::rtc::janus::JanusWatch;
 use crate::rtc::synthetic::{SendLog, now_us};
@@ -204,18 +205,18 @@ async fn publish_lockstep(
     opts: &PublishOptions,
     stop: CancellationToken,
 ) -> anyhow::Result<(wire::Ws, Arc<Publisher>)> {
-    use futures_util::SinkExt;
     let server = loopback(&args.conn.server)?;
     let mut anchor = super::link_drop::open_anchor(server, &args.conn).await?;
-    anchor
-        .send(Message::text(
-            json!({"type":"control","cmd":"go_live","id":1}).to_string(),
-        ))
-        .await?;
-    wire::wait_for(&mut anchor, |t| {
-        t.contains("\"room_state\"") || t.contains("\"error\"")
-    })
-    .await?;
+    frames::request(
+        &mut anchor,
+        &ClientMsg::Control {
+            cmd: ControlCmd::GoLive,
+            id: Some(1),
+        },
+        1,
+    )
+    .await
+    .context("going live")?;
     let anchor_token = token(
         &args.conn.secret,
         "anchor",
@@ -233,8 +234,9 @@ async fn publish_lockstep(
     // Subscribers are admitted once the stream is live; the room says so.
     tokio::time::timeout(
         Duration::from_secs(15),
-        wire::wait_for(&mut anchor, |t| {
-            t.contains("\"type\":\"media\"") && t.contains("\"live\":true")
+        frames::wait_for(&mut anchor, |m| match m {
+            ServerMsg::Media { media } if media.live => Some(()),
+            _ => None,
         }),
     )
     .await

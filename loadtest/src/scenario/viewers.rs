@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use lockstep_protocol::ClientMsg;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Slot, bar, loopback, sleep_until_unix_ms, token};
+use crate::frames;
 use crate::report::{Hist, Report};
 use crate::wire::{self, Publisher, Target, answer_ping, markers, now_ns};
 
@@ -373,12 +375,12 @@ async fn receive(
                 }
                 if next_comment.is_some_and(|t| now >= t) {
                     comments += 1;
-                    let text = json!({"type":"comment","text":format!("c={comments} load comment")}).to_string();
-                    let _ = sink.send(Message::text(text)).await;
+                    let comment = ClientMsg::Comment { text: format!("c={comments} load comment"), id: None };
+                    let _ = sink.send(frames::encode(&comment)).await;
                     next_comment = comment_every.map(|d| now + d);
                 }
                 if next_like.is_some_and(|t| now >= t) {
-                    let _ = sink.send(Message::text(r#"{"type":"like","count":1}"#)).await;
+                    let _ = sink.send(frames::encode(&ClientMsg::Like { count: 1 })).await;
                     next_like = like_every.map(|d| now + d);
                 }
             }
