@@ -1,13 +1,13 @@
 //! The load generator's scenarios at small scale against a real server: each asserts the
 //! checks it would report (every viewer got every message, no oversell, a linearizable
-//! history, the link displayed together), and a run split over two workers merges into
-//! one report.
+//! history, the link displayed together, a short soak with no unexpected answer), and a
+//! run split over two workers merges into one report.
 
 mod common;
 
 use common::{TestServer, test_config};
 use lockstep_load::scenario::{
-    Conn, Slot, flash_sale, join_storm, link_drop, subscribers, viewers,
+    Conn, Slot, flash_sale, join_storm, link_drop, soak, subscribers, viewers,
 };
 use lockstep_load::wire::Target;
 
@@ -256,4 +256,43 @@ async fn subscribers_scenario_receives_the_whole_stream() {
     assert_eq!(report.counter("sequence_gaps"), 0);
     // Every received packet's latency was measured.
     assert!(report.histograms["forwarding_latency"].count() * 100 >= received * 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_scenario_runs_every_kind_of_traffic_without_an_unexpected_answer() {
+    let server = TestServer::start(test_config());
+    let args = soak::SoakArgs {
+        conn: Conn {
+            server: server.addr.to_string(),
+            room: "soak".into(),
+            secret: server.config.auth.secret.clone(),
+        },
+        duration_secs: 6,
+        viewers: 30,
+        churn_per_sec: 5.0,
+        comments_per_sec: 2.0,
+        likes_per_sec: 5.0,
+        orders_per_sec: 5.0,
+        reservation_ttl_secs: 2,
+        sale_every_secs: 3,
+        subscribers: 2,
+        subscriber_churn_secs: 2,
+        slow_fraction: 0.1,
+        half_open_per_min: 30.0,
+    };
+    let report = soak::run(args, slot(0, 1, 0)).await.unwrap();
+    assert_eq!(report.counter("unexpected"), 0, "{}", report.table());
+    for kind in [
+        "joins",
+        "leaves",
+        "comments_acked",
+        "likes_taken",
+        "orders_answered",
+        "orders_cancelled",
+        "whep_subscribed",
+        "half_open_viewers",
+    ] {
+        assert!(report.counter(kind) > 0, "no {kind}: {}", report.table());
+    }
+    assert!(report.counter("sales_opened") >= 2, "{}", report.table());
 }
