@@ -1,16 +1,27 @@
 //! Keyframe requests: subscribers' PLI/FIR reach the application through a small
-//! interceptor, and go up to the publisher at most once per interval per layer, however
-//! many subscribers ask (a thousand viewers joining must not make the anchor's encoder
-//! send a thousand keyframes).
+//! interceptor, travel up the tree as [`KeyframeWanted`] (relay → media room → ingest),
+//! and go to the publisher at most once per interval per layer, however many
+//! subscribers ask (a thousand viewers joining must not make the anchor's encoder send
+//! a thousand keyframes).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use actix::Message;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
+
+use crate::layers::LayerId;
+
+/// A subscriber wants a keyframe of this layer (relay → media room → ingest).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeyframeWanted {
+    pub layer: LayerId,
+}
 
 /// What to do with a keyframe request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,16 +6,22 @@
 //! - [`MediaRoom`](room::MediaRoom) — supervises the room's media: starts the ingest
 //!   actor of the current publisher and the relays, admits subscribers (the configured
 //!   cap), passes keyframe requests up, and reports the stream live or away.
-//! - The ingest actor (`publisher.rs`), one per publisher (the anchor's WHIP session):
-//!   owns its connection and a task per track (`ingest.rs`) that reads RTP, aligns the
-//!   simulcast layers onto the media clock and hands each packet to every relay; sends
-//!   keyframe requests to the publisher, throttled per layer.
+//! - The ingest actor (`Ingest`, `ingest/mod.rs`), one per publisher (the anchor's WHIP
+//!   session): owns its connection and a task per track (`ingest/track.rs`) that reads
+//!   RTP, aligns the simulcast layers onto the media clock and hands each packet
+//!   ([`packet::Deliver`]) to every relay; sends keyframe requests to the publisher,
+//!   throttled per layer.
 //! - [`Relay`](relay::Relay) — one per shard, spread over the arbiter pool. Each holds a
 //!   share of the subscribers and forwards every packet to them by `try_send` into each
 //!   subscriber's bounded queue: a subscriber that cannot keep up loses packets, it never
 //!   stalls the others. The relay picks each subscriber's simulcast layer.
 //! - Subscriber writer tasks — one per subscriber, on its relay's arbiter, draining its
 //!   queue into its own peer connection (which lives on that arbiter too).
+//!
+//! Imports run one way, down the tree: `room` → `ingest` → `ingest/track`, and `room` →
+//! `relay` → `subscriber`. A child never names its parent: it declares the messages it
+//! sends up (`SourceReady`, `SubscriberLeft`, `SubscriberReady`, …) and is handed
+//! `Recipient`s for them when it starts.
 //!
 //! Pure cores: [`codec`] (keyframe detection), [`layers`] (layer choice, capacity
 //! estimate, switching with sequence rewriting), [`clock`] (layer timestamp alignment,
@@ -31,7 +37,7 @@ mod ingest;
 pub mod keyframe;
 pub mod layers;
 pub mod metrics;
-mod publisher;
+pub mod packet;
 pub mod relay;
 pub mod room;
 mod subscriber;

@@ -22,32 +22,16 @@ use tokio::sync::mpsc;
 
 use crate::clock::now_ms;
 use crate::config::MediaConfig;
+use crate::keyframe::KeyframeWanted;
 use crate::layers::{
     Estimator, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
 };
 use crate::metrics::MediaMetrics;
-use crate::publisher::KeyframeWanted;
-use crate::room::{MediaRoom, SubscriberLeft};
-use crate::subscriber::{self, OutStream, Outgoing};
+use crate::packet::{Deliver, MediaPacket};
+use crate::subscriber::{
+    self, OutStream, Outgoing, SubscriberGone, SubscriberKeyframe, SubscriberReady, WriterEvents,
+};
 use crate::{MediaError, MediaId};
-
-/// One RTP packet from the publisher, shared by every relay.
-#[derive(Debug)]
-pub struct MediaPacket {
-    pub video: bool,
-    /// Simulcast layer (RID; empty without simulcast).
-    pub layer: LayerId,
-    /// Starts a keyframe.
-    pub keyframe: bool,
-    /// Timestamp on the room's media clock (same for every layer's copy of a frame).
-    pub media_ts: u32,
-    pub packet: rtp::Packet,
-}
-
-/// A packet to forward.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Arc<MediaPacket>);
 
 /// Adds a subscriber: negotiate on this relay's arbiter, answer the offer.
 #[derive(Message)]
@@ -68,25 +52,25 @@ pub struct SetPreference {
     pub preference: Preference,
 }
 
-/// Removes a subscriber (it left, or its connection ended).
+/// Removes a subscriber (it left its room, or the room dropped it).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SubscriberGone {
+pub struct DropSubscriber {
     pub id: MediaId,
 }
 
-/// A subscriber's connection is up: start forwarding to it.
+/// A subscriber is no longer forwarded to (relay → media room), whichever side ended it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SubscriberReady {
+pub(crate) struct SubscriberLeft {
     pub id: MediaId,
 }
 
-/// A subscriber asked for a keyframe (PLI/FIR).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SubscriberKeyframe {
-    pub id: MediaId,
+/// Where a relay reports to: its media room.
+#[derive(Clone)]
+pub(crate) struct RelayEvents {
+    pub left: Recipient<SubscriberLeft>,
+    pub keyframes: Recipient<KeyframeWanted>,
 }
 
 /// Drops every subscriber and stops.
@@ -114,14 +98,14 @@ struct Sub {
 /// One shard of a room's subscribers.
 pub struct Relay {
     cfg: Arc<MediaConfig>,
-    room: Addr<MediaRoom>,
+    room: RelayEvents,
     metrics: MediaMetrics,
     subs: HashMap<MediaId, Sub>,
     rates: LayerRates,
 }
 
 impl Relay {
-    pub fn new(cfg: Arc<MediaConfig>, room: Addr<MediaRoom>, metrics: MediaMetrics) -> Self {
+    pub(crate) fn new(cfg: Arc<MediaConfig>, room: RelayEvents, metrics: MediaMetrics) -> Self {
         Self {
             cfg,
             room,
@@ -143,7 +127,7 @@ impl Relay {
             if let Some(target) = sub.switch.target()
                 && sub.switch.current() != Some(target)
             {
-                self.room.do_send(KeyframeWanted {
+                self.room.keyframes.do_send(KeyframeWanted {
                     layer: target.clone(),
                 });
             }
@@ -153,7 +137,7 @@ impl Relay {
     fn forward(&mut self, media: &MediaPacket) {
         let room = &self.room;
         let failed = forward(&mut self.subs, media, &self.metrics, |layer| {
-            room.do_send(KeyframeWanted { layer })
+            room.keyframes.do_send(KeyframeWanted { layer })
         });
         for id in failed {
             self.metrics
@@ -161,10 +145,7 @@ impl Relay {
                 .with_label_values(&["relay"])
                 .inc();
             tracing::error!(subscriber = %id, "forwarding to a subscriber panicked; dropping it");
-            if self.subs.remove(&id).is_some() {
-                self.metrics.subscribers.dec();
-                self.room.do_send(SubscriberLeft { id });
-            }
+            self.remove(id);
         }
     }
 
@@ -204,6 +185,11 @@ impl Handler<AddSubscriber> for Relay {
     fn handle(&mut self, msg: AddSubscriber, ctx: &mut Context<Self>) -> Self::Result {
         let cfg = self.cfg.clone();
         let relay = ctx.address();
+        let events = WriterEvents {
+            ready: relay.clone().recipient(),
+            keyframe: relay.clone().recipient(),
+            gone: relay.recipient(),
+        };
         // Its own task on this arbiter: a panic inside webrtc-rs (parsing the offer,
         // applying it) ends that task only and comes back as an error.
         let negotiation = actix_rt::spawn(async move {
@@ -230,7 +216,7 @@ impl Handler<AddSubscriber> for Relay {
                 id,
                 negotiated.link,
                 rx,
-                relay,
+                events,
                 connect_timeout,
             ));
             this.subs.insert(
@@ -267,14 +253,28 @@ impl Handler<SetPreference> for Relay {
     }
 }
 
+impl Relay {
+    fn remove(&mut self, id: MediaId) {
+        if self.subs.remove(&id).is_some() {
+            self.metrics.subscribers.dec();
+            self.room.left.do_send(SubscriberLeft { id });
+        }
+    }
+}
+
+impl Handler<DropSubscriber> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, msg: DropSubscriber, _: &mut Context<Self>) {
+        self.remove(msg.id);
+    }
+}
+
 impl Handler<SubscriberGone> for Relay {
     type Result = ();
 
     fn handle(&mut self, msg: SubscriberGone, _: &mut Context<Self>) {
-        if self.subs.remove(&msg.id).is_some() {
-            self.metrics.subscribers.dec();
-            self.room.do_send(SubscriberLeft { id: msg.id });
-        }
+        self.remove(msg.id);
     }
 }
 
@@ -295,7 +295,7 @@ impl Handler<SubscriberKeyframe> for Relay {
 
     fn handle(&mut self, msg: SubscriberKeyframe, _: &mut Context<Self>) {
         if let Some(layer) = self.subs.get(&msg.id).and_then(|s| s.switch.current()) {
-            self.room.do_send(KeyframeWanted {
+            self.room.keyframes.do_send(KeyframeWanted {
                 layer: layer.clone(),
             });
         }

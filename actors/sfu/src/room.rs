@@ -14,10 +14,13 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use crate::admission::{Admission, Ticket};
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
+use crate::ingest::{Ingest, IngestEvents, Negotiate, SourceGone, SourceReady, StopIngest};
+use crate::keyframe::KeyframeWanted;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
-use crate::publisher::{KeyframeWanted, Negotiate, Publisher, StopPublisher};
-use crate::relay::{AddSubscriber, Relay, SetPreference, StopRelay, SubscriberGone};
+use crate::relay::{
+    AddSubscriber, DropSubscriber, Relay, RelayEvents, SetPreference, StopRelay, SubscriberLeft,
+};
 use crate::{MediaError, MediaId};
 
 /// Called when a room's stream goes live (true) or away (false).
@@ -92,28 +95,6 @@ pub struct UserBanned {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// The publisher's stream is ready: every media section it offered has opened.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SourceReady {
-    pub publisher: MediaId,
-    pub video_codec: Option<RTCRtpCodec>,
-    pub audio_codec: Option<RTCRtpCodec>,
-}
-
-/// The publisher's ingest stopped.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SourceGone {
-    pub publisher: MediaId,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SubscriberLeft {
-    pub id: MediaId,
-}
-
 /// An admitted subscriber: its relay shard, its owner, and its admission slot.
 struct Admitted {
     shard: usize,
@@ -124,7 +105,7 @@ struct Admitted {
 /// The current publisher: its ingest actor, and its codecs once ready.
 struct Source {
     id: MediaId,
-    ingest: Addr<Publisher>,
+    ingest: Addr<Ingest>,
     codecs: Option<(Option<RTCRtpCodec>, Option<RTCRtpCodec>)>,
 }
 
@@ -170,7 +151,7 @@ impl MediaRoom {
     fn drop_subscriber(&mut self, id: MediaId) -> bool {
         match self.subscribers.remove(&id) {
             Some(admitted) => {
-                self.relays[admitted.shard].do_send(SubscriberGone { id });
+                self.relays[admitted.shard].do_send(DropSubscriber { id });
                 true
             }
             None => false,
@@ -186,10 +167,10 @@ impl MediaRoom {
     fn drop_source(&mut self) {
         let was_live = self.live();
         if let Some(source) = self.source.take() {
-            source.ingest.do_send(StopPublisher);
+            source.ingest.do_send(StopIngest);
         }
         for (id, admitted) in self.subscribers.drain() {
-            self.relays[admitted.shard].do_send(SubscriberGone { id });
+            self.relays[admitted.shard].do_send(DropSubscriber { id });
         }
         *self.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if was_live {
@@ -204,11 +185,15 @@ impl Actor for MediaRoom {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let room = ctx.address();
+        let events = RelayEvents {
+            left: room.clone().recipient(),
+            keyframes: room.recipient(),
+        };
         for shard in 0..self.cfg.relay_shards.max(1) {
             let arbiter = &self.pool[shard % self.pool.len()];
-            let (cfg, room, metrics) = (self.cfg.clone(), room.clone(), self.metrics.clone());
+            let (cfg, events, metrics) = (self.cfg.clone(), events.clone(), self.metrics.clone());
             self.relays.push(Relay::start_in_arbiter(arbiter, move |_| {
-                Relay::new(cfg, room, metrics)
+                Relay::new(cfg, events, metrics)
             }));
         }
     }
@@ -228,9 +213,13 @@ impl Handler<Publish> for MediaRoom {
         self.drop_source();
         let id = MediaId::random();
         let relays = Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect());
-        let ingest = Publisher::new(
+        let room = ctx.address();
+        let ingest = Ingest::new(
             id,
-            ctx.address(),
+            IngestEvents {
+                ready: room.clone().recipient(),
+                gone: room.recipient(),
+            },
             self.cfg.clone(),
             relays,
             self.latest_frame.clone(),

@@ -22,8 +22,36 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::MediaConfig;
 use crate::engine::{self, PLAYOUT_DELAY_URI, PeerEvent};
-use crate::relay::{Relay, SubscriberGone, SubscriberKeyframe, SubscriberReady};
 use crate::{MediaError, MediaId};
+
+/// The subscriber's connection is up: start forwarding to it (writer → relay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SubscriberReady {
+    pub id: MediaId,
+}
+
+/// The subscriber asked for a keyframe, PLI or FIR (writer → relay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SubscriberKeyframe {
+    pub id: MediaId,
+}
+
+/// The subscriber's writer ended: its queue closed or its connection failed
+/// (writer → relay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SubscriberGone {
+    pub id: MediaId,
+}
+
+/// Where a writer task reports to: its relay.
+pub(crate) struct WriterEvents {
+    pub ready: Recipient<SubscriberReady>,
+    pub keyframe: Recipient<SubscriberKeyframe>,
+    pub gone: Recipient<SubscriberGone>,
+}
 
 /// How the relay must stamp packets for one of this subscriber's tracks.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +197,7 @@ pub(crate) async fn write_loop(
     id: MediaId,
     link: Link,
     mut queue: mpsc::Receiver<Outgoing>,
-    relay: Addr<Relay>,
+    relay: WriterEvents,
     connect_timeout: std::time::Duration,
 ) {
     let Link {
@@ -179,7 +207,7 @@ pub(crate) async fn write_loop(
         audio,
     } = link;
     let feedback = video.clone();
-    let asker = relay.clone();
+    let asker = relay.keyframe.clone();
     let requests = async move {
         if let Some(track) = feedback {
             while let Some(event) = track.poll().await {
@@ -215,7 +243,7 @@ pub(crate) async fn write_loop(
                 // subscriber (on a keyframe), so nothing is written into the void.
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
                     connected = true;
-                    relay.do_send(SubscriberReady { id });
+                    relay.ready.do_send(SubscriberReady { id });
                 }
                 Some(_) => {}
             },
@@ -224,5 +252,5 @@ pub(crate) async fn write_loop(
     }
     let _ = pc.close().await;
     // Tell the relay, in case the end came from the connection side.
-    relay.do_send(SubscriberGone { id });
+    relay.gone.do_send(SubscriberGone { id });
 }

@@ -1,6 +1,7 @@
-//! Ingest: one task per publisher track, on its ingest actor's arbiter. It reads RTP,
+//! Track tasks: one per publisher track, on its ingest actor's arbiter. Each reads RTP,
 //! learns each simulcast layer's SSRC, marks keyframes, aligns layer timestamps onto the
 //! room's media clock, and hands every packet to every relay (one cheap `Arc` per relay).
+//! It tells its ingest when a layer opens and when the track ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,13 +15,31 @@ use crate::clock::{FrameMark, MediaClock, now_ms};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
-use crate::publisher::{Publisher, TrackEnded, TrackOpened};
-use crate::relay::{Deliver, MediaPacket};
+use crate::packet::{Deliver, MediaPacket};
 
-/// Where an ingest task sends what it reads.
+/// A track opened (one message per simulcast layer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct TrackOpened {
+    pub kind: RtpCodecKind,
+    pub layer: LayerId,
+    pub ssrc: u32,
+    pub codec: RTCRtpCodec,
+    pub track: Arc<dyn TrackRemote>,
+}
+
+/// A track ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct TrackEnded {
+    pub kind: RtpCodecKind,
+}
+
+/// Where a track task sends what it reads.
 #[derive(Clone)]
-pub(crate) struct IngestSinks {
-    pub publisher: Addr<Publisher>,
+pub(crate) struct TrackSinks {
+    pub opened: Recipient<TrackOpened>,
+    pub ended: Recipient<TrackEnded>,
     pub relays: Arc<Vec<Recipient<Deliver>>>,
     pub latest_frame: Arc<Mutex<Option<FrameMark>>>,
     pub metrics: MediaMetrics,
@@ -32,7 +51,7 @@ struct Stream {
 }
 
 /// Reads one publisher track until it ends.
-pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
+pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
     let kind = track.kind().await;
     let mut streams: HashMap<u32, Stream> = HashMap::new();
     let mut clock = MediaClock::default();
@@ -48,7 +67,7 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
                         codec: VideoCodec::from_mime(&codec.mime_type),
                     },
                 );
-                sinks.publisher.do_send(TrackOpened {
+                sinks.opened.do_send(TrackOpened {
                     kind,
                     layer,
                     ssrc: init.ssrc,
@@ -73,7 +92,7 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: IngestSinks) {
             _ => {}
         }
     }
-    sinks.publisher.do_send(TrackEnded { kind });
+    sinks.ended.do_send(TrackEnded { kind });
 }
 
 struct Classified {

@@ -1,5 +1,5 @@
 //! The ingest actor, one per publisher (the anchor's WHIP session): owns the publisher's
-//! connection and its track tasks ([`crate::ingest`]), learns the codecs and simulcast
+//! connection and its track tasks ([`track`]), learns the codecs and simulcast
 //! layers as tracks open, tells its media room when the stream is ready (every media
 //! section it offered has opened) or gone (connection failed or closed, video ended),
 //! and sends keyframe requests up to the publisher — at most one per layer per interval,
@@ -18,13 +18,15 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::engine::{self, PeerEvent};
-use crate::ingest::{self, IngestSinks};
-use crate::keyframe::{KeyframeDecision, KeyframeThrottle};
+use crate::keyframe::{KeyframeDecision, KeyframeThrottle, KeyframeWanted};
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
-use crate::relay::Deliver;
-use crate::room::{MediaRoom, SourceGone, SourceReady};
+use crate::packet::Deliver;
 use crate::{MediaError, MediaId};
+
+mod track;
+
+use track::{TrackEnded, TrackOpened, TrackSinks};
 
 /// Answers the publisher's offer (on this actor's arbiter, where its connection lives).
 #[derive(Message)]
@@ -33,29 +35,27 @@ pub(crate) struct Negotiate {
     pub offer: String,
 }
 
-/// A subscriber wants a keyframe of this layer (relay → media room → ingest).
+/// The publisher's stream is ready: every media section it offered has opened
+/// (ingest → media room).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct KeyframeWanted {
-    pub layer: LayerId,
+pub(crate) struct SourceReady {
+    pub publisher: MediaId,
+    pub video_codec: Option<RTCRtpCodec>,
+    pub audio_codec: Option<RTCRtpCodec>,
 }
 
-/// A track opened (one message per simulcast layer).
+/// The publisher's ingest stopped (ingest → media room).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct TrackOpened {
-    pub kind: RtpCodecKind,
-    pub layer: LayerId,
-    pub ssrc: u32,
-    pub codec: RTCRtpCodec,
-    pub track: Arc<dyn TrackRemote>,
+pub(crate) struct SourceGone {
+    pub publisher: MediaId,
 }
 
-/// A track ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct TrackEnded {
-    pub kind: RtpCodecKind,
+/// Where the ingest reports to: its media room.
+pub(crate) struct IngestEvents {
+    pub ready: Recipient<SourceReady>,
+    pub gone: Recipient<SourceGone>,
 }
 
 /// The connection failed or closed.
@@ -64,9 +64,9 @@ pub(crate) struct TrackEnded {
 struct ConnectionEnded;
 
 /// One publisher's ingest.
-pub(crate) struct Publisher {
+pub(crate) struct Ingest {
     id: MediaId,
-    room: Addr<MediaRoom>,
+    room: IngestEvents,
     cfg: Arc<MediaConfig>,
     relays: Arc<Vec<Recipient<Deliver>>>,
     latest_frame: Arc<Mutex<Option<FrameMark>>>,
@@ -82,10 +82,10 @@ pub(crate) struct Publisher {
     throttle: KeyframeThrottle,
 }
 
-impl Publisher {
+impl Ingest {
     pub(crate) fn new(
         id: MediaId,
-        room: Addr<MediaRoom>,
+        room: IngestEvents,
         cfg: Arc<MediaConfig>,
         relays: Arc<Vec<Recipient<Deliver>>>,
         latest_frame: Arc<Mutex<Option<FrameMark>>>,
@@ -113,7 +113,7 @@ impl Publisher {
     fn announce_ready(&mut self) {
         if !self.ready {
             self.ready = true;
-            self.room.do_send(SourceReady {
+            self.room.ready.do_send(SourceReady {
                 publisher: self.id,
                 video_codec: self.video_codec.clone(),
                 audio_codec: self.audio_codec.clone(),
@@ -140,7 +140,7 @@ impl Publisher {
     }
 }
 
-impl Actor for Publisher {
+impl Actor for Ingest {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -149,7 +149,7 @@ impl Actor for Publisher {
                 let _ = pc.close().await;
             });
         }
-        self.room.do_send(SourceGone { publisher: self.id });
+        self.room.gone.do_send(SourceGone { publisher: self.id });
     }
 }
 
@@ -175,14 +175,15 @@ fn sending_sections(sdp: &str) -> usize {
     count
 }
 
-impl Handler<Negotiate> for Publisher {
+impl Handler<Negotiate> for Ingest {
     type Result = ResponseActFuture<Self, Result<String, MediaError>>;
 
     fn handle(&mut self, msg: Negotiate, ctx: &mut Context<Self>) -> Self::Result {
         let cfg = self.cfg.clone();
         let me = ctx.address();
-        let sinks = IngestSinks {
-            publisher: me.clone(),
+        let sinks = TrackSinks {
+            opened: me.clone().recipient(),
+            ended: me.clone().recipient(),
             relays: self.relays.clone(),
             latest_frame: self.latest_frame.clone(),
             metrics: self.metrics.clone(),
@@ -209,13 +210,13 @@ impl Handler<Negotiate> for Publisher {
                 }
             };
             for track in early {
-                actix_rt::spawn(ingest::run(track, sinks.clone()));
+                actix_rt::spawn(track::run(track, sinks.clone()));
             }
             actix_rt::spawn(async move {
                 while let Some(event) = events.recv().await {
                     match event {
                         PeerEvent::Track(track) => {
-                            actix_rt::spawn(ingest::run(track, sinks.clone()));
+                            actix_rt::spawn(track::run(track, sinks.clone()));
                         }
                         PeerEvent::State(
                             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
@@ -265,7 +266,7 @@ impl Handler<Negotiate> for Publisher {
     }
 }
 
-impl Handler<TrackOpened> for Publisher {
+impl Handler<TrackOpened> for Ingest {
     type Result = ();
 
     fn handle(&mut self, msg: TrackOpened, ctx: &mut Context<Self>) {
@@ -287,7 +288,7 @@ impl Handler<TrackOpened> for Publisher {
     }
 }
 
-impl Handler<TrackEnded> for Publisher {
+impl Handler<TrackEnded> for Ingest {
     type Result = ();
 
     fn handle(&mut self, msg: TrackEnded, ctx: &mut Context<Self>) {
@@ -297,7 +298,7 @@ impl Handler<TrackEnded> for Publisher {
     }
 }
 
-impl Handler<ConnectionEnded> for Publisher {
+impl Handler<ConnectionEnded> for Ingest {
     type Result = ();
 
     fn handle(&mut self, _: ConnectionEnded, ctx: &mut Context<Self>) {
@@ -305,7 +306,7 @@ impl Handler<ConnectionEnded> for Publisher {
     }
 }
 
-impl Handler<KeyframeWanted> for Publisher {
+impl Handler<KeyframeWanted> for Ingest {
     type Result = ();
 
     fn handle(&mut self, msg: KeyframeWanted, ctx: &mut Context<Self>) {
@@ -328,12 +329,12 @@ impl Handler<KeyframeWanted> for Publisher {
 /// Stops the ingest (the session was deleted, replaced, or the room ended).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct StopPublisher;
+pub(crate) struct StopIngest;
 
-impl Handler<StopPublisher> for Publisher {
+impl Handler<StopIngest> for Ingest {
     type Result = ();
 
-    fn handle(&mut self, _: StopPublisher, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: StopIngest, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }
