@@ -48,6 +48,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../web/anchor-publish.js"),
     ),
+    (
+        "anchor-sales.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/anchor-sales.js"),
+    ),
+    (
+        "anchor-moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/anchor-moderation.js"),
+    ),
 ];
 
 fn html(body: &'static str) -> HttpResponse {

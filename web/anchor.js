@@ -1,15 +1,18 @@
 // The anchor console (/rooms/{room}/anchor#token=<anchor token>): going live (control
-// channel `go_live`, then publishing), pause and end, the room's sales with Drop link /
-// Close sale, live counters, and comment moderation. The camera preview and WHIP
-// publishing with simulcast are `anchor-publish.js`.
+// channel `go_live`, then publishing), pause and end, live counters and the anchor's own
+// messages ("Say something"). The camera preview and WHIP publishing with simulcast are
+// `anchor-publish.js`; the room's sales with Drop link / Close sale, the sold counter and
+// the link countdown are `anchor-sales.js`; the comment list and moderation are
+// `anchor-moderation.js`.
 //
 // `window.lockstep` exposes the page's state for tests and debugging.
 
 import {
-  RoomSocket, byTestId, describeError, el, formatCount, formatPrice, httpError, roomFromPath,
-  takeTokenFromUrl,
+  RoomSocket, byTestId, describeError, formatCount, hint, roomFromPath, takeTokenFromUrl,
 } from './common.js';
+import { createAnchorModeration } from './anchor-moderation.js';
 import { createPublisher } from './anchor-publish.js';
+import { createAnchorSales } from './anchor-sales.js';
 
 const $ = (id) => byTestId(id);
 const ui = {
@@ -26,9 +29,6 @@ const ui = {
 };
 
 const ROOM_STATE_LABEL = { connecting: 'Connecting', created: 'Not live', live: 'Live', paused: 'Paused', ended: 'Ended' };
-const SALE_STATE_LABEL = { scheduled: 'Scheduled', open: 'Open', sold_out: 'Sold out', ended: 'Ended' };
-const MAX_COMMENTS = 300;
-const MUTE_SECONDS = 300;
 
 const room = roomFromPath();
 const token = takeTokenFromUrl();
@@ -36,9 +36,6 @@ const token = takeTokenFromUrl();
 const st = {
   roomState: 'connecting',
   joined: false,
-  sales: new Map(),
-  rows: new Map(),
-  comments: new Map(),
 };
 
 const lockstep = {
@@ -61,11 +58,6 @@ let sock = null;
 function showPageError(text) {
   ui.pageError.textContent = text || '';
   ui.pageError.hidden = !text;
-}
-
-function hint(node, text, isError = false) {
-  node.textContent = text || '';
-  node.classList.toggle('error', !!isError);
 }
 
 /** Sends a control command; resolves with the reply, or `null` when none came (some
@@ -94,7 +86,7 @@ function setRoomState(state) {
     ui.endConfirmBox.hidden = true;
   }
   refreshButtons();
-  for (const sale of st.sales.values()) renderSale(sale);
+  sales.refresh();
 }
 
 function refreshButtons() {
@@ -177,217 +169,32 @@ ui.endConfirm.addEventListener('click', async () => {
   }
 });
 
-// ---------------------------------------------------------------- sales
+// ---------------------------------------------------------------- sales (anchor-sales.js)
 
-function soldOf(sale) {
-  return Math.max(0, (sale.allotted || 0) - (sale.remaining || 0));
-}
+const sales = createAnchorSales({
+  room,
+  token,
+  st,
+  lockstep,
+  ui: { sales: ui.sales, salesHint: ui.salesHint, linkStatus: ui.linkStatus, sold: ui.sold, countdown: ui.countdown },
+  channel: {
+    control,
+    serverNow: () => sock.serverNow(),
+    clockOffsetMs: () => sock?.offsetMs || 0,
+  },
+});
 
-function renderCounters() {
-  let sold = 0;
-  for (const sale of st.sales.values()) {
-    lockstep.sold[sale.id] = soldOf(sale);
-    sold += soldOf(sale);
-  }
-  lockstep.soldTotal = sold;
-  ui.sold.textContent = formatCount(sold);
-}
+// ---------------------------------------------------------------- comments and moderation (anchor-moderation.js)
 
-function saleRow(sale) {
-  let row = st.rows.get(sale.id);
-  if (row) return row;
-  const node = el('li', { class: 'sale', dataset: { testid: 'sale', saleId: sale.id } });
-  const title = el('div', { class: 'title' });
-  const state = el('span', { class: 'state', dataset: { testid: 'sale-state' } });
-  const price = el('span');
-  const remaining = el('strong', { dataset: { testid: 'remaining' } });
-  const sold = el('strong', { dataset: { testid: 'sold' } });
-  const reveal = el('span', { dataset: { testid: 'reveal' } });
-  const drop = el('button', { type: 'button', class: 'primary small', dataset: { testid: 'drop-link' }, text: 'Drop link' });
-  const close = el('button', { type: 'button', class: 'danger small', dataset: { testid: 'close-sale' }, text: 'Close sale' });
-  node.append(
-    title, state,
-    el('div', { class: 'meta' }, price, el('span', {}, 'Remaining ', remaining), el('span', {}, 'Sold units ', sold), reveal),
-    el('div', { class: 'actions' }, drop, close),
-  );
-  drop.addEventListener('click', () => dropLink(sale.id));
-  let closeArmed = null;
-  close.addEventListener('click', () => {
-    if (!closeArmed) {
-      close.textContent = 'Confirm close';
-      closeArmed = setTimeout(() => { closeArmed = null; close.textContent = 'Close sale'; }, 4000);
-      return;
-    }
-    clearTimeout(closeArmed);
-    closeArmed = null;
-    close.textContent = 'Close sale';
-    closeSale(sale.id);
-  });
-  row = { node, title, state, price, remaining, sold, reveal, drop, close };
-  st.rows.set(sale.id, row);
-  ui.sales.append(node);
-  return row;
-}
+const moderation = createAnchorModeration({
+  ui: {
+    comments: ui.comments, pinned: ui.pinned, pinnedText: ui.pinnedText, unpin: ui.unpin,
+    moderationHint: ui.moderationHint,
+  },
+  control,
+});
 
-function renderSale(sale) {
-  const row = saleRow(sale);
-  row.title.textContent = sale.title || sale.sku_id || sale.id;
-  row.state.dataset.state = sale.state;
-  row.state.textContent = SALE_STATE_LABEL[sale.state] || sale.state;
-  row.price.textContent = sale.sale_price_cents !== undefined ? formatPrice(sale.sale_price_cents) : '';
-  row.remaining.textContent = `${sale.remaining} / ${sale.allotted}`;
-  row.sold.textContent = String(soldOf(sale));
-  row.reveal.textContent = sale.reveal_at ? `Link at ${new Date(sale.reveal_at - (sock?.offsetMs || 0)).toLocaleTimeString()}` : '';
-  const usable = st.joined && st.roomState !== 'ended';
-  row.drop.disabled = !usable || sale.state === 'ended';
-  row.drop.textContent = sale.state === 'scheduled' ? 'Drop link' : 'Drop again';
-  row.close.disabled = !usable || sale.state === 'ended';
-  lockstep.sales[sale.id] = { ...sale };
-}
-
-function upsertSale(sale) {
-  const merged = { ...(st.sales.get(sale.id) || {}), ...sale };
-  st.sales.set(sale.id, merged);
-  renderSale(merged);
-  renderCounters();
-}
-
-let loadingSales = null;
-let reloadTimer = null;
-
-/** Fetches the room's sales (anchor token). */
-async function loadSales() {
-  if (loadingSales) return loadingSales;
-  loadingSales = (async () => {
-    try {
-      const resp = await fetch(`/api/v1/rooms/${encodeURIComponent(room)}/sales`, {
-        headers: { Authorization: `Bearer ${token}` },
-        cache: 'no-store',
-      });
-      if (!resp.ok) {
-        hint(ui.salesHint, `Sales unavailable: ${describeError(await httpError(resp))}`, true);
-        return;
-      }
-      const body = await resp.json();
-      for (const sale of body.sales || []) upsertSale(sale);
-      hint(ui.salesHint, st.sales.size ? '' : 'No sales in this room yet.');
-    } catch (e) {
-      hint(ui.salesHint, `Sales unavailable: ${e.message}`, true);
-    } finally {
-      loadingSales = null;
-    }
-  })();
-  return loadingSales;
-}
-
-function reloadSalesSoon() {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(loadSales, 300);
-}
-
-async function dropLink(saleId) {
-  hint(ui.salesHint, '');
-  const reply = await control('drop_link', { sale_id: saleId });
-  if (reply?.type === 'error') hint(ui.salesHint, `Drop link: ${describeError(reply)}`, true);
-  reloadSalesSoon();
-}
-
-async function closeSale(saleId) {
-  hint(ui.salesHint, '');
-  const reply = await control('close_sale', { sale_id: saleId });
-  if (reply?.type === 'error') hint(ui.salesHint, `Close sale: ${describeError(reply)}`, true);
-  reloadSalesSoon();
-}
-
-let countdownTimer = null;
-
-/** The anchor sees the same "3, 2, 1" as the viewers, on the preview. */
-function onLink(card) {
-  lockstep.lastLink = card;
-  const sale = st.sales.get(card.sale_id);
-  upsertSale({
-    id: card.sale_id, title: sale?.title || card.title, sku_id: card.sku_id,
-    state: sale && sale.state !== 'scheduled' ? sale.state : 'open',
-    allotted: card.allotted, remaining: card.remaining, price_cents: card.price_cents,
-    sale_price_cents: card.sale_price_cents, reveal_at: card.reveal_at,
-  });
-  const tick = () => {
-    clearTimeout(countdownTimer);
-    const wait = card.reveal_at - sock.serverNow();
-    if (wait <= 0) {
-      ui.countdown.hidden = true;
-      hint(ui.linkStatus, `Link live: ${card.title}`);
-      return;
-    }
-    const digit = String(Math.ceil(wait / 1000));
-    if (ui.countdown.textContent !== digit) ui.countdown.replaceChildren(el('span', { text: digit }));
-    ui.countdown.hidden = false;
-    hint(ui.linkStatus, `Link for ${card.title} in ${digit}…`);
-    countdownTimer = setTimeout(tick, Math.min(wait, wait % 1000 || 1000));
-  };
-  tick();
-  reloadSalesSoon();
-}
-
-// ---------------------------------------------------------------- comments and moderation
-
-function setPinned(c) {
-  ui.pinned.hidden = !c;
-  ui.pinnedText.replaceChildren();
-  if (c) ui.pinnedText.append(el('strong', { text: `${c.name}: ` }), c.text);
-}
-
-async function moderate(cmd, fields, done) {
-  const reply = await control(cmd, fields);
-  if (reply?.type === 'error') hint(ui.moderationHint, describeError(reply), true);
-  else if (done) hint(ui.moderationHint, done);
-}
-
-function commentItem(c) {
-  const actions = el('div', { class: 'actions' },
-    el('button', { type: 'button', class: 'small', dataset: { testid: 'pin' }, text: 'Pin',
-      onclick: () => moderate('pin', { comment_id: c.id }) }));
-  if (!c.anchor) {
-    actions.append(
-      el('button', { type: 'button', class: 'small', dataset: { testid: 'mute' }, text: 'Mute 5 min',
-        onclick: () => moderate('mute', { user: c.user, seconds: MUTE_SECONDS }, `Muted ${c.name} for 5 minutes.`) }),
-    );
-    const ban = el('button', { type: 'button', class: 'small danger', dataset: { testid: 'ban' }, text: 'Ban' });
-    let armed = null;
-    ban.addEventListener('click', () => {
-      if (!armed) {
-        ban.textContent = `Ban ${c.name}?`;
-        armed = setTimeout(() => { armed = null; ban.textContent = 'Ban'; }, 4000);
-        return;
-      }
-      clearTimeout(armed);
-      armed = null;
-      ban.textContent = 'Ban';
-      moderate('ban', { user: c.user }, `Banned ${c.name}.`);
-    });
-    actions.append(ban);
-  }
-  return el('li', { class: c.anchor ? 'anchor' : null, dataset: { user: c.user, commentId: String(c.id) } },
-    el('span', { class: 'who', text: c.anchor ? `${c.name} · you` : c.name }), c.text, actions);
-}
-
-function addComments(list) {
-  const box = ui.comments;
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  for (const c of list) {
-    if (st.comments.has(c.id)) continue;
-    st.comments.set(c.id, c);
-    box.append(commentItem(c));
-  }
-  while (box.children.length > MAX_COMMENTS) {
-    const first = box.firstElementChild;
-    st.comments.delete(Number(first.dataset.commentId));
-    first.remove();
-  }
-  if (nearBottom) box.scrollTop = box.scrollHeight;
-}
-
-ui.unpin.addEventListener('click', () => moderate('unpin'));
+// ---------------------------------------------------------------- say something
 
 ui.sayForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -414,19 +221,16 @@ function onWelcome(msg) {
   lockstep.likes = snap.likes;
   ui.online.textContent = formatCount(snap.online);
   ui.likes.textContent = formatCount(snap.likes);
-  ui.comments.replaceChildren();
-  st.comments.clear();
-  addComments(snap.recent_comments || []);
-  setPinned(snap.pinned);
+  moderation.onWelcome(snap);
   showPageError('');
   setRoomState(snap.state);
-  loadSales();
+  sales.load();
 }
 
 function onMessage(msg) {
   switch (msg.type) {
     case 'tick':
-      if (msg.comments?.length) addComments(msg.comments);
+      if (msg.comments?.length) moderation.addComments(msg.comments);
       if (msg.likes) {
         lockstep.likes = msg.likes.total;
         ui.likes.textContent = formatCount(msg.likes.total);
@@ -435,28 +239,22 @@ function onMessage(msg) {
         lockstep.online = msg.online;
         ui.online.textContent = formatCount(msg.online);
       }
-      for (const [id, s] of Object.entries(msg.sales || {})) {
-        if (st.sales.has(id)) upsertSale({ id, remaining: s.remaining });
-        else reloadSalesSoon();
-      }
+      for (const [id, s] of Object.entries(msg.sales || {})) sales.onSaleStock(id, s.remaining);
       break;
     case 'room_state':
       setRoomState(msg.state);
       break;
     case 'pinned':
-      setPinned(msg.comment);
+      moderation.setPinned(msg.comment);
       break;
     case 'link':
-      onLink(msg.link);
+      sales.onLink(msg.link);
       break;
     case 'sale':
-      if (st.sales.has(msg.sale_id)) upsertSale({ id: msg.sale_id, state: msg.state, remaining: msg.remaining });
-      reloadSalesSoon();
+      sales.onSale(msg);
       break;
     case 'moderation':
-      if (msg.action === 'comments_cleared') {
-        for (const li of ui.comments.querySelectorAll('li[data-user]')) if (li.dataset.user === msg.user) li.remove();
-      }
+      moderation.onModeration(msg);
       break;
     case 'error':
       if (msg.id === undefined) lockstep.errors.push(msg);
@@ -497,6 +295,6 @@ if (!room) {
   refreshButtons();
   publisher.startCamera();
   setInterval(() => {
-    if (st.joined && document.visibilityState === 'visible') loadSales();
+    if (st.joined && document.visibilityState === 'visible') sales.load();
   }, 5000);
 }

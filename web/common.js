@@ -79,6 +79,12 @@ export function byTestId(id, root = document) {
   return root.querySelector(`[data-testid="${id}"]`);
 }
 
+/** Shows `text` in a hint line (clears it with ''); `isError` styles it as an error. */
+export function hint(node, text, isError = false) {
+  node.textContent = text || '';
+  node.classList.toggle('error', !!isError);
+}
+
 /** Formats cents as a price. */
 export function formatPrice(cents) {
   return `$${(Number(cents) / 100).toFixed(2)}`;
