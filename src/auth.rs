@@ -1,11 +1,13 @@
 //! Tokens: HMAC-SHA256 signed JWTs carrying role, subject, scope and expiry.
-//! Verification maps every failure to a wire [`ErrorCode`] so the caller can answer
-//! with a clear error; nothing here panics on input. A token's ids are checked too:
+//! Verification turns every failure into a [`TokenError`] (and scope checks into an
+//! [`AccessError`]) so the caller can answer with a clear error; nothing here panics on
+//! input. A token's ids are checked too:
 //! subjects and merchant ids are 1–128 bytes without control characters, rooms are
 //! valid room ids; display names are cleaned where they are shown.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
-use lockstep_protocol::{ErrorCode, Role};
+use lockstep_actors::session::{AccessError, Bearer, TokenError};
+use lockstep_protocol::Role;
 use serde::{Deserialize, Serialize};
 
 /// What a token says about its holder.
@@ -47,6 +49,16 @@ impl Claims {
             lockstep_actors::text::clean_label(&self.sub, MAX_NAME_CHARS)
         } else {
             name
+        }
+    }
+
+    /// What the token says, for the join policy.
+    pub fn into_bearer(self) -> Bearer {
+        Bearer {
+            name: self.display_name(),
+            sub: self.sub,
+            role: self.role,
+            room: self.room,
         }
     }
 
@@ -105,43 +117,29 @@ impl Auth {
     }
 
     /// Checks signature, expiry and the ids the token carries.
-    pub fn verify(&self, token: &str) -> Result<Claims, (ErrorCode, String)> {
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    (ErrorCode::TokenExpired, "token has expired".into())
-                }
-                _ => (ErrorCode::Unauthorized, format!("invalid token: {e}")),
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
             })?;
-        claims
-            .check_ids()
-            .map_err(|why| (ErrorCode::Unauthorized, format!("invalid token: {why}")))?;
+        claims.check_ids().map_err(TokenError::Invalid)?;
         Ok(claims)
     }
 
     /// The claims of a token if one was given (`None` without a token); an invalid
     /// token is an error, never treated as no token.
-    pub fn optional(&self, token: Option<&str>) -> Result<Option<Claims>, (ErrorCode, String)> {
+    pub fn optional(&self, token: Option<&str>) -> Result<Option<Claims>, TokenError> {
         token.map(|t| self.verify(t)).transpose()
     }
 
     /// Verifies an anchor token for `room`.
-    pub fn anchor_of(
-        &self,
-        token: Option<&str>,
-        room: &str,
-    ) -> Result<Claims, (ErrorCode, String)> {
-        let token = token.ok_or((
-            ErrorCode::Unauthorized,
-            "an anchor token is required".to_string(),
-        ))?;
+    pub fn anchor_of(&self, token: Option<&str>, room: &str) -> Result<Claims, AccessError> {
+        let token = token.ok_or(AccessError::AnchorTokenRequired)?;
         let claims = self.verify(token)?;
         if claims.role != Role::Anchor || claims.room.as_deref() != Some(room) {
-            return Err((
-                ErrorCode::Forbidden,
-                format!("this token is not the anchor of room `{room}`"),
-            ));
+            return Err(AccessError::NotTheAnchor(room.to_owned()));
         }
         Ok(claims)
     }
@@ -173,7 +171,7 @@ impl Auth {
     /// Who may watch `room` with this token: a guest without one, a viewer whose token
     /// is for any room or this one, or the room's anchor. Anyone else is refused here;
     /// bans and guest access are the room's to check.
-    pub fn watcher(&self, token: Option<&str>, room: &str) -> Result<Watcher, (ErrorCode, String)> {
+    pub fn watcher(&self, token: Option<&str>, room: &str) -> Result<Watcher, AccessError> {
         let Some(claims) = self.optional(token)? else {
             return Ok(Watcher::Guest);
         };
@@ -181,19 +179,10 @@ impl Auth {
             Role::Viewer if claims.room.as_deref().is_none_or(|r| r == room) => {
                 Ok(Watcher::Viewer(claims.sub))
             }
-            Role::Viewer => Err((
-                ErrorCode::Forbidden,
-                "this token is for another room".into(),
-            )),
+            Role::Viewer => Err(AccessError::OtherRoom),
             Role::Anchor if claims.room.as_deref() == Some(room) => Ok(Watcher::Anchor(claims.sub)),
-            Role::Anchor => Err((
-                ErrorCode::Forbidden,
-                format!("this token is not the anchor of room `{room}`"),
-            )),
-            Role::Merchant => Err((
-                ErrorCode::Forbidden,
-                "merchant tokens cannot watch rooms".into(),
-            )),
+            Role::Anchor => Err(AccessError::NotTheAnchor(room.to_owned())),
+            Role::Merchant => Err(AccessError::MerchantCannotWatch),
         }
     }
 }
@@ -206,6 +195,7 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockstep_protocol::{ErrorCode, WireError};
 
     fn claims(role: Role, room: Option<&str>, exp: u64) -> Claims {
         Claims {
@@ -225,12 +215,12 @@ mod tests {
         assert_eq!(auth.verify(&t).unwrap().room.as_deref(), Some("r1"));
         assert!(auth.anchor_of(Some(&t), "r1").is_ok());
         assert_eq!(
-            auth.anchor_of(Some(&t), "r2").unwrap_err().0,
+            auth.anchor_of(Some(&t), "r2").unwrap_err().code(),
             ErrorCode::Forbidden
         );
         let viewer = auth.issue(&claims(Role::Viewer, Some("r1"), unix_now() + 60));
         assert_eq!(
-            auth.anchor_of(Some(&viewer), "r1").unwrap_err().0,
+            auth.anchor_of(Some(&viewer), "r1").unwrap_err().code(),
             ErrorCode::Forbidden
         );
     }
@@ -241,18 +231,18 @@ mod tests {
         let mut c = claims(Role::Viewer, None, unix_now() + 60);
         c.sub = "x".repeat(MAX_ID_BYTES + 1);
         assert_eq!(
-            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            auth.verify(&auth.issue(&c)).unwrap_err().code(),
             ErrorCode::Unauthorized
         );
         c.sub = "nul\u{0}".into();
         assert_eq!(
-            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            auth.verify(&auth.issue(&c)).unwrap_err().code(),
             ErrorCode::Unauthorized
         );
         c.sub = "u1".into();
         c.room = Some("bad room".into());
         assert_eq!(
-            auth.verify(&auth.issue(&c)).unwrap_err().0,
+            auth.verify(&auth.issue(&c)).unwrap_err().code(),
             ErrorCode::Unauthorized
         );
         c.room = None;
@@ -274,13 +264,16 @@ mod tests {
         let auth = Auth::new("s3cret");
         let expired = auth.issue(&claims(Role::Viewer, None, unix_now() - 5));
         assert_eq!(
-            auth.verify(&expired).unwrap_err().0,
+            auth.verify(&expired).unwrap_err().code(),
             ErrorCode::TokenExpired
         );
         let forged = Auth::new("other").issue(&claims(Role::Anchor, Some("r1"), unix_now() + 60));
-        assert_eq!(auth.verify(&forged).unwrap_err().0, ErrorCode::Unauthorized);
         assert_eq!(
-            auth.verify("not.a.token").unwrap_err().0,
+            auth.verify(&forged).unwrap_err().code(),
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            auth.verify("not.a.token").unwrap_err().code(),
             ErrorCode::Unauthorized
         );
     }

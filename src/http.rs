@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
-use lockstep_protocol::ErrorCode;
+use lockstep_protocol::{ErrorCode, WireError};
 use serde::Serialize;
 
 use crate::state::AppState;
@@ -27,26 +27,18 @@ impl ApiError {
     }
 }
 
-impl From<lockstep_actors::store::StoreError> for ApiError {
-    fn from(e: lockstep_actors::store::StoreError) -> Self {
-        use lockstep_actors::store::StoreError;
-        match e {
-            StoreError::Refused(code, message) => Self { code, message },
-            StoreError::Busy(_) => Self::new(ErrorCode::Unavailable, e.to_string()),
-            other => {
-                tracing::error!(error = %other, "store failure");
-                Self::new(
-                    ErrorCode::Unavailable,
-                    "storage failure; nothing changed, retry later",
-                )
-            }
+/// The HTTP edge of every component error: its wire code and public message. Detail a
+/// component keeps from clients (a database's own words) goes to the log here.
+impl<E: WireError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let message = e.public_message();
+        if message != e.to_string() {
+            tracing::error!(error = %e, "internal failure");
         }
-    }
-}
-
-impl From<(ErrorCode, String)> for ApiError {
-    fn from((code, message): (ErrorCode, String)) -> Self {
-        Self { code, message }
+        Self {
+            code: e.code(),
+            message,
+        }
     }
 }
 

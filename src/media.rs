@@ -18,30 +18,11 @@ use lockstep_actors::media::RoomMedia;
 use lockstep_actors::room::{SetMedia, Snapshot};
 use lockstep_protocol::{ErrorCode, MediaInfo, RoomSnapshot, RoomState};
 use lockstep_sfu::layers::Preference;
-use lockstep_sfu::{Caller, MediaDirectory, MediaError, MediaId};
+use lockstep_sfu::{Caller, MediaDirectory, MediaId};
 
 use crate::auth::Watcher;
 use crate::http::{ApiError, bearer, read_body};
 use crate::state::AppState;
-
-impl From<MediaError> for ApiError {
-    fn from(e: MediaError) -> Self {
-        let code = match &e {
-            MediaError::Unavailable(_) => ErrorCode::MediaUnavailable,
-            MediaError::TooManySubscribers(_) => ErrorCode::TooManySubscribers,
-            MediaError::InvalidSdp(_) => ErrorCode::InvalidSdp,
-            MediaError::SessionNotFound(_) => ErrorCode::SessionNotFound,
-            MediaError::Forbidden(_) => ErrorCode::Forbidden,
-            MediaError::AuthRequired(_) => ErrorCode::AuthRequired,
-            MediaError::TooManyFromAddress(_) => ErrorCode::TooManyConnections,
-            MediaError::Internal(message) => {
-                tracing::error!(error = %message, "media failure");
-                ErrorCode::Internal
-            }
-        };
-        ApiError::new(code, e.to_string())
-    }
-}
 
 /// Lets rooms see their video without depending on the SFU.
 pub struct RoomVideo(pub Arc<MediaDirectory>);

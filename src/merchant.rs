@@ -7,7 +7,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::clock::now_ms;
 use lockstep_actors::inventory::model::{Order, SaleSummary};
-use lockstep_actors::inventory::{self, Reply, ReplySink, SaleHandle, reply_channel};
+use lockstep_actors::inventory::{self, ReplySink, SaleHandle, reply_channel};
 use lockstep_actors::store::{
     self, NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
 };
@@ -161,23 +161,7 @@ pub async fn create_sale(
             "room must be 1-64 of [A-Za-z0-9_-]",
         ));
     }
-    let (record, stored, card) = state
-        .sales
-        .store()
-        .call(move |tx| {
-            let record = store::create_sale(tx, &merchant, &body, now_ms())?;
-            let stored = store::load_sale(tx, &record.id)?;
-            let card = store::link_card(tx, &record.id)?;
-            match (stored, card) {
-                (Some(stored), Some(card)) => Ok((record, stored, card)),
-                _ => Err(store::StoreError::Refused(
-                    ErrorCode::Internal,
-                    "sale vanished".into(),
-                )),
-            }
-        })
-        .await?;
-    let handle = state.sales.start(stored, card);
+    let (record, handle) = state.sales.create(merchant, body).await?;
     let summary = summary(&handle).await?;
     Ok(HttpResponse::Created().json(SaleView {
         sale: record,
@@ -209,14 +193,15 @@ async fn running(state: &AppState, sale_id: &str) -> Result<SaleHandle, ApiError
 }
 
 /// Asks the sale, through its admission gate, and waits for the durable answer.
-async fn ask(handle: &SaleHandle, send: impl FnOnce(ReplySink)) -> Result<Reply, ApiError> {
+async fn ask<T: Send + 'static>(
+    handle: &SaleHandle,
+    send: impl FnOnce(ReplySink<T>),
+) -> Result<T, ApiError> {
     let (sink, answer) = reply_channel();
     if let Some(sink) = handle.admit(sink) {
         send(sink);
     }
-    answer
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the sale did not answer; retry"))
+    Ok(answer.await?)
 }
 
 /// The merchant's sale and its running actor.
@@ -264,17 +249,10 @@ pub async fn close_sale(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
     let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
-    let answer = ask(&handle, |reply| {
+    ask(&handle, |reply| {
         handle.addr.do_send(inventory::CloseSale { reply })
     })
     .await?;
-    match answer {
-        Reply::Closed(Ok(())) => {}
-        Reply::Closed(Err(refusal)) => return Err(refusal.into()),
-        _ => {
-            return Err(ApiError::new(ErrorCode::Internal, "unexpected answer"));
-        }
-    }
     let summary = summary(&handle).await?;
     Ok(HttpResponse::Ok().json(SaleView { sale, summary }))
 }
@@ -360,7 +338,7 @@ async fn order_command(
     let merchant = merchant_of(&req, &state)?;
     let order = own_order(&state, merchant, id).await?;
     let handle = running(&state, &order.sale_id).await?;
-    let answer = ask(&handle, |reply| {
+    let order = ask(&handle, |reply| {
         if confirm {
             handle.addr.do_send(inventory::Confirm {
                 order_id: order.id,
@@ -375,9 +353,5 @@ async fn order_command(
         }
     })
     .await?;
-    match answer {
-        Reply::Order(Ok(order)) => Ok(HttpResponse::Ok().json(order)),
-        Reply::Order(Err(refusal)) | Reply::Closed(Err(refusal)) => Err(refusal.into()),
-        _ => Err(ApiError::new(ErrorCode::Internal, "unexpected answer")),
-    }
+    Ok(HttpResponse::Ok().json(order))
 }

@@ -16,7 +16,7 @@ use actix_web::{App, HttpServer, web};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
-use lockstep_actors::store::{self, Store};
+use lockstep_actors::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -128,7 +128,7 @@ pub async fn run(
     .listen(listener)?
     .run();
     tracing::info!(%addr, "lockstep listening");
-    restore_in_background(store, sales, phase.clone());
+    restore_in_background(sales, phase.clone());
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;
@@ -248,28 +248,11 @@ fn warn_if_files_run_short(config: &Config) {
 
 /// Rebuilds, in the background, every sale that can still change (not ended, or holding
 /// reservations); ended ones load on demand. Requests meanwhile load what they need.
-fn restore_in_background(store: Store, sales: Arc<SaleDirectory>, phase: Arc<Phase>) {
+fn restore_in_background(sales: Arc<SaleDirectory>, phase: Arc<Phase>) {
     phase.restoring(true);
     actix_web::rt::spawn(async move {
-        let stored = store
-            .call(|tx| {
-                let mut out = Vec::new();
-                for id in store::live_sale_ids(tx)? {
-                    if let (Some(sale), Some(card)) =
-                        (store::load_sale(tx, &id)?, store::link_card(tx, &id)?)
-                    {
-                        out.push((sale, card));
-                    }
-                }
-                Ok(out)
-            })
-            .await;
-        match stored {
-            Ok(stored) => {
-                let count = stored.len();
-                for (sale, card) in stored {
-                    sales.start(sale, card);
-                }
+        match sales.restore().await {
+            Ok(count) => {
                 tracing::info!(sales = count, "sales restored");
                 phase.restoring(false);
             }

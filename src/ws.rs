@@ -19,13 +19,18 @@ use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
-use lockstep_actors::inventory::{Cancel, Reply, ReplySink, Reserve, SaleHandle};
+use lockstep_actors::inventory::model::{Order, sale_of_order};
+use lockstep_actors::inventory::{
+    Answer, Cancel, ReplySink, Reserve, ReserveReply, SaleError, SaleHandle,
+};
 use lockstep_actors::outbound::{Drain, Outbound};
-use lockstep_actors::room::{Identity, Inbound, Join, Leave, Room, SessionId};
-use lockstep_actors::session::{Action, Endpoint, SessionCore};
+use lockstep_actors::room::{Inbound, Join, Leave, Room, SessionId};
+use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
 use lockstep_actors::store::StoreError;
 use lockstep_actors::sync::Arc;
-use lockstep_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMsg};
+use lockstep_protocol::{CloseCode, ErrorCode, ServerMsg};
+
+use crate::auth::Claims;
 
 use crate::http::ApiError;
 use crate::state::{AppState, valid_room_id};
@@ -160,7 +165,7 @@ impl Session {
                     let _ = socket.clone().ping(b"").now_or_never();
                 }
                 _ = &mut join_deadline, if !self.core.is_joined() => {
-                    self.reply(ServerMsg::error(None, ErrorCode::NotJoined, "no `join` before the join timeout"));
+                    self.reply(ServerMsg::refusal(None, &SessionError::JoinTimeout));
                     self.outbound.close(CloseCode::PolicyViolation);
                     break;
                 }
@@ -298,9 +303,9 @@ impl Session {
                     self.core.joined();
                     Flow::Continue
                 }
-                Err((code, message)) => {
+                Err(refusal) => {
                     self.state.metrics.client_errors.inc();
-                    self.reply(ServerMsg::error(id, code, message));
+                    self.reply(ServerMsg::refusal(id, &refusal));
                     self.outbound.close(CloseCode::JoinRefused);
                     Flow::Stop
                 }
@@ -308,31 +313,23 @@ impl Session {
         }
     }
 
+    /// Admits the session by the join policy ([`SessionCore::admit`]), opens the room
+    /// (control channel) or finds it (viewers), and joins it.
     async fn join(
         &mut self,
         protocol: u32,
         token: Option<String>,
         title: Option<String>,
-    ) -> Result<(), (ErrorCode, String)> {
-        if protocol != PROTOCOL_VERSION {
-            return Err((
-                ErrorCode::UnsupportedProtocol,
-                format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
-            ));
-        }
-        let (identity, room) = match self.core.endpoint() {
-            Endpoint::Viewer => {
-                let identity = self.viewer_identity(token.as_deref())?;
-                let room = self.state.directory.get(&self.room_id).ok_or_else(|| {
-                    (
-                        ErrorCode::RoomNotFound,
-                        format!("no open room `{}`", self.room_id),
-                    )
-                })?;
-                (identity, room)
-            }
+    ) -> Result<(), JoinError> {
+        let bearer = token.map(|t| self.state.auth.verify(&t).map(Claims::into_bearer));
+        let identity = self.core.admit(protocol, bearer, &self.room_id, self.id)?;
+        let room = match self.core.endpoint() {
+            Endpoint::Viewer => self
+                .state
+                .directory
+                .get(&self.room_id)
+                .ok_or_else(|| JoinError::RoomNotOpen(self.room_id.clone()))?,
             Endpoint::Control => {
-                let claims = self.state.auth.anchor_of(token.as_deref(), &self.room_id)?;
                 let options = RoomOptions {
                     title: title
                         .map(|t| {
@@ -341,16 +338,7 @@ impl Session {
                         .filter(|t| !t.is_empty()),
                     allow_anonymous: None,
                 };
-                let (room, _) = self.state.directory.open(&self.room_id, &options)?;
-                let name = claims.display_name();
-                (
-                    Identity {
-                        user: Some(claims.sub),
-                        name,
-                        role: Role::Anchor,
-                    },
-                    room,
-                )
+                self.state.directory.open(&self.room_id, &options)?.0
             }
         };
         let user = identity.user.clone();
@@ -365,63 +353,22 @@ impl Session {
                 self.user = user;
                 Ok(())
             }
-            Ok(Err(refusal)) => Err(refusal),
-            Err(_) => Err((
-                ErrorCode::RoomNotFound,
-                format!("room `{}` has closed", self.room_id),
-            )),
+            Ok(Err(refusal)) => Err(refusal.into()),
+            Err(_) => Err(JoinError::RoomClosed(self.room_id.clone())),
         }
-    }
-
-    fn viewer_identity(&self, token: Option<&str>) -> Result<Identity, (ErrorCode, String)> {
-        let Some(token) = token else {
-            return Ok(Identity {
-                user: None,
-                name: format!("guest-{}", self.id.0),
-                role: Role::Viewer,
-            });
-        };
-        let claims = self.state.auth.verify(token)?;
-        if claims.role != Role::Viewer {
-            return Err((
-                ErrorCode::Forbidden,
-                "the viewer socket needs a viewer token".into(),
-            ));
-        }
-        if claims.room.as_deref().is_some_and(|r| r != self.room_id) {
-            return Err((
-                ErrorCode::Forbidden,
-                "this token is for another room".into(),
-            ));
-        }
-        let name = claims.display_name();
-        Ok(Identity {
-            user: Some(claims.sub),
-            name,
-            role: Role::Viewer,
-        })
-    }
-
-    /// The buyer of an order request, or why there is none.
-    fn buyer(&self) -> Result<String, (ErrorCode, String)> {
-        self.user.clone().ok_or((
-            ErrorCode::AuthRequired,
-            "ordering needs a viewer token".into(),
-        ))
     }
 
     /// Sends the order to the sale's inventory; its answer (after the decision is durable)
     /// is queued to this session directly.
     fn order(&mut self, sale_id: String, qty: u32, key: String, id: Option<u64>) {
-        let buyer = match self.buyer() {
-            Ok(buyer) => buyer,
-            Err((code, message)) => return self.reply(ServerMsg::error(id, code, message)),
+        let Some(buyer) = self.user.clone() else {
+            return self.reply(ServerMsg::refusal(id, &SessionError::OrderNeedsToken));
         };
         let outbound = self.outbound.clone();
         let (reply_sale, reply_key) = (sale_id.clone(), key.clone());
-        let reply = ReplySink::new(move |reply| {
-            let msg = match reply {
-                Reply::Reserve(r) => ServerMsg::OrderResult {
+        let reply = ReplySink::new(move |answer: Answer<ReserveReply>| {
+            let msg = match answer {
+                Ok(r) => ServerMsg::OrderResult {
                     id,
                     sale_id: reply_sale,
                     key: reply_key,
@@ -431,8 +378,7 @@ impl Session {
                     expires_at: r.expires_at,
                     message: r.message,
                 },
-                Reply::Closed(Err((code, message))) => ServerMsg::error(id, code, message),
-                _ => ServerMsg::error(id, ErrorCode::Internal, "unexpected answer"),
+                Err(e) => ServerMsg::refusal(id, &e),
             };
             let _ = outbound.push(ByteString::from(msg.to_json()));
         });
@@ -446,29 +392,20 @@ impl Session {
         });
     }
 
+    /// Cancels one of the buyer's orders, at the sale its id names.
     fn cancel_order(&mut self, order_id: String, id: Option<u64>) {
-        let not_found = || {
-            ServerMsg::error(
-                id,
-                ErrorCode::OrderNotFound,
-                format!("no order `{order_id}`"),
-            )
-        };
-        let (Ok(buyer), Some((sale_id, _))) = (self.buyer(), order_id.rsplit_once('-')) else {
-            return self.reply(not_found());
+        let (Some(buyer), Some(sale_id)) = (self.user.clone(), sale_of_order(&order_id)) else {
+            return self.reply(ServerMsg::refusal(id, &SaleError::OrderNotFound(order_id)));
         };
         let sale_id = sale_id.to_owned();
         let outbound = self.outbound.clone();
-        let reply = ReplySink::new(move |reply| {
-            let msg = match reply {
-                Reply::Order(Ok(_)) => ServerMsg::Ack {
+        let reply = ReplySink::new(move |answer: Answer<Order>| {
+            let msg = match answer {
+                Ok(_) => ServerMsg::Ack {
                     id,
                     comment_id: None,
                 },
-                Reply::Order(Err((code, message))) | Reply::Closed(Err((code, message))) => {
-                    ServerMsg::error(id, code, message)
-                }
-                _ => ServerMsg::error(id, ErrorCode::Internal, "unexpected answer"),
+                Err(e) => ServerMsg::refusal(id, &e),
             };
             let _ = outbound.push(ByteString::from(msg.to_json()));
         });
@@ -485,11 +422,11 @@ impl Session {
     /// when the sale is loaded (so one session's requests keep their order), else after
     /// loading it. The sink is answered with an error when there is no such sale in this
     /// room or the sale is too busy.
-    fn with_sale(
+    fn with_sale<T: 'static>(
         &self,
         sale_id: String,
-        reply: ReplySink,
-        send: impl FnOnce(SaleHandle, ReplySink) + 'static,
+        reply: ReplySink<T>,
+        send: impl FnOnce(SaleHandle, ReplySink<T>) + 'static,
     ) {
         let loaded = self.state.sales.get(&sale_id);
         let lookup = sale_id.clone();
@@ -500,16 +437,10 @@ impl Session {
                     send(sale, reply);
                 }
             }
-            Ok(_) => reply.send(Reply::Closed(Err((
-                ErrorCode::SaleNotFound,
-                format!("no sale `{sale_id}` in this room"),
-            )))),
+            Ok(_) => reply.send(Err(SaleError::NotFound(sale_id))),
             Err(e) => {
                 tracing::warn!(error = %e, "loading a sale");
-                reply.send(Reply::Closed(Err((
-                    ErrorCode::Unavailable,
-                    "the sale could not be loaded; retry".into(),
-                ))));
+                reply.unavailable("the sale could not be loaded; retry");
             }
         };
         match loaded {

@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use bytestring::ByteString;
 use lockstep_actors::outbound::Outbound;
-use lockstep_actors::session::MediaRequest;
-use lockstep_protocol::{ErrorCode, ServerMsg};
+use lockstep_actors::session::{MediaRequest, SessionError};
+use lockstep_protocol::ServerMsg;
 use lockstep_sfu::layers::Preference;
 use lockstep_sfu::{MediaError, MediaId};
 
-use crate::http::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Default)]
@@ -36,22 +35,11 @@ fn push(outbound: &Outbound, msg: ServerMsg) {
     let _ = outbound.push(ByteString::from(msg.to_json()));
 }
 
-fn media_error(id: Option<u64>, e: MediaError) -> ServerMsg {
-    let api = ApiError::from(e);
-    ServerMsg::error(id, api.code, api.message)
-}
-
-/// The layer preference named by the client, or the error frame saying why not.
-fn preference(layer: Option<&str>, id: Option<u64>) -> Result<Preference, Box<ServerMsg>> {
+/// The layer preference named by the client.
+fn preference(layer: Option<&str>) -> Result<Preference, MediaError> {
     match layer {
         None => Ok(Preference::Auto),
-        Some(name) => Preference::parse(name).ok_or_else(|| {
-            Box::new(ServerMsg::error(
-                id,
-                ErrorCode::InvalidMessage,
-                format!("unknown layer `{name}`; use auto, low, mid or high"),
-            ))
-        }),
+        Some(name) => Preference::parse(name).ok_or_else(|| MediaError::UnknownLayer(name.into())),
     }
 }
 
@@ -80,9 +68,9 @@ impl MediaLink {
     ) {
         match request {
             MediaRequest::Offer { sdp, layer, id } => {
-                let preference = match preference(layer.as_deref(), id) {
+                let preference = match preference(layer.as_deref()) {
                     Ok(p) => p,
-                    Err(msg) => return push(outbound, *msg),
+                    Err(e) => return push(outbound, ServerMsg::refusal(id, &e)),
                 };
                 let generation = {
                     let mut slot = self.lock();
@@ -90,11 +78,7 @@ impl MediaLink {
                         drop(slot);
                         return push(
                             outbound,
-                            ServerMsg::error(
-                                id,
-                                ErrorCode::RateLimited,
-                                "an offer of this connection is still being answered",
-                            ),
+                            ServerMsg::refusal(id, &SessionError::OfferPending),
                         );
                     }
                     if let Some(old) = slot.subscriber.take() {
@@ -131,15 +115,15 @@ impl MediaLink {
                         }
                         Err(e) => {
                             drop(slot);
-                            push(&outbound, media_error(id, e));
+                            push(&outbound, ServerMsg::refusal(id, &e));
                         }
                     }
                 });
             }
             MediaRequest::Layer { layer, id } => {
-                let preference = match preference(Some(&layer), id) {
+                let preference = match preference(Some(&layer)) {
                     Ok(p) => p,
-                    Err(msg) => return push(outbound, *msg),
+                    Err(e) => return push(outbound, ServerMsg::refusal(id, &e)),
                 };
                 let Some(subscriber) = self.lock().subscriber else {
                     return push(outbound, not_subscribed(id));
@@ -191,9 +175,5 @@ impl MediaLink {
 }
 
 fn not_subscribed(id: Option<u64>) -> ServerMsg {
-    ServerMsg::error(
-        id,
-        ErrorCode::SessionNotFound,
-        "this session has no video subscription (send rtc_offer first)",
-    )
+    ServerMsg::refusal(id, &SessionError::NotSubscribed)
 }

@@ -8,14 +8,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use lockstep_protocol::ErrorCode;
 
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
 use crate::inventory::SaleDirectory;
 use crate::media::RoomMedia;
 use crate::metrics::Metrics;
-use crate::room::{Room, RoomCore};
+use crate::room::{Room, RoomCore, RoomError};
 
 /// Settings an anchor may give when opening a room.
 #[derive(Debug, Clone, Default)]
@@ -92,15 +91,12 @@ impl RoomDirectory {
         self: &std::sync::Arc<Self>,
         id: &str,
         options: &RoomOptions,
-    ) -> Result<(Addr<Room>, bool), (ErrorCode, String)> {
+    ) -> Result<(Addr<Room>, bool), RoomError> {
         if let Some(addr) = self.get(id) {
             return Ok((addr, false));
         }
         if self.rooms.len() >= self.max_rooms {
-            return Err((
-                ErrorCode::TooManyRooms,
-                format!("the server holds its maximum of {} rooms", self.max_rooms),
-            ));
+            return Err(RoomError::TooManyRooms(self.max_rooms));
         }
         match self.rooms.entry(id.to_owned()) {
             Entry::Occupied(mut e) if !e.get().connected() => {

@@ -12,6 +12,18 @@ pub struct DecodeError {
     pub id: Option<u64>,
 }
 
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl crate::WireError for DecodeError {
+    fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
 /// Decodes one text frame. The happy path is a single typed parse; only failures pay for
 /// a second look to classify the error.
 pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {

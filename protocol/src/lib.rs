@@ -13,12 +13,14 @@
 mod client;
 mod codes;
 mod decode;
+mod refusal;
 mod sale;
 mod server;
 
 pub use client::{ClientMsg, ControlCmd};
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{DecodeError, decode_client};
+pub use refusal::WireError;
 pub use sale::{LinkCard, OrderOutcome, SaleState, SaleStock};
 pub use server::{
     Comment, LikeTally, MediaInfo, ModerationAction, RoomSnapshot, RoomState, ServerMsg, You,

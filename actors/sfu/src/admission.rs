@@ -51,18 +51,15 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, source: Option<IpAddr>) -> Result<Ticket, MediaError> {
         let mut counts = self.counts();
         if counts.total >= self.max_total {
-            return Err(MediaError::TooManySubscribers(format!(
-                "this server has its maximum of {} video subscribers (media.max_subscribers_total)",
-                self.max_total
-            )));
+            return Err(MediaError::ServerFull(self.max_total));
         }
         if let Some(ip) = source {
             let from_ip = counts.per_ip.entry(ip).or_default();
             if self.max_per_ip > 0 && *from_ip >= self.max_per_ip {
-                return Err(MediaError::TooManyFromAddress(format!(
-                    "{ip} already holds {} video subscriptions (media.max_subscribers_per_ip)",
-                    self.max_per_ip
-                )));
+                return Err(MediaError::TooManyFromAddress {
+                    ip,
+                    max: self.max_per_ip,
+                });
             }
             *from_ip += 1;
         }
@@ -107,13 +104,10 @@ mod tests {
         let _t2 = a.admit(Some(ip)).unwrap();
         assert!(matches!(
             a.admit(Some(ip)),
-            Err(MediaError::TooManyFromAddress(_))
+            Err(MediaError::TooManyFromAddress { .. })
         ));
         let _t3 = a.admit(Some(other)).unwrap();
-        assert!(matches!(
-            a.admit(None),
-            Err(MediaError::TooManySubscribers(_))
-        ));
+        assert!(matches!(a.admit(None), Err(MediaError::ServerFull(_))));
         drop(t1);
         assert_eq!(a.total(), 2);
         let _t4 = a.admit(Some(ip)).unwrap();

@@ -44,10 +44,6 @@ impl std::fmt::Debug for MediaDirectory {
     }
 }
 
-fn unavailable() -> MediaError {
-    MediaError::Unavailable("the anchor is not streaming in this room".into())
-}
-
 impl MediaDirectory {
     /// `on_live(room, live)` is called whenever a room's stream goes live or away.
     pub fn new(
@@ -133,24 +129,20 @@ impl MediaDirectory {
         offer: String,
     ) -> Result<(MediaId, String), MediaError> {
         if !self.cfg.enabled {
-            return Err(MediaError::Unavailable(
-                "video is turned off on this server (media.enabled)".into(),
-            ));
+            return Err(MediaError::Disabled);
         }
         let addr = self.room_or_start(room);
         addr.send(Publish { offer })
             .await
-            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+            .map_err(|_| MediaError::Stopped("media room"))?
     }
 
     /// Ends the anchor's WHIP session.
     pub async fn unpublish(&self, room: &str, publisher: MediaId) -> Result<(), MediaError> {
-        let addr = self.room(room).ok_or_else(|| {
-            MediaError::SessionNotFound("no publishing session in this room".into())
-        })?;
+        let addr = self.room(room).ok_or(MediaError::NoPublisher)?;
         addr.send(Unpublish { publisher })
             .await
-            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+            .map_err(|_| MediaError::Stopped("media room"))?
     }
 
     /// A viewer subscribes: returns the subscriber id and the SDP answer. `owner` is the
@@ -165,9 +157,9 @@ impl MediaDirectory {
         source: Option<IpAddr>,
     ) -> Result<(MediaId, String), MediaError> {
         if !self.cfg.enabled {
-            return Err(unavailable());
+            return Err(MediaError::NotStreaming);
         }
-        let addr = self.room(room).ok_or_else(unavailable)?;
+        let addr = self.room(room).ok_or(MediaError::NotStreaming)?;
         addr.send(Subscribe {
             offer,
             preference,
@@ -175,7 +167,7 @@ impl MediaDirectory {
             source,
         })
         .await
-        .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+        .map_err(|_| MediaError::Stopped("media room"))?
     }
 
     /// A subscriber leaves, if `caller` may end it.
@@ -185,12 +177,10 @@ impl MediaDirectory {
         id: MediaId,
         caller: Caller,
     ) -> Result<(), MediaError> {
-        let addr = self.room(room).ok_or_else(|| {
-            MediaError::SessionNotFound("no such playback session in this room".into())
-        })?;
+        let addr = self.room(room).ok_or(MediaError::NoSubscriber)?;
         addr.send(Unsubscribe { id, caller })
             .await
-            .map_err(|_| MediaError::Internal("the media room stopped".into()))?
+            .map_err(|_| MediaError::Stopped("media room"))?
     }
 
     /// The server ends a subscription (its socket closed), without waiting.

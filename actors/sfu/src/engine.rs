@@ -61,7 +61,7 @@ pub async fn build_peer(
     let mut media = MediaEngine::default();
     media
         .register_default_codecs()
-        .map_err(MediaError::internal)?;
+        .map_err(MediaError::engine)?;
     media
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {
@@ -70,9 +70,9 @@ pub async fn build_peer(
             RtpCodecKind::Video,
             Some(RTCRtpTransceiverDirection::Sendonly),
         )
-        .map_err(MediaError::internal)?;
+        .map_err(MediaError::engine)?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
-        .map_err(MediaError::internal)?
+        .map_err(MediaError::engine)?
         .with(
             Slot::from(14_000),
             crate::keyframe::KeyframeRequestTap::default(),
@@ -101,7 +101,7 @@ pub async fn build_peer(
         .with_udp_addrs(vec![format!("{}:0", cfg.udp_bind)])
         .build()
         .await
-        .map_err(MediaError::internal)?;
+        .map_err(MediaError::engine)?;
     Ok((Arc::new(pc), rx))
 }
 
@@ -117,7 +117,7 @@ pub async fn add_receivers(pc: &Arc<dyn PeerConnection>) -> Result<(), MediaErro
             }),
         )
         .await
-        .map_err(MediaError::internal)?;
+        .map_err(MediaError::engine)?;
     }
     Ok(())
 }
@@ -125,19 +125,15 @@ pub async fn add_receivers(pc: &Arc<dyn PeerConnection>) -> Result<(), MediaErro
 /// Parses an SDP offer, with a clear error for anything that is not one.
 pub fn parse_offer(sdp: &str, cfg: &MediaConfig) -> Result<RTCSessionDescription, MediaError> {
     if sdp.len() > cfg.max_sdp_bytes {
-        return Err(MediaError::InvalidSdp(format!(
-            "the offer is {} bytes; the limit is {} (media.max_sdp_bytes)",
-            sdp.len(),
-            cfg.max_sdp_bytes
-        )));
+        return Err(MediaError::OfferTooLarge {
+            bytes: sdp.len(),
+            max: cfg.max_sdp_bytes,
+        });
     }
     if !sdp.starts_with("v=0") || !sdp.contains("m=") {
-        return Err(MediaError::InvalidSdp(
-            "the body is not an SDP offer (it must start with v=0 and have media sections)".into(),
-        ));
+        return Err(MediaError::NotAnOffer);
     }
-    RTCSessionDescription::offer(sdp.to_owned())
-        .map_err(|e| MediaError::InvalidSdp(format!("the offer does not parse: {e}")))
+    RTCSessionDescription::offer(sdp.to_owned()).map_err(|e| MediaError::Unparsable(e.to_string()))
 }
 
 /// Applies `offer`, answers it, and waits until every local candidate is in the answer.
@@ -149,13 +145,14 @@ pub async fn answer(
 ) -> Result<(String, Vec<Arc<dyn TrackRemote>>), MediaError> {
     pc.set_remote_description(offer)
         .await
-        .map_err(|e| MediaError::InvalidSdp(format!("the offer cannot be applied: {e}")))?;
-    let answer = pc.create_answer(None).await.map_err(|e| {
-        MediaError::InvalidSdp(format!("no answer is possible for this offer: {e}"))
-    })?;
+        .map_err(|e| MediaError::NotApplicable(e.to_string()))?;
+    let answer = pc
+        .create_answer(None)
+        .await
+        .map_err(|e| MediaError::Unanswerable(e.to_string()))?;
     pc.set_local_description(answer)
         .await
-        .map_err(MediaError::internal)?;
+        .map_err(MediaError::engine)?;
     let mut early_tracks = Vec::new();
     let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
     tokio::pin!(deadline);
@@ -165,18 +162,18 @@ pub async fn answer(
                 Some(PeerEvent::Gathered) => break,
                 Some(PeerEvent::Track(track)) => early_tracks.push(track),
                 Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
-                    return Err(MediaError::Internal("the connection closed while gathering candidates".into()));
+                    return Err(MediaError::ClosedWhileGathering);
                 }
                 Some(PeerEvent::State(_)) => {}
             },
             _ = &mut deadline => {
-                return Err(MediaError::Internal("gathering ICE candidates timed out".into()));
+                return Err(MediaError::GatheringTimedOut);
             }
         }
     }
     let local = pc
         .local_description()
         .await
-        .ok_or_else(|| MediaError::Internal("no local description after answering".into()))?;
+        .ok_or_else(|| MediaError::engine("no local description after answering"))?;
     Ok((local.sdp, early_tracks))
 }

@@ -33,6 +33,7 @@ pub mod codec;
 pub mod config;
 pub mod directory;
 pub mod engine;
+mod error;
 mod ingest;
 pub mod keyframe;
 pub mod layers;
@@ -45,6 +46,7 @@ mod subscriber;
 pub use admission::{Admission, Ticket};
 pub use config::MediaConfig;
 pub use directory::MediaDirectory;
+pub use error::MediaError;
 pub use room::Caller;
 
 /// Identifies one publishing or subscribing session: 128 random bits, written as 32 hex
@@ -73,41 +75,6 @@ impl std::str::FromStr for MediaId {
             return Err(());
         }
         u128::from_str_radix(s, 16).map(Self).map_err(|_| ())
-    }
-}
-
-/// Why a media request failed. Each maps to one protocol error code / HTTP status.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum MediaError {
-    /// The room has no stream to watch (no publisher, or video is disabled).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The room's subscriber cap (`media.max_subscribers_per_room`) is reached.
-    #[error("{0}")]
-    TooManySubscribers(String),
-    /// The offer is not valid SDP or cannot be answered.
-    #[error("{0}")]
-    InvalidSdp(String),
-    /// No such WHIP/WHEP session.
-    #[error("{0}")]
-    SessionNotFound(String),
-    /// The session belongs to someone else.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The session belongs to a signed-in viewer: their token is needed.
-    #[error("{0}")]
-    AuthRequired(String),
-    /// Too many subscriptions from this address (`media.max_subscribers_per_ip`).
-    #[error("{0}")]
-    TooManyFromAddress(String),
-    /// A fault on the server side.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl MediaError {
-    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
-        Self::Internal(e.to_string())
     }
 }
 

@@ -203,9 +203,7 @@ impl Handler<AddSubscriber> for Relay {
                 if e.is_panic() {
                     panics.with_label_values(&["relay"]).inc();
                 }
-                Err(MediaError::InvalidSdp(
-                    "the offer could not be processed".into(),
-                ))
+                Err(MediaError::Unprocessable)
             })
         };
         Box::pin(work.into_actor(self).map(move |result, this, _| {

@@ -234,7 +234,7 @@ impl Handler<Publish> for MediaRoom {
         let request = ingest.send(Negotiate { offer: msg.offer });
         Box::pin(request.into_actor(self).map(move |result, this, _| {
             let answer = result
-                .map_err(|_| MediaError::Internal("the ingest stopped".into()))
+                .map_err(|_| MediaError::Stopped("ingest"))
                 .and_then(|r| r)?;
             tracing::info!(room = %this.room, publisher = %id, "publisher connected");
             Ok((id, answer))
@@ -251,9 +251,7 @@ impl Handler<Unpublish> for MediaRoom {
                 self.drop_source();
                 Ok(())
             }
-            _ => Err(MediaError::SessionNotFound(
-                "no such publishing session in this room".into(),
-            )),
+            _ => Err(MediaError::NoPublisher),
         }
     }
 }
@@ -303,12 +301,9 @@ impl Handler<Subscribe> for MediaRoom {
                 .source
                 .as_ref()
                 .and_then(|s| s.codecs.clone())
-                .ok_or_else(|| MediaError::Unavailable("the anchor is not streaming".into()))?;
+                .ok_or(MediaError::NotStreaming)?;
             if self.subscribers.len() >= self.cfg.max_subscribers_per_room {
-                return Err(MediaError::TooManySubscribers(format!(
-                    "this room's video has its maximum of {} subscribers (media.max_subscribers_per_room)",
-                    self.cfg.max_subscribers_per_room
-                )));
+                return Err(MediaError::RoomFull(self.cfg.max_subscribers_per_room));
             }
             let ticket = self.admission.admit(msg.source)?;
             Ok((codecs, ticket))
@@ -339,7 +334,7 @@ impl Handler<Subscribe> for MediaRoom {
         });
         Box::pin(request.into_actor(self).map(move |result, this, _| {
             let answer = result
-                .map_err(|_| MediaError::Internal("the relay stopped".into()))
+                .map_err(|_| MediaError::Stopped("relay"))
                 .and_then(|r| r);
             if answer.is_err() {
                 this.subscribers.remove(&id);
@@ -354,22 +349,16 @@ impl Handler<Unsubscribe> for MediaRoom {
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
         let Some(admitted) = self.subscribers.get(&msg.id) else {
-            return Err(MediaError::SessionNotFound(
-                "no such playback session in this room".into(),
-            ));
+            return Err(MediaError::NoSubscriber);
         };
         match (&admitted.owner, &msg.caller) {
             (_, Caller::Server | Caller::Anchor) | (None, _) => {}
             (Some(owner), Caller::User(user)) if owner == user => {}
             (Some(_), Caller::User(_)) => {
-                return Err(MediaError::Forbidden(
-                    "this playback session belongs to another viewer".into(),
-                ));
+                return Err(MediaError::NotYours);
             }
             (Some(_), Caller::Guest) => {
-                return Err(MediaError::AuthRequired(
-                    "ending this playback session needs the token that started it".into(),
-                ));
+                return Err(MediaError::OwnerTokenNeeded);
             }
         }
         self.drop_subscriber(msg.id);

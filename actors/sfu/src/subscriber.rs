@@ -138,7 +138,7 @@ pub(crate) async fn negotiate(
             let sender = pc
                 .add_track(track.clone() as Arc<dyn TrackLocal>)
                 .await
-                .map_err(MediaError::internal)?;
+                .map_err(MediaError::engine)?;
             senders.push((slot, sender, codec.clone(), ssrc));
             tracks[slot] = Some(track);
         }

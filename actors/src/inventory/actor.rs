@@ -11,16 +11,17 @@
 //! again. An ended sale with no reservation left retires (stops) after
 //! `sales.retire_after_secs` and is loaded again on demand.
 
+use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::Duration;
 
 use actix::prelude::*;
 use lockstep_protocol::SaleState;
 
-use super::core::{CoreLimits, Effect, InventoryCore, Reply, Write};
+use super::core::{CoreLimits, Effect, InventoryCore, Reply, ReserveReply, Revealed, Write};
 use super::directory::SaleDirectory;
-use super::model::SaleSummary;
-use super::sink::{ReplySink, unavailable};
+use super::model::{Order, SaleSummary};
+use super::sink::{Answer, ReplySink};
 use crate::clock::now_ms;
 use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
@@ -37,7 +38,7 @@ pub struct Reserve {
     pub buyer: String,
     pub qty: u32,
     pub key: String,
-    pub reply: ReplySink,
+    pub reply: ReplySink<ReserveReply>,
 }
 
 /// Confirm (pay) an order.
@@ -45,7 +46,7 @@ pub struct Reserve {
 #[rtype(result = "()")]
 pub struct Confirm {
     pub order_id: String,
-    pub reply: ReplySink,
+    pub reply: ReplySink<Order>,
 }
 
 /// Cancel an order; `buyer` set when the buyer (not the merchant) asks.
@@ -54,7 +55,7 @@ pub struct Confirm {
 pub struct Cancel {
     pub order_id: String,
     pub buyer: Option<String>,
-    pub reply: ReplySink,
+    pub reply: ReplySink<Order>,
 }
 
 /// Drop the link: open at `reveal_at`.
@@ -63,14 +64,14 @@ pub struct Cancel {
 pub struct Reveal {
     pub reveal_at: u64,
     pub seed: u64,
-    pub reply: ReplySink,
+    pub reply: ReplySink<Revealed>,
 }
 
 /// End the sale.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseSale {
-    pub reply: ReplySink,
+    pub reply: ReplySink<()>,
 }
 
 /// The sale's counts; `None` while the sale is being rebuilt (its memory may be ahead
@@ -82,6 +83,55 @@ pub struct Summary;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Flush;
+
+/// The sinks of requests the core has not answered yet, by request number and kind.
+#[derive(Default)]
+struct Waiting {
+    reserve: HashMap<u64, ReplySink<ReserveReply>>,
+    order: HashMap<u64, ReplySink<Order>>,
+    reveal: HashMap<u64, ReplySink<Revealed>>,
+    close: HashMap<u64, ReplySink<()>>,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.reserve.is_empty()
+            && self.order.is_empty()
+            && self.reveal.is_empty()
+            && self.close.is_empty()
+    }
+
+    /// The answer to request `req`, ready to send once it is durable (`None` if nobody
+    /// waits for it any more).
+    fn take(&mut self, req: u64, reply: Reply) -> Option<Decided> {
+        fn pair<T: 'static>(sink: Option<ReplySink<T>>, answer: Answer<T>) -> Option<Decided> {
+            sink.map(|sink| {
+                Decided(Box::new(move |durable| match durable {
+                    Ok(()) => sink.send(answer),
+                    Err(why) => sink.unavailable(why),
+                }))
+            })
+        }
+        match reply {
+            Reply::Reserve(r) => pair(self.reserve.remove(&req), Ok(r)),
+            Reply::Order(r) => pair(self.order.remove(&req), r),
+            Reply::Reveal(r) => pair(self.reveal.remove(&req), r),
+            Reply::Close(r) => pair(self.close.remove(&req), r),
+        }
+    }
+
+    /// Answers every waiting request `unavailable`.
+    fn refuse_all(&mut self, why: &'static str) {
+        self.reserve.drain().for_each(|(_, s)| s.unavailable(why));
+        self.order.drain().for_each(|(_, s)| s.unavailable(why));
+        self.reveal.drain().for_each(|(_, s)| s.unavailable(why));
+        self.close.drain().for_each(|(_, s)| s.unavailable(why));
+    }
+}
+
+/// A decided answer waiting for its writes to be durable: called with `Ok` once they
+/// are, or with why not.
+struct Decided(Box<dyn FnOnce(Result<(), &'static str>)>);
 
 /// What the actor needs besides its core.
 pub(super) struct Wiring {
@@ -98,9 +148,9 @@ pub struct Inventory {
     core: InventoryCore,
     wiring: Wiring,
     next_req: u64,
-    sinks: std::collections::HashMap<u64, ReplySink>,
+    waiting: Waiting,
     writes: Vec<Write>,
-    replies: Vec<(ReplySink, Reply)>,
+    replies: Vec<Decided>,
     stock: Option<(u32, SaleState)>,
     flush_queued: bool,
     flushes_in_flight: usize,
@@ -122,7 +172,7 @@ impl Inventory {
             core,
             wiring,
             next_req: 1,
-            sinks: Default::default(),
+            waiting: Waiting::default(),
             writes: Vec::new(),
             replies: Vec::new(),
             stock: None,
@@ -158,14 +208,20 @@ impl Inventory {
         &self.core.rules().sale_id
     }
 
-    fn register(&mut self, sink: ReplySink) -> Option<u64> {
+    /// Numbers a request and files its sink in `slot` (of [`Waiting`]); refuses it while
+    /// the sale is being rebuilt.
+    fn register<T>(
+        &mut self,
+        sink: ReplySink<T>,
+        slot: impl FnOnce(&mut Waiting) -> &mut HashMap<u64, ReplySink<T>>,
+    ) -> Option<u64> {
         if self.rebuilding {
-            sink.send(unavailable(REBUILDING));
+            sink.unavailable(REBUILDING);
             return None;
         }
         let req = self.next_req;
         self.next_req += 1;
-        self.sinks.insert(req, sink);
+        slot(&mut self.waiting).insert(req, sink);
         Some(req)
     }
 
@@ -201,8 +257,8 @@ impl Inventory {
             match effect {
                 Effect::Persist(w) => self.writes.push(w),
                 Effect::Reply(req, r) => {
-                    if let Some(sink) = self.sinks.remove(&req) {
-                        self.replies.push((sink, r));
+                    if let Some(decided) = self.waiting.take(req, r) {
+                        self.replies.push(decided);
                     }
                 }
                 Effect::Stock { remaining, state } => self.stock = Some((remaining, state)),
@@ -239,12 +295,10 @@ impl Inventory {
             return;
         }
         self.rebuilding = true;
-        for (sink, _) in self.replies.drain(..) {
-            sink.send(unavailable(REBUILDING));
+        for decided in self.replies.drain(..) {
+            (decided.0)(Err(REBUILDING));
         }
-        for (_, sink) in self.sinks.drain() {
-            sink.send(unavailable(REBUILDING));
-        }
+        self.waiting.refuse_all(REBUILDING);
         self.writes.clear();
         self.stock = None;
         if let Some(timer) = self.window_timer.take() {
@@ -299,7 +353,7 @@ impl Inventory {
     fn maybe_retire(&mut self, ctx: &mut Context<Self>, now: u64) {
         let idle = self.core.is_dormant()
             && !self.rebuilding
-            && self.sinks.is_empty()
+            && self.waiting.is_empty()
             && self.replies.is_empty()
             && self.writes.is_empty()
             && self.flushes_in_flight == 0;
@@ -379,11 +433,11 @@ impl Handler<Flush> for Inventory {
                 inv.flushes_in_flight -= 1;
                 match result {
                     // Durable, and so is everything this sale decided before it.
-                    Ok(()) => replies.into_iter().for_each(|(sink, reply)| sink.send(reply)),
+                    Ok(()) => replies.into_iter().for_each(|decided| (decided.0)(Ok(()))),
                     Err(e) => {
                         tracing::error!(sale = %inv.sale_id(), error = %e, "sale write failed; rebuilding the sale from the database");
-                        for (sink, _) in replies {
-                            sink.send(unavailable(REBUILDING));
+                        for decided in replies {
+                            (decided.0)(Err(REBUILDING));
                         }
                         inv.fail(ctx);
                     }
@@ -397,7 +451,7 @@ impl Handler<Reserve> for Inventory {
     type Result = ();
 
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) {
-        if let Some(req) = self.register(msg.reply) {
+        if let Some(req) = self.register(msg.reply, |w| &mut w.reserve) {
             let (buyer, qty, key) = (msg.buyer, msg.qty, msg.key);
             self.decide(ctx, |core| core.reserve(now_ms(), req, &buyer, qty, &key));
         }
@@ -408,7 +462,7 @@ impl Handler<Confirm> for Inventory {
     type Result = ();
 
     fn handle(&mut self, msg: Confirm, ctx: &mut Context<Self>) {
-        if let Some(req) = self.register(msg.reply) {
+        if let Some(req) = self.register(msg.reply, |w| &mut w.order) {
             self.decide(ctx, |core| core.confirm(now_ms(), req, &msg.order_id));
         }
     }
@@ -418,7 +472,7 @@ impl Handler<Cancel> for Inventory {
     type Result = ();
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Context<Self>) {
-        if let Some(req) = self.register(msg.reply) {
+        if let Some(req) = self.register(msg.reply, |w| &mut w.order) {
             let buyer = msg.buyer;
             self.decide(ctx, |core| {
                 core.cancel(now_ms(), req, &msg.order_id, buyer.as_deref())
@@ -431,7 +485,7 @@ impl Handler<Reveal> for Inventory {
     type Result = ();
 
     fn handle(&mut self, msg: Reveal, ctx: &mut Context<Self>) {
-        if let Some(req) = self.register(msg.reply) {
+        if let Some(req) = self.register(msg.reply, |w| &mut w.reveal) {
             self.decide(ctx, |core| core.reveal(req, msg.reveal_at, msg.seed));
         }
     }
@@ -441,7 +495,7 @@ impl Handler<CloseSale> for Inventory {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSale, ctx: &mut Context<Self>) {
-        if let Some(req) = self.register(msg.reply) {
+        if let Some(req) = self.register(msg.reply, |w| &mut w.close) {
             self.decide(ctx, |core| core.close(req));
         }
     }

@@ -21,11 +21,12 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use lockstep_protocol::{ErrorCode, OrderOutcome, SaleState};
+use lockstep_protocol::{OrderOutcome, SaleState};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::SmallRng};
 
-use super::model::{Order, OrderState, Phase, SaleRules, SaleSummary};
+use super::error::SaleError;
+use super::model::{Order, OrderState, Phase, SaleRules, SaleSummary, order_id};
 
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 128;
@@ -41,17 +42,23 @@ pub struct ReserveReply {
     pub message: Option<String>,
 }
 
-/// The answer to any request, by kind.
+/// The link's reveal time (the existing one if it was already revealed) and the units
+/// remaining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revealed {
+    pub reveal_at: u64,
+    pub remaining: u32,
+}
+
+/// The core's answer to one request, by the request's kind: each kind of request is
+/// answered with its own variant, which the shell hands to that request's typed sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Reserve(ReserveReply),
     /// Confirm or cancel: the order as it is now, or why not.
-    Order(Result<Order, (ErrorCode, String)>),
-    /// The link's reveal time (the existing one if it was already revealed) and the
-    /// units remaining.
-    Revealed(Result<(u64, u32), (ErrorCode, String)>),
-    /// Closing the sale.
-    Closed(Result<(), (ErrorCode, String)>),
+    Order(Result<Order, SaleError>),
+    Reveal(Result<Revealed, SaleError>),
+    Close(Result<(), SaleError>),
 }
 
 /// A durable change.
@@ -311,16 +318,16 @@ impl InventoryCore {
                     .saturating_sub(self.reserved + self.sold + self.released);
                 self.persist_sale(0);
                 self.note_stock();
-                Ok((reveal_at, self.remaining))
+                Ok(reveal_at)
             }
-            Phase::Open { reveal_at, .. } => Ok((reveal_at, self.remaining)),
-            Phase::Ended => Err((
-                ErrorCode::InvalidSaleState,
-                "the sale has ended".to_string(),
-            )),
+            Phase::Open { reveal_at, .. } => Ok(reveal_at),
+            Phase::Ended => Err(SaleError::Ended),
         };
-        self.effects
-            .push(Effect::Reply(req, Reply::Revealed(reply)));
+        let reply = reply.map(|reveal_at| Revealed {
+            reveal_at,
+            remaining: self.remaining,
+        });
+        self.effects.push(Effect::Reply(req, Reply::Reveal(reply)));
     }
 
     /// A reservation request.
@@ -435,7 +442,7 @@ impl InventoryCore {
         let seq = self.next_seq;
         self.next_seq += 1;
         let order = Order {
-            id: format!("{}-{seq}", self.rules.sale_id),
+            id: order_id(&self.rules.sale_id, seq),
             seq,
             sale_id: self.rules.sale_id.clone(),
             buyer: buyer.to_owned(),
@@ -482,7 +489,7 @@ impl InventoryCore {
     pub fn confirm(&mut self, now: u64, req: u64, order_id: &str) {
         self.expire_due(now);
         let result = match self.orders.get_mut(order_id) {
-            None => Err((ErrorCode::OrderNotFound, format!("no order `{order_id}`"))),
+            None => Err(SaleError::OrderNotFound(order_id.to_owned())),
             Some(order) if order.state == OrderState::Reserved => {
                 order.state = OrderState::Confirmed;
                 order.updated_at = now;
@@ -494,10 +501,7 @@ impl InventoryCore {
                     .push(Effect::Persist(Write::Order(order.clone())));
                 Ok(order)
             }
-            Some(order) => Err((
-                ErrorCode::InvalidOrderState,
-                format!("order is {}", order.state.as_str()),
-            )),
+            Some(order) => Err(SaleError::OrderState(order.state)),
         };
         self.effects.push(Effect::Reply(req, Reply::Order(result)));
     }
@@ -513,15 +517,12 @@ impl InventoryCore {
             Some(order) => Some(order.state),
         };
         let result = match result {
-            None => Err((ErrorCode::OrderNotFound, format!("no order `{order_id}`"))),
+            None => Err(SaleError::OrderNotFound(order_id.to_owned())),
             Some(OrderState::Reserved) => Ok(self.finish(now, order_id, OrderState::Cancelled)),
             Some(OrderState::Confirmed) if buyer.is_none() => {
                 Ok(self.finish(now, order_id, OrderState::Cancelled))
             }
-            Some(state) => Err((
-                ErrorCode::InvalidOrderState,
-                format!("order is {}", state.as_str()),
-            )),
+            Some(state) => Err(SaleError::OrderState(state)),
         };
         self.effects.push(Effect::Reply(req, Reply::Order(result)));
     }
@@ -585,15 +586,12 @@ impl InventoryCore {
     /// Closes the sale (anchor or merchant).
     pub fn close(&mut self, req: u64) {
         let result = if self.phase == Phase::Ended {
-            Err((
-                ErrorCode::InvalidSaleState,
-                "the sale has already ended".to_string(),
-            ))
+            Err(SaleError::AlreadyEnded)
         } else {
             self.end();
             Ok(())
         };
-        self.effects.push(Effect::Reply(req, Reply::Closed(result)));
+        self.effects.push(Effect::Reply(req, Reply::Close(result)));
     }
 
     fn end(&mut self) {

@@ -11,13 +11,15 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use lockstep_protocol::LinkCard;
+use rusqlite::Transaction;
 
 use super::actor::{Inventory, Wiring};
 use super::sink::{Gate, ReplySink};
+use crate::clock::now_ms;
 use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
-use crate::store::{self, Store, StoreError, StoredSale};
+use crate::store::{self, CatalogError, NewSale, SaleRecord, Store, StoreError, StoredSale};
 
 /// What sessions and rooms need to reach a sale.
 #[derive(Clone)]
@@ -33,7 +35,7 @@ pub struct SaleHandle {
 impl SaleHandle {
     /// Admits a request (see [`Gate::admit`]): `None` when the sale is busy, in which
     /// case `sink` was already answered `unavailable`.
-    pub fn admit(&self, sink: ReplySink) -> Option<ReplySink> {
+    pub fn admit<T>(&self, sink: ReplySink<T>) -> Option<ReplySink<T>> {
         self.gate.admit(sink)
     }
 }
@@ -99,14 +101,46 @@ impl SaleDirectory {
             return Ok(Some(handle));
         }
         let id = sale_id.to_owned();
-        let stored = self
+        let stored = self.store.call(move |tx| load(tx, &id)).await?;
+        Ok(stored.map(|(sale, card)| self.start(sale, card)))
+    }
+
+    /// Creates a sale for `merchant` — its allotment leaves the SKU's free stock in the
+    /// same transaction — and starts its actor.
+    pub async fn create(
+        self: &Arc<Self>,
+        merchant: String,
+        new: NewSale,
+    ) -> Result<(SaleRecord, SaleHandle), StoreError> {
+        let (record, sale, card) = self
             .store
-            .call(move |tx| match store::load_sale(tx, &id)? {
-                Some(sale) => Ok(store::link_card(tx, &id)?.map(|card| (sale, card))),
-                None => Ok(None),
+            .call(move |tx| {
+                let record = store::create_sale(tx, &merchant, &new, now_ms())?;
+                let (sale, card) = load(tx, &record.id)?.ok_or(CatalogError::Vanished("sale"))?;
+                Ok((record, sale, card))
             })
             .await?;
-        Ok(stored.map(|(sale, card)| self.start(sale, card)))
+        Ok((record, self.start(sale, card)))
+    }
+
+    /// Starts every sale that can still change (not ended, or holding reservations), at
+    /// startup; ended ones load on demand. Returns how many started.
+    pub async fn restore(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let stored = self
+            .store
+            .call(|tx| {
+                let mut out = Vec::new();
+                for id in store::live_sale_ids(tx)? {
+                    out.extend(load(tx, &id)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let count = stored.len();
+        for (sale, card) in stored {
+            self.start(sale, card);
+        }
+        Ok(count)
     }
 
     /// Every loaded sale of a room, oldest id first.
@@ -177,5 +211,13 @@ impl SaleDirectory {
 
     pub fn is_empty(&self) -> bool {
         self.sales.is_empty()
+    }
+}
+
+/// A stored sale and its product card, read in one transaction.
+fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<(StoredSale, LinkCard)>, StoreError> {
+    match store::load_sale(tx, id)? {
+        Some(sale) => Ok(store::link_card(tx, id)?.map(|card| (sale, card))),
+        None => Ok(None),
     }
 }

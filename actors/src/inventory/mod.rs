@@ -4,13 +4,17 @@
 mod actor;
 mod core;
 mod directory;
+mod error;
 pub mod model;
 mod sink;
 
 pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Reveal, Summary};
-pub use core::{CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Write};
+pub use core::{
+    CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Revealed, Write,
+};
 pub use directory::{SaleDirectory, SaleHandle};
-pub use sink::{Gate, Permit, ReplySink, reply_channel, unavailable};
+pub use error::SaleError;
+pub use sink::{Answer, Gate, Permit, ReplySink, reply_channel};
 
 #[cfg(test)]
 mod core_tests;

@@ -20,6 +20,17 @@ pub struct SaleRules {
     pub end_at: Option<u64>,
 }
 
+/// The id of a sale's `seq`-th order: `<sale id>-<seq>`, so an order id names its sale.
+pub fn order_id(sale_id: &str, seq: u64) -> String {
+    format!("{sale_id}-{seq}")
+}
+
+/// The sale an order id belongs to (`None`: not an order id).
+pub fn sale_of_order(order_id: &str) -> Option<&str> {
+    let (sale, seq) = order_id.rsplit_once('-')?;
+    (!sale.is_empty() && seq.parse::<u64>().is_ok()).then_some(sale)
+}
+
 /// Where the sale is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -109,4 +120,25 @@ pub struct SaleSummary {
     pub buyers: u32,
     /// Orders ever accepted.
     pub orders: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn an_order_id_names_its_sale(sale in "[a-z0-9_-]{1,40}", seq: u64) {
+            let id = order_id(&sale, seq);
+            prop_assert_eq!(sale_of_order(&id), Some(sale.as_str()));
+        }
+    }
+
+    #[test]
+    fn other_strings_name_no_sale() {
+        for bad in ["", "nosale", "-3", "sale-", "sale-x", "sale-1.5"] {
+            assert_eq!(sale_of_order(bad), None, "{bad}");
+        }
+    }
 }

@@ -4,27 +4,25 @@
 //! A sink may hold a [`Permit`] of the sale's admission [`Gate`], released with it, so
 //! the number of requests waiting for one sale is bounded.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lockstep_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
-use super::core::Reply;
+use super::error::SaleError;
 
-/// The answer given to a request nobody decided.
-pub fn unavailable(message: &str) -> Reply {
-    Reply::Closed(Err((ErrorCode::Unavailable, message.to_owned())))
-}
+/// What a request of type `T`'s sink is called with.
+pub type Answer<T> = Result<T, SaleError>;
 
-/// Called once with the answer to a request.
-pub struct ReplySink {
-    answer: Option<Box<dyn FnOnce(Reply) + Send>>,
+/// Called once with the answer to a request whose successful answer is a `T`.
+pub struct ReplySink<T> {
+    answer: Option<Box<dyn FnOnce(Answer<T>) + Send>>,
     _permit: Option<Permit>,
 }
 
-impl ReplySink {
-    pub fn new(answer: impl FnOnce(Reply) + Send + 'static) -> Self {
+impl<T> ReplySink<T> {
+    pub fn new(answer: impl FnOnce(Answer<T>) + Send + 'static) -> Self {
         Self {
             answer: Some(Box::new(answer)),
             _permit: None,
@@ -32,27 +30,38 @@ impl ReplySink {
     }
 
     /// Answers the request.
-    pub fn send(mut self, reply: Reply) {
-        if let Some(answer) = self.answer.take() {
-            answer(reply);
+    pub fn send(mut self, answer: Answer<T>) {
+        if let Some(call) = self.answer.take() {
+            call(answer);
         }
+    }
+
+    /// Answers that the sale cannot decide now; the caller retries with the same key.
+    pub fn unavailable(self, why: &'static str) {
+        self.send(Err(SaleError::Unavailable(why)));
     }
 }
 
-impl Drop for ReplySink {
+impl<T> Drop for ReplySink<T> {
     fn drop(&mut self) {
-        if let Some(answer) = self.answer.take() {
-            answer(unavailable(
+        if let Some(call) = self.answer.take() {
+            call(Err(SaleError::Unavailable(
                 "the sale did not answer; retry with the same key",
-            ));
+            )));
         }
     }
 }
 
-/// A sink that hands the reply to a oneshot channel, for callers that await it.
-pub fn reply_channel() -> (ReplySink, oneshot::Receiver<Reply>) {
+/// A sink that hands the answer to a future, for callers that await it. The future
+/// always resolves: a sink that is dropped unanswered answers `unavailable`.
+pub fn reply_channel<T: Send + 'static>() -> (ReplySink<T>, impl Future<Output = Answer<T>>) {
     let (tx, rx) = oneshot::channel();
-    (ReplySink::new(move |r| drop(tx.send(r))), rx)
+    let answer = async move {
+        rx.await.unwrap_or(Err(SaleError::Unavailable(
+            "the sale did not answer; retry with the same key",
+        )))
+    };
+    (ReplySink::new(move |r| drop(tx.send(r))), answer)
 }
 
 /// Bounds the requests waiting for one sale (`sales.max_pending_requests`).
@@ -74,7 +83,7 @@ impl Gate {
 
     /// Lets `sink` in, holding a permit until it is answered; or answers it at once with
     /// `unavailable` when the sale already has its maximum of requests waiting.
-    pub fn admit(self: &Arc<Self>, mut sink: ReplySink) -> Option<ReplySink> {
+    pub fn admit<T>(self: &Arc<Self>, mut sink: ReplySink<T>) -> Option<ReplySink<T>> {
         let admitted = self
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -82,9 +91,7 @@ impl Gate {
             })
             .is_ok();
         if !admitted {
-            sink.send(unavailable(
-                "the sale is busy; retry shortly with the same key",
-            ));
+            sink.unavailable("the sale is busy; retry shortly with the same key");
             return None;
         }
         self.gauge.inc();
@@ -113,33 +120,30 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
-    fn code(reply: &Reply) -> Option<ErrorCode> {
-        match reply {
-            Reply::Closed(Err((code, _))) => Some(*code),
-            _ => None,
-        }
+    fn unavailable<T>(answer: Answer<T>) -> bool {
+        matches!(answer, Err(SaleError::Unavailable(_)))
     }
 
-    #[test]
-    fn a_dropped_sink_answers_unavailable() {
-        let (sink, mut rx) = reply_channel();
+    #[tokio::test]
+    async fn a_dropped_sink_answers_unavailable() {
+        let (sink, answer) = reply_channel::<()>();
         drop(sink);
-        assert_eq!(code(&rx.try_recv().unwrap()), Some(ErrorCode::Unavailable));
+        assert!(unavailable(answer.await));
     }
 
-    #[test]
-    fn the_gate_admits_up_to_its_bound_and_frees_on_answer() {
+    #[tokio::test]
+    async fn the_gate_admits_up_to_its_bound_and_frees_on_answer() {
         let gate = Gate::new(2, prometheus::IntGauge::new("g", "g").unwrap());
-        let (a, _ra) = reply_channel();
-        let (b, _rb) = reply_channel();
-        let (c, mut rc) = reply_channel();
+        let (a, _ra) = reply_channel::<()>();
+        let (b, _rb) = reply_channel::<()>();
+        let (c, rc) = reply_channel::<()>();
         let a = gate.admit(a).unwrap();
         let _b = gate.admit(b).unwrap();
         assert!(gate.admit(c).is_none());
-        assert_eq!(code(&rc.try_recv().unwrap()), Some(ErrorCode::Unavailable));
-        a.send(Reply::Closed(Ok(())));
+        assert!(unavailable(rc.await));
+        a.send(Ok(()));
         assert_eq!(gate.pending(), 1);
-        let (d, _rd) = reply_channel();
+        let (d, _rd) = reply_channel::<()>();
         assert!(gate.admit(d).is_some());
     }
 }

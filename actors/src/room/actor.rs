@@ -12,23 +12,25 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, RoomSnapshot, ServerMsg};
+use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg, WireError};
 
-use super::core::{Identity, Output, Refusal, RoomCore, SessionId};
+use super::core::{Identity, Output, RoomCore, SessionId};
+use super::error::RoomError;
 use super::fanout::Fanout;
 use crate::clock::now_ms;
 use crate::directory::RoomDirectory;
-use crate::inventory::{Reply, SaleDirectory, SaleHandle, reply_channel};
+use crate::inventory::{
+    CloseSale, Reveal, Revealed, SaleDirectory, SaleError, SaleHandle, reply_channel,
+};
 use crate::media::{RoomMedia, reveal_time};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
-use crate::store::StoreError;
 use crate::sync::Arc;
 
 /// Adds a session. On success the welcome frame is already in the session's queue, ahead
 /// of every broadcast that follows.
 #[derive(Message)]
-#[rtype(result = "Result<(), Refusal>")]
+#[rtype(result = "Result<(), RoomError>")]
 pub struct Join {
     pub session: SessionId,
     pub identity: Identity,
@@ -80,7 +82,7 @@ pub struct Snapshot;
 /// Asks whether a viewer (`None`: a guest) may see the room (see
 /// [`RoomCore::may_view`]); answered with the snapshot when they may.
 #[derive(Message)]
-#[rtype(result = "Result<RoomSnapshot, Refusal>")]
+#[rtype(result = "Result<RoomSnapshot, RoomError>")]
 pub struct ViewAs {
     pub user: Option<String>,
 }
@@ -265,7 +267,7 @@ impl Actor for Room {
 }
 
 impl Handler<Join> for Room {
-    type Result = Result<(), Refusal>;
+    type Result = Result<(), RoomError>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         let Join {
@@ -289,10 +291,7 @@ impl Handler<Join> for Room {
             }
             Some(Ok(None)) => Ok(()),
             Some(Err(refusal)) => Err(refusal),
-            None => Err((
-                ErrorCode::Unavailable,
-                "the room restarted; join again".into(),
-            )),
+            None => Err(RoomError::Restarted),
         }
     }
 }
@@ -382,8 +381,8 @@ impl Handler<SaleUpdate> for Room {
 }
 
 impl Room {
-    fn refuse(&mut self, session: SessionId, req: Option<u64>, code: ErrorCode, message: String) {
-        self.send(session, &ServerMsg::error(req, code, message));
+    fn refuse(&mut self, session: SessionId, req: Option<u64>, error: &dyn WireError) {
+        self.send(session, &ServerMsg::refusal(req, error));
     }
 
     /// Finds the anchor's sale (loading it if it retired from memory), then runs the
@@ -397,12 +396,13 @@ impl Room {
         command: SaleCommand,
     ) {
         if !self.core.is_anchor(session) {
-            let message = "sale commands need the control channel".to_owned();
-            return self.refuse(session, req, ErrorCode::Forbidden, message);
+            let refusal = RoomError::AnchorOnly {
+                what: "sale commands",
+            };
+            return self.refuse(session, req, &refusal);
         }
         let Some(sales) = self.sales.clone() else {
-            let message = format!("no sale `{sale_id}` in this room");
-            return self.refuse(session, req, ErrorCode::SaleNotFound, message);
+            return self.refuse(session, req, &SaleError::NotFound(sale_id));
         };
         let lookup = sale_id.clone();
         let load = async move { sales.get_or_load(&lookup).await };
@@ -415,18 +415,10 @@ impl Room {
                         }
                         SaleCommand::Close => room.close_sale(ctx, session, sale, req),
                     },
-                    Ok(_) => {
-                        let message = format!("no sale `{sale_id}` in this room");
-                        room.refuse(session, req, ErrorCode::SaleNotFound, message);
-                    }
+                    Ok(_) => room.refuse(session, req, &SaleError::NotFound(sale_id)),
                     Err(e) => {
-                        let code = store_error_code(&e);
-                        room.refuse(
-                            session,
-                            req,
-                            code,
-                            format!("the sale could not be loaded: {e}"),
-                        );
+                        tracing::warn!(sale = %sale_id, error = %e, "the sale could not be loaded");
+                        room.refuse(session, req, &e);
                     }
                 }),
         );
@@ -453,7 +445,7 @@ impl Room {
         let (reveal_at, reveal_rtp) = reveal_time(now_ms(), countdown, frame, delay);
         let (sink, answer) = reply_channel();
         if let Some(reply) = sale.admit(sink) {
-            sale.addr.do_send(crate::inventory::Reveal {
+            sale.addr.do_send(Reveal {
                 reveal_at,
                 seed: rand::random(),
                 reply,
@@ -464,7 +456,10 @@ impl Room {
         let card_reveal_requested = reveal_at;
         ctx.spawn(answer.into_actor(self).map(move |answer, room, ctx| {
             match answer {
-                Ok(Reply::Revealed(Ok((reveal_at, remaining)))) => {
+                Ok(Revealed {
+                    reveal_at,
+                    remaining,
+                }) => {
                     let mut card = (*card).clone();
                     // The first drop fixes the frame; a re-drop repeats the first answer.
                     let first = reveal_at == card_reveal_requested;
@@ -477,15 +472,7 @@ impl Room {
                     card.remaining = remaining;
                     room.guarded(ctx, |core| core.link_dropped(now_ms(), session, req, card));
                 }
-                Ok(Reply::Revealed(Err((code, message))) | Reply::Closed(Err((code, message)))) => {
-                    room.refuse(session, req, code, message)
-                }
-                _ => room.refuse(
-                    session,
-                    req,
-                    ErrorCode::Internal,
-                    "the sale did not answer".into(),
-                ),
+                Err(e) => room.refuse(session, req, &e),
             }
         }));
     }
@@ -499,39 +486,22 @@ impl Room {
     ) {
         let (sink, answer) = reply_channel();
         if let Some(reply) = sale.admit(sink) {
-            sale.addr.do_send(crate::inventory::CloseSale { reply });
+            sale.addr.do_send(CloseSale { reply });
         }
         ctx.spawn(
             answer
                 .into_actor(self)
                 .map(move |answer, room, _| match answer {
-                    Ok(Reply::Closed(Ok(()))) => room.send(
+                    Ok(()) => room.send(
                         session,
                         &ServerMsg::Ack {
                             id: req,
                             comment_id: None,
                         },
                     ),
-                    Ok(Reply::Closed(Err((code, message)))) => {
-                        room.refuse(session, req, code, message)
-                    }
-                    _ => room.refuse(
-                        session,
-                        req,
-                        ErrorCode::Internal,
-                        "the sale did not answer".into(),
-                    ),
+                    Err(e) => room.refuse(session, req, &e),
                 }),
         );
-    }
-}
-
-/// The wire code for a store failure seen by the room.
-fn store_error_code(e: &StoreError) -> ErrorCode {
-    match e {
-        StoreError::Busy(_) | StoreError::Stopped => ErrorCode::Unavailable,
-        StoreError::Refused(code, _) => *code,
-        _ => ErrorCode::Internal,
     }
 }
 

@@ -8,31 +8,30 @@
 //! sampled, and neither are pins (they travel in their own frame). The author of a
 //! sampled-away comment still got its `ack` and sees it in their own client.
 
-use lockstep_protocol::{Comment, ErrorCode};
+use lockstep_protocol::Comment;
 use rand::Rng;
+
+use super::error::RoomError;
 
 /// Checks a comment's text against the room's rules; returns the trimmed text.
 pub fn validate<'a>(
     text: &'a str,
     max_chars: usize,
     keyword_filter: &[String],
-) -> Result<&'a str, (ErrorCode, String)> {
+) -> Result<&'a str, RoomError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err((ErrorCode::CommentEmpty, "comment is empty".into()));
+        return Err(RoomError::CommentEmpty);
     }
     if crate::text::has_disallowed(text) {
-        return Err((
-            ErrorCode::InvalidMessage,
-            "comment contains control characters".into(),
-        ));
+        return Err(RoomError::CommentControlChars);
     }
     let chars = text.chars().count();
     if chars > max_chars {
-        return Err((
-            ErrorCode::CommentTooLong,
-            format!("comment has {chars} characters; the limit is {max_chars}"),
-        ));
+        return Err(RoomError::CommentTooLong {
+            chars,
+            max: max_chars,
+        });
     }
     if !keyword_filter.is_empty() {
         let lower = text.to_lowercase();
@@ -40,10 +39,7 @@ pub fn validate<'a>(
             .iter()
             .any(|k| !k.is_empty() && lower.contains(&k.to_lowercase()))
         {
-            return Err((
-                ErrorCode::CommentFiltered,
-                "comment contains a filtered word".into(),
-            ));
+            return Err(RoomError::CommentFiltered);
         }
     }
     Ok(text)
@@ -82,6 +78,7 @@ pub fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockstep_protocol::{ErrorCode, WireError};
     use proptest::prelude::*;
     use rand::{SeedableRng, rngs::SmallRng};
 
@@ -101,15 +98,15 @@ mod tests {
         let filter = vec!["Spam".to_string()];
         assert_eq!(validate("  hi ", 10, &filter), Ok("hi"));
         assert_eq!(
-            validate("   ", 10, &filter).unwrap_err().0,
+            validate("   ", 10, &filter).unwrap_err().code(),
             ErrorCode::CommentEmpty
         );
         assert_eq!(
-            validate("héllo wörld", 5, &filter).unwrap_err().0,
+            validate("héllo wörld", 5, &filter).unwrap_err().code(),
             ErrorCode::CommentTooLong
         );
         assert_eq!(
-            validate("buy SPAM now", 50, &filter).unwrap_err().0,
+            validate("buy SPAM now", 50, &filter).unwrap_err().code(),
             ErrorCode::CommentFiltered
         );
         // Length counts characters, not bytes.
@@ -117,7 +114,7 @@ mod tests {
         // NUL, other controls and bidi overrides never reach other viewers.
         for bad in ["a\u{0}b", "ring\u{7}", "line\nbreak", "txt\u{202E}exe"] {
             assert_eq!(
-                validate(bad, 50, &[]).unwrap_err().0,
+                validate(bad, 50, &[]).unwrap_err().code(),
                 ErrorCode::InvalidMessage,
                 "{bad:?}"
             );

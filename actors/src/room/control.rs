@@ -3,11 +3,10 @@
 //! answered with an `ack` or an `error` to the anchor's session; a refused command
 //! changes nothing.
 
-use lockstep_protocol::{
-    CloseCode, ControlCmd, ErrorCode, ModerationAction, Role, RoomState, ServerMsg,
-};
+use lockstep_protocol::{CloseCode, ControlCmd, ModerationAction, Role, RoomState, ServerMsg};
 
 use super::core::{Output, RoomCore, SessionId};
+use super::error::RoomError;
 use super::timeline::TimelineKind;
 
 impl RoomCore {
@@ -18,22 +17,13 @@ impl RoomCore {
             .get(&session)
             .is_some_and(|m| m.identity.role == Role::Anchor);
         if !is_anchor {
-            return self.refuse(
-                session,
-                req,
-                ErrorCode::Forbidden,
-                "anchor commands need the control channel".into(),
-                None,
-            );
+            let refusal = RoomError::AnchorOnly {
+                what: "anchor commands",
+            };
+            return self.refuse(session, req, &refusal);
         }
         if self.state == RoomState::Ended {
-            return self.refuse(
-                session,
-                req,
-                ErrorCode::RoomEnded,
-                "the room has ended".into(),
-                None,
-            );
+            return self.refuse(session, req, &RoomError::Ended);
         }
         let mut comment_id = None;
         let result = match cmd {
@@ -100,10 +90,7 @@ impl RoomCore {
             }
             ControlCmd::DropLink { .. } | ControlCmd::CloseSale { .. } => {
                 // Sale commands need the sale's actor; the room shell handles them.
-                Err((
-                    ErrorCode::Internal,
-                    "sale commands are handled by the room shell".into(),
-                ))
+                Err(RoomError::SaleCommandInCore)
             }
             ControlCmd::AllowAnonymous { allowed } => {
                 if allowed != self.allow_anonymous {
@@ -125,7 +112,7 @@ impl RoomCore {
         };
         match result {
             Ok(()) => self.ack(session, req, comment_id),
-            Err((code, message)) => self.refuse(session, req, code, message, None),
+            Err(e) => self.refuse(session, req, &e),
         }
     }
 
@@ -139,7 +126,7 @@ impl RoomCore {
         ));
     }
 
-    fn transition(&mut self, now: u64, to: RoomState) -> Result<(), (ErrorCode, String)> {
+    fn transition(&mut self, now: u64, to: RoomState) -> Result<(), RoomError> {
         let allowed = matches!(
             (self.state, to),
             (RoomState::Created | RoomState::Paused, RoomState::Live)
@@ -149,10 +136,10 @@ impl RoomCore {
             return Ok(());
         }
         if !allowed {
-            return Err((
-                ErrorCode::InvalidTransition,
-                format!("cannot go from {:?} to {:?}", self.state, to).to_lowercase(),
-            ));
+            return Err(RoomError::Transition {
+                from: self.state,
+                to,
+            });
         }
         self.set_state(now, to);
         Ok(())
@@ -187,12 +174,9 @@ impl RoomCore {
         self.tick(now);
     }
 
-    fn pin(&mut self, now: u64, id: u64) -> Result<(), (ErrorCode, String)> {
+    fn pin(&mut self, now: u64, id: u64) -> Result<(), RoomError> {
         let Some(comment) = self.recent.iter().find(|c| c.id == id).cloned() else {
-            return Err((
-                ErrorCode::CommentNotFound,
-                format!("comment {id} is not in the recent history"),
-            ));
+            return Err(RoomError::CommentNotFound(id));
         };
         self.set_pinned(now, Some(comment));
         Ok(())
@@ -209,12 +193,7 @@ impl RoomCore {
             .push_back(Output::Broadcast(ServerMsg::Pinned { comment }));
     }
 
-    fn say(
-        &mut self,
-        now: u64,
-        session: SessionId,
-        text: &str,
-    ) -> Result<u64, (ErrorCode, String)> {
+    fn say(&mut self, now: u64, session: SessionId, text: &str) -> Result<u64, RoomError> {
         // The anchor's own words skip the keyword filter but not the length limit.
         let text = super::comments::validate(text, self.cfg.comment_max_chars, &[])?.to_owned();
         let member = &self.members[&session];
@@ -227,16 +206,10 @@ impl RoomCore {
         Ok(self.post_comment(now, user, name, text, true))
     }
 
-    fn mute(&mut self, now: u64, user: String, seconds: u32) -> Result<(), (ErrorCode, String)> {
+    fn mute(&mut self, now: u64, user: String, seconds: u32) -> Result<(), RoomError> {
         self.muted.retain(|_, until| *until > now);
         if self.muted.len() >= self.cfg.max_mutes && !self.muted.contains_key(&user) {
-            return Err((
-                ErrorCode::LimitReached,
-                format!(
-                    "{} users are muted, the most this room allows (room.max_mutes)",
-                    self.muted.len()
-                ),
-            ));
+            return Err(RoomError::TooManyMuted(self.muted.len()));
         }
         let until = now + u64::from(seconds) * 1000;
         self.muted.insert(user.clone(), until);
@@ -258,18 +231,12 @@ impl RoomCore {
         Ok(())
     }
 
-    fn ban(&mut self, now: u64, user: String) -> Result<(), (ErrorCode, String)> {
+    fn ban(&mut self, now: u64, user: String) -> Result<(), RoomError> {
         if self.banned.contains(&user) {
             return Ok(());
         }
         if self.banned.len() >= self.cfg.max_bans {
-            return Err((
-                ErrorCode::LimitReached,
-                format!(
-                    "{} users are banned, the most this room allows (room.max_bans)",
-                    self.banned.len()
-                ),
-            ));
+            return Err(RoomError::TooManyBanned(self.banned.len()));
         }
         self.banned.insert(user.clone());
         self.record(

@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use lockstep_protocol::{
-    Comment, ErrorCode, LikeTally, LinkCard, MediaInfo, ModerationAction, PROTOCOL_VERSION, Role,
+    Comment, LikeTally, LinkCard, MediaInfo, ModerationAction, PROTOCOL_VERSION, Role,
     RoomSnapshot, RoomState, SaleState, SaleStock, ServerMsg, You,
 };
 use rand::{SeedableRng, rngs::SmallRng};
 
 use super::comments;
+use super::error::RoomError;
 use super::timeline::{OnlinePoint, Ring, TimelineEvent, TimelineKind};
 use crate::config::RoomConfig;
 use crate::limits::TokenBucket;
@@ -32,9 +33,6 @@ pub struct Identity {
     pub name: String,
     pub role: Role,
 }
-
-/// A refusal: the code and a human-readable message.
-pub type Refusal = (ErrorCode, String);
 
 /// What the room asks its shell to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,15 +272,10 @@ impl RoomCore {
     /// Whether a viewer (`None`: a guest) may see this room at all: guests only where
     /// the room admits them, and never a banned user. Joining, the room's status over
     /// HTTP and its video all ask this.
-    pub fn may_view(&self, user: Option<&str>) -> Result<(), Refusal> {
+    pub fn may_view(&self, user: Option<&str>) -> Result<(), RoomError> {
         match user {
-            None if !self.allow_anonymous => Err((
-                ErrorCode::AuthRequired,
-                "this room needs a viewer token".into(),
-            )),
-            Some(user) if self.banned.contains(user) => {
-                Err((ErrorCode::Banned, "you are banned from this room".into()))
-            }
+            None if !self.allow_anonymous => Err(RoomError::GuestsNotAdmitted),
+            Some(user) if self.banned.contains(user) => Err(RoomError::Banned),
             _ => Ok(()),
         }
     }
@@ -293,19 +286,19 @@ impl RoomCore {
         now: u64,
         session: SessionId,
         identity: Identity,
-    ) -> Result<ServerMsg, Refusal> {
+    ) -> Result<ServerMsg, RoomError> {
         if self.state == RoomState::Ended {
-            return Err((ErrorCode::RoomEnded, "the room has ended".into()));
+            return Err(RoomError::Ended);
         }
         if self.members.contains_key(&session) {
-            return Err((ErrorCode::AlreadyJoined, "session already joined".into()));
+            return Err(RoomError::AlreadyJoined);
         }
         if identity.role == Role::Viewer {
             self.may_view(identity.user.as_deref())?;
         }
         let is_viewer = identity.role == Role::Viewer;
         if is_viewer && self.viewers as usize >= self.cfg.max_viewers {
-            return Err((ErrorCode::RoomFull, "the room is full".into()));
+            return Err(RoomError::Full);
         }
         if let Some(user) = &identity.user {
             let cfg = &self.cfg;
@@ -369,7 +362,7 @@ impl RoomCore {
                     comment_id: Some(comment_id),
                 },
             )),
-            Err((code, message, retry)) => self.refuse(session, req, code, message, retry),
+            Err(e) => self.refuse(session, req, &e),
         }
     }
 
@@ -378,29 +371,26 @@ impl RoomCore {
         now: u64,
         session: SessionId,
         text: &str,
-    ) -> Result<u64, (ErrorCode, String, Option<u64>)> {
+    ) -> Result<u64, RoomError> {
         let Some(member) = self.members.get(&session) else {
-            return Err((ErrorCode::NotJoined, "join the room first".into(), None));
+            return Err(RoomError::NotJoined);
         };
         if self.state == RoomState::Ended {
-            return Err((ErrorCode::RoomEnded, "the room has ended".into(), None));
+            return Err(RoomError::Ended);
         }
         let Some(user) = member.identity.user.clone() else {
-            return Err((
-                ErrorCode::AuthRequired,
-                "commenting needs a viewer token".into(),
-                None,
-            ));
+            return Err(RoomError::CommentNeedsToken);
         };
         let is_anchor = member.identity.role == Role::Anchor;
         let name = member.identity.name.clone();
-        let text = comments::validate(text, self.cfg.comment_max_chars, &self.cfg.keyword_filter)
-            .map_err(|(c, m)| (c, m, None))?
+        let text = comments::validate(text, self.cfg.comment_max_chars, &self.cfg.keyword_filter)?
             .to_owned();
         if !is_anchor {
             if let Some(&until) = self.muted.get(&user) {
                 if until > now {
-                    return Err((ErrorCode::Muted, "you are muted".into(), Some(until - now)));
+                    return Err(RoomError::Muted {
+                        retry_after_ms: until - now,
+                    });
                 }
                 self.muted.remove(&user);
             }
@@ -411,19 +401,16 @@ impl RoomCore {
             {
                 let next = last + u64::from(self.slow_mode_secs) * 1000;
                 if now < next {
-                    return Err((
-                        ErrorCode::SlowMode,
-                        format!("slow mode: one comment every {}s", self.slow_mode_secs),
-                        Some(next - now),
-                    ));
+                    return Err(RoomError::SlowMode {
+                        seconds: self.slow_mode_secs,
+                        retry_after_ms: next - now,
+                    });
                 }
             }
             if let Err(wait) = limits.bucket.try_take(now) {
-                return Err((
-                    ErrorCode::RateLimited,
-                    "commenting too fast".into(),
-                    Some(wait),
-                ));
+                return Err(RoomError::CommentRate {
+                    retry_after_ms: wait,
+                });
             }
             limits.last_comment_at = Some(now);
         }
@@ -461,26 +448,14 @@ impl RoomCore {
     /// Like taps from a session, aggregated into the next tick's tally.
     pub fn like(&mut self, session: SessionId, count: u32, req: Option<u64>) {
         if !self.members.contains_key(&session) {
-            return self.refuse(
-                session,
-                req,
-                ErrorCode::NotJoined,
-                "join the room first".into(),
-                None,
-            );
+            return self.refuse(session, req, &RoomError::NotJoined);
         }
         if self.state == RoomState::Ended {
             return;
         }
         if count == 0 || count > self.cfg.like_max_per_msg {
             let max = self.cfg.like_max_per_msg;
-            return self.refuse(
-                session,
-                req,
-                ErrorCode::InvalidMessage,
-                format!("like count must be between 1 and {max}"),
-                None,
-            );
+            return self.refuse(session, req, &RoomError::LikeCount { max });
         }
         self.likes_total += u64::from(count);
         self.likes_delta += u64::from(count);
@@ -552,24 +527,9 @@ impl RoomCore {
         self.muted.retain(|_, until| *until > now);
     }
 
-    pub(super) fn refuse(
-        &mut self,
-        session: SessionId,
-        req: Option<u64>,
-        code: ErrorCode,
-        message: String,
-        retry_after_ms: Option<u64>,
-    ) {
-        self.out.push_back(Output::Send(
-            session,
-            ServerMsg::Error {
-                id: req,
-                code: code.code(),
-                name: code,
-                message,
-                retry_after_ms,
-            },
-        ));
+    pub(super) fn refuse(&mut self, session: SessionId, req: Option<u64>, error: &RoomError) {
+        self.out
+            .push_back(Output::Send(session, ServerMsg::refusal(req, error)));
     }
 
     pub(super) fn record(&mut self, at: u64, kind: TimelineKind) {

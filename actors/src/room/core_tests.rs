@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, Role, RoomState, ServerMsg};
+use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, Role, RoomState, ServerMsg, WireError};
 use proptest::prelude::*;
 
 use super::core::{Identity, Output, RoomCore, SessionId};
@@ -92,12 +92,12 @@ fn join_refusals_change_nothing() {
         ..Default::default()
     });
     assert_eq!(
-        r.join(0, SessionId(1), anonymous()).unwrap_err().0,
+        r.join(0, SessionId(1), anonymous()).unwrap_err().code(),
         ErrorCode::AuthRequired
     );
     r.join(0, SessionId(2), viewer("a")).unwrap();
     assert_eq!(
-        r.join(0, SessionId(3), viewer("b")).unwrap_err().0,
+        r.join(0, SessionId(3), viewer("b")).unwrap_err().code(),
         ErrorCode::RoomFull
     );
     assert_eq!(r.online(), 1);
@@ -237,7 +237,9 @@ fn moderation_mute_slow_mode_ban_clear() {
     assert!(r.snapshot().recent_comments.iter().all(|c| c.user != "b"));
     assert_eq!(r.online(), 1);
     assert_eq!(
-        r.join(22_000, SessionId(4), viewer("b")).unwrap_err().0,
+        r.join(22_000, SessionId(4), viewer("b"))
+            .unwrap_err()
+            .code(),
         ErrorCode::Banned
     );
 }
@@ -273,7 +275,7 @@ fn lifecycle_transitions() {
     assert!(out.contains(&Output::Close(SessionId(2), CloseCode::RoomEnded)));
     assert_eq!(out.last(), Some(&Output::Release));
     assert_eq!(
-        r.join(6, SessionId(3), viewer("c")).unwrap_err().0,
+        r.join(6, SessionId(3), viewer("c")).unwrap_err().code(),
         ErrorCode::RoomEnded
     );
 }
@@ -478,7 +480,7 @@ fn a_restarted_core_keeps_settings_and_moderation_and_drops_members() {
     assert_eq!(snapshot.online, 0, "members reconnect into the new core");
     assert!(snapshot.recent_comments.is_empty());
     assert_eq!(
-        fresh.may_view(Some("mallory")).unwrap_err().0,
+        fresh.may_view(Some("mallory")).unwrap_err().code(),
         ErrorCode::Banned
     );
 }

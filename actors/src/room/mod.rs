@@ -5,12 +5,14 @@ mod actor;
 mod comments;
 mod control;
 mod core;
+mod error;
 mod fanout;
 mod recovery;
 mod timeline;
 
 pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, SetMedia, Snapshot, ViewAs};
-pub use core::{Identity, Output, Refusal, RoomCore, SessionId};
+pub use core::{Identity, Output, RoomCore, SessionId};
+pub use error::RoomError;
 pub use fanout::{Delivery, Fanout};
 pub use timeline::{OnlinePoint, TimelineEvent, TimelineKind};
 

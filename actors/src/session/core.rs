@@ -3,8 +3,9 @@
 //! each endpoint accepts. It turns one inbound frame into one [`Action`] for the shell;
 //! it never touches the socket or the room.
 
-use lockstep_protocol::{ClientMsg, CloseCode, ErrorCode, ServerMsg, decode_client};
+use lockstep_protocol::{ClientMsg, CloseCode, ServerMsg, decode_client};
 
+use super::error::SessionError;
 use crate::config::SessionConfig;
 use crate::limits::TokenBucket;
 use crate::room::RoomInput;
@@ -120,7 +121,7 @@ impl SessionCore {
         }
         let msg = match decode_client(text) {
             Ok(msg) => msg,
-            Err(e) => return Action::Reply(ServerMsg::error(e.id, e.code, e.message)),
+            Err(e) => return Action::Reply(ServerMsg::refusal(e.id, &e)),
         };
         self.route(msg, now_precise)
     }
@@ -140,24 +141,23 @@ impl SessionCore {
         self.strikes += 1;
         if self.strikes >= self.max_strikes {
             return Some(Action::ReplyThenClose(
-                ServerMsg::error(None, ErrorCode::RateLimited, "message flood"),
+                ServerMsg::refusal(None, &SessionError::Flood),
                 CloseCode::PolicyViolation,
             ));
         }
         if self.strikes > self.max_replies {
             return Some(Action::Ignore);
         }
-        let mut err = ServerMsg::error(None, ErrorCode::RateLimited, "too many messages");
-        if let ServerMsg::Error { retry_after_ms, .. } = &mut err {
-            *retry_after_ms = Some(wait);
-        }
-        Some(Action::Reply(err))
+        let refusal = SessionError::TooManyMessages {
+            retry_after_ms: wait,
+        };
+        Some(Action::Reply(ServerMsg::refusal(None, &refusal)))
     }
 
     /// A binary frame arrived: the protocol is text only.
     pub fn on_binary(&mut self) -> Action {
         Action::ReplyThenClose(
-            ServerMsg::error(None, ErrorCode::BinaryNotSupported, "send JSON text frames"),
+            ServerMsg::refusal(None, &SessionError::Binary),
             CloseCode::UnsupportedData,
         )
     }
@@ -176,11 +176,7 @@ impl SessionCore {
                 id,
             } => {
                 if self.state == JoinState::Joined {
-                    return Action::Reply(ServerMsg::error(
-                        id,
-                        ErrorCode::AlreadyJoined,
-                        "this connection already joined",
-                    ));
+                    return Action::Reply(ServerMsg::refusal(id, &SessionError::AlreadyJoined));
                 }
                 Action::Join {
                     protocol,
@@ -189,10 +185,9 @@ impl SessionCore {
                     id,
                 }
             }
-            _ if self.state != JoinState::Joined => Action::Reply(ServerMsg::error(
+            _ if self.state != JoinState::Joined => Action::Reply(ServerMsg::refusal(
                 request_id(&msg),
-                ErrorCode::NotJoined,
-                "send `join` first",
+                &SessionError::NotJoined,
             )),
             ClientMsg::Comment { text, id } => Action::Room(RoomInput::Comment { text, id }),
             ClientMsg::Like { count } => Action::Room(RoomInput::Like { count, id: None }),
@@ -215,11 +210,9 @@ impl SessionCore {
             ClientMsg::RtcClose { id } => Action::Media(MediaRequest::Close { id }),
             ClientMsg::Control { cmd, id } => match self.endpoint {
                 Endpoint::Control => Action::Room(RoomInput::Control { cmd, id }),
-                Endpoint::Viewer => Action::Reply(ServerMsg::error(
-                    id,
-                    ErrorCode::Forbidden,
-                    "anchor commands are only accepted on the control channel",
-                )),
+                Endpoint::Viewer => {
+                    Action::Reply(ServerMsg::refusal(id, &SessionError::ControlOnViewerSocket))
+                }
             },
         }
     }
@@ -243,6 +236,7 @@ fn request_id(msg: &ClientMsg) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockstep_protocol::ErrorCode;
 
     fn core(endpoint: Endpoint) -> SessionCore {
         SessionCore::new(endpoint, &SessionConfig::default(), 0)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use lockstep_protocol::{ErrorCode, LinkCard};
+use lockstep_protocol::{ErrorCode, LinkCard, WireError};
 use rand::Rng;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,41 @@ pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
 /// Most units a SKU may account for: its free stock plus what its sales hold.
 pub const MAX_UNITS: i64 = u32::MAX as i64;
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> StoreError {
-    StoreError::Refused(code, message.into())
+/// Why the catalog refused a change (rolled back, nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The request breaks a rule of the catalog (the message says which).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no sku `{0}`")]
+    SkuNotFound(String),
+    #[error("free stock is {stock}; it cannot go below 0")]
+    BelowZero { stock: u32 },
+    #[error("sku `{sku}` has {free} free units; the sale needs {needed}")]
+    NotEnoughFree { sku: String, free: u32, needed: u32 },
+    #[error(
+        "merchant `{merchant}` may not sell in room `{room}`: its anchor grants that with PUT /api/v1/rooms/{room}/merchants/{merchant}"
+    )]
+    NotGranted { merchant: String, room: String },
+    /// A row written in this transaction could not be read back (a bug).
+    #[error("{0} vanished")]
+    Vanished(&'static str),
+}
+
+impl WireError for CatalogError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::InvalidMessage,
+            Self::SkuNotFound(_) => ErrorCode::SkuNotFound,
+            Self::BelowZero { .. } | Self::NotEnoughFree { .. } => ErrorCode::InsufficientStock,
+            Self::NotGranted { .. } => ErrorCode::Forbidden,
+            Self::Vanished(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> StoreError {
+    CatalogError::Invalid(message.into()).into()
 }
 
 fn new_id(prefix: &str) -> String {
@@ -315,8 +348,7 @@ pub fn create_product(
     new: NewProduct,
     now: u64,
 ) -> Result<Product, StoreError> {
-    new.validate()
-        .map_err(|m| refuse(ErrorCode::InvalidMessage, m))?;
+    new.validate().map_err(invalid)?;
     let id = new_id("p");
     let faq = serde_json::to_string(&new.faq).expect("faq serializes");
     tx.execute(
@@ -333,7 +365,7 @@ pub fn create_product(
         )?;
         record_move(tx, &sku_id, i64::from(sku.stock), "initial stock", now)?;
     }
-    get_product(tx, merchant, &id)?.ok_or_else(|| refuse(ErrorCode::Internal, "product vanished"))
+    get_product(tx, merchant, &id)?.ok_or_else(|| CatalogError::Vanished("product").into())
 }
 
 pub fn get_product(
@@ -400,7 +432,7 @@ pub fn get_sku(tx: &Transaction<'_>, merchant: &str, id: &str) -> Result<Sku, St
         sku_from_row,
     )
     .optional()?
-    .ok_or_else(|| refuse(ErrorCode::SkuNotFound, format!("no sku `{id}`")))
+    .ok_or_else(|| CatalogError::SkuNotFound(id.to_owned()).into())
 }
 
 /// Sets or moves a SKU's free stock. Units allotted to sales are not part of it, so no
@@ -414,23 +446,16 @@ pub fn change_stock(
 ) -> Result<Sku, StoreError> {
     let reason = change.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(refuse(
-            ErrorCode::InvalidMessage,
-            "reason must be 1-500 characters",
-        ));
+        return Err(invalid("reason must be 1-500 characters"));
     }
     if has_disallowed(reason) {
-        return Err(refuse(
-            ErrorCode::InvalidMessage,
-            "reason must not contain control characters",
-        ));
+        return Err(invalid("reason must not contain control characters"));
     }
     let sku = get_sku(tx, merchant, sku_id)?;
     let too_large = || {
-        refuse(
-            ErrorCode::InvalidMessage,
-            format!("free stock plus the units held by sales must stay at most {MAX_UNITS}"),
-        )
+        invalid(format!(
+            "free stock plus the units held by sales must stay at most {MAX_UNITS}"
+        ))
     };
     let target = match (change.stock, change.delta) {
         (Some(stock), None) => i64::from(stock),
@@ -438,17 +463,11 @@ pub fn change_stock(
             .checked_add(delta)
             .ok_or_else(too_large)?,
         _ => {
-            return Err(refuse(
-                ErrorCode::InvalidMessage,
-                "give exactly one of `stock` or `delta`",
-            ));
+            return Err(invalid("give exactly one of `stock` or `delta`"));
         }
     };
     if target < 0 {
-        return Err(refuse(
-            ErrorCode::InsufficientStock,
-            format!("free stock is {}; it cannot go below 0", sku.stock),
-        ));
+        return Err(CatalogError::BelowZero { stock: sku.stock }.into());
     }
     // Units held by sales come back to the free stock when the sales end; the total must
     // fit, so a return can never overflow the column.
@@ -505,26 +524,22 @@ pub fn create_sale(
     new: &NewSale,
     now: u64,
 ) -> Result<SaleRecord, StoreError> {
-    new.validate()
-        .map_err(|m| refuse(ErrorCode::InvalidMessage, m))?;
+    new.validate().map_err(invalid)?;
     if !super::may_sell(tx, &new.room, merchant)? {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            format!(
-                "merchant `{merchant}` may not sell in room `{}`: its anchor grants that with PUT /api/v1/rooms/{}/merchants/{merchant}",
-                new.room, new.room
-            ),
-        ));
+        return Err(CatalogError::NotGranted {
+            merchant: merchant.to_owned(),
+            room: new.room.clone(),
+        }
+        .into());
     }
     let sku = get_sku(tx, merchant, &new.sku_id)?;
     if sku.stock < new.allotted {
-        return Err(refuse(
-            ErrorCode::InsufficientStock,
-            format!(
-                "sku `{}` has {} free units; the sale needs {}",
-                sku.id, sku.stock, new.allotted
-            ),
-        ));
+        return Err(CatalogError::NotEnoughFree {
+            sku: sku.id,
+            free: sku.stock,
+            needed: new.allotted,
+        }
+        .into());
     }
     let id = new_id("sale");
     tx.execute(
@@ -557,7 +572,7 @@ pub fn create_sale(
             now as i64
         ],
     )?;
-    get_sale(tx, merchant, &id)?.ok_or_else(|| refuse(ErrorCode::Internal, "sale vanished"))
+    get_sale(tx, merchant, &id)?.ok_or_else(|| CatalogError::Vanished("sale").into())
 }
 
 pub fn get_sale(

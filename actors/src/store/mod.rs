@@ -26,13 +26,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use lockstep_protocol::{ErrorCode, WireError};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use catalog::{
-    Faq, NewProduct, NewSale, NewSku, OrderFilter, Product, SaleRecord, Sku, StockChange,
-    change_stock, create_product, create_sale, get_order, get_product, get_sale, get_sku,
-    link_card, list_orders, list_products,
+    CatalogError, Faq, NewProduct, NewSale, NewSku, OrderFilter, Product, SaleRecord, Sku,
+    StockChange, change_stock, create_product, create_sale, get_order, get_product, get_sale,
+    get_sku, link_card, list_orders, list_products,
 };
 pub use grants::{Grant, grant_merchant, list_grants, may_sell, revoke_merchant};
 pub use sales::{StoredSale, live_sale_ids, load_sale};
@@ -55,9 +56,28 @@ pub enum StoreError {
     Busy(usize),
     #[error("commit failed: {0}")]
     Commit(String),
-    /// A domain refusal raised inside a transaction (rolled back).
-    #[error("{1}")]
-    Refused(lockstep_protocol::ErrorCode, String),
+    /// The catalog refused the change inside a transaction (rolled back).
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl WireError for StoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Catalog(e) => e.code(),
+            Self::Db(_) | Self::Stopped | Self::Busy(_) | Self::Commit(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    /// A failing database's own words stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Catalog(_) | Self::Busy(_) => self.to_string(),
+            Self::Db(_) | Self::Stopped | Self::Commit(_) => {
+                "storage failure; nothing changed, retry later".into()
+            }
+        }
+    }
 }
 
 /// The writes of one sale's flush.

@@ -192,9 +192,7 @@ impl Handler<Negotiate> for Ingest {
             let offer = engine::parse_offer(&msg.offer, &cfg)?;
             let expected = sending_sections(&msg.offer).min(2);
             if expected == 0 {
-                return Err(MediaError::InvalidSdp(
-                    "the offer sends no audio or video".into(),
-                ));
+                return Err(MediaError::NothingSent);
             }
             let (pc, mut events) = engine::build_peer(&cfg).await?;
             let negotiated = async {
@@ -236,9 +234,7 @@ impl Handler<Negotiate> for Ingest {
                 if e.is_panic() {
                     panics.with_label_values(&["ingest"]).inc();
                 }
-                Err(MediaError::InvalidSdp(
-                    "the offer could not be processed".into(),
-                ))
+                Err(MediaError::Unprocessable)
             })
         };
         let connect_timeout = Duration::from_millis(self.cfg.connect_timeout_ms);
