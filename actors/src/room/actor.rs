@@ -94,8 +94,6 @@ pub struct Room {
     directory: Weak<RoomDirectory>,
     sales: Option<std::sync::Arc<SaleDirectory>>,
     media: Option<std::sync::Arc<dyn RoomMedia>>,
-    /// Frame timestamps of links already dropped, by sale (a re-drop repeats them).
-    reveal_frames: std::collections::HashMap<String, Option<u32>>,
     metrics: Metrics,
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
@@ -117,7 +115,6 @@ impl Room {
             directory,
             sales,
             media,
-            reveal_frames: std::collections::HashMap::new(),
             metrics,
             tick,
             last_frame: Instant::now(),
@@ -452,29 +449,26 @@ impl Room {
             });
         }
         let card = sale.card.clone();
-        let sale_id = card.sale_id.clone();
         let card_reveal_requested = reveal_at;
-        ctx.spawn(answer.into_actor(self).map(move |answer, room, ctx| {
-            match answer {
-                Ok(Revealed {
-                    reveal_at,
-                    remaining,
-                }) => {
-                    let mut card = (*card).clone();
-                    // The first drop fixes the frame; a re-drop repeats the first answer.
-                    let first = reveal_at == card_reveal_requested;
-                    card.reveal_rtp = *room.reveal_frames.entry(sale_id).or_insert(if first {
-                        reveal_rtp
-                    } else {
-                        None
-                    });
-                    card.reveal_at = reveal_at;
-                    card.remaining = remaining;
-                    room.guarded(ctx, |core| core.link_dropped(now_ms(), session, req, card));
-                }
-                Err(e) => room.refuse(session, req, &e),
-            }
-        }));
+        ctx.spawn(
+            answer
+                .into_actor(self)
+                .map(move |answer, room, ctx| match answer {
+                    Ok(Revealed {
+                        reveal_at,
+                        remaining,
+                    }) => {
+                        let mut card = (*card).clone();
+                        let first = reveal_at == card_reveal_requested;
+                        card.reveal_at = reveal_at;
+                        card.remaining = remaining;
+                        room.guarded(ctx, |core| {
+                            core.link_dropped(now_ms(), session, req, card, reveal_rtp, first)
+                        });
+                    }
+                    Err(e) => room.refuse(session, req, &e),
+                }),
+        );
     }
 
     fn close_sale(

@@ -93,6 +93,9 @@ pub struct RoomCore {
     pub(super) empty_since: Option<u64>,
     pub(super) link: Option<LinkCard>,
     pub(super) sale_states: HashMap<String, SaleState>,
+    /// The video frame (RTP timestamp) each dropped link appears on, fixed by its first
+    /// drop: a re-drop repeats the first answer.
+    pub(super) reveal_frames: HashMap<String, Option<u32>>,
     pub(super) sale_stock: BTreeMap<String, SaleStock>,
     pub(super) rng: SmallRng,
     pub(super) out: VecDeque<Output>,
@@ -127,6 +130,7 @@ impl RoomCore {
             empty_since: Some(now),
             link: None,
             sale_states: HashMap::new(),
+            reveal_frames: HashMap::new(),
             sale_stock: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
@@ -219,8 +223,22 @@ impl RoomCore {
     }
 
     /// The anchor's link drop was accepted by the sale: announce it to everyone now,
-    /// ahead of `card.reveal_at`, and answer the anchor.
-    pub fn link_dropped(&mut self, now: u64, session: SessionId, req: Option<u64>, card: LinkCard) {
+    /// ahead of `card.reveal_at`, and answer the anchor. `frame` is the video frame this
+    /// drop asked for; the card shows the frame of the sale's first drop (`first`: the
+    /// sale took this drop's reveal time), so a re-drop repeats it.
+    pub fn link_dropped(
+        &mut self,
+        now: u64,
+        session: SessionId,
+        req: Option<u64>,
+        mut card: LinkCard,
+        frame: Option<u32>,
+        first: bool,
+    ) {
+        card.reveal_rtp = *self
+            .reveal_frames
+            .entry(card.sale_id.clone())
+            .or_insert(if first { frame } else { None });
         self.record(
             now,
             TimelineKind::Link {

@@ -484,3 +484,63 @@ fn a_restarted_core_keeps_settings_and_moderation_and_drops_members() {
         ErrorCode::Banned
     );
 }
+
+fn card(sale_id: &str, reveal_at: u64) -> lockstep_protocol::LinkCard {
+    lockstep_protocol::LinkCard {
+        sale_id: sale_id.into(),
+        product_id: "p".into(),
+        sku_id: "k".into(),
+        title: "t".into(),
+        description: String::new(),
+        image_url: String::new(),
+        attributes: Default::default(),
+        price_cents: 100,
+        sale_price_cents: 100,
+        allotted: 1,
+        per_buyer_limit: 1,
+        reveal_at,
+        reveal_rtp: None,
+        remaining: 1,
+    }
+}
+
+fn links(outputs: &[Output]) -> Vec<lockstep_protocol::LinkCard> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(ServerMsg::Link { link }) => Some(link.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_links_frame_is_fixed_by_its_first_drop_and_survives_a_restart() {
+    let mut r = room(RoomConfig::default());
+    r.join(0, SessionId(1), anchor()).unwrap();
+    drain(&mut r);
+    r.link_dropped(0, SessionId(1), None, card("s1", 3_000), Some(900), true);
+    // A re-drop: the sale answers with the first reveal time, this drop's frame is moot.
+    r.link_dropped(
+        10,
+        SessionId(1),
+        None,
+        card("s1", 3_000),
+        Some(1_800),
+        false,
+    );
+    r.link_dropped(20, SessionId(1), None, card("s2", 4_000), Some(2_700), true);
+    let frames: Vec<_> = links(&drain(&mut r)).iter().map(|c| c.reveal_rtp).collect();
+    assert_eq!(frames, [Some(900), Some(900), Some(2_700)]);
+    let mut fresh = r.restarted(30, 3);
+    fresh.join(30, SessionId(5), anchor()).unwrap();
+    fresh.link_dropped(
+        40,
+        SessionId(5),
+        None,
+        card("s1", 3_000),
+        Some(5_000),
+        false,
+    );
+    assert_eq!(links(&drain(&mut fresh))[0].reveal_rtp, Some(900));
+}

@@ -1,7 +1,7 @@
 //! Restarting a room whose core panicked. The shell contains the panic and builds a
 //! fresh core from what a crash must not undo — the room's title and state, who may
-//! join, slow mode, bans and mutes, the video's status, the link on show, the like
-//! count and the comment numbering — while everything else (members, the comment
+//! join, slow mode, bans and mutes, the video's status, the link on show and the frames
+//! links appear on, the like count and the comment numbering — while everything else (members, the comment
 //! history, the timeline) starts empty: it may be what made the core fail. Every session
 //! is closed with 1012 and the pages reconnect into the new core.
 
@@ -27,6 +27,7 @@ impl RoomCore {
         fresh.media = self.media;
         fresh.link = self.link.clone();
         fresh.sale_states = self.sale_states.clone();
+        fresh.reveal_frames = self.reveal_frames.clone();
         fresh.likes_total = self.likes_total;
         fresh.next_comment_id = self.next_comment_id;
         fresh

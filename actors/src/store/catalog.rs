@@ -8,7 +8,6 @@ use lockstep_protocol::{ErrorCode, LinkCard, WireError};
 use rand::Rng;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::StoreError;
 use super::sales::order_from_row;
@@ -66,60 +65,78 @@ fn new_id(prefix: &str) -> String {
 }
 
 /// A question and answer shown with the product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Faq {
-    #[schema(
-        max_length = 500,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )
     )]
     pub q: String,
-    #[schema(
-        max_length = 2000,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )
     )]
     pub a: String,
 }
 
 /// `POST /api/v1/products` body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// 1-200 characters, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )
     )]
     pub title: String,
     /// At most 5000 characters; line breaks and tabs are the only control characters.
     #[serde(default)]
-    #[schema(
-        max_length = 5000,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 5000,
+            pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )
     )]
     pub description: String,
     /// List price in cents.
-    #[schema(minimum = 1, maximum = 100_000_000_000u64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000_000_000u64))]
     pub price_cents: u64,
     /// Empty, or an http(s) URL.
     #[serde(default)]
-    #[schema(
-        max_length = 2048,
-        pattern = "^(https?://[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*)?$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = "^(https?://[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*)?$"
+        )
     )]
     pub image_url: String,
     /// 1-100 SKUs.
-    #[schema(min_items = 1, max_items = 100)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub skus: Vec<NewSku>,
     /// At most 20 entries.
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub faq: Vec<Faq>,
 }
 
 /// A SKU in a new product.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSku {
     /// E.g. `{"size":"M"}`: at most 20, names of 1-64 and values of at most 200
@@ -200,7 +217,8 @@ impl NewProduct {
 }
 
 /// A product with its SKUs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     pub id: String,
     pub title: String,
@@ -213,7 +231,8 @@ pub struct Product {
 }
 
 /// A SKU and its free stock (units not allotted to any sale).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sku {
     pub id: String,
     pub product_id: String,
@@ -223,7 +242,8 @@ pub struct Sku {
 
 /// A stock change: set the free stock to `stock`, or move it by `delta`; always with a
 /// reason, recorded in the stock history.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StockChange {
     #[serde(default)]
@@ -231,43 +251,47 @@ pub struct StockChange {
     #[serde(default)]
     pub delta: Option<i64>,
     /// 1-500 characters, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 500,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069][^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )
     )]
     pub reason: String,
 }
 
 /// `POST /api/v1/sales` body: a SKU offered in a room.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSale {
     /// A room whose anchor granted this merchant (1-64 of `[A-Za-z0-9_-]`).
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
     pub room: String,
     pub sku_id: String,
     /// Units taken from the SKU's free stock.
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub allotted: u32,
     /// Price in this sale, in cents.
-    #[schema(minimum = 1, maximum = 100_000_000_000u64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000_000_000u64))]
     pub price_cents: u64,
     /// Most units one buyer may hold (default 1).
     #[serde(default = "one")]
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub per_buyer_limit: u32,
     /// Unpaid reservations expire after this many seconds (default 300).
     #[serde(default = "five_minutes")]
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400))]
     pub reservation_ttl_secs: u64,
     /// Fair window in ms after the reveal (default 0 = first come, first served).
     #[serde(default)]
-    #[schema(maximum = 10_000)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10_000))]
     pub fair_window_ms: u64,
     /// The sale ends by itself at this time (ms since the Unix epoch).
     #[serde(default)]
-    #[schema(maximum = 253_402_300_799_999u64)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 253_402_300_799_999u64))]
     pub end_at: Option<u64>,
 }
 
@@ -311,7 +335,8 @@ impl NewSale {
 }
 
 /// A sale as the merchant created it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SaleRecord {
     pub id: String,
     pub room: String,
@@ -330,7 +355,8 @@ pub struct SaleRecord {
 }
 
 /// Filters for listing orders; pages are ordered by order id.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
 pub struct OrderFilter {
     pub sale_id: Option<String>,

@@ -4,12 +4,12 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::StoreError;
 
 /// A merchant allowed to sell in a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grant {
     pub room: String,
     pub merchant: String,
