@@ -7,7 +7,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use lockstep_actors::session::{AccessError, Bearer, TokenError};
-use lockstep_protocol::Role;
+use lockstep_protocol::{Role, RoomId};
 use serde::{Deserialize, Serialize};
 
 /// What a token says about its holder.
@@ -72,12 +72,8 @@ impl Claims {
         if self.merchant.as_deref().is_some_and(|m| !id_ok(m)) {
             return Err("its merchant must be 1-128 bytes without control characters".into());
         }
-        if self
-            .room
-            .as_deref()
-            .is_some_and(|r| !crate::state::valid_room_id(r))
-        {
-            return Err("its room is not a valid room id".into());
+        if let Some(Err(e)) = self.room.as_deref().map(RoomId::parse) {
+            return Err(format!("its room: {e}"));
         }
         Ok(())
     }

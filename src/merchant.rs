@@ -11,12 +11,12 @@ use lockstep_actors::inventory::{self, ReplySink, SaleHandle, reply_channel};
 use lockstep_actors::store::{
     self, NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
 };
-use lockstep_protocol::{ErrorCode, Role};
+use lockstep_protocol::{ErrorCode, Role, RoomId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::{ApiError, ErrorBody, bearer};
-use crate::state::{AppState, valid_room_id};
+use crate::state::AppState;
 
 /// The merchant id from a merchant token.
 fn merchant_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
@@ -155,12 +155,7 @@ pub async fn create_sale(
     let body = body.into_inner();
     body.validate()
         .map_err(|m| ApiError::new(ErrorCode::InvalidMessage, m))?;
-    if !valid_room_id(&body.room) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidMessage,
-            "room must be 1-64 of [A-Za-z0-9_-]",
-        ));
-    }
+    RoomId::parse(&body.room)?;
     let (record, handle) = state.sales.create(merchant, body).await?;
     let summary = summary(&handle).await?;
     Ok(HttpResponse::Created().json(SaleView {

@@ -7,8 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 use crate::http::ApiError;
-use crate::state::valid_room_id;
-use lockstep_protocol::ErrorCode;
+use lockstep_protocol::{ErrorCode, RoomId};
 
 const VIEWER_HTML: &str = include_str!("../web/viewer.html");
 const ANCHOR_HTML: &str = include_str!("../web/anchor.html");
@@ -67,15 +66,11 @@ fn html(body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// A page for a room that cannot exist is not found.
 fn room_checked(room: &str) -> Result<(), ApiError> {
-    if valid_room_id(room) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NotFound,
-            "room ids are 1-64 of [A-Za-z0-9_-]",
-        ))
-    }
+    RoomId::parse(room)
+        .map(drop)
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
 }
 
 /// `GET /rooms/{room}`: the viewer page.

@@ -8,14 +8,12 @@ use lockstep_actors::clock::now_ms;
 use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::room::{Snapshot, ViewAs};
 use lockstep_actors::store::{self, Grant};
-use lockstep_protocol::{ErrorCode, RoomSnapshot};
+use lockstep_protocol::{ErrorCode, RoomId, RoomSnapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Watcher;
 use crate::http::{ApiError, ErrorBody, bearer};
-use crate::state::{AppState, valid_room_id};
-
-const ROOM_ID_RULE: &str = "room id must be 1-64 of [A-Za-z0-9_-]";
+use crate::state::AppState;
 
 /// `POST /api/v1/rooms` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -45,10 +43,8 @@ pub async fn open_room(
     body: web::Json<OpenRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if !valid_room_id(&body.id) {
-        return Err(ApiError::new(ErrorCode::InvalidMessage, ROOM_ID_RULE));
-    }
-    state.auth.anchor_of(bearer(&req), &body.id)?;
+    let id = RoomId::parse(&body.id)?;
+    state.auth.anchor_of(bearer(&req), id.as_str())?;
     let options = RoomOptions {
         title: body
             .title
@@ -56,7 +52,7 @@ pub async fn open_room(
             .filter(|t| !t.is_empty()),
         allow_anonymous: body.allow_anonymous,
     };
-    let (addr, created) = state.directory.open(&body.id, &options)?;
+    let (addr, created) = state.directory.open(&id, &options)?;
     let snapshot = addr
         .send(Snapshot)
         .await
@@ -168,14 +164,6 @@ pub struct Grants {
     pub merchants: Vec<Grant>,
 }
 
-fn room_of_path(room: &str) -> Result<(), ApiError> {
-    if valid_room_id(room) {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::InvalidMessage, ROOM_ID_RULE))
-    }
-}
-
 /// The room and merchant of a grant path, once the caller proved to be the room's anchor.
 fn grant_path(
     req: &HttpRequest,
@@ -183,7 +171,7 @@ fn grant_path(
     path: web::Path<(String, String)>,
 ) -> Result<(String, String), ApiError> {
     let (room, merchant) = path.into_inner();
-    room_of_path(&room)?;
+    RoomId::parse(&room)?;
     state.auth.anchor_of(bearer(req), &room)?;
     if !(1..=crate::auth::MAX_ID_BYTES).contains(&merchant.len())
         || lockstep_actors::text::has_disallowed(&merchant)
@@ -208,7 +196,7 @@ pub async fn list_merchants(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let room = path.into_inner();
-    room_of_path(&room)?;
+    RoomId::parse(&room)?;
     state.auth.anchor_of(bearer(&req), &room)?;
     let merchants = state
         .sales

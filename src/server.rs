@@ -17,6 +17,7 @@ use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::store::Store;
+use lockstep_runtime::ArbiterPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -45,7 +46,7 @@ pub async fn run(
     let arbiters: Vec<Arbiter> = (0..threads_or_cores(config.rooms.arbiters))
         .map(|_| Arbiter::new())
         .collect();
-    let pool: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
+    let pool = ArbiterPool::new(arbiters.iter().map(Arbiter::handle).collect());
     let store = Store::open(&config.store, &metrics)
         .map_err(|e| std::io::Error::other(format!("opening {}: {e}", config.store.path)))?;
     let sales = SaleDirectory::new(

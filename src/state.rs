@@ -46,11 +46,3 @@ impl AppState {
         self.limits.counted(req.peer_addr().map(|a| a.ip()))
     }
 }
-
-/// Room ids are 1–64 characters of `[A-Za-z0-9_-]`.
-pub fn valid_room_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}

@@ -28,12 +28,12 @@ use lockstep_actors::room::{Inbound, Join, Leave, Room, SessionId};
 use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
 use lockstep_actors::store::StoreError;
 use lockstep_actors::sync::Arc;
-use lockstep_protocol::{CloseCode, ErrorCode, ServerMsg};
+use lockstep_protocol::{CloseCode, RoomId, ServerMsg};
 
 use crate::auth::Claims;
 
 use crate::http::ApiError;
-use crate::state::{AppState, valid_room_id};
+use crate::state::AppState;
 use crate::ws_media::{MediaLink, Viewer};
 
 /// `GET /ws/rooms/{id}`: a viewer's socket.
@@ -63,13 +63,7 @@ fn upgrade(
     state: web::Data<AppState>,
     endpoint: Endpoint,
 ) -> Result<HttpResponse, actix_web::Error> {
-    if !valid_room_id(&room) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidMessage,
-            "room id must be 1-64 of [A-Za-z0-9_-]",
-        )
-        .into());
-    }
+    let room = RoomId::parse(&room).map_err(ApiError::from)?;
     let (response, socket, stream) = actix_ws::handle(&req, body)?;
     let max = state.session.max_frame_bytes;
     let stream = stream
@@ -88,7 +82,7 @@ fn upgrade(
 
 struct Session {
     id: SessionId,
-    room_id: String,
+    room_id: RoomId,
     state: std::sync::Arc<AppState>,
     core: SessionCore,
     outbound: Arc<Outbound>,
@@ -112,7 +106,7 @@ enum Flow {
 impl Session {
     fn new(
         state: std::sync::Arc<AppState>,
-        room_id: String,
+        room_id: RoomId,
         endpoint: Endpoint,
         peer: Option<IpAddr>,
     ) -> Self {
@@ -183,7 +177,7 @@ impl Session {
         if let Some(room) = self.room.take() {
             room.do_send(Leave { session: self.id });
         }
-        self.media.end(&self.room_id, &self.state);
+        self.media.end(self.room_id.as_str(), &self.state);
         if !writer_done {
             // The writer finishes the queued frames and the close frame, bounded by `grace`.
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), writer).await;
@@ -274,8 +268,13 @@ impl Session {
                     owner: self.user.clone(),
                     source: self.peer,
                 };
-                self.media
-                    .handle(request, &self.room_id, &self.state, &self.outbound, &viewer);
+                self.media.handle(
+                    request,
+                    self.room_id.as_str(),
+                    &self.state,
+                    &self.outbound,
+                    &viewer,
+                );
                 Flow::Continue
             }
             Action::ReplyThenClose(msg, code) => {
@@ -322,13 +321,15 @@ impl Session {
         title: Option<String>,
     ) -> Result<(), JoinError> {
         let bearer = token.map(|t| self.state.auth.verify(&t).map(Claims::into_bearer));
-        let identity = self.core.admit(protocol, bearer, &self.room_id, self.id)?;
+        let identity = self
+            .core
+            .admit(protocol, bearer, self.room_id.as_str(), self.id)?;
         let room = match self.core.endpoint() {
             Endpoint::Viewer => self
                 .state
                 .directory
-                .get(&self.room_id)
-                .ok_or_else(|| JoinError::RoomNotOpen(self.room_id.clone()))?,
+                .get(self.room_id.as_str())
+                .ok_or_else(|| JoinError::RoomNotOpen(self.room_id.to_string()))?,
             Endpoint::Control => {
                 let options = RoomOptions {
                     title: title
@@ -354,7 +355,7 @@ impl Session {
                 Ok(())
             }
             Ok(Err(refusal)) => Err(refusal.into()),
-            Err(_) => Err(JoinError::RoomClosed(self.room_id.clone())),
+            Err(_) => Err(JoinError::RoomClosed(self.room_id.to_string())),
         }
     }
 
@@ -432,7 +433,7 @@ impl Session {
         let lookup = sale_id.clone();
         let room = self.room_id.clone();
         let deliver = move |found: Result<Option<SaleHandle>, StoreError>| match found {
-            Ok(Some(sale)) if sale.room == room => {
+            Ok(Some(sale)) if sale.room == room.as_str() => {
                 if let Some(reply) = sale.admit(reply) {
                     send(sale, reply);
                 }

@@ -70,7 +70,7 @@ async fn run(concurrent: usize, orders: u64) {
         })
         .await
         .unwrap();
-    let pool = vec![actix_rt::Arbiter::current()];
+    let pool = lockstep_runtime::ArbiterPool::new(vec![actix_rt::Arbiter::current()]);
     let sales = SaleDirectory::new(
         pool.clone(),
         store,

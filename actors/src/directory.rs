@@ -2,12 +2,13 @@
 //! opens them, and spreads rooms over a pool of arbiters (threads) so one hot room never
 //! blocks the others. It never creates a room because a viewer named an unknown id.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use lockstep_protocol::RoomId;
+use lockstep_runtime::ArbiterPool;
 
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
@@ -15,6 +16,7 @@ use crate::inventory::SaleDirectory;
 use crate::media::RoomMedia;
 use crate::metrics::Metrics;
 use crate::room::{Room, RoomCore, RoomError};
+use crate::sync::plain::{Arc, AtomicU64, OnceLock, Ordering};
 
 /// Settings an anchor may give when opening a room.
 #[derive(Debug, Clone, Default)]
@@ -28,14 +30,13 @@ pub struct RoomOptions {
 /// Maps room ids to running room actors.
 pub struct RoomDirectory {
     rooms: DashMap<String, Addr<Room>>,
-    pool: Vec<ArbiterHandle>,
-    next_arbiter: AtomicUsize,
+    pool: ArbiterPool,
     next_seed: AtomicU64,
-    cfg: std::sync::Arc<RoomConfig>,
-    sales: Option<std::sync::Arc<SaleDirectory>>,
+    cfg: Arc<RoomConfig>,
+    sales: Option<Arc<SaleDirectory>>,
     metrics: Metrics,
     max_rooms: usize,
-    media: std::sync::OnceLock<std::sync::Arc<dyn RoomMedia>>,
+    media: OnceLock<Arc<dyn RoomMedia>>,
 }
 
 impl std::fmt::Debug for RoomDirectory {
@@ -50,30 +51,25 @@ impl RoomDirectory {
     /// A directory starting rooms round-robin on `pool` (at least one arbiter).
     pub fn new(
         cfg: RoomConfig,
-        pool: Vec<ArbiterHandle>,
-        sales: Option<std::sync::Arc<SaleDirectory>>,
+        pool: ArbiterPool,
+        sales: Option<Arc<SaleDirectory>>,
         metrics: Metrics,
         max_rooms: usize,
-    ) -> std::sync::Arc<Self> {
-        assert!(
-            !pool.is_empty(),
-            "the room directory needs at least one arbiter"
-        );
-        std::sync::Arc::new(Self {
+    ) -> Arc<Self> {
+        Arc::new(Self {
             rooms: DashMap::new(),
             pool,
-            next_arbiter: AtomicUsize::new(0),
             next_seed: AtomicU64::new(now_ms()),
-            cfg: std::sync::Arc::new(cfg),
+            cfg: Arc::new(cfg),
             sales,
             metrics,
             max_rooms,
-            media: std::sync::OnceLock::new(),
+            media: OnceLock::new(),
         })
     }
 
     /// Gives rooms their video (set once, before rooms open).
-    pub fn set_media(&self, media: std::sync::Arc<dyn RoomMedia>) {
+    pub fn set_media(&self, media: Arc<dyn RoomMedia>) {
         let _ = self.media.set(media);
     }
 
@@ -88,10 +84,11 @@ impl RoomDirectory {
     /// Opens a room for its anchor, or returns the one already running (whose settings
     /// stay as they are). The flag is true when this call created the room.
     pub fn open(
-        self: &std::sync::Arc<Self>,
-        id: &str,
+        self: &Arc<Self>,
+        id: &RoomId,
         options: &RoomOptions,
     ) -> Result<(Addr<Room>, bool), RoomError> {
+        let id = id.as_str();
         if let Some(addr) = self.get(id) {
             return Ok((addr, false));
         }
@@ -113,9 +110,8 @@ impl RoomDirectory {
         }
     }
 
-    fn start_room(self: &std::sync::Arc<Self>, id: &str, options: &RoomOptions) -> Addr<Room> {
-        let arbiter =
-            &self.pool[self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+    fn start_room(self: &Arc<Self>, id: &str, options: &RoomOptions) -> Addr<Room> {
+        let arbiter = self.pool.next();
         let mut core = RoomCore::new(
             id.to_owned(),
             options.title.clone().unwrap_or_else(|| id.to_owned()),
@@ -126,7 +122,7 @@ impl RoomDirectory {
         if let Some(allowed) = options.allow_anonymous {
             core.set_allow_anonymous(allowed);
         }
-        let weak = std::sync::Arc::downgrade(self);
+        let weak = Arc::downgrade(self);
         let metrics = self.metrics.clone();
         let sales = self.sales.clone();
         let media = self.media.get().cloned();

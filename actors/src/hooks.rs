@@ -3,8 +3,8 @@
 //! `room:r1`, `sale:<id>` or `relay:r1`; the next time that actor handles an input it
 //! panics inside its supervised section, as a bug would.
 
+use crate::sync::plain::Mutex;
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 static ARMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 

@@ -1,6 +1,10 @@
-//! The loom facade: every shared-memory primitive the actors use comes from here, so a
-//! `--cfg loom` build swaps in loom's model-checked versions and loom sees every access.
-//! Code outside this module never imports `std::sync` primitives it shares across threads.
+//! The loom facade: every shared-memory primitive the actors use comes from here. The
+//! ones at the top level are *modelled*: a `--cfg lockstep_loom` build swaps in loom's
+//! model-checked versions, so loom sees every access (the session queues of
+//! `outbound.rs` use only these). [`plain`] holds the ones loom cannot model — loom has
+//! no `Weak` or `OnceLock` — the same `std` types in every build, for the directories
+//! and wiring no loom model covers. Code outside this module never imports `std::sync`,
+//! so which accesses loom checks is visible at every import.
 //!
 //! The switch is `--cfg lockstep_loom`, not the conventional `--cfg loom`: tokio reads
 //! `cfg(loom)` too and compiles out its `net` and `signal` modules under it, which breaks
@@ -37,4 +41,11 @@ impl Notify {
     pub fn wait(&self) {
         self.0.wait();
     }
+}
+
+/// Primitives loom does not model: `std`'s, in every build. For the room and sale
+/// directories, configuration shared read-only, and the store's bookkeeping.
+pub mod plain {
+    pub use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak, mpsc};
 }

@@ -14,6 +14,7 @@ mod client;
 mod codes;
 mod decode;
 mod refusal;
+mod room_id;
 mod sale;
 mod server;
 
@@ -21,6 +22,7 @@ pub use client::{ClientMsg, ControlCmd};
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{DecodeError, decode_client};
 pub use refusal::WireError;
+pub use room_id::{InvalidRoomId, MAX_ROOM_ID_CHARS, RoomId};
 pub use sale::{LinkCard, OrderOutcome, SaleState, SaleStock};
 pub use server::{
     Comment, LikeTally, MediaInfo, ModerationAction, RoomSnapshot, RoomState, ServerMsg, You,

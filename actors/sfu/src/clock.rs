@@ -10,14 +10,6 @@ use crate::layers::LayerId;
 /// Video RTP clock rate (every video codec in WebRTC uses 90 kHz).
 pub const VIDEO_CLOCK_HZ: u64 = 90_000;
 
-/// Server time in ms since the Unix epoch (the clock `reveal_at` is in).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A frame start: its RTP timestamp and when its first packet arrived (server ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameMark {

@@ -3,11 +3,11 @@
 //! entry point for the HTTP (WHIP/WHEP) and WebSocket layers.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use dashmap::DashMap;
+use lockstep_runtime::ArbiterPool;
 
 use crate::admission::Admission;
 use crate::clock::FrameMark;
@@ -28,8 +28,7 @@ struct Entry {
 /// Every room's media, by room id.
 pub struct MediaDirectory {
     cfg: Arc<MediaConfig>,
-    pool: Vec<ArbiterHandle>,
-    next_arbiter: AtomicUsize,
+    pool: ArbiterPool,
     rooms: DashMap<String, Entry>,
     metrics: MediaMetrics,
     on_live: LiveHook,
@@ -48,17 +47,15 @@ impl MediaDirectory {
     /// `on_live(room, live)` is called whenever a room's stream goes live or away.
     pub fn new(
         cfg: MediaConfig,
-        pool: Vec<ArbiterHandle>,
+        pool: ArbiterPool,
         metrics: MediaMetrics,
         on_live: LiveHook,
     ) -> Arc<Self> {
-        assert!(!pool.is_empty(), "the SFU needs at least one arbiter");
         let admission = Admission::new(cfg.max_subscribers_total, cfg.max_subscribers_per_ip);
         Arc::new(Self {
             admission,
             cfg: Arc::new(cfg),
             pool,
-            next_arbiter: AtomicUsize::new(0),
             rooms: DashMap::new(),
             metrics,
             on_live,
@@ -91,10 +88,6 @@ impl MediaDirectory {
     }
 
     fn start(&self, room: &str) -> Entry {
-        let first = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
-        let rotated: Vec<ArbiterHandle> = (0..self.pool.len())
-            .map(|i| self.pool[(first + i) % self.pool.len()].clone())
-            .collect();
         let latest_frame = Arc::new(Mutex::new(None));
         let hook = self.on_live.clone();
         let (id, cfg, metrics, frames) = (
@@ -103,9 +96,9 @@ impl MediaDirectory {
             self.metrics.clone(),
             latest_frame.clone(),
         );
-        let pool = rotated.clone();
+        let pool = self.pool.clone();
         let admission = self.admission.clone();
-        let addr = MediaRoom::start_in_arbiter(&rotated[0], move |_| {
+        let addr = MediaRoom::start_in_arbiter(self.pool.next(), move |_| {
             MediaRoom::new(id, cfg, pool, metrics, hook, frames, admission)
         });
         Entry { addr, latest_frame }

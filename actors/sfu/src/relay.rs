@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use lockstep_runtime::now_ms;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
-use crate::clock::now_ms;
 use crate::config::MediaConfig;
 use crate::keyframe::KeyframeWanted;
 use crate::layers::{

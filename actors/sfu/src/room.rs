@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use lockstep_runtime::ArbiterPool;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
 use crate::admission::{Admission, Ticket};
@@ -113,7 +114,7 @@ struct Source {
 pub struct MediaRoom {
     room: String,
     cfg: Arc<MediaConfig>,
-    pool: Vec<ArbiterHandle>,
+    pool: ArbiterPool,
     metrics: MediaMetrics,
     on_live: LiveHook,
     latest_frame: Arc<Mutex<Option<FrameMark>>>,
@@ -127,7 +128,7 @@ impl MediaRoom {
     pub fn new(
         room: String,
         cfg: Arc<MediaConfig>,
-        pool: Vec<ArbiterHandle>,
+        pool: ArbiterPool,
         metrics: MediaMetrics,
         on_live: LiveHook,
         latest_frame: Arc<Mutex<Option<FrameMark>>>,
@@ -189,8 +190,8 @@ impl Actor for MediaRoom {
             left: room.clone().recipient(),
             keyframes: room.recipient(),
         };
-        for shard in 0..self.cfg.relay_shards.max(1) {
-            let arbiter = &self.pool[shard % self.pool.len()];
+        for _shard in 0..self.cfg.relay_shards.max(1) {
+            let arbiter = self.pool.next();
             let (cfg, events, metrics) = (self.cfg.clone(), events.clone(), self.metrics.clone());
             self.relays.push(Relay::start_in_arbiter(arbiter, move |_| {
                 Relay::new(cfg, events, metrics)

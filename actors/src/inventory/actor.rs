@@ -12,7 +12,6 @@
 //! `sales.retire_after_secs` and is loaded again on demand.
 
 use std::collections::HashMap;
-use std::sync::Weak;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -28,6 +27,7 @@ use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
 use crate::room::SaleUpdate;
 use crate::store::{SaleWrites, Store, StoredSale};
+use crate::sync::plain::{Arc, Weak};
 
 const REBUILDING: &str = "the sale is being rebuilt after a failure; retry with the same key";
 
@@ -135,7 +135,7 @@ struct Decided(Box<dyn FnOnce(Result<(), &'static str>)>);
 
 /// What the actor needs besides its core.
 pub(super) struct Wiring {
-    pub cfg: std::sync::Arc<SalesConfig>,
+    pub cfg: Arc<SalesConfig>,
     pub store: Store,
     pub rooms: Weak<RoomDirectory>,
     pub sales: Weak<SaleDirectory>,

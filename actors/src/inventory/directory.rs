@@ -4,13 +4,11 @@
 //! about. They outlive their room's live show — orders are confirmed and cancelled after
 //! it — so they are not stopped with it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-
 use actix::prelude::*;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use lockstep_protocol::LinkCard;
+use lockstep_runtime::ArbiterPool;
 use rusqlite::Transaction;
 
 use super::actor::{Inventory, Wiring};
@@ -20,6 +18,7 @@ use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
 use crate::store::{self, CatalogError, NewSale, SaleRecord, Store, StoreError, StoredSale};
+use crate::sync::plain::{Arc, OnceLock, Weak};
 
 /// What sessions and rooms need to reach a sale.
 #[derive(Clone)]
@@ -43,8 +42,7 @@ impl SaleHandle {
 /// Maps sale ids to running inventory actors.
 pub struct SaleDirectory {
     sales: DashMap<String, SaleHandle>,
-    pool: Vec<ArbiterHandle>,
-    next_arbiter: AtomicUsize,
+    pool: ArbiterPool,
     store: Store,
     cfg: Arc<SalesConfig>,
     metrics: Metrics,
@@ -60,20 +58,10 @@ impl std::fmt::Debug for SaleDirectory {
 }
 
 impl SaleDirectory {
-    pub fn new(
-        pool: Vec<ArbiterHandle>,
-        store: Store,
-        cfg: SalesConfig,
-        metrics: Metrics,
-    ) -> Arc<Self> {
-        assert!(
-            !pool.is_empty(),
-            "the sale directory needs at least one arbiter"
-        );
+    pub fn new(pool: ArbiterPool, store: Store, cfg: SalesConfig, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             sales: DashMap::new(),
             pool,
-            next_arbiter: AtomicUsize::new(0),
             store,
             cfg: Arc::new(cfg),
             metrics,
@@ -175,8 +163,7 @@ impl SaleDirectory {
     }
 
     fn spawn(self: &Arc<Self>, sale: StoredSale, card: LinkCard) -> SaleHandle {
-        let arbiter =
-            &self.pool[self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let arbiter = self.pool.next();
         let core = Inventory::core_of(&sale, &self.cfg);
         let wiring = Wiring {
             cfg: self.cfg.clone(),

@@ -5,12 +5,11 @@
 //! the number of requests waiting for one sale is bounded.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
 
 use super::error::SaleError;
+use crate::sync::plain::{Arc, AtomicUsize, Ordering};
 
 /// What a request of type `T`'s sink is called with.
 pub type Answer<T> = Result<T, SaleError>;

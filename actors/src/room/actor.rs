@@ -7,7 +7,6 @@
 //! settings and moderation (see `recovery.rs`), and every session is closed with 1012 so
 //! the pages reconnect into the new core. The room itself stays open.
 
-use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -25,7 +24,7 @@ use crate::inventory::{
 use crate::media::{RoomMedia, reveal_time};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
-use crate::sync::Arc;
+use crate::sync::{Arc, plain};
 
 /// Adds a session. On success the welcome frame is already in the session's queue, ahead
 /// of every broadcast that follows.
@@ -91,9 +90,9 @@ pub struct ViewAs {
 pub struct Room {
     core: RoomCore,
     fanout: Fanout,
-    directory: Weak<RoomDirectory>,
-    sales: Option<std::sync::Arc<SaleDirectory>>,
-    media: Option<std::sync::Arc<dyn RoomMedia>>,
+    directory: plain::Weak<RoomDirectory>,
+    sales: Option<plain::Arc<SaleDirectory>>,
+    media: Option<plain::Arc<dyn RoomMedia>>,
     metrics: Metrics,
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
@@ -103,9 +102,9 @@ pub struct Room {
 impl Room {
     pub(crate) fn new(
         core: RoomCore,
-        directory: Weak<RoomDirectory>,
-        sales: Option<std::sync::Arc<SaleDirectory>>,
-        media: Option<std::sync::Arc<dyn RoomMedia>>,
+        directory: plain::Weak<RoomDirectory>,
+        sales: Option<plain::Arc<SaleDirectory>>,
+        media: Option<plain::Arc<dyn RoomMedia>>,
         metrics: Metrics,
         tick: Duration,
     ) -> Self {
@@ -181,7 +180,7 @@ impl Room {
             RoomCore::new(
                 self.core.id().to_owned(),
                 self.core.id().to_owned(),
-                std::sync::Arc::new(self.core.config().clone()),
+                plain::Arc::new(self.core.config().clone()),
                 now_ms(),
                 seed,
             )

@@ -7,7 +7,6 @@
 //! timeline of room events.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use lockstep_protocol::{
     Comment, LikeTally, LinkCard, MediaInfo, ModerationAction, PROTOCOL_VERSION, Role,
@@ -20,6 +19,7 @@ use super::error::RoomError;
 use super::timeline::{OnlinePoint, Ring, TimelineEvent, TimelineKind};
 use crate::config::RoomConfig;
 use crate::limits::TokenBucket;
+use crate::sync::plain::Arc;
 
 /// Identifies one connection across the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

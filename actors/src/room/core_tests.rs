@@ -1,6 +1,6 @@
 //! Unit and property tests of the room core, without a runtime.
 
-use std::sync::Arc;
+use crate::sync::plain::Arc;
 
 use lockstep_protocol::{CloseCode, ControlCmd, ErrorCode, Role, RoomState, ServerMsg, WireError};
 use proptest::prelude::*;

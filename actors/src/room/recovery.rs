@@ -5,9 +5,8 @@
 //! history, the timeline) starts empty: it may be what made the core fail. Every session
 //! is closed with 1012 and the pages reconnect into the new core.
 
-use std::sync::Arc;
-
 use super::core::RoomCore;
+use crate::sync::plain::Arc;
 
 impl RoomCore {
     /// A fresh core for the same room carrying over its settings and moderation.

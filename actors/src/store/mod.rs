@@ -24,7 +24,6 @@ mod schema;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use lockstep_protocol::{ErrorCode, WireError};
 use rusqlite::Connection;
@@ -41,6 +40,7 @@ pub use sales::{StoredSale, live_sale_ids, load_sale};
 use crate::config::StoreConfig;
 use crate::inventory::Write;
 use crate::metrics::Metrics;
+use crate::sync::plain::{Arc, Mutex, MutexGuard};
 
 /// Exit code of a process whose store thread panicked.
 pub const STORE_PANIC_EXIT_CODE: i32 = 70;
@@ -224,7 +224,7 @@ impl Store {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding these locks; a poisoned one still holds valid data.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

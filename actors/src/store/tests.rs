@@ -155,7 +155,7 @@ async fn a_full_job_queue_refuses_calls_instead_of_growing() {
     };
     let store = Store::open(&cfg, &Metrics::new()).unwrap();
     // Hold the store thread in a job until released.
-    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (release, held) = crate::sync::plain::mpsc::channel::<()>();
     let (started_tx, started) = tokio::sync::oneshot::channel();
     let blocker = {
         let store = store.clone();

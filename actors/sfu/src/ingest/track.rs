@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use lockstep_runtime::now_ms;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::clock::{FrameMark, MediaClock, now_ms};
+use crate::clock::{FrameMark, MediaClock};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
