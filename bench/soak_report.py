@@ -2,10 +2,13 @@
 """Judges and plots a soak (bench/soak.sh): reads the sampler's JSON lines and the load
 generator's report, prints the verdict and the numbers, and draws an SVG.
 
-Pass when, after the warm-up (the first WARMUP seconds), memory and open file
-descriptors are flat — the least-squares drift over the rest of the run is under
-FLAT_PCT of their mean (or under FLAT_FLOOR_KIB of memory) — and nothing errored: the
-load generator saw no unexpected answer, no store write failed, no actor panicked.
+Pass when, between the warm-up (the first WARMUP seconds) and the end of the load (the
+last sample with a connection open), memory and open file descriptors do not grow — the
+least-squares drift over that window is under FLAT_PCT of their mean (or under
+FLAT_FLOOR_KIB of memory, 20 descriptors) — when, once every client has gone, the
+descriptors are back to what the idle server held at the start, and when nothing
+errored: the load generator saw no unexpected answer, no store write failed, no actor
+panicked.
 The database grows with the orders it keeps (that is its job): its growth is reported
 per order, not judged.
 
@@ -91,27 +94,39 @@ def main():
     t0 = samples[0]["t"]
     x1 = samples[-1]["t"] - t0
     warmup = min(args.warmup, x1 * 0.3)
-    steady = [s for s in samples if s["t"] - t0 >= warmup]
+    m = lambda s, k: s.get("m", {}).get(k, 0.0)
+    loaded = [s for s in samples if m(s, "lockstep_connections") > 0]
+    load_end = loaded[-1]["t"] if loaded else samples[-1]["t"]
+    steady = [s for s in samples if s["t"] - t0 >= warmup and s["t"] <= load_end]
     rss = [(s["t"] - t0, s["rss_kib"]) for s in steady]
     fds = [(s["t"] - t0, s["nfd"]) for s in steady]
-    m = lambda s, k: s.get("m", {}).get(k, 0.0)
     rss_drift, rss_mean = drift(rss)
     fd_drift, fd_mean = drift(fds)
     last = samples[-1]
     failures = m(last, "lockstep_store_failures_total")
     panics = m(last, "lockstep_actor_panics_total")
-    counters = load.get("counters", {})
+    # `lockstep-load --json` writes the counters at the top level and under raw.counters.
+    counters = load.get("raw", {}).get("counters") or load.get("counters")
+    if counters is None or "unexpected" not in counters:
+        print("the load report has no counters: cannot judge the run", file=sys.stderr)
+        return 1
     unexpected = counters.get("unexpected", 0)
     orders = counters.get("orders_answered", 0)
     db_growth = samples[-1]["db_bytes"] - samples[0]["db_bytes"]
-    rss_ok = abs(rss_drift) <= max(rss_mean * FLAT_PCT / 100, FLAT_FLOOR_KIB)
-    fd_ok = abs(fd_drift) <= max(fd_mean * FLAT_PCT / 100, 20)
+    rss_ok = rss_drift <= max(rss_mean * FLAT_PCT / 100, FLAT_FLOOR_KIB)
+    fd_ok = fd_drift <= max(fd_mean * FLAT_PCT / 100, 20)
+    after = [s for s in samples if s["t"] > load_end]
+    fds_released = not after or after[-1]["nfd"] <= samples[0]["nfd"] + 5
     clean = unexpected == 0 and failures == 0 and panics == 0
-    print(f"duration: {x1 / 60:.1f} min, {len(samples)} samples, warm-up {warmup / 60:.1f} min")
+    print(f"duration: {x1 / 60:.1f} min, {len(samples)} samples, warm-up {warmup / 60:.1f} min, "
+          f"load until {(load_end - t0) / 60:.1f} min")
     print(f"RSS after warm-up: mean {rss_mean / 1024:.1f} MiB, drift {rss_drift / 1024:+.1f} MiB "
           f"(min {min(y for _, y in rss) / 1024:.1f}, max {max(y for _, y in rss) / 1024:.1f}) -> {'flat' if rss_ok else 'GROWING'}")
     print(f"open fds after warm-up: mean {fd_mean:.0f}, drift {fd_drift:+.1f} "
           f"(min {min(y for _, y in fds)}, max {max(y for _, y in fds)}) -> {'flat' if fd_ok else 'GROWING'}")
+    if after:
+        print(f"open fds once the clients left: {after[-1]['nfd']} (idle server at the start: "
+              f"{samples[0]['nfd']}) -> {'released' if fds_released else 'HELD'}")
     print(f"threads: {samples[0]['threads']} -> {last['threads']}")
     for k in ["lockstep_connections", "lockstep_rooms", "lockstep_sales_loaded", "lockstep_media_subscribers",
               "lockstep_store_queue_depth", "lockstep_sale_pending_requests"]:
@@ -140,7 +155,7 @@ def main():
     ]
     with open(args.svg, "w") as f:
         f.write(svg(panels, 0, x1, warmup))
-    verdict = rss_ok and fd_ok and clean
+    verdict = rss_ok and fd_ok and fds_released and clean
     print("PASS" if verdict else "FAIL")
     return 0 if verdict else 1
 
