@@ -8,6 +8,8 @@ Subcommands (stdlib only):
   record-flash-sale  wrap one flash-sale run's report into one JSON line
   fanout FILE...     table of fan-out runs, then per target the largest receiver count
                      that met the bar in every run, and Lockstep's ratios to each peer
+  fanout-ab FILE...  two Lockstep builds on the fan-out benchmark (rows labelled `build`,
+                     from bench/fanout_ab.sh): means per build and N, and B's ratios to A
   flash-sale FILE... table of flash-sale runs, then means per target and Lockstep's ratios
   record-sfu         merge one SFU run's `lockstep-load subscribers` report with the server
                      samples into one JSON line (printed on stdout)
@@ -31,7 +33,7 @@ import sys
 # directory off sys.path (python3 -P, PYTHONSAFEPATH).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from summary import fanout, flash_sale, sfu  # noqa: E402
+from summary import fanout, fanout_ab, flash_sale, sfu  # noqa: E402
 
 
 def add_sampled_run_args(parser, report_help):
@@ -80,6 +82,10 @@ def main():
     f.add_argument("--p99-ms", type=float, default=100.0)
     f.add_argument("files", nargs="+")
     f.set_defaults(func=fanout.summarize)
+
+    fab = sub.add_parser("fanout-ab", help="compare two builds' fan-out JSON lines")
+    fab.add_argument("files", nargs="+")
+    fab.set_defaults(func=fanout_ab.summarize)
 
     sf = sub.add_parser("sfu", help="summarize SFU JSON lines")
     sf.add_argument("--loss-pct", type=float, default=1.0)

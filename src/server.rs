@@ -13,6 +13,7 @@ use actix::Arbiter;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use lockstep_actors::broker::LocalBroker;
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
@@ -58,6 +59,7 @@ pub async fn run(
     let directory = RoomDirectory::new(
         config.room.clone(),
         pool.clone(),
+        Arc::new(LocalBroker),
         Some(sales.clone()),
         metrics.clone(),
         config.rooms.max_rooms,

@@ -80,7 +80,8 @@ async fn run(concurrent: usize, orders: u64) {
         },
         metrics.clone(),
     );
-    let rooms = RoomDirectory::new(Default::default(), pool, None, metrics, 1);
+    let broker = std::sync::Arc::new(lockstep_actors::broker::LocalBroker);
+    let rooms = RoomDirectory::new(Default::default(), pool, broker, None, metrics, 1);
     sales.set_rooms(&rooms);
     let inventory = sales.start(sale, card).addr;
     let (reply, revealed) = reply_channel();

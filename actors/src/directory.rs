@@ -10,6 +10,7 @@ use dashmap::mapref::entry::Entry;
 use lockstep_protocol::RoomId;
 use lockstep_runtime::ArbiterPool;
 
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
 use crate::inventory::SaleDirectory;
@@ -37,6 +38,7 @@ pub struct RoomDirectory {
     metrics: Metrics,
     max_rooms: usize,
     media: OnceLock<Arc<dyn RoomMedia>>,
+    broker: Arc<dyn Broker>,
 }
 
 impl std::fmt::Debug for RoomDirectory {
@@ -48,10 +50,12 @@ impl std::fmt::Debug for RoomDirectory {
 }
 
 impl RoomDirectory {
-    /// A directory starting rooms round-robin on `pool` (at least one arbiter).
+    /// A directory starting rooms round-robin on `pool`, whose broadcasts go through
+    /// `broker`.
     pub fn new(
         cfg: RoomConfig,
         pool: ArbiterPool,
+        broker: Arc<dyn Broker>,
         sales: Option<Arc<SaleDirectory>>,
         metrics: Metrics,
         max_rooms: usize,
@@ -65,6 +69,7 @@ impl RoomDirectory {
             metrics,
             max_rooms,
             media: OnceLock::new(),
+            broker,
         })
     }
 
@@ -126,10 +131,11 @@ impl RoomDirectory {
         let metrics = self.metrics.clone();
         let sales = self.sales.clone();
         let media = self.media.get().cloned();
+        let broker = self.broker.clone();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
         tracing::info!(room = id, "room opened");
         Room::start_in_arbiter(arbiter, move |_| {
-            Room::new(core, weak, sales, media, metrics, tick)
+            Room::new(core, weak, sales, media, broker, metrics, tick)
         })
     }
 

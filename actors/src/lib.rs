@@ -2,6 +2,8 @@
 //! `now` as an argument and returns what to do, so the logic is tested without a runtime.
 //!
 //! - [`directory`]: finds a room's actor by id and spreads rooms over arbiters.
+//! - [`broker`]: the seam every room broadcast goes through (in-process today; the
+//!   cluster's broker plugs in here).
 //! - [`room`]: one live room — viewers, comments, likes, presence, moderation, timeline;
 //!   its actor supervises the core (a panic restarts it).
 //! - [`session`]: per-connection rules (join handshake, rate limits) for the socket shell.
@@ -15,6 +17,7 @@
 //!   Prometheus metrics, time, and which characters user text may hold.
 //! - [`sync`]: the loom facade every shared-memory primitive goes through.
 
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -16,6 +16,7 @@ use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg, WireErro
 use super::core::{Identity, Output, RoomCore, SessionId};
 use super::error::RoomError;
 use super::fanout::Fanout;
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::directory::RoomDirectory;
 use crate::inventory::{
@@ -93,6 +94,8 @@ pub struct Room {
     directory: plain::Weak<RoomDirectory>,
     sales: Option<plain::Arc<SaleDirectory>>,
     media: Option<plain::Arc<dyn RoomMedia>>,
+    /// Every broadcast goes out through it (see [`crate::broker`]).
+    broker: plain::Arc<dyn Broker>,
     metrics: Metrics,
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
@@ -105,6 +108,7 @@ impl Room {
         directory: plain::Weak<RoomDirectory>,
         sales: Option<plain::Arc<SaleDirectory>>,
         media: Option<plain::Arc<dyn RoomMedia>>,
+        broker: plain::Arc<dyn Broker>,
         metrics: Metrics,
         tick: Duration,
     ) -> Self {
@@ -114,6 +118,7 @@ impl Room {
             directory,
             sales,
             media,
+            broker,
             metrics,
             tick,
             last_frame: Instant::now(),
@@ -194,7 +199,7 @@ impl Room {
     fn broadcast(&mut self, msg: &ServerMsg) {
         let frame = ByteString::from(msg.to_json());
         let started = Instant::now();
-        let delivery = self.fanout.broadcast(&frame);
+        let delivery = self.broker.publish(self.core.id(), &frame, &self.fanout);
         self.metrics
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
