@@ -15,8 +15,9 @@ fn lockstep() -> Command {
     cmd
 }
 
+/// A fresh path under the build's scratch directory (`target/tmp`).
 fn temp_path(ext: &str) -> String {
-    std::env::temp_dir()
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!(
             "lockstep-startup-{}-{}.{ext}",
             std::process::id(),

@@ -17,6 +17,7 @@
 //!   Prometheus metrics, time, and which characters user text may hold.
 //! - [`sync`]: the loom facade every shared-memory primitive goes through.
 
+mod boundary;
 pub mod broker;
 pub mod clock;
 pub mod config;

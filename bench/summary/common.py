@@ -175,6 +175,36 @@ def limit_notes(limit):
     return more, gap
 
 
+def compare_to_peers(by, targets, max_n, passes, cost, what, unit):
+    """Lockstep against each peer in `targets`: the ratio of their largest passing counts
+    (`max_n`: target -> count or None), the cost ratio (peer / Lockstep) at every count
+    both ran, and the headline at the largest count where both met the bar. `cost(row)`
+    is a run's server CPU per `what`, in `unit`."""
+    if "lockstep" not in by:
+        return
+    for peer in [t for t in targets if t != "lockstep"]:
+        print(f"\nLockstep vs {peer}:")
+        lm, pm = max_n.get("lockstep"), max_n.get(peer)
+        if lm and pm:
+            print(f"  max N ratio (lockstep / {peer}): {lm / pm:.2f}x ({lm:,} vs {pm:,})")
+        else:
+            print(f"  max N ratio: n/a (lockstep {lm}, {peer} {pm})")
+        common, both_ok = common_counts(by["lockstep"], by[peer], passes)
+        for n in common:
+            lc = mean([cost(r) for r in by["lockstep"][n]])
+            pc = mean([cost(r) for r in by[peer][n]])
+            mark = "" if n in both_ok else "  (not both met the bar)"
+            print(f"  N={n:>6,}: CPU per {what} ({peer} / lockstep) {ratio(pc, lc)}"
+                  f"  [{fmt(pc, '.2f')} vs {fmt(lc, '.2f')} {unit}]{mark}")
+        if both_ok:
+            n = both_ok[-1]
+            lc = mean([cost(r) for r in by["lockstep"][n]])
+            pc = mean([cost(r) for r in by[peer][n]])
+            if lc and pc:
+                print(f"  headline: at N={n:,} (largest both met the bar) {peer} uses "
+                      f"{pc / lc:.2f}x Lockstep's server CPU per {what}")
+
+
 def common_counts(a, b, passes):
     """The counts both targets ran (ascending), and those of them where every run of both
     passed; a and b are {N: [runs]}."""

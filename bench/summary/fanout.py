@@ -7,8 +7,8 @@ import json
 import math
 import sys
 
-from .common import (bar_cell, common_counts, fmt, get, group_runs, largest_passing, lat,
-                     limit_notes, load_json, lockstep_env, mean, now_iso, num, ratio,
+from .common import (bar_cell, compare_to_peers, fmt, get, group_runs, largest_passing, lat,
+                     limit_notes, load_json, lockstep_env, mean, now_iso, num,
                      rows_of, run_status, sort_rows, table, target_key)
 from .samples import core_busy, read_samples
 
@@ -185,29 +185,6 @@ def summarize(args):
               f"worst p99 {fmt(s['p99'])} ms, {fmt(s['cpu'], '.2f')} CPU s per million deliveries, "
               f"{fmt(s['kib'], '.1f')} KiB/conn{gap}")
 
-    if "lockstep" in summary:
-        ls = summary["lockstep"]
-        for peer in [t for t in summary if t != "lockstep"]:
-            ps = summary[peer]
-            print(f"\nLockstep vs {peer}:")
-            if ls["max_n"] and ps["max_n"]:
-                print(f"  max N ratio (lockstep / {peer}): {ls['max_n'] / ps['max_n']:.2f}x "
-                      f"({ls['max_n']:,} vs {ps['max_n']:,})")
-            else:
-                print(f"  max N ratio: n/a (lockstep {ls['max_n']}, {peer} {ps['max_n']})")
-            # CPU per delivery at every count both ran, and at the largest both passed.
-            common, both_ok = common_counts(by["lockstep"], by[peer], ok)
-            for n in common:
-                lc = mean([cpu_per_m(r) for r in by["lockstep"][n]])
-                pc = mean([cpu_per_m(r) for r in by[peer][n]])
-                mark = "" if n in both_ok else "  (not both met the bar)"
-                print(f"  N={n:>6,}: CPU per delivery ratio ({peer} / lockstep) {ratio(pc, lc)}"
-                      f"  [{fmt(pc, '.2f')} vs {fmt(lc, '.2f')} CPU s/M]{mark}")
-            if both_ok:
-                n = both_ok[-1]
-                lc = mean([cpu_per_m(r) for r in by["lockstep"][n]])
-                pc = mean([cpu_per_m(r) for r in by[peer][n]])
-                if lc and pc:
-                    print(f"  headline: at N={n:,} (largest both met the bar) {peer} uses "
-                          f"{pc / lc:.2f}x Lockstep's server CPU per delivery")
+    max_n = {t: summary[t]["max_n"] for t in summary}
+    compare_to_peers(by, list(summary), max_n, ok, cpu_per_m, "delivery", "CPU s/M")
     return 0

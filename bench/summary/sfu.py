@@ -7,8 +7,8 @@ in every run, and each peer's CPU per forwarded packet relative to Lockstep's.""
 import json
 import sys
 
-from .common import (bar_cell, common_counts, fmt, get, group_runs, largest_passing,
-                     limit_notes, load_json, lockstep_env, mean, now_iso, num, ratio,
+from .common import (bar_cell, compare_to_peers, fmt, get, group_runs, largest_passing,
+                     limit_notes, load_json, lockstep_env, mean, now_iso, num,
                      rows_of, run_status, sort_rows, table, target_key)
 from .samples import core_busy, read_samples, ticks_at
 
@@ -224,26 +224,5 @@ def summarize(args):
               f"CPU µs per forwarded packet, {fmt(mean([get(r, 'server', 'kib_per_subscriber') for r in runs]), '.0f')}"
               f" KiB/subscriber{gap}")
 
-    if "lockstep" in by:
-        for peer in [t for t in targets if t != "lockstep"]:
-            print(f"\n{peer} vs Lockstep:")
-            lm, pm = summary.get("lockstep"), summary.get(peer)
-            if lm and pm:
-                print(f"  max N ratio (lockstep / {peer}): {lm / pm:.2f}x ({lm} vs {pm})")
-            else:
-                print(f"  max N ratio: n/a (lockstep {lm}, {peer} {pm})")
-            common, both_ok = common_counts(by["lockstep"], by[peer], ok)
-            for n in common:
-                lc = mean([sfu_cpu(r) for r in by["lockstep"][n]])
-                pc = mean([sfu_cpu(r) for r in by[peer][n]])
-                mark = "" if n in both_ok else "  (not both met the bar)"
-                print(f"  N={n:>5}: CPU per forwarded packet ({peer} / lockstep) {ratio(pc, lc)}"
-                      f"  [{fmt(pc, '.2f')} vs {fmt(lc, '.2f')} µs]{mark}")
-            if both_ok:
-                n = both_ok[-1]
-                lc = mean([sfu_cpu(r) for r in by["lockstep"][n]])
-                pc = mean([sfu_cpu(r) for r in by[peer][n]])
-                if lc and pc:
-                    print(f"  headline: at N={n} (largest both met the bar) {peer} uses "
-                          f"{pc / lc:.2f}x Lockstep's server CPU per forwarded packet")
+    compare_to_peers(by, targets, summary, ok, sfu_cpu, "forwarded packet", "µs")
     return 0

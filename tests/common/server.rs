@@ -24,11 +24,12 @@ pub fn test_config() -> Config {
     c
 }
 
-/// A fresh database path under the system temp dir, unique per call.
+/// A fresh database path under the build's scratch directory (`target/tmp`), unique per
+/// call.
 pub fn temp_db_path() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join("lockstep-tests");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lockstep-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!(
         "{}-{}-{n}.db",

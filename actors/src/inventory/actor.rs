@@ -21,6 +21,7 @@ use super::core::{CoreLimits, Effect, InventoryCore, Reply, ReserveReply, Reveal
 use super::directory::SaleDirectory;
 use super::model::{Order, SaleSummary};
 use super::sink::{Answer, ReplySink};
+use crate::boundary::contain;
 use crate::clock::now_ms;
 use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
@@ -228,17 +229,10 @@ impl Inventory {
     /// Runs one input through the core, containing a panic: the core is then rebuilt
     /// from the database and nothing undecided is answered as if it were.
     fn decide(&mut self, ctx: &mut Context<Self>, input: impl FnOnce(&mut InventoryCore)) {
-        #[cfg(feature = "test-hooks")]
-        let target = format!("sale:{}", self.sale_id());
-        let core = &mut self.core;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            #[cfg(feature = "test-hooks")]
-            crate::hooks::maybe_panic(&target);
-            input(core)
-        }));
-        match outcome {
-            Ok(()) => self.collect(ctx),
-            Err(_) => {
+        let name = |core: &InventoryCore| format!("sale:{}", core.rules().sale_id);
+        match contain(&mut self.core, name, input) {
+            Some(()) => self.collect(ctx),
+            None => {
                 self.wiring
                     .metrics
                     .actor_panics

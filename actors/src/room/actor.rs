@@ -16,6 +16,7 @@ use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg, WireErro
 use super::core::{Identity, Output, RoomCore, SessionId};
 use super::error::RoomError;
 use super::fanout::Fanout;
+use crate::boundary::contain;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::directory::RoomDirectory;
@@ -153,20 +154,13 @@ impl Room {
         ctx: &mut Context<Self>,
         input: impl FnOnce(&mut RoomCore) -> R,
     ) -> Option<R> {
-        #[cfg(feature = "test-hooks")]
-        let target = format!("room:{}", self.core.id());
-        let core = &mut self.core;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            #[cfg(feature = "test-hooks")]
-            crate::hooks::maybe_panic(&target);
-            input(core)
-        }));
-        match outcome {
-            Ok(value) => {
+        let name = |core: &RoomCore| format!("room:{}", core.id());
+        match contain(&mut self.core, name, input) {
+            Some(value) => {
                 self.apply_outputs(ctx);
                 Some(value)
             }
-            Err(_) => {
+            None => {
                 self.restart();
                 None
             }
