@@ -24,6 +24,8 @@ command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 # scripts/schemathesis.sh makes a Python virtual environment and uses curl.
 python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+# tests/cluster*.rs start their own redis-server instances.
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     echo "installing ${apt_packages[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive

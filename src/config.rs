@@ -21,6 +21,7 @@ pub struct Config {
     pub sales: SalesConfig,
     pub store: StoreConfig,
     pub media: lockstep_sfu::MediaConfig,
+    pub cluster: lockstep_cluster::ClusterConfig,
 }
 
 /// `[server]`: listening and process-level settings.

@@ -15,6 +15,7 @@ mod merchant;
 mod middleware;
 pub mod openapi;
 mod pages;
+mod placement;
 mod rooms;
 mod server;
 mod state;

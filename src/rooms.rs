@@ -52,7 +52,17 @@ pub async fn open_room(
             .filter(|t| !t.is_empty()),
         allow_anonymous: body.allow_anonymous,
     };
-    let (addr, created) = state.directory.open(&id, &options)?;
+    let opened = state.open_room(&id, &options).await?;
+    let Some(addr) = opened.here else {
+        // A cluster node that is not the room's owner has no snapshot to give.
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "room `{id}` runs on another node of the cluster; it is open, and its anchor reaches it over the control channel from any node"
+            ),
+        ));
+    };
+    let created = opened.created;
     let snapshot = addr
         .send(Snapshot)
         .await

@@ -7,17 +7,19 @@
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use actix::Arbiter;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use lockstep_actors::broker::LocalBroker;
+use lockstep_actors::broker::{Broker, LocalBroker};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::store::Store;
+use lockstep_cluster::Cluster;
 use lockstep_runtime::ArbiterPool;
 use tokio_util::sync::CancellationToken;
 
@@ -56,10 +58,26 @@ pub async fn run(
         config.sales.clone(),
         metrics.clone(),
     );
+    let cluster = if config.cluster.enabled() {
+        let cluster = Cluster::connect(&config.cluster).await.map_err(|e| {
+            std::io::Error::other(format!(
+                "joining the cluster at {}: {e}",
+                config.cluster.redis_url
+            ))
+        })?;
+        tracing::info!(node = cluster.node(), "joined the cluster");
+        Some(cluster)
+    } else {
+        None
+    };
+    let broker: Arc<dyn Broker> = match &cluster {
+        Some(cluster) => cluster.broker(),
+        None => Arc::new(LocalBroker),
+    };
     let directory = RoomDirectory::new(
         config.room.clone(),
         pool.clone(),
-        Arc::new(LocalBroker),
+        broker,
         Some(sales.clone()),
         metrics.clone(),
         config.rooms.max_rooms,
@@ -92,7 +110,8 @@ pub async fn run(
         phase: phase.clone(),
         limits: limits.clone(),
         max_body: config.server.max_body_bytes,
-        next_session: Default::default(),
+        next_session: Arc::new(AtomicU64::new(session_base())),
+        cluster,
     });
     let server_cfg = config.server.clone();
     let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);
@@ -265,4 +284,10 @@ fn restore_in_background(sales: Arc<SaleDirectory>, phase: Arc<Phase>) {
             }
         }
     });
+}
+
+/// Where this process starts numbering its sessions: a random multiple of 2^32, so the
+/// session ids of a cluster's nodes do not meet.
+fn session_base() -> u64 {
+    u64::from(rand::random::<u32>()) << 32
 }

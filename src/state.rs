@@ -11,6 +11,7 @@ use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::room::SessionId;
+use lockstep_cluster::Cluster;
 use lockstep_sfu::MediaDirectory;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     /// Largest request body (`server.max_body_bytes`).
     pub max_body: usize,
     pub(crate) next_session: Arc<AtomicU64>,
+    /// This process's membership of a cluster (`cluster.redis_url`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {

@@ -12,7 +12,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use bytestring::ByteString;
@@ -24,7 +23,7 @@ use lockstep_actors::inventory::{
     Answer, Cancel, ReplySink, Reserve, ReserveReply, SaleError, SaleHandle,
 };
 use lockstep_actors::outbound::{Drain, Outbound};
-use lockstep_actors::room::{Inbound, Join, Leave, Room, SessionId};
+use lockstep_actors::room::{Inbound, Join, Leave, RoomLink, SessionId};
 use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
 use lockstep_actors::store::StoreError;
 use lockstep_actors::sync::Arc;
@@ -86,7 +85,7 @@ struct Session {
     state: std::sync::Arc<AppState>,
     core: SessionCore,
     outbound: Arc<Outbound>,
-    room: Option<Addr<Room>>,
+    room: Option<RoomLink>,
     /// The token subject once joined (`None` for anonymous viewers).
     user: Option<String>,
     /// The session's video subscription.
@@ -175,7 +174,7 @@ impl Session {
             }
         }
         if let Some(room) = self.room.take() {
-            room.do_send(Leave { session: self.id });
+            room.leave.do_send(Leave { session: self.id });
         }
         self.media.end(self.room_id.as_str(), &self.state);
         if !writer_done {
@@ -285,7 +284,7 @@ impl Session {
             }
             Action::Room(input) => {
                 if let Some(room) = &self.room {
-                    room.do_send(Inbound {
+                    room.inbound.do_send(Inbound {
                         session: self.id,
                         input,
                     });
@@ -327,8 +326,8 @@ impl Session {
         let room = match self.core.endpoint() {
             Endpoint::Viewer => self
                 .state
-                .directory
-                .get(self.room_id.as_str())
+                .find_room(self.room_id.as_str())
+                .await?
                 .ok_or_else(|| JoinError::RoomNotOpen(self.room_id.to_string()))?,
             Endpoint::Control => {
                 let options = RoomOptions {
@@ -339,16 +338,16 @@ impl Session {
                         .filter(|t| !t.is_empty()),
                     allow_anonymous: None,
                 };
-                self.state.directory.open(&self.room_id, &options)?.0
+                self.state.open_room(&self.room_id, &options).await?.link
             }
         };
         let user = identity.user.clone();
         let join = Join {
             session: self.id,
             identity,
-            outbound: self.outbound.clone(),
+            outbound: Some(self.outbound.clone()),
         };
-        match room.send(join).await {
+        match room.join.send(join).await {
             Ok(Ok(())) => {
                 self.room = Some(room);
                 self.user = user;

@@ -6,12 +6,14 @@
 //! processes (cluster mode) also carries it to the other processes, whose copies of the
 //! room deliver it to their sessions the same way.
 //!
-//! Replies to one session (acks, errors, the welcome) are not broadcasts: they go to that
-//! session's queue directly, wherever the session lives.
+//! Replies to one session (acks, errors, the welcome) are not broadcasts: a session of
+//! this process gets them in its queue directly; for a session on another process the
+//! room hands them to [`Broker::send_to`].
 
 use bytestring::ByteString;
+use lockstep_protocol::CloseCode;
 
-use crate::room::{Delivery, Fanout};
+use crate::room::{Delivery, Fanout, SessionId};
 
 /// Carries a room's encoded broadcasts to the sessions that watch it.
 pub trait Broker: Send + Sync + 'static {
@@ -19,6 +21,14 @@ pub trait Broker: Send + Sync + 'static {
     /// process's sessions of the room through `here`; returns what that delivery did
     /// (the room cuts the sessions it reports overflowing).
     fn publish(&self, room: &str, frame: &ByteString, here: &Fanout) -> Delivery;
+
+    /// Delivers `frame` to `session` of `room`, a session that is not in this process
+    /// (nothing happens when no process holds it any more).
+    fn send_to(&self, room: &str, session: SessionId, frame: &ByteString);
+
+    /// Closes `session` of `room` on whichever process holds it, or (`None`) every
+    /// session of the room on other processes, with `code`.
+    fn close(&self, room: &str, session: Option<SessionId>, code: CloseCode);
 }
 
 /// One process: every session of a room is in its fan-out, so publishing is delivering.
@@ -29,4 +39,9 @@ impl Broker for LocalBroker {
     fn publish(&self, _room: &str, frame: &ByteString, here: &Fanout) -> Delivery {
         here.broadcast(frame)
     }
+
+    /// Every session is in this process: one not in the fan-out has left.
+    fn send_to(&self, _room: &str, _session: SessionId, _frame: &ByteString) {}
+
+    fn close(&self, _room: &str, _session: Option<SessionId>, _code: CloseCode) {}
 }

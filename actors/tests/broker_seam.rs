@@ -14,7 +14,7 @@ use lockstep_actors::metrics::Metrics;
 use lockstep_actors::outbound::Outbound;
 use lockstep_actors::room::{Delivery, Fanout, Identity, Inbound, Join, RoomInput, SessionId};
 use lockstep_actors::sync::Arc;
-use lockstep_protocol::{ControlCmd, Role, RoomId, ServerMsg};
+use lockstep_protocol::{CloseCode, ControlCmd, Role, RoomId, ServerMsg};
 use lockstep_runtime::ArbiterPool;
 
 /// Records every frame published, then delivers it as the in-process broker does.
@@ -28,6 +28,14 @@ impl Broker for Recording {
         let mut published = self.published.lock().unwrap();
         published.push((room.to_owned(), frame.clone()));
         LocalBroker.publish(room, frame, here)
+    }
+
+    fn send_to(&self, room: &str, session: SessionId, frame: &ByteString) {
+        LocalBroker.send_to(room, session, frame)
+    }
+
+    fn close(&self, room: &str, session: Option<SessionId>, code: CloseCode) {
+        LocalBroker.close(room, session, code)
     }
 }
 
@@ -75,7 +83,7 @@ async fn every_broadcast_goes_through_the_broker_and_replies_do_not() {
         let join = Join {
             session: SessionId(session),
             identity: who,
-            outbound: queue.clone(),
+            outbound: Some(queue.clone()),
         };
         room.send(join).await.unwrap().unwrap();
     }

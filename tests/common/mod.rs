@@ -1,11 +1,12 @@
 //! Test harness: a real Lockstep server on 127.0.0.1:0 in its own actix system thread
 //! (`server.rs`), and real WebSocket / HTTP clients talking to it over loopback
-//! (`client.rs`; video clients in `media.rs`).
+//! (`client.rs`; video clients in `media.rs`); a real Redis for cluster tests (`redis.rs`).
 
 #![allow(dead_code)]
 
 mod client;
 pub mod media;
+pub mod redis;
 mod server;
 
 use std::time::Duration;

@@ -28,14 +28,35 @@ use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Push};
 use crate::sync::{Arc, plain};
 
-/// Adds a session. On success the welcome frame is already in the session's queue, ahead
-/// of every broadcast that follows.
+/// Adds a session. On success the welcome frame is already on its way to the session,
+/// ahead of every broadcast that follows.
 #[derive(Message)]
 #[rtype(result = "Result<(), RoomError>")]
 pub struct Join {
     pub session: SessionId,
     pub identity: Identity,
-    pub outbound: Arc<Outbound>,
+    /// The session's queue when it is in this process; `None` for a session of another
+    /// process, whose frames go through the room's broker.
+    pub outbound: Option<Arc<Outbound>>,
+}
+
+/// Where a session's room messages go: the room's actor in this process, or, in a
+/// cluster, this node's edge of a room another node runs.
+#[derive(Clone)]
+pub struct RoomLink {
+    pub join: Recipient<Join>,
+    pub inbound: Recipient<Inbound>,
+    pub leave: Recipient<Leave>,
+}
+
+impl From<Addr<Room>> for RoomLink {
+    fn from(room: Addr<Room>) -> Self {
+        Self {
+            join: room.clone().recipient(),
+            inbound: room.clone().recipient(),
+            leave: room.recipient(),
+        }
+    }
 }
 
 /// A session left (socket closed). Unknown sessions are ignored.
@@ -54,7 +75,7 @@ pub struct Inbound {
 }
 
 /// The room-level requests a session forwards.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RoomInput {
     Comment { text: String, id: Option<u64> },
     Like { count: u32, id: Option<u64> },
@@ -132,11 +153,10 @@ impl Room {
             match output {
                 Output::Broadcast(msg) => self.broadcast(&msg),
                 Output::Send(session, msg) => self.send(session, &msg),
-                Output::Close(session, code) => {
-                    if let Some(queue) = self.fanout.remove(session) {
-                        queue.close(code);
-                    }
-                }
+                Output::Close(session, code) => match self.fanout.remove(session) {
+                    Some(queue) => queue.close(code),
+                    None => self.broker.close(self.core.id(), Some(session), code),
+                },
                 Output::Banned(user) => {
                     if let Some(media) = &self.media {
                         media.user_banned(self.core.id(), &user);
@@ -188,6 +208,8 @@ impl Room {
         for (_, queue) in self.fanout.take_all() {
             queue.close(CloseCode::Restarting);
         }
+        self.broker
+            .close(self.core.id(), None, CloseCode::Restarting);
     }
 
     fn broadcast(&mut self, msg: &ServerMsg) {
@@ -204,10 +226,11 @@ impl Room {
     }
 
     fn send(&mut self, session: SessionId, msg: &ServerMsg) {
+        let frame = ByteString::from(msg.to_json());
         let Some(queue) = self.fanout.get(session) else {
-            return;
+            return self.broker.send_to(self.core.id(), session, &frame);
         };
-        match queue.push(ByteString::from(msg.to_json())) {
+        match queue.push(frame) {
             Push::Queued => self.metrics.frames_out.inc(),
             Push::Overflowed => self.cut(vec![session]),
             Push::Closed => {}
@@ -231,6 +254,8 @@ impl Room {
         for (_, queue) in self.fanout.take_all() {
             queue.close(CloseCode::RoomEnded);
         }
+        self.broker
+            .close(self.core.id(), None, CloseCode::RoomEnded);
         if let Some(media) = &self.media {
             media.room_ended(self.core.id());
         }
@@ -270,9 +295,15 @@ impl Handler<Join> for Room {
             identity,
             outbound,
         } = msg;
+        let (broker, room) = (self.broker.clone(), self.core.id().to_owned());
         let joined = self.guarded(ctx, |core| {
-            let welcome = core.join(now_ms(), session, identity)?;
-            if outbound.push(ByteString::from(welcome.to_json())) != Push::Queued {
+            let welcome = ByteString::from(core.join(now_ms(), session, identity)?.to_json());
+            let Some(outbound) = outbound else {
+                // A session of another process: its node queues the welcome.
+                broker.send_to(&room, session, &welcome);
+                return Ok(None);
+            };
+            if outbound.push(welcome) != Push::Queued {
                 core.leave(now_ms(), session);
                 return Ok(None);
             }
@@ -391,10 +422,7 @@ impl Room {
         command: SaleCommand,
     ) {
         if !self.core.is_anchor(session) {
-            let refusal = RoomError::AnchorOnly {
-                what: "sale commands",
-            };
-            return self.refuse(session, req, &refusal);
+            return self.refuse(session, req, &RoomError::SaleNeedsAnchor);
         }
         let Some(sales) = self.sales.clone() else {
             return self.refuse(session, req, &SaleError::NotFound(sale_id));

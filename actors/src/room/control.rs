@@ -17,10 +17,7 @@ impl RoomCore {
             .get(&session)
             .is_some_and(|m| m.identity.role == Role::Anchor);
         if !is_anchor {
-            let refusal = RoomError::AnchorOnly {
-                what: "anchor commands",
-            };
-            return self.refuse(session, req, &refusal);
+            return self.refuse(session, req, &RoomError::NotAnchor);
         }
         if self.state == RoomState::Ended {
             return self.refuse(session, req, &RoomError::Ended);

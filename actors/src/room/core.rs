@@ -21,12 +21,15 @@ use crate::config::RoomConfig;
 use crate::limits::TokenBucket;
 use crate::sync::plain::Arc;
 
-/// Identifies one connection across the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Identifies one connection across the server (and across a cluster's nodes: each node
+/// numbers its sessions from its own random base).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SessionId(pub u64);
 
 /// Who a session is, as established by its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Token subject; `None` for anonymous viewers.
     pub user: Option<String>,

@@ -3,8 +3,9 @@
 
 use lockstep_protocol::{ErrorCode, RoomState, WireError};
 
-/// A room's refusal; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A room's refusal; nothing changed. Serializable: in a cluster the room's owner node
+/// sends it to the node holding the session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum RoomError {
     #[error("the room has ended")]
     Ended,
@@ -37,9 +38,12 @@ pub enum RoomError {
     CommentFiltered,
     #[error("like count must be between 1 and {max}")]
     LikeCount { max: u32 },
-    /// `what` ("anchor commands", "sale commands") came from a viewer's socket.
-    #[error("{what} need the control channel")]
-    AnchorOnly { what: &'static str },
+    /// An anchor command came from a viewer's socket.
+    #[error("anchor commands need the control channel")]
+    NotAnchor,
+    /// A sale command (drop a link, close a sale) came from a viewer's socket.
+    #[error("sale commands need the control channel")]
+    SaleNeedsAnchor,
     #[error("cannot go from {} to {}", state_name(*from), state_name(*to))]
     Transition { from: RoomState, to: RoomState },
     #[error("comment {0} is not in the recent history")]
@@ -83,7 +87,7 @@ impl WireError for RoomError {
             Self::CommentControlChars | Self::LikeCount { .. } => ErrorCode::InvalidMessage,
             Self::CommentTooLong { .. } => ErrorCode::CommentTooLong,
             Self::CommentFiltered => ErrorCode::CommentFiltered,
-            Self::AnchorOnly { .. } => ErrorCode::Forbidden,
+            Self::NotAnchor | Self::SaleNeedsAnchor => ErrorCode::Forbidden,
             Self::Transition { .. } => ErrorCode::InvalidTransition,
             Self::CommentNotFound(_) => ErrorCode::CommentNotFound,
             Self::TooManyMuted(_) | Self::TooManyBanned(_) => ErrorCode::LimitReached,

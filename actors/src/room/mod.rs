@@ -10,7 +10,9 @@ mod fanout;
 mod recovery;
 mod timeline;
 
-pub use actor::{Inbound, Join, Leave, Room, RoomInput, SaleUpdate, SetMedia, Snapshot, ViewAs};
+pub use actor::{
+    Inbound, Join, Leave, Room, RoomInput, RoomLink, SaleUpdate, SetMedia, Snapshot, ViewAs,
+};
 pub use core::{Identity, Output, RoomCore, SessionId};
 pub use error::RoomError;
 pub use fanout::{Delivery, Fanout};

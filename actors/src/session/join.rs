@@ -80,6 +80,10 @@ pub enum JoinError {
     RoomNotOpen(String),
     #[error("room `{0}` has closed")]
     RoomClosed(String),
+    /// In a cluster: the shared Redis cannot be reached, so the room's owner cannot be
+    /// found or told.
+    #[error("the cluster cannot be reached; retry")]
+    ClusterUnavailable,
     /// The room itself refused (ended, full, banned, guests not admitted, …).
     #[error(transparent)]
     Room(#[from] RoomError),
@@ -97,6 +101,7 @@ impl WireError for JoinError {
             Self::UnsupportedProtocol(_) => ErrorCode::UnsupportedProtocol,
             Self::Access(e) => e.code(),
             Self::RoomNotOpen(_) | Self::RoomClosed(_) => ErrorCode::RoomNotFound,
+            Self::ClusterUnavailable => ErrorCode::Unavailable,
             Self::Room(e) => e.code(),
         }
     }

@@ -1,0 +1,45 @@
+//! `[cluster]`: whether this process is a node of a cluster, and how it behaves in one.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The Redis the nodes share, e.g. `redis://127.0.0.1:6379`. Empty: one process, no
+    /// Redis (the default).
+    pub redis_url: String,
+    /// This node's name in the cluster; empty: a random one at startup.
+    pub node_id: String,
+    /// How long a room's ownership lasts without renewal; the owner renews it every third.
+    pub lease_ms: u64,
+    /// How often a node tells a room's owner it still serves the room.
+    pub alive_interval_ms: u64,
+    /// A node not heard from for this long has left: the owner drops its sessions.
+    pub node_timeout_ms: u64,
+    /// How long a session on one node waits for the owner to answer its join.
+    pub join_timeout_ms: u64,
+    /// Messages waiting to be published to Redis before new ones are dropped (counted in
+    /// `lockstep_cluster_publish_dropped_total`).
+    pub publish_queue: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            node_id: String::new(),
+            lease_ms: 10_000,
+            alive_interval_ms: 1_000,
+            node_timeout_ms: 5_000,
+            join_timeout_ms: 5_000,
+            publish_queue: 100_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this process is a node of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
+}

@@ -1,0 +1,259 @@
+//! An edge of a cluster room: on a node that holds sessions of a room another node owns,
+//! this actor stands where the room's actor would. Sessions join, speak and leave
+//! through it exactly as through a local room; it forwards all of that up to the owner
+//! and delivers what comes down — each broadcast to every local session, once, through
+//! a fan-out of its own; frames and closes to the session they name.
+//!
+//! If the subscription connection drops, frames may have been missed: every local
+//! session is closed with 1012 and the pages rejoin, getting a fresh snapshot.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use lockstep_actors::outbound::{Outbound, Push};
+use lockstep_actors::room::{Fanout, Inbound, Join, Leave, RoomError, SessionId};
+use lockstep_actors::sync::Arc;
+use lockstep_protocol::CloseCode;
+use tokio::sync::oneshot;
+
+use crate::envelope::{Down, Up};
+use crate::hub::{Delivered, Hub, Reconnected, Route};
+use crate::keys;
+use crate::publisher::Publisher;
+
+/// Called when an edge stops, with its room and address, so the node forgets it.
+pub type OnStop = Box<dyn Fn(&str, &Addr<EdgeRoom>) + Send>;
+
+/// What an edge needs from its node.
+pub struct EdgeWiring {
+    pub node: String,
+    pub hub: Hub,
+    pub publisher: Publisher,
+    pub alive_every: Duration,
+    pub join_timeout: Duration,
+    pub on_stop: OnStop,
+}
+
+/// A join waiting for the owner's answer.
+struct Pending {
+    outbound: Arc<Outbound>,
+    answer: oneshot::Sender<Result<(), RoomError>>,
+}
+
+/// This node's sessions of a room owned by another node.
+pub struct EdgeRoom {
+    room_id: String,
+    wiring: EdgeWiring,
+    fanout: Fanout,
+    pending: HashMap<SessionId, Pending>,
+    /// Consecutive alive ticks with no session: the edge stops after a few.
+    idle_ticks: u32,
+}
+
+impl EdgeRoom {
+    pub fn new(room_id: String, wiring: EdgeWiring) -> Self {
+        Self {
+            room_id,
+            wiring,
+            fanout: Fanout::default(),
+            pending: HashMap::new(),
+            idle_ticks: 0,
+        }
+    }
+
+    fn up(&self, envelope: &Up) {
+        self.wiring
+            .publisher
+            .publish(keys::up(&self.room_id), envelope.encode());
+    }
+
+    /// Removes sessions whose queue overflowed (their writers close them with 4001) and
+    /// tells the owner they left.
+    fn cut(&mut self, sessions: Vec<SessionId>) {
+        for session in sessions {
+            self.fanout.remove(session);
+            self.up(&Up::Leave { session });
+        }
+    }
+
+    fn deliver_to(&mut self, session: SessionId, frame: ByteString) {
+        if let Some(queue) = self.fanout.get(session) {
+            if queue.push(frame) == Push::Overflowed {
+                self.cut(vec![session]);
+            }
+            return;
+        }
+        // The welcome of a join still waiting for its answer: the session is in from now,
+        // so the broadcasts that follow reach it.
+        if let Some(pending) = self.pending.get(&session) {
+            let outbound = pending.outbound.clone();
+            if outbound.push(frame) == Push::Queued {
+                self.fanout.add(session, outbound);
+            }
+        }
+    }
+
+    fn close_all(&mut self, code: CloseCode) {
+        for (_, queue) in self.fanout.take_all() {
+            queue.close(code);
+        }
+        for (_, pending) in self.pending.drain() {
+            pending.outbound.close(code);
+            let _ = pending.answer.send(Err(RoomError::Restarted));
+        }
+    }
+}
+
+impl Actor for EdgeRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let route = Route {
+            delivered: ctx.address().recipient(),
+            reconnected: ctx.address().recipient(),
+        };
+        let (hub, channel) = (self.wiring.hub.clone(), keys::down(&self.room_id));
+        // No join is forwarded before the subscription is confirmed, so no welcome is missed.
+        ctx.wait(
+            async move { hub.subscribe(&channel, route).await }
+                .into_actor(self)
+                .map(|result, this, ctx| {
+                    if let Err(e) = result {
+                        tracing::error!(room = %this.room_id, error = %e, "subscribing to the room's down channel failed");
+                        ctx.stop();
+                    }
+                }),
+        );
+        ctx.run_interval(self.wiring.alive_every, |this, ctx| {
+            if this.fanout.is_empty() && this.pending.is_empty() {
+                this.idle_ticks += 1;
+                if this.idle_ticks >= 3 {
+                    return ctx.stop();
+                }
+            } else {
+                this.idle_ticks = 0;
+            }
+            let node = this.wiring.node.clone();
+            this.up(&Up::Alive { node });
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.close_all(CloseCode::Restarting);
+        (self.wiring.on_stop)(&self.room_id, &ctx.address());
+        let (hub, channel) = (self.wiring.hub.clone(), keys::down(&self.room_id));
+        actix_rt::spawn(async move {
+            let _ = hub.unsubscribe(&channel).await;
+        });
+    }
+}
+
+impl Handler<Join> for EdgeRoom {
+    type Result = ResponseFuture<Result<(), RoomError>>;
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
+        let Some(outbound) = msg.outbound else {
+            // Only sessions of this node join through its edge.
+            return Box::pin(async { Err(RoomError::Restarted) });
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(
+            msg.session,
+            Pending {
+                outbound,
+                answer: tx,
+            },
+        );
+        self.idle_ticks = 0;
+        self.up(&Up::Join {
+            node: self.wiring.node.clone(),
+            session: msg.session,
+            identity: msg.identity,
+        });
+        let timeout = self.wiring.join_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(result)) => result,
+                _ => Err(RoomError::Restarted),
+            }
+        })
+    }
+}
+
+impl Handler<Inbound> for EdgeRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, _: &mut Context<Self>) {
+        self.up(&Up::Input {
+            session: msg.session,
+            input: msg.input,
+        });
+    }
+}
+
+impl Handler<Leave> for EdgeRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.fanout.remove(msg.session);
+        self.pending.remove(&msg.session);
+        self.up(&Up::Leave {
+            session: msg.session,
+        });
+    }
+}
+
+impl Handler<Delivered> for EdgeRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        let down = match Down::decode(&msg.0) {
+            Ok(down) => down,
+            Err(e) => return tracing::warn!(room = %self.room_id, error = %e, "dropping a message"),
+        };
+        match down {
+            Down::Frame(frame) => {
+                let delivery = self.fanout.broadcast(&frame);
+                if !delivery.cut.is_empty() {
+                    self.cut(delivery.cut);
+                }
+            }
+            Down::To { session, frame } => self.deliver_to(session, frame),
+            Down::Close {
+                session: Some(session),
+                code,
+            } => {
+                if let Some(queue) = self.fanout.remove(session) {
+                    queue.close(code);
+                }
+            }
+            Down::Close {
+                session: None,
+                code,
+            } => {
+                self.close_all(code);
+                ctx.stop();
+            }
+            Down::Joined { session, result } => {
+                if let Some(pending) = self.pending.remove(&session) {
+                    if result.is_err() {
+                        self.fanout.remove(session);
+                    }
+                    let _ = pending.answer.send(result);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Reconnected> for EdgeRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: Reconnected, ctx: &mut Context<Self>) {
+        tracing::warn!(room = %self.room_id, "the subscription connection dropped; closing this node's sessions of the room so they rejoin");
+        self.close_all(CloseCode::Restarting);
+        ctx.stop();
+    }
+}

@@ -1,0 +1,188 @@
+//! Cluster mode: many Lockstep processes — nodes — sharing one Redis serve the same rooms.
+//!
+//! Each room has one **owner** node, holding a lease in Redis with an epoch that only
+//! grows (`lease.rs`): it runs the room's core, as a single process does. Every other
+//! node with sessions in the room is an **edge** (`edge.rs`): its sessions join, speak
+//! and leave through the edge, which forwards all of it up the room's up channel to the
+//! owner (`owner.rs`). The owner encodes each broadcast once and publishes it once, on
+//! the room's down channel (`broker.rs`); every edge forwards those bytes to its local
+//! sessions unchanged — one Redis message per node per broadcast, never one per viewer.
+//! Frames for one session and join answers travel the same channel, in order.
+//!
+//! Without `cluster.redis_url` none of this runs: a process is a cluster of one.
+
+mod broker;
+pub mod config;
+mod edge;
+pub mod envelope;
+mod hub;
+pub mod keys;
+mod lease;
+mod owner;
+mod publisher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use lockstep_actors::broker::Broker;
+use lockstep_actors::room::{Room, RoomLink};
+
+pub use config::ClusterConfig;
+pub use lease::Claim;
+
+use crate::broker::RedisBroker;
+use crate::edge::{EdgeRoom, EdgeWiring};
+use crate::hub::Hub;
+use crate::lease::Leases;
+use crate::owner::{OwnerLink, OwnerWiring};
+use crate::publisher::Publisher;
+
+/// Why the cluster could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cluster.node_id must be 1-64 characters without `|`")]
+    BadNodeId,
+}
+
+/// This node's membership of the cluster.
+pub struct Cluster {
+    node: String,
+    cfg: ClusterConfig,
+    leases: Leases,
+    hub: Hub,
+    publisher: Publisher,
+    broker: Arc<RedisBroker>,
+    edges: Arc<DashMap<String, Addr<EdgeRoom>>>,
+    owned: DashMap<String, Addr<OwnerLink>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
+    }
+}
+
+impl Cluster {
+    /// Joins the cluster on `cfg.redis_url` (its background tasks run on the current
+    /// runtime).
+    pub async fn connect(cfg: &ClusterConfig) -> Result<Arc<Self>, ClusterError> {
+        let node = if cfg.node_id.is_empty() {
+            format!("n-{:016x}", rand::random::<u64>())
+        } else {
+            cfg.node_id.clone()
+        };
+        if node.is_empty() || node.len() > 64 || node.contains('|') {
+            return Err(ClusterError::BadNodeId);
+        }
+        let client = redis::Client::open(resp3(&cfg.redis_url))?;
+        let conn = client.get_connection_manager().await?;
+        let hub = Hub::connect(&client).await?;
+        let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
+        Ok(Arc::new(Self {
+            leases: Leases::new(conn, node.clone(), cfg.lease_ms),
+            broker: Arc::new(RedisBroker::new(publisher.clone())),
+            node,
+            cfg: cfg.clone(),
+            hub,
+            publisher,
+            edges: Arc::new(DashMap::new()),
+            owned: DashMap::new(),
+        }))
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The broker the rooms this node owns publish through.
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
+    }
+
+    /// Takes the room for this node when nobody owns it, or says who does.
+    pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
+        Ok(self.leases.claim(room).await?)
+    }
+
+    /// Serves `room`, which this node owns under `epoch` and runs as `addr`, to the other
+    /// nodes (once; later calls for the same running room do nothing).
+    pub fn serve_owned(&self, room: &str, epoch: u64, addr: Addr<Room>) {
+        if self.owned.get(room).is_some_and(|link| link.connected()) {
+            return;
+        }
+        let wiring = OwnerWiring {
+            hub: self.hub.clone(),
+            publisher: self.publisher.clone(),
+            leases: self.leases.clone(),
+            node_timeout: Duration::from_millis(self.cfg.node_timeout_ms.max(1)),
+            renew_every: Duration::from_millis((self.cfg.lease_ms / 3).max(1)),
+        };
+        let link = OwnerLink::new(room.to_owned(), epoch, addr, wiring).start();
+        self.owned.insert(room.to_owned(), link);
+    }
+
+    /// This node's edge of `room`, started if needed; `None` when no node owns the room
+    /// (it is not open).
+    pub async fn edge(&self, room: &str) -> Result<Option<RoomLink>, ClusterError> {
+        if let Some(edge) = self.edges.get(room).filter(|e| e.connected()) {
+            return Ok(Some(link(&edge)));
+        }
+        if self.leases.owner(room).await?.is_none() {
+            return Ok(None);
+        }
+        let start = || {
+            let edges = self.edges.clone();
+            let wiring = EdgeWiring {
+                node: self.node.clone(),
+                hub: self.hub.clone(),
+                publisher: self.publisher.clone(),
+                alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
+                join_timeout: Duration::from_millis(self.cfg.join_timeout_ms.max(1)),
+                on_stop: Box::new(move |room, addr| {
+                    edges.remove_if(room, |_, current| current == addr);
+                }),
+            };
+            EdgeRoom::new(room.to_owned(), wiring).start()
+        };
+        let entry = self
+            .edges
+            .entry(room.to_owned())
+            .and_modify(|e| {
+                if !e.connected() {
+                    *e = start();
+                }
+            })
+            .or_insert_with(start)
+            .clone();
+        Ok(Some(link(&entry)))
+    }
+
+    /// Messages this node could not publish (queue full, or Redis failing).
+    pub fn publish_losses(&self) -> (u64, u64) {
+        (self.publisher.dropped(), self.publisher.failed())
+    }
+}
+
+fn link(edge: &Addr<EdgeRoom>) -> RoomLink {
+    RoomLink {
+        join: edge.clone().recipient(),
+        inbound: edge.clone().recipient(),
+        leave: edge.clone().recipient(),
+    }
+}
+
+/// The URL with RESP3 asked for (pushed pub/sub messages on a normal connection).
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}

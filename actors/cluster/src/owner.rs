@@ -1,0 +1,187 @@
+//! The owner's side of a cluster room: the room runs here as on one node; this actor
+//! takes what other nodes send up the room's up channel — joins of their sessions,
+//! leaves, inputs, liveness — and hands it to the room, answers joins on the down
+//! channel, drops the sessions of a node that went silent, and renews the lease.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use lockstep_actors::room::{Inbound, Join, Leave, Room, RoomError, SessionId};
+
+use crate::envelope::{Down, Up};
+use crate::hub::{Delivered, Hub, Reconnected, Route};
+use crate::keys;
+use crate::lease::Leases;
+use crate::publisher::Publisher;
+
+/// Another node's sessions in this room, and when it last spoke.
+struct Node {
+    seen: Instant,
+    sessions: HashSet<SessionId>,
+}
+
+/// What an owner link needs from its node.
+pub struct OwnerWiring {
+    pub hub: Hub,
+    pub publisher: Publisher,
+    pub leases: Leases,
+    pub node_timeout: Duration,
+    pub renew_every: Duration,
+}
+
+/// Serves one owned room to the other nodes.
+pub struct OwnerLink {
+    room_id: String,
+    epoch: u64,
+    room: Addr<Room>,
+    wiring: OwnerWiring,
+    nodes: HashMap<String, Node>,
+}
+
+impl OwnerLink {
+    pub fn new(room_id: String, epoch: u64, room: Addr<Room>, wiring: OwnerWiring) -> Self {
+        Self {
+            room_id,
+            epoch,
+            room,
+            wiring,
+            nodes: HashMap::new(),
+        }
+    }
+
+    fn down(&self, envelope: &Down) {
+        self.wiring
+            .publisher
+            .publish(keys::down(&self.room_id), envelope.encode());
+    }
+
+    fn node(&mut self, node: String) -> &mut Node {
+        let node = self.nodes.entry(node).or_insert_with(|| Node {
+            seen: Instant::now(),
+            sessions: HashSet::new(),
+        });
+        node.seen = Instant::now();
+        node
+    }
+
+    /// Drops the sessions of nodes not heard from for `node_timeout`.
+    fn drop_silent_nodes(&mut self) {
+        let timeout = self.wiring.node_timeout;
+        let silent: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.seen.elapsed() >= timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in silent {
+            if let Some(node) = self.nodes.remove(&id) {
+                tracing::warn!(room = %self.room_id, node = %id, sessions = node.sessions.len(), "a node went silent; dropping its sessions");
+                for session in node.sessions {
+                    self.room.do_send(Leave { session });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for OwnerLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let route = Route {
+            delivered: ctx.address().recipient(),
+            reconnected: ctx.address().recipient(),
+        };
+        let (hub, channel) = (self.wiring.hub.clone(), keys::up(&self.room_id));
+        // Nothing is handled until the subscription is confirmed.
+        ctx.wait(
+            async move { hub.subscribe(&channel, route).await }
+                .into_actor(self)
+                .map(|result, this, _| {
+                    if let Err(e) = result {
+                        tracing::error!(room = %this.room_id, error = %e, "subscribing to the room's up channel failed");
+                    }
+                }),
+        );
+        ctx.run_interval(self.wiring.node_timeout / 4, |this, ctx| {
+            if !this.room.connected() {
+                return ctx.stop();
+            }
+            this.drop_silent_nodes();
+        });
+        ctx.run_interval(self.wiring.renew_every, |this, ctx| {
+            let (leases, room, epoch) = (this.wiring.leases.clone(), this.room_id.clone(), this.epoch);
+            ctx.spawn(async move { leases.renew(&room, epoch).await }.into_actor(this).map(
+                |renewed, this, _| match renewed {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(room = %this.room_id, epoch = this.epoch, "this node lost the room's lease"),
+                    Err(e) => tracing::warn!(room = %this.room_id, error = %e, "renewing the room's lease failed"),
+                },
+            ));
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let (hub, leases) = (self.wiring.hub.clone(), self.wiring.leases.clone());
+        let (room, epoch) = (self.room_id.clone(), self.epoch);
+        actix_rt::spawn(async move {
+            let _ = hub.unsubscribe(&keys::up(&room)).await;
+            let _ = leases.release(&room, epoch).await;
+        });
+    }
+}
+
+impl Handler<Delivered> for OwnerLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        let up = match Up::decode(&msg.0) {
+            Ok(up) => up,
+            Err(e) => return tracing::warn!(room = %self.room_id, error = %e, "dropping a message"),
+        };
+        match up {
+            Up::Join {
+                node,
+                session,
+                identity,
+            } => {
+                self.node(node).sessions.insert(session);
+                let join = Join {
+                    session,
+                    identity,
+                    outbound: None,
+                };
+                ctx.spawn(
+                    self.room
+                        .send(join)
+                        .into_actor(self)
+                        .map(move |answer, this, _| {
+                            let result = answer.unwrap_or(Err(RoomError::Restarted));
+                            this.down(&Down::Joined { session, result });
+                        }),
+                );
+            }
+            Up::Leave { session } => {
+                for node in self.nodes.values_mut() {
+                    node.sessions.remove(&session);
+                }
+                self.room.do_send(Leave { session });
+            }
+            Up::Input { session, input } => self.room.do_send(Inbound { session, input }),
+            Up::Alive { node } => {
+                self.node(node);
+            }
+        }
+    }
+}
+
+impl Handler<Reconnected> for OwnerLink {
+    type Result = ();
+
+    /// Joins, inputs or leaves may have been lost: edges time out their joins, silent
+    /// nodes are dropped, and a lost leave is reconciled when its node goes.
+    fn handle(&mut self, _: Reconnected, _: &mut Context<Self>) {
+        tracing::warn!(room = %self.room_id, "the subscription connection dropped; messages from other nodes may have been lost");
+    }
+}

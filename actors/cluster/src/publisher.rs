@@ -1,0 +1,85 @@
+//! Publishing to Redis, in order: every message this node publishes goes through one
+//! bounded queue and one task, which sends whatever is waiting as one pipeline. A room's
+//! messages therefore reach its channel in the order the room produced them, and a burst
+//! costs one round trip, not one per message.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+
+/// Most messages sent in one pipeline.
+const MAX_BATCH: usize = 512;
+
+/// One message for a channel.
+struct Outgoing {
+    channel: String,
+    payload: Vec<u8>,
+}
+
+/// The handle the node's rooms and edges publish through; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Outgoing>,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    /// Starts the publishing task on the current runtime.
+    pub fn start(conn: ConnectionManager, capacity: usize) -> Self {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        let failed = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(conn, rx, failed.clone()));
+        Self {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+            failed,
+        }
+    }
+
+    /// Queues `payload` for `channel`; never waits. A full queue drops it (counted).
+    pub fn publish(&self, channel: String, payload: Vec<u8>) {
+        if self.queue.try_send(Outgoing { channel, payload }).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Messages lost because Redis refused or could not be reached.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+async fn run(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<Outgoing>,
+    failed: Arc<AtomicU64>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut pipe = redis::pipe();
+        let mut count = 1;
+        pipe.cmd("PUBLISH")
+            .arg(first.channel)
+            .arg(first.payload)
+            .ignore();
+        while count < MAX_BATCH {
+            let Ok(next) = rx.try_recv() else { break };
+            pipe.cmd("PUBLISH")
+                .arg(next.channel)
+                .arg(next.payload)
+                .ignore();
+            count += 1;
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            failed.fetch_add(count as u64, Ordering::Relaxed);
+            tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Cluster mode against a real Redis: three nodes serve one room. The room runs on the
+//! node its anchor opened it on; viewers on any node see every broadcast exactly once,
+//! their comments, likes and presence reach the room, and an anchor connected to any
+//! node moderates it — a ban closes the banned user's sockets on every node.
+
+mod common;
+
+use common::redis::RedisServer;
+use common::{Client, Ended, TestServer, test_config};
+use lockstep_protocol::{Comment, RoomState, ServerMsg};
+use serde_json::json;
+
+/// Three nodes of one cluster on `redis`.
+fn nodes(redis: &RedisServer) -> Vec<TestServer> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut cfg = test_config();
+            cfg.cluster.redis_url = redis.url();
+            cfg.cluster.node_id = format!("node-{name}");
+            TestServer::start(cfg)
+        })
+        .collect()
+}
+
+async fn ack(client: &mut Client, id: u64) {
+    client
+        .recv_until(|m| match m {
+            ServerMsg::Ack { id: Some(i), .. } if *i == id => Some(()),
+            ServerMsg::Error {
+                id: Some(i),
+                message,
+                ..
+            } if *i == id => panic!("request {id} refused: {message}"),
+            _ => None,
+        })
+        .await
+}
+
+/// Reads until a tick carries comments; returns their texts.
+async fn comments(client: &mut Client) -> Vec<String> {
+    client
+        .recv_until(|m| match m {
+            ServerMsg::Tick { comments, .. } if !comments.is_empty() => {
+                Some(comments.iter().map(|c: &Comment| c.text.clone()).collect())
+            }
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_from_one_node_reaches_every_viewer_on_every_node_once() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis);
+    let mut anchor = nodes[0].open_room("big").await;
+    let _other_room_anchor = nodes[2].open_room("other").await;
+    let mut viewers = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for v in 0..2 {
+            let (client, welcome) = node.join_viewer("big", Some(&format!("v{i}{v}"))).await;
+            assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+            viewers.push(client);
+        }
+    }
+    let (mut elsewhere, _) = nodes[1].join_viewer("other", Some("x")).await;
+    viewers[2]
+        .send(json!({"type":"comment","text":"hello from b","id":1}))
+        .await;
+    ack(&mut viewers[2], 1).await;
+    for viewer in viewers.iter_mut() {
+        assert_eq!(comments(viewer).await, ["hello from b"]);
+    }
+    assert_eq!(comments(&mut anchor).await, ["hello from b"]);
+    // Once: a second comment is the next one every viewer sees.
+    viewers[4]
+        .send(json!({"type":"comment","text":"and from c","id":2}))
+        .await;
+    for viewer in viewers.iter_mut() {
+        assert_eq!(comments(viewer).await, ["and from c"]);
+    }
+    // The other room heard none of it.
+    elsewhere
+        .send(json!({"type":"comment","text":"other room","id":3}))
+        .await;
+    assert_eq!(comments(&mut elsewhere).await, ["other room"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn likes_and_presence_add_up_across_nodes() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis);
+    let mut anchor = nodes[0].open_room("r").await;
+    let mut viewers = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for v in 0..3 {
+            viewers.push(node.join_viewer("r", Some(&format!("u{i}{v}"))).await.0);
+        }
+    }
+    // Online is every node's viewers together.
+    anchor
+        .recv_until(|m| match m {
+            ServerMsg::Tick {
+                online: Some(9), ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+    // 3,000 likes spread over the nodes' viewers, in messages of 10.
+    let mut sent = 0;
+    'send: loop {
+        for viewer in viewers.iter_mut() {
+            if sent == 3_000 {
+                break 'send;
+            }
+            viewer.send(json!({"type":"like","count":10})).await;
+            sent += 10;
+        }
+    }
+    let total = anchor
+        .recv_until(|m| match m {
+            ServerMsg::Tick { likes: Some(l), .. } if l.total >= 3_000 => Some(l.total),
+            _ => None,
+        })
+        .await;
+    assert_eq!(total, 3_000);
+    // A viewer leaving an edge node is gone from the count.
+    viewers.pop().unwrap().close().await;
+    anchor
+        .recv_until(|m| match m {
+            ServerMsg::Tick {
+                online: Some(8), ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_on_any_node_moderates_the_room_everywhere() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis);
+    let _opener = nodes[0].open_room("m").await;
+    // The anchor's control channel on another node than the room's.
+    let mut anchor = nodes[1].open_room("m").await;
+    let (mut mallory_a, _) = nodes[0].join_viewer("m", Some("mallory")).await;
+    let (mut mallory_c, _) = nodes[2].join_viewer("m", Some("mallory")).await;
+    let (mut alice, _) = nodes[2].join_viewer("m", Some("alice")).await;
+    anchor
+        .send(json!({"type":"control","cmd":"go_live","id":1}))
+        .await;
+    ack(&mut anchor, 1).await;
+    alice
+        .recv_until(|m| match m {
+            ServerMsg::RoomState {
+                state: RoomState::Live,
+                ..
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+    anchor
+        .send(json!({"type":"control","cmd":"slow_mode","seconds":30,"id":2}))
+        .await;
+    ack(&mut anchor, 2).await;
+    alice
+        .recv_until(|m| matches!(m, ServerMsg::SlowMode { seconds: 30 }).then_some(()))
+        .await;
+    anchor
+        .send(json!({"type":"control","cmd":"ban","user":"mallory","id":3}))
+        .await;
+    ack(&mut anchor, 3).await;
+    // Mallory's sockets on both nodes are closed with 4003.
+    assert_eq!(mallory_a.ended().await, Ended::Closed(4003));
+    assert_eq!(mallory_c.ended().await, Ended::Closed(4003));
+    let (mut again, refused) = nodes[1].join_viewer("m", Some("mallory")).await;
+    assert!(
+        matches!(refused, ServerMsg::Error { code: 403, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(again.ended().await, Ended::Closed(4004));
+    // Ending the room from the edge closes everyone, on every node.
+    anchor
+        .send(json!({"type":"control","cmd":"end","id":4}))
+        .await;
+    assert_eq!(alice.ended().await, Ended::Closed(1000));
+}
