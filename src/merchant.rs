@@ -9,7 +9,7 @@ use lockstep_actors::clock::now_ms;
 use lockstep_actors::inventory::model::{Order, SaleSummary};
 use lockstep_actors::inventory::{self, ReplySink, SaleHandle, reply_channel};
 use lockstep_actors::store::{
-    self, NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
+    NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
 };
 use lockstep_protocol::{ErrorCode, Role, RoomId};
 use serde::Serialize;
@@ -61,7 +61,7 @@ pub async fn create_product(
     let product = state
         .sales
         .store()
-        .call(move |tx| store::create_product(tx, &merchant, body, now_ms()))
+        .create_product(merchant, body, now_ms())
         .await?;
     Ok(HttpResponse::Created().json(product))
 }
@@ -74,11 +74,7 @@ pub async fn list_products(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
-    let products = state
-        .sales
-        .store()
-        .call(move |tx| store::list_products(tx, &merchant))
-        .await?;
+    let products = state.sales.store().list_products(merchant).await?;
     Ok(HttpResponse::Ok().json(products))
 }
 
@@ -94,11 +90,7 @@ pub async fn get_product(
     let merchant = merchant_of(&req, &state)?;
     let id = id.into_inner();
     let missing = ApiError::new(ErrorCode::ProductNotFound, format!("no product `{id}`"));
-    let product = state
-        .sales
-        .store()
-        .call(move |tx| store::get_product(tx, &merchant, &id))
-        .await?;
+    let product = state.sales.store().get_product(merchant, id).await?;
     product.map(|p| HttpResponse::Ok().json(p)).ok_or(missing)
 }
 
@@ -113,11 +105,7 @@ pub async fn get_sku(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
     let id = id.into_inner();
-    let sku = state
-        .sales
-        .store()
-        .call(move |tx| store::get_sku(tx, &merchant, &id))
-        .await?;
+    let sku = state.sales.store().get_sku(merchant, id).await?;
     Ok(HttpResponse::Ok().json(sku))
 }
 
@@ -137,7 +125,7 @@ pub async fn change_stock(
     let sku = state
         .sales
         .store()
-        .call(move |tx| store::change_stock(tx, &merchant, &id, &change, now_ms()))
+        .change_stock(merchant, id, change, now_ms())
         .await?;
     Ok(HttpResponse::Ok().json(sku))
 }
@@ -210,7 +198,7 @@ async fn own_sale(
     let record = state
         .sales
         .store()
-        .call(move |tx| store::get_sale(tx, &merchant, &lookup))
+        .get_sale(merchant, lookup)
         .await?
         .ok_or(missing)?;
     let handle = running(state, &id).await?;
@@ -263,11 +251,7 @@ pub async fn list_orders(
     let merchant = merchant_of(&req, &state)?;
     let filter = filter.into_inner();
     let limit = filter.limit.unwrap_or(100).clamp(1, 500) as usize;
-    let orders = state
-        .sales
-        .store()
-        .call(move |tx| store::list_orders(tx, &merchant, &filter))
-        .await?;
+    let orders = state.sales.store().list_orders(merchant, filter).await?;
     let next = (orders.len() == limit)
         .then(|| orders.last().map(|o| o.id.clone()))
         .flatten();
@@ -279,7 +263,7 @@ async fn own_order(state: &AppState, merchant: String, id: String) -> Result<Ord
     state
         .sales
         .store()
-        .call(move |tx| store::get_order(tx, &merchant, &id))
+        .get_order(merchant, id)
         .await?
         .ok_or(missing)
 }

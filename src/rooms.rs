@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::clock::now_ms;
 use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::room::{Snapshot, ViewAs};
-use lockstep_actors::store::{self, Grant};
+use lockstep_actors::store::Grant;
 use lockstep_protocol::{ErrorCode, RoomId, RoomSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -208,11 +208,7 @@ pub async fn list_merchants(
     let room = path.into_inner();
     RoomId::parse(&room)?;
     state.auth.anchor_of(bearer(&req), &room)?;
-    let merchants = state
-        .sales
-        .store()
-        .call(move |tx| store::list_grants(tx, &room))
-        .await?;
+    let merchants = state.sales.store().grants(room).await?;
     Ok(HttpResponse::Ok().json(Grants { merchants }))
 }
 
@@ -229,11 +225,7 @@ pub async fn grant_merchant(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, merchant) = grant_path(&req, &state, path)?;
-    let grant = state
-        .sales
-        .store()
-        .call(move |tx| store::grant_merchant(tx, &room, &merchant, now_ms()))
-        .await?;
+    let grant = state.sales.store().grant(room, merchant, now_ms()).await?;
     Ok(HttpResponse::Ok().json(grant))
 }
 
@@ -251,11 +243,7 @@ pub async fn revoke_merchant(
 ) -> Result<HttpResponse, ApiError> {
     let (room, merchant) = grant_path(&req, &state, path)?;
     let name = merchant.clone();
-    let revoked = state
-        .sales
-        .store()
-        .call(move |tx| store::revoke_merchant(tx, &room, &merchant))
-        .await?;
+    let revoked = state.sales.store().revoke(room, merchant).await?;
     if revoked {
         Ok(HttpResponse::NoContent().finish())
     } else {

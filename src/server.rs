@@ -54,7 +54,7 @@ pub async fn run(
         .map_err(|e| std::io::Error::other(format!("opening {}: {e}", config.store.path)))?;
     let sales = SaleDirectory::new(
         pool.clone(),
-        store.clone(),
+        Arc::new(store),
         config.sales.clone(),
         metrics.clone(),
     );

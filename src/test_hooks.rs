@@ -13,7 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn panic(target: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     if target.as_str() == "store" {
-        state.sales.store().panic_for_test().await;
+        let _ = state.sales.store().panic_for_test().await;
     } else {
         lockstep_actors::hooks::arm(&target);
     }

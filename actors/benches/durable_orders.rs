@@ -73,7 +73,7 @@ async fn run(concurrent: usize, orders: u64) {
     let pool = lockstep_runtime::ArbiterPool::new(vec![actix_rt::Arbiter::current()]);
     let sales = SaleDirectory::new(
         pool.clone(),
-        store,
+        std::sync::Arc::new(store),
         SalesConfig {
             max_pending_requests: concurrent * 2,
             ..SalesConfig::default()

@@ -27,7 +27,7 @@ use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
 use crate::room::SaleUpdate;
-use crate::store::{SaleWrites, Store, StoredSale};
+use crate::store::{SaleWrites, Storage, StoredSale};
 use crate::sync::plain::{Arc, Weak};
 
 const REBUILDING: &str = "the sale is being rebuilt after a failure; retry with the same key";
@@ -137,7 +137,7 @@ struct Decided(Box<dyn FnOnce(Result<(), &'static str>)>);
 /// What the actor needs besides its core.
 pub(super) struct Wiring {
     pub cfg: Arc<SalesConfig>,
-    pub store: Store,
+    pub store: Arc<dyn Storage>,
     pub rooms: Weak<RoomDirectory>,
     pub sales: Weak<SaleDirectory>,
     pub metrics: Metrics,
@@ -313,7 +313,7 @@ impl Inventory {
     fn rebuild_after(&mut self, ctx: &mut Context<Self>, delay: Duration) {
         ctx.run_later(delay, move |inv, ctx| {
             let (store, id) = (inv.wiring.store.clone(), inv.sale_id().to_owned());
-            ctx.spawn(async move { store.recover(&id).await }.into_actor(inv).map(
+            ctx.spawn(async move { store.recover(id).await }.into_actor(inv).map(
                 move |result, inv, ctx| match result {
                     Ok(Some(stored)) => inv.rebuilt(ctx, &stored),
                     Ok(None) => {

@@ -9,7 +9,6 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use lockstep_protocol::LinkCard;
 use lockstep_runtime::ArbiterPool;
-use rusqlite::Transaction;
 
 use super::actor::{Inventory, Wiring};
 use super::sink::{Gate, ReplySink};
@@ -17,7 +16,7 @@ use crate::clock::now_ms;
 use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
-use crate::store::{self, CatalogError, NewSale, SaleRecord, Store, StoreError, StoredSale};
+use crate::store::{NewSale, SaleRecord, Storage, StoreError, StoredSale};
 use crate::sync::plain::{Arc, OnceLock, Weak};
 
 /// What sessions and rooms need to reach a sale.
@@ -43,7 +42,7 @@ impl SaleHandle {
 pub struct SaleDirectory {
     sales: DashMap<String, SaleHandle>,
     pool: ArbiterPool,
-    store: Store,
+    store: Arc<dyn Storage>,
     cfg: Arc<SalesConfig>,
     metrics: Metrics,
     rooms: OnceLock<Weak<RoomDirectory>>,
@@ -58,7 +57,12 @@ impl std::fmt::Debug for SaleDirectory {
 }
 
 impl SaleDirectory {
-    pub fn new(pool: ArbiterPool, store: Store, cfg: SalesConfig, metrics: Metrics) -> Arc<Self> {
+    pub fn new(
+        pool: ArbiterPool,
+        store: Arc<dyn Storage>,
+        cfg: SalesConfig,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         Arc::new(Self {
             sales: DashMap::new(),
             pool,
@@ -89,7 +93,7 @@ impl SaleDirectory {
             return Ok(Some(handle));
         }
         let id = sale_id.to_owned();
-        let stored = self.store.call(move |tx| load(tx, &id)).await?;
+        let stored = self.store.load_sale(id).await?;
         Ok(stored.map(|(sale, card)| self.start(sale, card)))
     }
 
@@ -100,30 +104,14 @@ impl SaleDirectory {
         merchant: String,
         new: NewSale,
     ) -> Result<(SaleRecord, SaleHandle), StoreError> {
-        let (record, sale, card) = self
-            .store
-            .call(move |tx| {
-                let record = store::create_sale(tx, &merchant, &new, now_ms())?;
-                let (sale, card) = load(tx, &record.id)?.ok_or(CatalogError::Vanished("sale"))?;
-                Ok((record, sale, card))
-            })
-            .await?;
+        let (record, (sale, card)) = self.store.create_sale(merchant, new, now_ms()).await?;
         Ok((record, self.start(sale, card)))
     }
 
     /// Starts every sale that can still change (not ended, or holding reservations), at
     /// startup; ended ones load on demand. Returns how many started.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let stored = self
-            .store
-            .call(|tx| {
-                let mut out = Vec::new();
-                for id in store::live_sale_ids(tx)? {
-                    out.extend(load(tx, &id)?);
-                }
-                Ok(out)
-            })
-            .await?;
+        let stored = self.store.live_sales().await?;
         let count = stored.len();
         for (sale, card) in stored {
             self.start(sale, card);
@@ -143,7 +131,7 @@ impl SaleDirectory {
         sales
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Arc<dyn Storage> {
         &self.store
     }
 
@@ -198,13 +186,5 @@ impl SaleDirectory {
 
     pub fn is_empty(&self) -> bool {
         self.sales.is_empty()
-    }
-}
-
-/// A stored sale and its product card, read in one transaction.
-fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<(StoredSale, LinkCard)>, StoreError> {
-    match store::load_sale(tx, id)? {
-        Some(sale) => Ok(store::link_card(tx, id)?.map(|card| (sale, card))),
-        None => Ok(None),
     }
 }

@@ -21,6 +21,7 @@ mod catalog;
 mod grants;
 mod sales;
 mod schema;
+mod storage;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use catalog::{
 };
 pub use grants::{Grant, grant_merchant, list_grants, may_sell, revoke_merchant};
 pub use sales::{StoredSale, live_sale_ids, load_sale};
+pub use storage::{LoadedSale, Storage, StoreFuture};
 
 use crate::config::StoreConfig;
 use crate::inventory::Write;
