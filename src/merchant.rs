@@ -7,9 +7,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::clock::now_ms;
 use lockstep_actors::inventory::model::{Order, SaleSummary};
-use lockstep_actors::inventory::{self, ReplySink, SaleHandle, reply_channel};
+use lockstep_actors::inventory::{self, Created, ReplySink, SaleHandle, reply_channel};
 use lockstep_actors::store::{
-    NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange,
+    NewProduct, NewSale, OrderFilter, Product, SaleRecord, Sku, StockChange, StoreError,
 };
 use lockstep_protocol::{ErrorCode, Role, RoomId};
 use serde::Serialize;
@@ -144,8 +144,12 @@ pub async fn create_sale(
     body.validate()
         .map_err(|m| ApiError::new(ErrorCode::InvalidMessage, m))?;
     RoomId::parse(&body.room)?;
-    let (record, handle) = state.sales.create(merchant, body).await?;
-    let summary = summary(&handle).await?;
+    let (record, created) = state.sales.create(merchant, body).await?;
+    let summary = match created {
+        Created::Running(handle) => summary(&handle).await?,
+        // Cluster mode: the sale runs on the node that owns its room.
+        Created::Elsewhere(summary) => summary,
+    };
     Ok(HttpResponse::Created().json(SaleView {
         sale: record,
         summary,
@@ -215,8 +219,25 @@ pub async fn get_sale(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
-    let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
-    let summary = summary(&handle).await?;
+    let id = id.into_inner();
+    let sale = state
+        .sales
+        .store()
+        .get_sale(merchant, id.clone())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{id}`")))?;
+    let not_found = || ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{id}`"));
+    let summary = match state.sales.get_or_load(&id).await {
+        Ok(Some(handle)) => summary(&handle).await?,
+        Ok(None) => return Err(not_found()),
+        // Cluster mode: the node that owns the room runs the sale; its counts as stored.
+        Err(StoreError::NotHere(_)) => state
+            .sales
+            .stored_summary(&id)
+            .await?
+            .ok_or_else(not_found)?,
+        Err(e) => return Err(e.into()),
+    };
     Ok(HttpResponse::Ok().json(SaleView { sale, summary }))
 }
 

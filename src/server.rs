@@ -18,7 +18,7 @@ use lockstep_actors::broker::{Broker, LocalBroker};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::metrics::Metrics;
-use lockstep_actors::store::Store;
+use lockstep_actors::store::{Storage, Store};
 use lockstep_cluster::Cluster;
 use lockstep_runtime::ArbiterPool;
 use tokio_util::sync::CancellationToken;
@@ -50,14 +50,6 @@ pub async fn run(
         .map(|_| Arbiter::new())
         .collect();
     let pool = ArbiterPool::new(arbiters.iter().map(Arbiter::handle).collect());
-    let store = Store::open(&config.store, &metrics)
-        .map_err(|e| std::io::Error::other(format!("opening {}: {e}", config.store.path)))?;
-    let sales = SaleDirectory::new(
-        pool.clone(),
-        Arc::new(store),
-        config.sales.clone(),
-        metrics.clone(),
-    );
     let cluster = if config.cluster.enabled() {
         let cluster = Cluster::connect(&config.cluster).await.map_err(|e| {
             std::io::Error::other(format!(
@@ -70,6 +62,19 @@ pub async fn run(
     } else {
         None
     };
+    // One process keeps its record in SQLite; a cluster's nodes share theirs in Redis.
+    let storage: Arc<dyn Storage> =
+        match &cluster {
+            Some(cluster) => cluster.storage(),
+            None => Arc::new(Store::open(&config.store, &metrics).map_err(|e| {
+                std::io::Error::other(format!("opening {}: {e}", config.store.path))
+            })?),
+        };
+    let sales = SaleDirectory::new(pool.clone(), storage, config.sales.clone(), metrics.clone());
+    if let Some(cluster) = &cluster {
+        sales.set_epochs(cluster.epochs());
+        cluster.set_sales(sales.clone());
+    }
     let broker: Arc<dyn Broker> = match &cluster {
         Some(cluster) => cluster.broker(),
         None => Arc::new(LocalBroker),
@@ -99,6 +104,7 @@ pub async fn run(
         metrics.connections_refused.clone(),
         metrics.tcp_connections.clone(),
     );
+    let cluster_mode = cluster.is_some();
     let state = web::Data::new(AppState {
         directory,
         sales: sales.clone(),
@@ -150,7 +156,10 @@ pub async fn run(
     .listen(listener)?
     .run();
     tracing::info!(%addr, "lockstep listening");
-    restore_in_background(sales, phase.clone());
+    // In a cluster a node runs no sale until it owns the sale's room; they load then.
+    if !cluster_mode {
+        restore_in_background(sales, phase.clone());
+    }
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;

@@ -18,14 +18,10 @@ use bytestring::ByteString;
 use futures_util::{FutureExt, StreamExt};
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
-use lockstep_actors::inventory::model::{Order, sale_of_order};
-use lockstep_actors::inventory::{
-    Answer, Cancel, ReplySink, Reserve, ReserveReply, SaleError, SaleHandle,
-};
+use lockstep_actors::inventory::{Buy, BuyerRequest, SaleError};
 use lockstep_actors::outbound::{Drain, Outbound};
 use lockstep_actors::room::{Inbound, Join, Leave, RoomLink, SessionId};
 use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
-use lockstep_actors::store::StoreError;
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::{CloseCode, RoomId, ServerMsg};
 
@@ -255,11 +251,16 @@ impl Session {
                 key,
                 id,
             } => {
-                self.order(sale_id, qty, key, id);
+                self.buy(BuyerRequest::Order {
+                    sale_id,
+                    qty,
+                    key,
+                    id,
+                });
                 Flow::Continue
             }
             Action::CancelOrder { order_id, id } => {
-                self.cancel_order(order_id, id);
+                self.buy(BuyerRequest::Cancel { order_id, id });
                 Flow::Continue
             }
             Action::Media(request) => {
@@ -358,96 +359,37 @@ impl Session {
         }
     }
 
-    /// Sends the order to the sale's inventory; its answer (after the decision is durable)
-    /// is queued to this session directly.
-    fn order(&mut self, sale_id: String, qty: u32, key: String, id: Option<u64>) {
+    /// Sends an order or cancel to the sale — here, or through the room's edge to the
+    /// node that runs it; the answer (once the decision is durable) reaches this
+    /// session's queue directly.
+    fn buy(&mut self, request: BuyerRequest) {
         let Some(buyer) = self.user.clone() else {
-            return self.reply(ServerMsg::refusal(id, &SessionError::OrderNeedsToken));
-        };
-        let outbound = self.outbound.clone();
-        let (reply_sale, reply_key) = (sale_id.clone(), key.clone());
-        let reply = ReplySink::new(move |answer: Answer<ReserveReply>| {
-            let msg = match answer {
-                Ok(r) => ServerMsg::OrderResult {
-                    id,
-                    sale_id: reply_sale,
-                    key: reply_key,
-                    outcome: r.outcome,
-                    order_id: r.order_id,
-                    remaining: Some(r.remaining),
-                    expires_at: r.expires_at,
-                    message: r.message,
-                },
-                Err(e) => ServerMsg::refusal(id, &e),
-            };
-            let _ = outbound.push(ByteString::from(msg.to_json()));
-        });
-        self.with_sale(sale_id, reply, move |sale, reply| {
-            sale.addr.do_send(Reserve {
-                buyer,
-                qty,
-                key,
-                reply,
-            });
-        });
-    }
-
-    /// Cancels one of the buyer's orders, at the sale its id names.
-    fn cancel_order(&mut self, order_id: String, id: Option<u64>) {
-        let (Some(buyer), Some(sale_id)) = (self.user.clone(), sale_of_order(&order_id)) else {
-            return self.reply(ServerMsg::refusal(id, &SaleError::OrderNotFound(order_id)));
-        };
-        let sale_id = sale_id.to_owned();
-        let outbound = self.outbound.clone();
-        let reply = ReplySink::new(move |answer: Answer<Order>| {
-            let msg = match answer {
-                Ok(_) => ServerMsg::Ack {
-                    id,
-                    comment_id: None,
-                },
-                Err(e) => ServerMsg::refusal(id, &e),
-            };
-            let _ = outbound.push(ByteString::from(msg.to_json()));
-        });
-        self.with_sale(sale_id, reply, move |sale, reply| {
-            sale.addr.do_send(Cancel {
-                order_id,
-                buyer: Some(buyer),
-                reply,
-            });
-        });
-    }
-
-    /// Runs `send` with this room's sale `sale_id` and the admitted reply sink: at once
-    /// when the sale is loaded (so one session's requests keep their order), else after
-    /// loading it. The sink is answered with an error when there is no such sale in this
-    /// room or the sale is too busy.
-    fn with_sale<T: 'static>(
-        &self,
-        sale_id: String,
-        reply: ReplySink<T>,
-        send: impl FnOnce(SaleHandle, ReplySink<T>) + 'static,
-    ) {
-        let loaded = self.state.sales.get(&sale_id);
-        let lookup = sale_id.clone();
-        let room = self.room_id.clone();
-        let deliver = move |found: Result<Option<SaleHandle>, StoreError>| match found {
-            Ok(Some(sale)) if sale.room == room.as_str() => {
-                if let Some(reply) = sale.admit(reply) {
-                    send(sale, reply);
+            let refusal = match request {
+                BuyerRequest::Order { id, .. } => {
+                    ServerMsg::refusal(id, &SessionError::OrderNeedsToken)
                 }
-            }
-            Ok(_) => reply.send(Err(SaleError::NotFound(sale_id))),
-            Err(e) => {
-                tracing::warn!(error = %e, "loading a sale");
-                reply.unavailable("the sale could not be loaded; retry");
-            }
+                BuyerRequest::Cancel { order_id, id } => {
+                    ServerMsg::refusal(id, &SaleError::OrderNotFound(order_id))
+                }
+            };
+            return self.reply(refusal);
         };
-        match loaded {
-            Some(sale) => deliver(Ok(Some(sale))),
+        match self.room.as_ref().and_then(|room| room.buy.clone()) {
+            Some(edge) => edge.do_send(Buy {
+                session: self.id,
+                buyer,
+                request,
+            }),
             None => {
-                let sales = self.state.sales.clone();
-                actix_web::rt::spawn(async move { deliver(sales.get_or_load(&lookup).await) });
+                let outbound = self.outbound.clone();
+                self.state.sales.buy(
+                    self.room_id.as_str(),
+                    buyer,
+                    request,
+                    Box::new(move |frame| {
+                        let _ = outbound.push(frame);
+                    }),
+                );
             }
         }
     }

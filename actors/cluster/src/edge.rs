@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use lockstep_actors::inventory::Buy;
 use lockstep_actors::outbound::{Outbound, Push};
 use lockstep_actors::room::{Fanout, Inbound, Join, Leave, RoomError, SessionId};
 use lockstep_actors::sync::Arc;
@@ -189,6 +190,18 @@ impl Handler<Inbound> for EdgeRoom {
         self.up(&Up::Input {
             session: msg.session,
             input: msg.input,
+        });
+    }
+}
+
+impl Handler<Buy> for EdgeRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Buy, _: &mut Context<Self>) {
+        self.up(&Up::Buy {
+            session: msg.session,
+            buyer: msg.buyer,
+            request: msg.request,
         });
     }
 }

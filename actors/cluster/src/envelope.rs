@@ -8,6 +8,7 @@
 //! is JSON after its tag byte.
 
 use bytestring::ByteString;
+use lockstep_actors::inventory::BuyerRequest;
 use lockstep_actors::room::{Identity, RoomError, RoomInput, SessionId};
 use lockstep_protocol::CloseCode;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,13 @@ pub enum Up {
     /// The node still serves the room (sent every `cluster.alive_interval_ms`).
     Alive {
         node: String,
+    },
+    /// An order or cancel of a session on that node; the answer comes down as a frame
+    /// for the session.
+    Buy {
+        session: SessionId,
+        buyer: String,
+        request: BuyerRequest,
     },
 }
 

@@ -20,6 +20,7 @@ pub mod keys;
 mod lease;
 mod owner;
 mod publisher;
+pub mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use dashmap::DashMap;
 use lockstep_actors::broker::Broker;
+use lockstep_actors::inventory::{Epochs, SaleDirectory};
 use lockstep_actors::room::{Room, RoomLink};
+use lockstep_actors::store::Storage;
 
 pub use config::ClusterConfig;
 pub use lease::Claim;
@@ -38,6 +41,7 @@ use crate::hub::Hub;
 use crate::lease::Leases;
 use crate::owner::{OwnerLink, OwnerWiring};
 use crate::publisher::Publisher;
+use crate::storage::RedisStorage;
 
 /// Why the cluster could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +61,11 @@ pub struct Cluster {
     publisher: Publisher,
     broker: Arc<RedisBroker>,
     edges: Arc<DashMap<String, Addr<EdgeRoom>>>,
-    owned: DashMap<String, Addr<OwnerLink>>,
+    /// Rooms this node owns: the link serving each to the other nodes, and its epoch.
+    owned: Arc<DashMap<String, (Addr<OwnerLink>, u64)>>,
+    storage: RedisStorage,
+    /// The node's sales, which the rooms it owns run for buyers on other nodes.
+    sales: std::sync::OnceLock<Arc<SaleDirectory>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -80,6 +88,7 @@ impl Cluster {
         }
         let client = redis::Client::open(resp3(&cfg.redis_url))?;
         let conn = client.get_connection_manager().await?;
+        let storage_conn = conn.clone();
         let hub = Hub::connect(&client).await?;
         let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
         Ok(Arc::new(Self {
@@ -90,7 +99,9 @@ impl Cluster {
             hub,
             publisher,
             edges: Arc::new(DashMap::new()),
-            owned: DashMap::new(),
+            owned: Arc::new(DashMap::new()),
+            storage: RedisStorage::new(storage_conn),
+            sales: std::sync::OnceLock::new(),
         }))
     }
 
@@ -112,10 +123,22 @@ impl Cluster {
     /// Serves `room`, which this node owns under `epoch` and runs as `addr`, to the other
     /// nodes (once; later calls for the same running room do nothing).
     pub fn serve_owned(&self, room: &str, epoch: u64, addr: Addr<Room>) {
-        if self.owned.get(room).is_some_and(|link| link.connected()) {
+        if self
+            .owned
+            .get(room)
+            .is_some_and(|e| e.0.connected() && e.1 == epoch)
+        {
             return;
         }
+        let Some(sales) = self.sales.get().cloned() else {
+            tracing::error!(
+                room,
+                "the cluster has no sale directory; not serving the room"
+            );
+            return;
+        };
         let wiring = OwnerWiring {
+            sales,
             hub: self.hub.clone(),
             publisher: self.publisher.clone(),
             leases: self.leases.clone(),
@@ -123,7 +146,24 @@ impl Cluster {
             renew_every: Duration::from_millis((self.cfg.lease_ms / 3).max(1)),
         };
         let link = OwnerLink::new(room.to_owned(), epoch, addr, wiring).start();
-        self.owned.insert(room.to_owned(), link);
+        self.owned.insert(room.to_owned(), (link, epoch));
+    }
+
+    /// The node's sale directory (set once at startup, before rooms open).
+    pub fn set_sales(&self, sales: Arc<SaleDirectory>) {
+        let _ = self.sales.set(sales);
+    }
+
+    /// The store the nodes share (catalogue, sales, orders), in Redis.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        Arc::new(self.storage.clone())
+    }
+
+    /// The epoch under which this node runs a room, `None` for rooms it does not own:
+    /// sales run only on their room's owner and stamp their writes with it.
+    pub fn epochs(&self) -> Epochs {
+        let owned = self.owned.clone();
+        Arc::new(move |room: &str| owned.get(room).filter(|e| e.0.connected()).map(|e| e.1))
     }
 
     /// This node's edge of `room`, started if needed; `None` when no node owns the room
@@ -173,6 +213,7 @@ fn link(edge: &Addr<EdgeRoom>) -> RoomLink {
         join: edge.clone().recipient(),
         inbound: edge.clone().recipient(),
         leave: edge.clone().recipient(),
+        buy: Some(edge.clone().recipient()),
     }
 }
 

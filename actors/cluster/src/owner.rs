@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use lockstep_actors::inventory::SaleDirectory;
 use lockstep_actors::room::{Inbound, Join, Leave, Room, RoomError, SessionId};
+use lockstep_actors::sync::plain::Arc;
 
 use crate::envelope::{Down, Up};
 use crate::hub::{Delivered, Hub, Reconnected, Route};
@@ -23,6 +25,7 @@ struct Node {
 
 /// What an owner link needs from its node.
 pub struct OwnerWiring {
+    pub sales: Arc<SaleDirectory>,
     pub hub: Hub,
     pub publisher: Publisher,
     pub leases: Leases,
@@ -171,6 +174,22 @@ impl Handler<Delivered> for OwnerLink {
             Up::Input { session, input } => self.room.do_send(Inbound { session, input }),
             Up::Alive { node } => {
                 self.node(node);
+            }
+            Up::Buy {
+                session,
+                buyer,
+                request,
+            } => {
+                let (publisher, channel) =
+                    (self.wiring.publisher.clone(), keys::down(&self.room_id));
+                self.wiring.sales.buy(
+                    &self.room_id,
+                    buyer,
+                    request,
+                    Box::new(move |frame| {
+                        publisher.publish(channel, Down::To { session, frame }.encode())
+                    }),
+                );
             }
         }
     }

@@ -142,6 +142,7 @@ pub(super) struct Wiring {
     pub sales: Weak<SaleDirectory>,
     pub metrics: Metrics,
     pub room_id: String,
+    pub epochs: Option<super::directory::Epochs>,
 }
 
 /// One sale's inventory actor.
@@ -416,9 +417,15 @@ impl Handler<Flush> for Inventory {
         // Even with nothing new to persist, these answers may depend on an earlier flush
         // still committing: they queue behind it with an empty batch, and the store
         // refuses that batch if an earlier one of this sale failed.
+        let epoch = self
+            .wiring
+            .epochs
+            .as_ref()
+            .map_or(0, |epoch_of| epoch_of(&self.wiring.room_id).unwrap_or(0));
         let batch = SaleWrites {
             sale_id: self.sale_id().to_owned(),
             writes,
+            epoch,
         };
         let store = self.wiring.store.clone();
         self.flushes_in_flight += 1;

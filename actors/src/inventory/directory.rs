@@ -11,12 +11,13 @@ use lockstep_protocol::LinkCard;
 use lockstep_runtime::ArbiterPool;
 
 use super::actor::{Inventory, Wiring};
+use super::model::SaleSummary;
 use super::sink::{Gate, ReplySink};
 use crate::clock::now_ms;
 use crate::config::SalesConfig;
 use crate::directory::RoomDirectory;
 use crate::metrics::Metrics;
-use crate::store::{NewSale, SaleRecord, Storage, StoreError, StoredSale};
+use crate::store::{LoadedSale, NewSale, SaleRecord, Storage, StoreError, StoredSale};
 use crate::sync::plain::{Arc, OnceLock, Weak};
 
 /// What sessions and rooms need to reach a sale.
@@ -46,6 +47,19 @@ pub struct SaleDirectory {
     cfg: Arc<SalesConfig>,
     metrics: Metrics,
     rooms: OnceLock<Weak<RoomDirectory>>,
+    epochs: OnceLock<Epochs>,
+}
+
+/// The epoch this node owns a room under, `None` when another node runs it (cluster
+/// mode). A sale runs only on its room's owner, and every write carries the epoch so a
+/// shared store can refuse a deposed owner's.
+pub type Epochs = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
+/// A sale just created: running here, or on the node that owns its room (then its
+/// summary as stored).
+pub enum Created {
+    Running(SaleHandle),
+    Elsewhere(SaleSummary),
 }
 
 impl std::fmt::Debug for SaleDirectory {
@@ -70,12 +84,19 @@ impl SaleDirectory {
             cfg: Arc::new(cfg),
             metrics,
             rooms: OnceLock::new(),
+            epochs: OnceLock::new(),
         })
     }
 
     /// Where sales send their stock updates (set once, before any sale starts).
     pub fn set_rooms(&self, rooms: &Arc<RoomDirectory>) {
         let _ = self.rooms.set(Arc::downgrade(rooms));
+    }
+
+    /// Where sales learn their room's ownership epoch (cluster mode; set once, before any
+    /// sale starts). Without it every write carries epoch 0.
+    pub fn set_epochs(&self, epochs: Epochs) {
+        let _ = self.epochs.set(epochs);
     }
 
     /// The sale's running actor, if it is loaded.
@@ -92,9 +113,31 @@ impl SaleDirectory {
         if let Some(handle) = self.get(sale_id) {
             return Ok(Some(handle));
         }
-        let id = sale_id.to_owned();
-        let stored = self.store.load_sale(id).await?;
-        Ok(stored.map(|(sale, card)| self.start(sale, card)))
+        let Some(loaded) = self.store.load_sale(sale_id.to_owned()).await? else {
+            return Ok(None);
+        };
+        self.run_here(loaded).await.map(Some)
+    }
+
+    /// Starts a loaded sale's actor on this node. In a cluster only the owner of the
+    /// sale's room runs it, and only after fencing off any older owner and loading the
+    /// sale again as it stands after the fence.
+    async fn run_here(
+        self: &Arc<Self>,
+        (sale, card): LoadedSale,
+    ) -> Result<SaleHandle, StoreError> {
+        let Some(epochs) = self.epochs.get() else {
+            return Ok(self.start(sale, card));
+        };
+        let epoch = epochs(&sale.room).ok_or_else(|| StoreError::NotHere(sale.room.clone()))?;
+        let id = sale.rules.sale_id.clone();
+        self.store.fence(id.clone(), epoch).await?;
+        let (sale, card) = self
+            .store
+            .load_sale(id)
+            .await?
+            .ok_or(crate::store::CatalogError::Vanished("sale"))?;
+        Ok(self.start(sale, card))
     }
 
     /// Creates a sale for `merchant` — its allotment leaves the SKU's free stock in the
@@ -103,9 +146,21 @@ impl SaleDirectory {
         self: &Arc<Self>,
         merchant: String,
         new: NewSale,
-    ) -> Result<(SaleRecord, SaleHandle), StoreError> {
-        let (record, (sale, card)) = self.store.create_sale(merchant, new, now_ms()).await?;
-        Ok((record, self.start(sale, card)))
+    ) -> Result<(SaleRecord, Created), StoreError> {
+        let (record, loaded) = self.store.create_sale(merchant, new, now_ms()).await?;
+        let summary = Inventory::core_of(&loaded.0, &self.cfg).summary();
+        let created = match self.run_here(loaded).await {
+            Ok(handle) => Created::Running(handle),
+            Err(StoreError::NotHere(_)) => Created::Elsewhere(summary),
+            Err(e) => return Err(e),
+        };
+        Ok((record, created))
+    }
+
+    /// A sale's summary as stored, for a node that does not run it.
+    pub async fn stored_summary(&self, sale_id: &str) -> Result<Option<SaleSummary>, StoreError> {
+        let loaded = self.store.load_sale(sale_id.to_owned()).await?;
+        Ok(loaded.map(|(sale, _)| Inventory::core_of(&sale, &self.cfg).summary()))
     }
 
     /// Starts every sale that can still change (not ended, or holding reservations), at
@@ -160,6 +215,7 @@ impl SaleDirectory {
             sales: Arc::downgrade(self),
             metrics: self.metrics.clone(),
             room_id: sale.room.clone(),
+            epochs: self.epochs.get().cloned(),
         };
         let addr = Inventory::start_in_arbiter(arbiter, move |_| Inventory::new(core, wiring));
         SaleHandle {

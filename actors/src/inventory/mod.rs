@@ -6,14 +6,16 @@ mod core;
 mod directory;
 mod error;
 pub mod model;
+mod requests;
 mod sink;
 
 pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Reveal, Summary};
 pub use core::{
     CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Revealed, Write,
 };
-pub use directory::{SaleDirectory, SaleHandle};
+pub use directory::{Created, Epochs, SaleDirectory, SaleHandle};
 pub use error::SaleError;
+pub use requests::{Answerer, Buy, BuyerRequest};
 pub use sink::{Answer, Gate, Permit, ReplySink, reply_channel};
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ pub struct RoomLink {
     pub join: Recipient<Join>,
     pub inbound: Recipient<Inbound>,
     pub leave: Recipient<Leave>,
+    /// Orders and cancels, when the room's sales run on another node; `None` when they
+    /// run here (the session asks the sale directory itself).
+    pub buy: Option<Recipient<crate::inventory::Buy>>,
 }
 
 impl From<Addr<Room>> for RoomLink {
@@ -55,6 +58,7 @@ impl From<Addr<Room>> for RoomLink {
             join: room.clone().recipient(),
             inbound: room.clone().recipient(),
             leave: room.recipient(),
+            buy: None,
         }
     }
 }

@@ -60,7 +60,8 @@ fn invalid(message: impl Into<String>) -> StoreError {
     CatalogError::Invalid(message.into()).into()
 }
 
-fn new_id(prefix: &str) -> String {
+/// A fresh id: `prefix` and 64 random bits.
+pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:016x}", rand::rng().random::<u64>())
 }
 
@@ -260,6 +261,20 @@ pub struct StockChange {
         )
     )]
     pub reason: String,
+}
+
+impl StockChange {
+    /// The change's reason, trimmed, or why it is not acceptable.
+    pub fn reason(&self) -> Result<&str, StoreError> {
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(invalid("reason must be 1-500 characters"));
+        }
+        if has_disallowed(reason) {
+            return Err(invalid("reason must not contain control characters"));
+        }
+        Ok(reason)
+    }
 }
 
 /// `POST /api/v1/sales` body: a SKU offered in a room.
@@ -470,13 +485,7 @@ pub fn change_stock(
     change: &StockChange,
     now: u64,
 ) -> Result<Sku, StoreError> {
-    let reason = change.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(invalid("reason must be 1-500 characters"));
-    }
-    if has_disallowed(reason) {
-        return Err(invalid("reason must not contain control characters"));
-    }
+    let reason = change.reason()?;
     let sku = get_sku(tx, merchant, sku_id)?;
     let too_large = || {
         invalid(format!(

@@ -31,9 +31,9 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use catalog::{
-    CatalogError, Faq, NewProduct, NewSale, NewSku, OrderFilter, Product, SaleRecord, Sku,
-    StockChange, change_stock, create_product, create_sale, get_order, get_product, get_sale,
-    get_sku, link_card, list_orders, list_products,
+    CatalogError, Faq, MAX_UNITS, NewProduct, NewSale, NewSku, OrderFilter, Product, SaleRecord,
+    Sku, StockChange, change_stock, create_product, create_sale, get_order, get_product, get_sale,
+    get_sku, link_card, list_orders, list_products, new_id,
 };
 pub use grants::{Grant, grant_merchant, list_grants, may_sell, revoke_merchant};
 pub use sales::{StoredSale, live_sale_ids, load_sale};
@@ -61,21 +61,37 @@ pub enum StoreError {
     /// The catalog refused the change inside a transaction (rolled back).
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A shared store (cluster mode) could not be reached or failed the step.
+    #[error("the store cannot be reached: {0}")]
+    Unreachable(String),
+    /// A newer owner of the sale's room has written the sale: this node's writes are
+    /// refused (fencing), and it no longer runs the sale.
+    #[error("a newer owner of the room has taken this sale over")]
+    Fenced,
+    /// Cluster mode: the sale runs on the node that owns its room, not on this one.
+    #[error("sale runs on the node that owns room `{0}`; ask there, or retry")]
+    NotHere(String),
 }
 
 impl WireError for StoreError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::Catalog(e) => e.code(),
-            Self::Db(_) | Self::Stopped | Self::Busy(_) | Self::Commit(_) => ErrorCode::Unavailable,
+            Self::Db(_)
+            | Self::Stopped
+            | Self::Busy(_)
+            | Self::Commit(_)
+            | Self::Unreachable(_)
+            | Self::Fenced
+            | Self::NotHere(_) => ErrorCode::Unavailable,
         }
     }
 
     /// A failing database's own words stay in the log.
     fn public_message(&self) -> String {
         match self {
-            Self::Catalog(_) | Self::Busy(_) => self.to_string(),
-            Self::Db(_) | Self::Stopped | Self::Commit(_) => {
+            Self::Catalog(_) | Self::Busy(_) | Self::Fenced | Self::NotHere(_) => self.to_string(),
+            Self::Db(_) | Self::Stopped | Self::Commit(_) | Self::Unreachable(_) => {
                 "storage failure; nothing changed, retry later".into()
             }
         }
@@ -87,6 +103,9 @@ impl WireError for StoreError {
 pub struct SaleWrites {
     pub sale_id: String,
     pub writes: Vec<Write>,
+    /// The epoch of the room's owner that decided them (cluster mode; 0 in one process).
+    /// A shared store refuses writes from an owner older than one that wrote before.
+    pub epoch: u64,
 }
 
 type Call = Box<dyn FnOnce(&mut Connection) + Send>;

@@ -61,6 +61,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Whether the backend can still be used at all.
     fn is_running(&self) -> bool;
 
+    /// From now on only writes of `epoch` or newer are taken for the sale (cluster mode:
+    /// a new owner fences off the old before it loads the sale). One process has one
+    /// writer: nothing to do.
+    fn fence(&self, _sale: String, _epoch: u64) -> StoreFuture<()> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Makes the backend fail as a crashed store would (test hook).
     #[cfg(feature = "test-hooks")]
     fn panic_for_test(&self) -> StoreFuture<()> {

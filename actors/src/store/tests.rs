@@ -61,6 +61,7 @@ async fn sale(store: &Store, room: &str) -> String {
 
 fn orders(sale: &str, from: u64, n: u64) -> SaleWrites {
     SaleWrites {
+        epoch: 0,
         sale_id: sale.to_owned(),
         writes: (from..from + n)
             .map(|seq| {
