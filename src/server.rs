@@ -73,7 +73,6 @@ pub async fn run(
     let sales = SaleDirectory::new(pool.clone(), storage, config.sales.clone(), metrics.clone());
     if let Some(cluster) = &cluster {
         sales.set_epochs(cluster.epochs());
-        cluster.set_sales(sales.clone());
     }
     let broker: Arc<dyn Broker> = match &cluster {
         Some(cluster) => cluster.broker(),
@@ -95,6 +94,9 @@ pub async fn run(
         media::live_hook(Arc::downgrade(&directory), config.media.playout_delay_ms),
     );
     directory.set_media(Arc::new(media::RoomVideo(media.clone())));
+    if let Some(cluster) = &cluster {
+        cluster.set_directories(sales.clone(), directory.clone());
+    }
     let cancel = CancellationToken::new();
     let phase = Arc::new(Phase::default());
     let limits = ConnLimits::new(

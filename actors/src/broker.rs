@@ -13,7 +13,7 @@
 use bytestring::ByteString;
 use lockstep_protocol::CloseCode;
 
-use crate::room::{Delivery, Fanout, SessionId};
+use crate::room::{Delivery, Durable, Fanout, SessionId};
 
 /// Carries a room's encoded broadcasts to the sessions that watch it.
 pub trait Broker: Send + Sync + 'static {
@@ -29,6 +29,16 @@ pub trait Broker: Send + Sync + 'static {
     /// Closes `session` of `room` on whichever process holds it, or (`None`) every
     /// session of the room on other processes, with `code`.
     fn close(&self, room: &str, session: Option<SessionId>, code: CloseCode);
+
+    /// Whether rooms should hand their durable state to [`Broker::checkpoint`].
+    fn keeps_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// Keeps what `room` must not lose if its process dies (see [`Durable`]) where another
+    /// process can rebuild the room from it. One process keeps nothing: the room dies
+    /// with it.
+    fn checkpoint(&self, _room: &str, _state: &Durable) {}
 }
 
 /// One process: every session of a room is in its fan-out, so publishing is delivering.

@@ -16,7 +16,7 @@ use crate::config::RoomConfig;
 use crate::inventory::SaleDirectory;
 use crate::media::RoomMedia;
 use crate::metrics::Metrics;
-use crate::room::{Room, RoomCore, RoomError};
+use crate::room::{Durable, Room, RoomCore, RoomError};
 use crate::sync::plain::{Arc, AtomicU64, OnceLock, Ordering};
 
 /// Settings an anchor may give when opening a room.
@@ -115,8 +115,29 @@ impl RoomDirectory {
         }
     }
 
+    /// Cluster mode: runs room `id`, which this node just took over, from the state its
+    /// previous owner left (`None`: it left none; the room starts afresh). Replaces any
+    /// stopped actor of the id.
+    pub fn adopt(self: &Arc<Self>, id: &RoomId, durable: Option<Durable>) -> Addr<Room> {
+        let seed = self.next_seed.fetch_add(1, Ordering::Relaxed);
+        let core = match durable {
+            Some(durable) => {
+                RoomCore::from_durable(id.to_string(), self.cfg.clone(), now_ms(), seed, durable)
+            }
+            None => RoomCore::new(
+                id.to_string(),
+                id.to_string(),
+                self.cfg.clone(),
+                now_ms(),
+                seed,
+            ),
+        };
+        let addr = self.start_core(core);
+        self.rooms.insert(id.to_string(), addr.clone());
+        addr
+    }
+
     fn start_room(self: &Arc<Self>, id: &str, options: &RoomOptions) -> Addr<Room> {
-        let arbiter = self.pool.next();
         let mut core = RoomCore::new(
             id.to_owned(),
             options.title.clone().unwrap_or_else(|| id.to_owned()),
@@ -127,13 +148,19 @@ impl RoomDirectory {
         if let Some(allowed) = options.allow_anonymous {
             core.set_allow_anonymous(allowed);
         }
+        self.start_core(core)
+    }
+
+    fn start_core(self: &Arc<Self>, core: RoomCore) -> Addr<Room> {
+        let arbiter = self.pool.next();
+        let id = core.id().to_owned();
         let weak = Arc::downgrade(self);
         let metrics = self.metrics.clone();
         let sales = self.sales.clone();
         let media = self.media.get().cloned();
         let broker = self.broker.clone();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
-        tracing::info!(room = id, "room opened");
+        tracing::info!(room = %id, "room opened");
         Room::start_in_arbiter(arbiter, move |_| {
             Room::new(core, weak, sales, media, broker, metrics, tick)
         })

@@ -5,21 +5,32 @@
 
 use bytestring::ByteString;
 use lockstep_actors::broker::Broker;
-use lockstep_actors::room::{Delivery, Fanout, SessionId};
+use lockstep_actors::inventory::Epochs;
+use lockstep_actors::room::{Delivery, Durable, Fanout, SessionId};
 use lockstep_protocol::CloseCode;
 
 use crate::envelope::Down;
 use crate::keys;
 use crate::publisher::Publisher;
 
-/// Publishes a room's broadcasts and remote frames to its down channel.
+/// Keeps a checkpoint unless one of a newer owner is there (fencing).
+const CHECKPOINT: &str = r"
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if tonumber(ARGV[1]) < e then return 0 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'state', ARGV[2])
+return 1
+";
+
+/// Publishes a room's broadcasts and remote frames to its down channel, and keeps its
+/// checkpoints.
 pub struct RedisBroker {
     publisher: Publisher,
+    epochs: Epochs,
 }
 
 impl RedisBroker {
-    pub fn new(publisher: Publisher) -> Self {
-        Self { publisher }
+    pub fn new(publisher: Publisher, epochs: Epochs) -> Self {
+        Self { publisher, epochs }
     }
 
     fn down(&self, room: &str, envelope: &Down) {
@@ -41,5 +52,23 @@ impl Broker for RedisBroker {
 
     fn close(&self, room: &str, session: Option<SessionId>, code: CloseCode) {
         self.down(room, &Down::Close { session, code });
+    }
+
+    fn keeps_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&self, room: &str, state: &Durable) {
+        // A node that no longer owns the room keeps nothing of it.
+        let Some(epoch) = (self.epochs)(room) else {
+            return;
+        };
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(CHECKPOINT)
+            .arg(1)
+            .arg(keys::checkpoint(room))
+            .arg(epoch)
+            .arg(serde_json::to_string(state).expect("room state serializes"));
+        self.publisher.command(cmd);
     }
 }

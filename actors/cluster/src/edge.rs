@@ -6,15 +6,20 @@
 //!
 //! If the subscription connection drops, frames may have been missed: every local
 //! session is closed with 1012 and the pages rejoin, getting a fresh snapshot.
+//!
+//! The owner says it is alive on the down channel. When it falls silent for longer than
+//! a lease, the edge asks its node to take the room over; when a new owner speaks (a
+//! higher epoch), the edge joins every local session again to it — the sessions stay
+//! connected and get a fresh welcome.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
 use lockstep_actors::inventory::Buy;
 use lockstep_actors::outbound::{Outbound, Push};
-use lockstep_actors::room::{Fanout, Inbound, Join, Leave, RoomError, SessionId};
+use lockstep_actors::room::{Fanout, Identity, Inbound, Join, Leave, RoomError, SessionId};
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::CloseCode;
 use tokio::sync::oneshot;
@@ -27,6 +32,9 @@ use crate::publisher::Publisher;
 /// Called when an edge stops, with its room and address, so the node forgets it.
 pub type OnStop = Box<dyn Fn(&str, &Addr<EdgeRoom>) + Send>;
 
+/// Asks the node to take the room over (its owner fell silent).
+pub type TakeOver = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
 /// What an edge needs from its node.
 pub struct EdgeWiring {
     pub node: String,
@@ -34,6 +42,9 @@ pub struct EdgeWiring {
     pub publisher: Publisher,
     pub alive_every: Duration,
     pub join_timeout: Duration,
+    /// How long the owner may be silent before this node tries to take the room over.
+    pub owner_timeout: Duration,
+    pub take_over: TakeOver,
     pub on_stop: OnStop,
 }
 
@@ -49,6 +60,14 @@ pub struct EdgeRoom {
     wiring: EdgeWiring,
     fanout: Fanout,
     pending: HashMap<SessionId, Pending>,
+    /// Who each local session is, to join it again to a new owner.
+    identities: HashMap<SessionId, Identity>,
+    /// Sessions joined again to a new owner, waiting for its answer.
+    rejoining: HashSet<SessionId>,
+    /// The epoch of the owner last heard, and when.
+    owner: Option<u64>,
+    owner_seen: Instant,
+    take_over_asked: Option<Instant>,
     /// Consecutive alive ticks with no session: the edge stops after a few.
     idle_ticks: u32,
 }
@@ -60,8 +79,48 @@ impl EdgeRoom {
             wiring,
             fanout: Fanout::default(),
             pending: HashMap::new(),
+            identities: HashMap::new(),
+            rejoining: HashSet::new(),
+            owner: None,
+            owner_seen: Instant::now(),
+            take_over_asked: None,
             idle_ticks: 0,
         }
+    }
+
+    /// A new owner took the room: every local session joins it again.
+    fn rejoin_all(&mut self) {
+        let node = self.wiring.node.clone();
+        let sessions: Vec<(SessionId, Identity)> = self
+            .identities
+            .iter()
+            .filter(|(s, _)| self.fanout.get(**s).is_some())
+            .map(|(s, i)| (*s, i.clone()))
+            .collect();
+        tracing::info!(room = %self.room_id, sessions = sessions.len(), "a new owner runs the room; joining this node's sessions to it");
+        for (session, identity) in sessions {
+            self.rejoining.insert(session);
+            self.up(&Up::Join {
+                node: node.clone(),
+                session,
+                identity,
+            });
+        }
+    }
+
+    /// Asks the node to take the room over when its owner has been silent too long.
+    fn check_owner(&mut self) {
+        let timeout = self.wiring.owner_timeout;
+        if self.owner_seen.elapsed() < timeout
+            || self
+                .take_over_asked
+                .is_some_and(|at| at.elapsed() < timeout)
+        {
+            return;
+        }
+        tracing::warn!(room = %self.room_id, "the room's owner is silent; trying to take the room over");
+        self.take_over_asked = Some(Instant::now());
+        (self.wiring.take_over)(self.room_id.clone());
     }
 
     fn up(&self, envelope: &Up) {
@@ -75,6 +134,7 @@ impl EdgeRoom {
     fn cut(&mut self, sessions: Vec<SessionId>) {
         for session in sessions {
             self.fanout.remove(session);
+            self.identities.remove(&session);
             self.up(&Up::Leave { session });
         }
     }
@@ -138,6 +198,7 @@ impl Actor for EdgeRoom {
             }
             let node = this.wiring.node.clone();
             this.up(&Up::Alive { node });
+            this.check_owner();
         });
     }
 
@@ -167,6 +228,7 @@ impl Handler<Join> for EdgeRoom {
                 answer: tx,
             },
         );
+        self.identities.insert(msg.session, msg.identity.clone());
         self.idle_ticks = 0;
         self.up(&Up::Join {
             node: self.wiring.node.clone(),
@@ -212,6 +274,8 @@ impl Handler<Leave> for EdgeRoom {
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
         self.fanout.remove(msg.session);
         self.pending.remove(&msg.session);
+        self.identities.remove(&msg.session);
+        self.rejoining.remove(&msg.session);
         self.up(&Up::Leave {
             session: msg.session,
         });
@@ -253,8 +317,28 @@ impl Handler<Delivered> for EdgeRoom {
                 if let Some(pending) = self.pending.remove(&session) {
                     if result.is_err() {
                         self.fanout.remove(session);
+                        self.identities.remove(&session);
                     }
                     let _ = pending.answer.send(result);
+                } else if self.rejoining.remove(&session) && result.is_err() {
+                    // The new owner refused it (banned meanwhile, room full): the page
+                    // reconnects and is told why.
+                    if let Some(queue) = self.fanout.remove(session) {
+                        queue.close(CloseCode::Restarting);
+                    }
+                    self.identities.remove(&session);
+                }
+            }
+            Down::Owner { epoch } => {
+                self.owner_seen = Instant::now();
+                self.take_over_asked = None;
+                match self.owner {
+                    Some(known) if known >= epoch => {}
+                    Some(_) => {
+                        self.owner = Some(epoch);
+                        self.rejoin_all();
+                    }
+                    None => self.owner = Some(epoch),
                 }
             }
         }

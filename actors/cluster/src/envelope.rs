@@ -33,6 +33,10 @@ pub enum Down {
         session: SessionId,
         result: Result<(), RoomError>,
     },
+    /// The owner is alive and runs the room under `epoch` (every
+    /// `cluster.alive_interval_ms`, and at once when a node takes a room over: a higher
+    /// epoch tells the edges to join their sessions again).
+    Owner { epoch: u64 },
 }
 
 /// Nodes → owner.
@@ -73,6 +77,9 @@ enum DownJson {
         session: SessionId,
         result: Result<(), RoomError>,
     },
+    Owner {
+        epoch: u64,
+    },
 }
 
 const FRAME: u8 = b'F';
@@ -103,6 +110,7 @@ impl Down {
                 session: *session,
                 result: result.clone(),
             }),
+            Down::Owner { epoch } => json(&DownJson::Owner { epoch: *epoch }),
         }
     }
 
@@ -123,6 +131,7 @@ impl Down {
             Some((&JSON, body)) => match serde_json::from_slice(body) {
                 Ok(DownJson::Close { session, code }) => Ok(Down::Close { session, code }),
                 Ok(DownJson::Joined { session, result }) => Ok(Down::Joined { session, result }),
+                Ok(DownJson::Owner { epoch }) => Ok(Down::Owner { epoch }),
                 Err(e) => Err(BadEnvelope(e.to_string())),
             },
             _ => Err(BadEnvelope("unknown tag".into())),

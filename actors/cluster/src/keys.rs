@@ -12,6 +12,11 @@ pub fn epoch(room: &str) -> String {
     format!("lockstep:{{room:{room}}}:epoch")
 }
 
+/// What the room must not lose (its `Durable` state, JSON) and the epoch that wrote it.
+pub fn checkpoint(room: &str) -> String {
+    format!("lockstep:{{room:{room}}}:checkpoint")
+}
+
 /// Owner → nodes: broadcasts, frames for one session, closes, join answers.
 pub fn down(room: &str) -> String {
     format!("lockstep:{{room:{room}}}:down")

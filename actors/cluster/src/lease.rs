@@ -109,6 +109,11 @@ impl Leases {
         Ok(())
     }
 
+    /// A connection to the shared Redis, for other commands.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn value(&self, epoch: u64) -> String {
         format!("{}|{epoch}", self.node)
     }

@@ -28,9 +28,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use dashmap::DashMap;
 use lockstep_actors::broker::Broker;
+use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::{Epochs, SaleDirectory};
-use lockstep_actors::room::{Room, RoomLink};
+use lockstep_actors::room::{Durable, Room, RoomLink};
 use lockstep_actors::store::Storage;
+use lockstep_protocol::RoomId;
 
 pub use config::ClusterConfig;
 pub use lease::Claim;
@@ -66,6 +68,10 @@ pub struct Cluster {
     storage: RedisStorage,
     /// The node's sales, which the rooms it owns run for buyers on other nodes.
     sales: std::sync::OnceLock<Arc<SaleDirectory>>,
+    /// The node's rooms, where a room taken over from a silent owner is started.
+    rooms: std::sync::OnceLock<Arc<RoomDirectory>>,
+    /// Itself, for the callbacks its edges hold.
+    this: std::sync::Weak<Cluster>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -91,17 +97,20 @@ impl Cluster {
         let storage_conn = conn.clone();
         let hub = Hub::connect(&client).await?;
         let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
-        Ok(Arc::new(Self {
+        let owned: Arc<DashMap<String, (Addr<OwnerLink>, u64)>> = Arc::new(DashMap::new());
+        Ok(Arc::new_cyclic(|this| Self {
             leases: Leases::new(conn, node.clone(), cfg.lease_ms),
-            broker: Arc::new(RedisBroker::new(publisher.clone())),
+            broker: Arc::new(RedisBroker::new(publisher.clone(), epochs_of(&owned))),
             node,
             cfg: cfg.clone(),
             hub,
             publisher,
             edges: Arc::new(DashMap::new()),
-            owned: Arc::new(DashMap::new()),
+            owned,
             storage: RedisStorage::new(storage_conn),
             sales: std::sync::OnceLock::new(),
+            rooms: std::sync::OnceLock::new(),
+            this: this.clone(),
         }))
     }
 
@@ -138,6 +147,7 @@ impl Cluster {
             return;
         };
         let wiring = OwnerWiring {
+            alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
             sales,
             hub: self.hub.clone(),
             publisher: self.publisher.clone(),
@@ -149,9 +159,49 @@ impl Cluster {
         self.owned.insert(room.to_owned(), (link, epoch));
     }
 
-    /// The node's sale directory (set once at startup, before rooms open).
-    pub fn set_sales(&self, sales: Arc<SaleDirectory>) {
+    /// The node's sale and room directories (set once at startup, before rooms open).
+    pub fn set_directories(&self, sales: Arc<SaleDirectory>, rooms: Arc<RoomDirectory>) {
         let _ = self.sales.set(sales);
+        let _ = self.rooms.set(rooms);
+    }
+
+    /// Takes `room` over if its lease lapsed (its owner died or stalled): runs it here
+    /// from the checkpoint its last owner left, under the next epoch. Its edges — this
+    /// node's included — then join their sessions to it.
+    pub async fn take_over(&self, room: &str) -> Result<(), ClusterError> {
+        let Some(rooms) = self.rooms.get() else {
+            return Ok(());
+        };
+        let Ok(id) = RoomId::parse(room) else {
+            return Ok(());
+        };
+        if rooms.get(room).is_some() {
+            return Ok(());
+        }
+        let Claim::Owner { epoch } = self.claim(room).await? else {
+            return Ok(());
+        };
+        let checkpoint: Option<String> = redis::cmd("HGET")
+            .arg(keys::checkpoint(room))
+            .arg("state")
+            .query_async(&mut self.leases.conn())
+            .await?;
+        let durable = checkpoint
+            .and_then(|c| serde_json::from_str::<Durable>(&c).ok())
+            .map(|mut d| {
+                // The video ran on the old owner's SFU: it is away until republished.
+                d.media.live = false;
+                d
+            });
+        tracing::warn!(
+            room,
+            epoch,
+            from_checkpoint = durable.is_some(),
+            "took the room over"
+        );
+        let addr = rooms.adopt(&id, durable);
+        self.serve_owned(room, epoch, addr);
+        Ok(())
     }
 
     /// The store the nodes share (catalogue, sales, orders), in Redis.
@@ -162,8 +212,7 @@ impl Cluster {
     /// The epoch under which this node runs a room, `None` for rooms it does not own:
     /// sales run only on their room's owner and stamp their writes with it.
     pub fn epochs(&self) -> Epochs {
-        let owned = self.owned.clone();
-        Arc::new(move |room: &str| owned.get(room).filter(|e| e.0.connected()).map(|e| e.1))
+        epochs_of(&self.owned)
     }
 
     /// This node's edge of `room`, started if needed; `None` when no node owns the room
@@ -177,12 +226,25 @@ impl Cluster {
         }
         let start = || {
             let edges = self.edges.clone();
+            let this = self.this.clone();
             let wiring = EdgeWiring {
                 node: self.node.clone(),
                 hub: self.hub.clone(),
                 publisher: self.publisher.clone(),
                 alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
                 join_timeout: Duration::from_millis(self.cfg.join_timeout_ms.max(1)),
+                owner_timeout: Duration::from_millis(
+                    self.cfg.lease_ms + self.cfg.alive_interval_ms,
+                ),
+                take_over: Arc::new(move |room: String| {
+                    if let Some(cluster) = this.upgrade() {
+                        actix_rt::spawn(async move {
+                            if let Err(e) = cluster.take_over(&room).await {
+                                tracing::warn!(room, error = %e, "taking the room over failed");
+                            }
+                        });
+                    }
+                }),
                 on_stop: Box::new(move |room, addr| {
                     edges.remove_if(room, |_, current| current == addr);
                 }),
@@ -206,6 +268,11 @@ impl Cluster {
     pub fn publish_losses(&self) -> (u64, u64) {
         (self.publisher.dropped(), self.publisher.failed())
     }
+}
+
+fn epochs_of(owned: &Arc<DashMap<String, (Addr<OwnerLink>, u64)>>) -> Epochs {
+    let owned = owned.clone();
+    Arc::new(move |room: &str| owned.get(room).filter(|e| e.0.connected()).map(|e| e.1))
 }
 
 fn link(edge: &Addr<EdgeRoom>) -> RoomLink {

@@ -1,14 +1,17 @@
 //! The owner's side of a cluster room: the room runs here as on one node; this actor
 //! takes what other nodes send up the room's up channel — joins of their sessions,
-//! leaves, inputs, liveness — and hands it to the room, answers joins on the down
-//! channel, drops the sessions of a node that went silent, and renews the lease.
+//! leaves, inputs, orders, liveness — and hands it to the room or its sales, answers
+//! joins on the down channel, drops the sessions of a node that went silent, tells the
+//! edges it is alive (under its epoch), and renews the lease. If the lease was lost —
+//! this node stalled and another took the room over — it steps down: the room here stops
+//! without ending, its sales here retire, and nothing more is written under its epoch.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use lockstep_actors::inventory::SaleDirectory;
-use lockstep_actors::room::{Inbound, Join, Leave, Room, RoomError, SessionId};
+use lockstep_actors::room::{Inbound, Join, Leave, Room, RoomError, SessionId, StepDown};
 use lockstep_actors::sync::plain::Arc;
 
 use crate::envelope::{Down, Up};
@@ -25,6 +28,7 @@ struct Node {
 
 /// What an owner link needs from its node.
 pub struct OwnerWiring {
+    pub alive_every: Duration,
     pub sales: Arc<SaleDirectory>,
     pub hub: Hub,
     pub publisher: Publisher,
@@ -113,12 +117,22 @@ impl Actor for OwnerLink {
             }
             this.drop_silent_nodes();
         });
+        // Edges learn the owner is alive (and, after a takeover, that it changed).
+        self.down(&Down::Owner { epoch: self.epoch });
+        ctx.run_interval(self.wiring.alive_every, |this, _| {
+            this.down(&Down::Owner { epoch: this.epoch });
+        });
         ctx.run_interval(self.wiring.renew_every, |this, ctx| {
             let (leases, room, epoch) = (this.wiring.leases.clone(), this.room_id.clone(), this.epoch);
             ctx.spawn(async move { leases.renew(&room, epoch).await }.into_actor(this).map(
-                |renewed, this, _| match renewed {
+                |renewed, this, ctx| match renewed {
                     Ok(true) => {}
-                    Ok(false) => tracing::error!(room = %this.room_id, epoch = this.epoch, "this node lost the room's lease"),
+                    Ok(false) => {
+                        tracing::error!(room = %this.room_id, epoch = this.epoch, "this node lost the room's lease; stepping down");
+                        this.room.do_send(StepDown);
+                        this.wiring.sales.retire_room(&this.room_id);
+                        ctx.stop();
+                    }
                     Err(e) => tracing::warn!(room = %this.room_id, error = %e, "renewing the room's lease failed"),
                 },
             ));

@@ -1,4 +1,5 @@
-//! Publishing to Redis, in order: every message this node publishes goes through one
+//! Publishing to Redis, in order: every message this node publishes (and every room
+//! checkpoint) goes through one
 //! bounded queue and one task, which sends whatever is waiting as one pipeline. A room's
 //! messages therefore reach its channel in the order the room produced them, and a burst
 //! costs one round trip, not one per message.
@@ -12,16 +13,10 @@ use tokio::sync::mpsc;
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
 
-/// One message for a channel.
-struct Outgoing {
-    channel: String,
-    payload: Vec<u8>,
-}
-
 /// The handle the node's rooms and edges publish through; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
-    queue: mpsc::Sender<Outgoing>,
+    queue: mpsc::Sender<redis::Cmd>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
@@ -41,7 +36,14 @@ impl Publisher {
 
     /// Queues `payload` for `channel`; never waits. A full queue drops it (counted).
     pub fn publish(&self, channel: String, payload: Vec<u8>) {
-        if self.queue.try_send(Outgoing { channel, payload }).is_err() {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        self.command(cmd);
+    }
+
+    /// Queues any command, in order with the messages; never waits.
+    pub fn command(&self, cmd: redis::Cmd) {
+        if self.queue.try_send(cmd).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -59,22 +61,16 @@ impl Publisher {
 
 async fn run(
     mut conn: ConnectionManager,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut rx: mpsc::Receiver<redis::Cmd>,
     failed: Arc<AtomicU64>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut pipe = redis::pipe();
         let mut count = 1;
-        pipe.cmd("PUBLISH")
-            .arg(first.channel)
-            .arg(first.payload)
-            .ignore();
+        pipe.add_command(first).ignore();
         while count < MAX_BATCH {
             let Ok(next) = rx.try_recv() else { break };
-            pipe.cmd("PUBLISH")
-                .arg(next.channel)
-                .arg(next.payload)
-                .ignore();
+            pipe.add_command(next).ignore();
             count += 1;
         }
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {

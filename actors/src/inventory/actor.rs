@@ -502,6 +502,20 @@ impl Handler<CloseSale> for Inventory {
     }
 }
 
+/// Stops the sale's actor here (cluster mode: its room moved to another node, which
+/// runs the sale from the shared store). Requests waiting are answered `unavailable`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for Inventory {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl Handler<Summary> for Inventory {
     type Result = MessageResult<Summary>;
 

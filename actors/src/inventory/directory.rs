@@ -174,6 +174,13 @@ impl SaleDirectory {
         Ok(count)
     }
 
+    /// Stops every loaded sale of `room` here (cluster mode: another node owns it now).
+    pub fn retire_room(&self, room: &str) {
+        for sale in self.in_room(room) {
+            sale.addr.do_send(super::actor::Retire);
+        }
+    }
+
     /// Every loaded sale of a room, oldest id first.
     pub fn in_room(&self, room: &str) -> Vec<SaleHandle> {
         let mut sales: Vec<SaleHandle> = self

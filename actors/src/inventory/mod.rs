@@ -9,7 +9,7 @@ pub mod model;
 mod requests;
 mod sink;
 
-pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Reveal, Summary};
+pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Retire, Reveal, Summary};
 pub use core::{
     CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Revealed, Write,
 };

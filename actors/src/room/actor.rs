@@ -16,6 +16,7 @@ use lockstep_protocol::{CloseCode, ControlCmd, RoomSnapshot, ServerMsg, WireErro
 use super::core::{Identity, Output, RoomCore, SessionId};
 use super::error::RoomError;
 use super::fanout::Fanout;
+use super::recovery::Durable;
 use crate::boundary::contain;
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -62,6 +63,15 @@ impl From<Addr<Room>> for RoomLink {
         }
     }
 }
+
+/// Cluster mode: another node now owns the room. Its sessions here are closed with 1012
+/// (they rejoin, reaching the new owner) and the room stops without ending.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StepDown;
+
+/// How often a room that keeps checkpoints hands over its durable state (when changed).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// A session left (socket closed). Unknown sessions are ignored.
 #[derive(Message)]
@@ -122,6 +132,11 @@ pub struct Room {
     media: Option<plain::Arc<dyn RoomMedia>>,
     /// Every broadcast goes out through it (see [`crate::broker`]).
     broker: plain::Arc<dyn Broker>,
+    /// The durable state last handed to the broker (cluster mode).
+    checkpointed: Option<Durable>,
+    /// This node lost the room to another (cluster mode): its sessions are closed to
+    /// rejoin, and the room is not ended.
+    stepped_down: bool,
     metrics: Metrics,
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
@@ -145,6 +160,8 @@ impl Room {
             sales,
             media,
             broker,
+            checkpointed: None,
+            stepped_down: false,
             metrics,
             tick,
             last_frame: Instant::now(),
@@ -254,6 +271,15 @@ impl Room {
         }
     }
 
+    /// Hands the room's durable state to the broker when it changed.
+    fn checkpoint(&mut self) {
+        let state = self.core.durable();
+        if self.checkpointed.as_ref() != Some(&state) {
+            self.broker.checkpoint(self.core.id(), &state);
+            self.checkpointed = Some(state);
+        }
+    }
+
     fn release(&mut self, ctx: &mut Context<Self>) {
         for (_, queue) in self.fanout.take_all() {
             queue.close(CloseCode::RoomEnded);
@@ -277,12 +303,20 @@ impl Actor for Room {
                 room.last_frame = Instant::now();
             }
         });
+        if self.broker.keeps_checkpoints() {
+            ctx.run_interval(CHECKPOINT_EVERY, |room, _| room.checkpoint());
+        }
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.metrics.rooms.dec();
+        let code = if self.stepped_down {
+            CloseCode::Restarting
+        } else {
+            CloseCode::RoomEnded
+        };
         for (_, queue) in self.fanout.take_all() {
-            queue.close(CloseCode::RoomEnded);
+            queue.close(code);
         }
         if let Some(directory) = self.directory.upgrade() {
             directory.release(self.core.id(), &ctx.address());
@@ -323,6 +357,19 @@ impl Handler<Join> for Room {
             Some(Err(refusal)) => Err(refusal),
             None => Err(RoomError::Restarted),
         }
+    }
+}
+
+impl Handler<StepDown> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: StepDown, ctx: &mut Context<Self>) {
+        tracing::warn!(room = %self.core.id(), "another node owns the room now; stepping down");
+        self.stepped_down = true;
+        if let Some(media) = &self.media {
+            media.room_ended(self.core.id());
+        }
+        ctx.stop();
     }
 }
 

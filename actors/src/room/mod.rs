@@ -11,11 +11,13 @@ mod recovery;
 mod timeline;
 
 pub use actor::{
-    Inbound, Join, Leave, Room, RoomInput, RoomLink, SaleUpdate, SetMedia, Snapshot, ViewAs,
+    Inbound, Join, Leave, Room, RoomInput, RoomLink, SaleUpdate, SetMedia, Snapshot, StepDown,
+    ViewAs,
 };
 pub use core::{Identity, Output, RoomCore, SessionId};
 pub use error::RoomError;
 pub use fanout::{Delivery, Fanout};
+pub use recovery::Durable;
 pub use timeline::{OnlinePoint, TimelineEvent, TimelineKind};
 
 #[cfg(test)]
