@@ -69,6 +69,20 @@ impl RedisServer {
             && &reply == b"+PONG\r\n"
     }
 
+    /// Kills the server (its data stays in its directory).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, from its append-only file.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

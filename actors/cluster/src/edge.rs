@@ -4,8 +4,9 @@
 //! and delivers what comes down — each broadcast to every local session, once, through
 //! a fan-out of its own; frames and closes to the session they name.
 //!
-//! If the subscription connection drops, frames may have been missed: every local
-//! session is closed with 1012 and the pages rejoin, getting a fresh snapshot.
+//! If the subscription connection drops, frames may have been missed: once it is back,
+//! every local session joins again and gets a fresh snapshot; its socket stays up. A
+//! request Redis does not take is answered `unavailable` at once.
 //!
 //! The owner says it is alive on the down channel. When it falls silent for longer than
 //! a lease, the edge asks its node to take the room over; when a new owner speaks (a
@@ -17,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use lockstep_actors::inventory::Buy;
+use lockstep_actors::inventory::{Buy, BuyerRequest};
 use lockstep_actors::outbound::{Outbound, Push};
-use lockstep_actors::room::{Fanout, Identity, Inbound, Join, Leave, RoomError, SessionId};
+use lockstep_actors::room::{
+    Fanout, Identity, Inbound, Join, Leave, RoomError, RoomInput, SessionId,
+};
 use lockstep_actors::sync::Arc;
-use lockstep_protocol::CloseCode;
+use lockstep_protocol::{CloseCode, ErrorCode, ServerMsg, WireError};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Down, Up};
@@ -245,26 +248,75 @@ impl Handler<Join> for EdgeRoom {
     }
 }
 
+impl EdgeRoom {
+    /// Sends a session's request up; if Redis does not take it, the session is told at
+    /// once (`unavailable`, nothing was done) instead of waiting for an answer that
+    /// cannot come.
+    fn request_up(
+        &mut self,
+        ctx: &mut Context<Self>,
+        session: SessionId,
+        id: Option<u64>,
+        envelope: &Up,
+    ) {
+        let taken = self
+            .wiring
+            .publisher
+            .publish_confirmed(keys::up(&self.room_id), envelope.encode());
+        ctx.spawn(
+            async move { taken.await.unwrap_or(false) }
+                .into_actor(self)
+                .map(move |taken, this, _| {
+                    if !taken && let Some(queue) = this.fanout.get(session) {
+                        let refusal = ServerMsg::refusal(id, &Unreachable);
+                        let _ = queue.push(ByteString::from(refusal.to_json()));
+                    }
+                }),
+        );
+    }
+}
+
+/// The cluster's Redis did not take a request: nothing was done.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster cannot be reached; nothing was done; retry")]
+struct Unreachable;
+
+impl WireError for Unreachable {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Unavailable
+    }
+}
+
 impl Handler<Inbound> for EdgeRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Inbound, _: &mut Context<Self>) {
-        self.up(&Up::Input {
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        let id = match &msg.input {
+            RoomInput::Comment { id, .. }
+            | RoomInput::Like { id, .. }
+            | RoomInput::Control { id, .. } => *id,
+        };
+        let envelope = Up::Input {
             session: msg.session,
             input: msg.input,
-        });
+        };
+        self.request_up(ctx, msg.session, id, &envelope);
     }
 }
 
 impl Handler<Buy> for EdgeRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Buy, _: &mut Context<Self>) {
-        self.up(&Up::Buy {
+    fn handle(&mut self, msg: Buy, ctx: &mut Context<Self>) {
+        let id = match &msg.request {
+            BuyerRequest::Order { id, .. } | BuyerRequest::Cancel { id, .. } => *id,
+        };
+        let envelope = Up::Buy {
             session: msg.session,
             buyer: msg.buyer,
             request: msg.request,
-        });
+        };
+        self.request_up(ctx, msg.session, id, &envelope);
     }
 }
 
@@ -348,9 +400,11 @@ impl Handler<Delivered> for EdgeRoom {
 impl Handler<Reconnected> for EdgeRoom {
     type Result = ();
 
-    fn handle(&mut self, _: Reconnected, ctx: &mut Context<Self>) {
-        tracing::warn!(room = %self.room_id, "the subscription connection dropped; closing this node's sessions of the room so they rejoin");
-        self.close_all(CloseCode::Restarting);
-        ctx.stop();
+    /// Frames may have been lost while Redis was away: every local session joins the
+    /// room again and gets a fresh welcome (its socket stays up).
+    fn handle(&mut self, _: Reconnected, _: &mut Context<Self>) {
+        tracing::warn!(room = %self.room_id, "the subscription connection dropped; joining this node's sessions again for a fresh snapshot");
+        self.owner_seen = Instant::now();
+        self.rejoin_all();
     }
 }

@@ -45,6 +45,7 @@ impl Hub {
         let conn = client.get_connection_manager_with_config(config).await?;
         let routes = Arc::new(DashMap::new());
         tokio::spawn(route(rx, routes.clone()));
+        tokio::spawn(keep_alive(conn.clone()));
         Ok(Self { conn, routes })
     }
 
@@ -59,6 +60,16 @@ impl Hub {
     pub async fn unsubscribe(&self, channel: &str) -> redis::RedisResult<()> {
         self.routes.remove(channel);
         self.conn.clone().unsubscribe(channel).await
+    }
+}
+
+/// Pings once a second: a dead connection is noticed, and the manager keeps trying to
+/// reconnect (and resubscribe) even when nothing else is being sent.
+async fn keep_alive(mut conn: ConnectionManager) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let _: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
     }
 }
 

@@ -93,7 +93,14 @@ impl Cluster {
             return Err(ClusterError::BadNodeId);
         }
         let client = redis::Client::open(resp3(&cfg.redis_url))?;
-        let conn = client.get_connection_manager().await?;
+        // While Redis is away, commands fail within a second or two instead of waiting:
+        // requests are refused `unavailable`, never left hanging.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = client.get_connection_manager_with_config(config).await?;
         let storage_conn = conn.clone();
         let hub = Hub::connect(&client).await?;
         let publisher = Publisher::start(conn.clone(), cfg.publish_queue);

@@ -163,7 +163,11 @@ impl Handler<Delivered> for OwnerLink {
                 session,
                 identity,
             } => {
-                self.node(node).sessions.insert(session);
+                // A session joining again (its node reconnected to Redis, or this node
+                // took the room over) gets a fresh welcome: it leaves first.
+                if !self.node(node).sessions.insert(session) {
+                    self.room.do_send(Leave { session });
+                }
                 let join = Join {
                     session,
                     identity,

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
 
+/// A command, and who wants to know whether Redis took it.
+type Queued = (redis::Cmd, Option<oneshot::Sender<bool>>);
+
 /// The handle the node's rooms and edges publish through; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
-    queue: mpsc::Sender<redis::Cmd>,
+    queue: mpsc::Sender<Queued>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
@@ -43,9 +46,26 @@ impl Publisher {
 
     /// Queues any command, in order with the messages; never waits.
     pub fn command(&self, cmd: redis::Cmd) {
-        if self.queue.try_send(cmd).is_err() {
+        if self.queue.try_send((cmd, None)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// [`Publisher::publish`], resolving to whether Redis took the message (`false` when
+    /// it was dropped or Redis could not be reached).
+    pub fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        if let Err(
+            mpsc::error::TrySendError::Full((_, Some(tx)))
+            | mpsc::error::TrySendError::Closed((_, Some(tx))),
+        ) = self.queue.try_send((cmd, Some(tx)))
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(false);
+        }
+        rx
     }
 
     /// Messages dropped because the queue was full.
@@ -59,23 +79,30 @@ impl Publisher {
     }
 }
 
-async fn run(
-    mut conn: ConnectionManager,
-    mut rx: mpsc::Receiver<redis::Cmd>,
-    failed: Arc<AtomicU64>,
-) {
-    while let Some(first) = rx.recv().await {
+async fn run(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Queued>, failed: Arc<AtomicU64>) {
+    while let Some((first, confirm)) = rx.recv().await {
         let mut pipe = redis::pipe();
         let mut count = 1;
+        let mut confirms: Vec<oneshot::Sender<bool>> = confirm.into_iter().collect();
         pipe.add_command(first).ignore();
         while count < MAX_BATCH {
-            let Ok(next) = rx.try_recv() else { break };
+            let Ok((next, confirm)) = rx.try_recv() else {
+                break;
+            };
             pipe.add_command(next).ignore();
+            confirms.extend(confirm);
             count += 1;
         }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            failed.fetch_add(count as u64, Ordering::Relaxed);
-            tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
+        let taken = match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => true,
+            Err(e) => {
+                failed.fetch_add(count as u64, Ordering::Relaxed);
+                tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
+                false
+            }
+        };
+        for confirm in confirms {
+            let _ = confirm.send(taken);
         }
     }
 }
