@@ -185,3 +185,20 @@ async fn an_anchor_on_any_node_moderates_the_room_everywhere() {
         .await;
     assert_eq!(alice.ended().await, Ended::Closed(1000));
 }
+
+#[actix_rt::test]
+async fn a_node_refuses_a_redis_that_could_lose_orders() {
+    let volatile = RedisServer::start_volatile();
+    let cfg = lockstep_cluster::ClusterConfig {
+        redis_url: volatile.url(),
+        ..Default::default()
+    };
+    let refused = lockstep_cluster::Cluster::connect(&cfg).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("appendfsync always"), "{message}");
+    let allowed = lockstep_cluster::ClusterConfig {
+        allow_volatile_store: true,
+        ..cfg
+    };
+    assert!(lockstep_cluster::Cluster::connect(&allowed).await.is_ok());
+}

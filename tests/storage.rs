@@ -30,6 +30,7 @@ async fn redis(server: &RedisServer) -> Arc<dyn Storage> {
     let client = redis::Client::open(server.url()).unwrap();
     Arc::new(RedisStorage::new(
         client.get_connection_manager().await.unwrap(),
+        0,
     ))
 }
 

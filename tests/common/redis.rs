@@ -11,11 +11,22 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Keeps every write on disk (append-only file, fsynced per write).
+    durable: bool,
 }
 
 impl RedisServer {
     /// Starts a standalone Redis with an append-only file fsynced on every write.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Starts one that keeps nothing on disk.
+    pub fn start_volatile() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,6 +39,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            durable,
         };
         server.spawn();
         server
@@ -36,14 +48,12 @@ impl RedisServer {
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())

@@ -18,9 +18,15 @@ pub struct ClusterConfig {
     pub node_timeout_ms: u64,
     /// How long a session on one node waits for the owner to answer its join.
     pub join_timeout_ms: u64,
-    /// Messages waiting to be published to Redis before new ones are dropped (counted in
-    /// `lockstep_cluster_publish_dropped_total`).
+    /// Messages waiting to be published to Redis before new ones are dropped.
     pub publish_queue: usize,
+    /// Orders are stored in this Redis: at startup a node refuses to run on one that does
+    /// not keep every write on disk (`appendonly yes`, `appendfsync always`) unless this
+    /// is true (tests, demos).
+    pub allow_volatile_store: bool,
+    /// Replicas that must have each sale write before its buyers are answered (`WAIT`);
+    /// 0: the primary's disk is enough.
+    pub inventory_replicas: u32,
 }
 
 impl Default for ClusterConfig {
@@ -33,6 +39,8 @@ impl Default for ClusterConfig {
             node_timeout_ms: 5_000,
             join_timeout_ms: 5_000,
             publish_queue: 100_000,
+            allow_volatile_store: false,
+            inventory_replicas: 0,
         }
     }
 }

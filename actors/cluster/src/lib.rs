@@ -52,6 +52,10 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
     #[error("cluster.node_id must be 1-64 characters without `|`")]
     BadNodeId,
+    #[error(
+        "the Redis at cluster.redis_url does not keep every write on disk ({0}); orders acknowledged there could be lost. Run it with `appendonly yes` and `appendfsync always`, or set cluster.allow_volatile_store = true to accept that"
+    )]
+    VolatileStore(String),
 }
 
 /// This node's membership of the cluster.
@@ -102,6 +106,9 @@ impl Cluster {
             .set_response_timeout(Some(Duration::from_secs(2)));
         let conn = client.get_connection_manager_with_config(config).await?;
         let storage_conn = conn.clone();
+        if !cfg.allow_volatile_store {
+            check_persistence(&mut conn.clone()).await?;
+        }
         let hub = Hub::connect(&client).await?;
         let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
         let owned: Arc<DashMap<String, (Addr<OwnerLink>, u64)>> = Arc::new(DashMap::new());
@@ -114,7 +121,7 @@ impl Cluster {
             publisher,
             edges: Arc::new(DashMap::new()),
             owned,
-            storage: RedisStorage::new(storage_conn),
+            storage: RedisStorage::new(storage_conn, cfg.inventory_replicas),
             sales: std::sync::OnceLock::new(),
             rooms: std::sync::OnceLock::new(),
             this: this.clone(),
@@ -288,6 +295,25 @@ fn link(edge: &Addr<EdgeRoom>) -> RoomLink {
         inbound: edge.clone().recipient(),
         leave: edge.clone().recipient(),
         buy: Some(edge.clone().recipient()),
+    }
+}
+
+/// Refuses a Redis that could lose acknowledged writes.
+async fn check_persistence(conn: &mut redis::aio::ConnectionManager) -> Result<(), ClusterError> {
+    let settings: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("append*")
+        .query_async(conn)
+        .await
+        .map_err(|e| ClusterError::VolatileStore(format!("its settings cannot be read: {e}")))?;
+    let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
+    let (appendonly, fsync) = (get("appendonly"), get("appendfsync"));
+    if appendonly == "yes" && fsync == "always" {
+        Ok(())
+    } else {
+        Err(ClusterError::VolatileStore(format!(
+            "appendonly {appendonly}, appendfsync {fsync}"
+        )))
     }
 }
 

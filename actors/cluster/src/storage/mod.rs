@@ -24,14 +24,17 @@ fn unreachable(e: redis::RedisError) -> StoreError {
 #[derive(Clone)]
 pub struct RedisStorage {
     conn: ConnectionManager,
+    /// Replicas that must have a sale write before it counts as durable.
+    replicas: u32,
     /// Sales whose last write failed (their later writes are refused until rebuilt).
     failing: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl RedisStorage {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: ConnectionManager, replicas: u32) -> Self {
         Self {
             conn,
+            replicas,
             failing: Arc::default(),
         }
     }
@@ -141,7 +144,10 @@ impl Storage for RedisStorage {
                     "an earlier write of this sale failed; it is being rebuilt".into(),
                 ));
             }
-            let result = sales::write(&mut conn, &writes).await;
+            let mut result = sales::write(&mut conn, &writes).await;
+            if result.is_ok() && this.replicas > 0 {
+                result = sales::replicated(&mut conn, this.replicas).await;
+            }
             if result.is_err() {
                 this.failing().insert(writes.sale_id.clone());
             }

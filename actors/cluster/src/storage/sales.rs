@@ -246,6 +246,25 @@ pub(super) async fn write(
     Ok(())
 }
 
+/// Waits until `replicas` replicas have every write made so far (at most a second).
+pub(super) async fn replicated(
+    conn: &mut ConnectionManager,
+    replicas: u32,
+) -> Result<(), StoreError> {
+    let acked: u32 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(1_000)
+        .query_async(conn)
+        .await
+        .map_err(unreachable)?;
+    if acked < replicas {
+        return Err(StoreError::Commit(format!(
+            "{acked} of {replicas} replicas took the write in time"
+        )));
+    }
+    Ok(())
+}
+
 /// Raises the sale's fence to `epoch`: from now on only that owner (or a newer one) may
 /// write it.
 pub(super) async fn fence(
