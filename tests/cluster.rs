@@ -49,9 +49,12 @@ async fn comments(client: &mut Client) -> Vec<String> {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_comment_from_one_node_reaches_every_viewer_on_every_node_once() {
-    let redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_comment_from_one_node_reaches_every_viewer_on_every_node_once => a_comment_from_one_node_reaches_every_viewer_on_every_node_once
+);
+
+async fn a_comment_from_one_node_reaches_every_viewer_on_every_node_once(redis: RedisServer) {
     let nodes = nodes(&redis);
     let mut anchor = nodes[0].open_room("big").await;
     let _other_room_anchor = nodes[2].open_room("other").await;
@@ -84,11 +87,46 @@ async fn a_comment_from_one_node_reaches_every_viewer_on_every_node_once() {
         .send(json!({"type":"comment","text":"other room","id":3}))
         .await;
     assert_eq!(comments(&mut elsewhere).await, ["other room"]);
+    if redis.is_cluster() {
+        a_rooms_traffic_stays_on_its_shard(&redis, "big");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn likes_and_presence_add_up_across_nodes() {
-    let redis = RedisServer::start();
+/// On a Redis Cluster the room's channels are sharded: subscribed on exactly one
+/// primary (the one its hash tag names), and nothing was sent with plain `PUBLISH`, which
+/// a Cluster copies to every node.
+fn a_rooms_traffic_stays_on_its_shard(redis: &RedisServer, room: &str) {
+    let down = format!("lockstep:{{room:{room}}}:down");
+    let mut holders = 0;
+    for mut server in redis.each_server() {
+        let sharded: Vec<String> = redis::cmd("PUBSUB")
+            .arg("SHARDCHANNELS")
+            .query(&mut server)
+            .unwrap();
+        holders += usize::from(sharded.contains(&down));
+        let plain: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .query(&mut server)
+            .unwrap();
+        assert!(plain.is_empty(), "plain channels on a Cluster: {plain:?}");
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut server)
+            .unwrap();
+        assert!(!stats.contains("cmdstat_publish:"), "{stats}");
+    }
+    assert_eq!(
+        holders, 1,
+        "{down} should be subscribed on exactly one shard"
+    );
+}
+
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    likes_and_presence_add_up_across_nodes => likes_and_presence_add_up_across_nodes
+);
+
+async fn likes_and_presence_add_up_across_nodes(redis: RedisServer) {
     let nodes = nodes(&redis);
     let mut anchor = nodes[0].open_room("r").await;
     let mut viewers = Vec::new();
@@ -136,9 +174,12 @@ async fn likes_and_presence_add_up_across_nodes() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_anchor_on_any_node_moderates_the_room_everywhere() {
-    let redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_anchor_on_any_node_moderates_the_room_everywhere => an_anchor_on_any_node_moderates_the_room_everywhere
+);
+
+async fn an_anchor_on_any_node_moderates_the_room_everywhere(redis: RedisServer) {
     let nodes = nodes(&redis);
     let _opener = nodes[0].open_room("m").await;
     // The anchor's control channel on another node than the room's.

@@ -291,9 +291,12 @@ async fn verify(node: &Node, sale: &str, history: &[Event]) {
     .unwrap_or_else(|v| panic!("history not linearizable: {}", v.reason));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_owners_room_moves_and_keeps_every_acknowledged_order() {
-    let redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_killed_owners_room_moves_and_keeps_every_acknowledged_order => a_killed_owners_room_moves_and_keeps_every_acknowledged_order
+);
+
+async fn a_killed_owners_room_moves_and_keeps_every_acknowledged_order(redis: RedisServer) {
     let a = Node::start(&redis, "node-a").await;
     let b = Node::start(&redis, "node-b").await;
     let c = Node::start(&redis, "node-c").await;
@@ -329,9 +332,12 @@ async fn a_killed_owners_room_moves_and_keeps_every_acknowledged_order() {
     verify(&b, &sale, &history).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_owner_resumed_after_a_takeover_acknowledges_nothing() {
-    let redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_frozen_owner_resumed_after_a_takeover_acknowledges_nothing => a_frozen_owner_resumed_after_a_takeover_acknowledges_nothing
+);
+
+async fn a_frozen_owner_resumed_after_a_takeover_acknowledges_nothing(redis: RedisServer) {
     let a = Node::start(&redis, "node-a").await;
     let b = Node::start(&redis, "node-b").await;
     let c = Node::start(&redis, "node-c").await;

@@ -38,9 +38,14 @@ async fn answer(client: &mut Client, id: u64) -> Option<ErrorCode> {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_are_refused_while_redis_is_away_and_the_room_resumes_after() {
-    let mut redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    requests_are_refused_while_redis_is_away_and_the_room_resumes_after => requests_are_refused_while_redis_is_away_and_the_room_resumes_after
+);
+
+async fn requests_are_refused_while_redis_is_away_and_the_room_resumes_after(
+    mut redis: RedisServer,
+) {
     let a = node(&redis, "node-a");
     let b = node(&redis, "node-b");
     let _anchor = a.open_room("out").await;

@@ -94,9 +94,12 @@ async fn wait_for_reveal(client: &mut Client) -> u64 {
     reveal_at
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn buyers_on_three_nodes_buy_exactly_the_stock_linearizably() {
-    let redis = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    buyers_on_three_nodes_buy_exactly_the_stock_linearizably => buyers_on_three_nodes_buy_exactly_the_stock_linearizably
+);
+
+async fn buyers_on_three_nodes_buy_exactly_the_stock_linearizably(redis: RedisServer) {
     let nodes = nodes(&redis);
     let mut anchor = nodes[0].open_room("sale").await;
     // The merchant works through another node than the room's.

@@ -16,6 +16,7 @@ use lockstep_actors::store::{
     CatalogError, NewProduct, NewSale, NewSku, OrderFilter, SaleWrites, StockChange, Storage,
     Store, StoreError,
 };
+use lockstep_cluster::conn::Topology;
 use lockstep_cluster::storage::RedisStorage;
 
 fn sqlite() -> Arc<dyn Storage> {
@@ -27,11 +28,8 @@ fn sqlite() -> Arc<dyn Storage> {
 }
 
 async fn redis(server: &RedisServer) -> Arc<dyn Storage> {
-    let client = redis::Client::open(server.url()).unwrap();
-    Arc::new(RedisStorage::new(
-        client.get_connection_manager().await.unwrap(),
-        0,
-    ))
+    let topology = Topology::discover(&server.url()).await.unwrap();
+    Arc::new(RedisStorage::new(topology.connect().await.unwrap(), 0))
 }
 
 fn product(stock: u32) -> NewProduct {
@@ -268,15 +266,21 @@ async fn sqlite_keeps_the_record() {
     the_record_behaves(sqlite()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_keeps_the_same_record() {
-    let server = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    redis_keeps_the_same_record => redis_keeps_the_same_record
+);
+
+async fn redis_keeps_the_same_record(server: RedisServer) {
     the_record_behaves(redis(&server).await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deposed_owners_writes_are_refused() {
-    let server = RedisServer::start();
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_deposed_owners_writes_are_refused => a_deposed_owners_writes_are_refused
+);
+
+async fn a_deposed_owners_writes_are_refused(server: RedisServer) {
     let store = redis(&server).await;
     let p = store
         .create_product("m".into(), product(10), 1)

@@ -1,5 +1,7 @@
-//! A real `redis-server` for a test, on a free port with its own directory, stopped (or
-//! killed) when dropped. `scripts/test.sh` installs Debian's `redis-server` when missing.
+//! A real Redis for a test — one `redis-server`, or a 3-master Redis Cluster made with
+//! `redis-cli --cluster create` — on free ports with their own directories, stopped (or
+//! killed) when dropped. `scripts/test.sh` installs Debian's `redis-server` (and with it
+//! `redis-cli`) when missing. [`against_redis!`] runs one test body against both.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,26 +9,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct RedisServer {
-    pub port: u16,
+/// One `redis-server` process.
+struct Instance {
+    port: u16,
     dir: PathBuf,
     child: Option<Child>,
     /// Keeps every write on disk (append-only file, fsynced per write).
     durable: bool,
+    cluster: bool,
 }
 
-impl RedisServer {
-    /// Starts a standalone Redis with an append-only file fsynced on every write.
-    pub fn start() -> Self {
-        Self::start_with(true)
-    }
-
-    /// Starts one that keeps nothing on disk.
-    pub fn start_volatile() -> Self {
-        Self::start_with(false)
-    }
-
-    fn start_with(durable: bool) -> Self {
+impl Instance {
+    fn new(durable: bool, cluster: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,19 +29,18 @@ impl RedisServer {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
+        Self {
             port,
             dir,
             child: None,
             durable,
-        };
-        server.spawn();
-        server
+            cluster,
+        }
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(if self.durable {
                 ["--appendonly", "yes", "--appendfsync", "always"]
@@ -55,7 +48,13 @@ impl RedisServer {
                 ["--appendonly", "no", "--appendfsync", "everysec"]
             })
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if self.cluster {
+            cmd.args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "2000"]);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -69,41 +68,161 @@ impl RedisServer {
     }
 
     fn answers(&self) -> bool {
-        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0u8; 7];
-        conn.write_all(b"PING\r\n").is_ok()
-            && conn.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        self.ask("PING").is_some_and(|reply| reply == "+PONG\r\n")
     }
 
-    /// Kills the server (its data stays in its directory).
-    pub fn kill(&mut self) {
+    /// One inline command's raw reply (enough for PING and CLUSTER INFO).
+    fn ask(&self, command: &str) -> Option<String> {
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .ok()?;
+        conn.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        let mut reply = vec![0u8; 4096];
+        let n = conn.read(&mut reply).ok()?;
+        String::from_utf8(reply[..n].to_vec()).ok()
+    }
+
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts it again on the same port, from its append-only file.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for Instance {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The Redis of a test: a standalone server or a Redis Cluster of three primaries.
+pub struct RedisServer {
+    instances: Vec<Instance>,
+}
+
+impl RedisServer {
+    /// Starts a standalone Redis with an append-only file fsynced on every write.
+    pub fn start() -> Self {
+        let mut instance = Instance::new(true, false);
+        instance.spawn();
+        Self {
+            instances: vec![instance],
+        }
+    }
+
+    /// Starts one that keeps nothing on disk.
+    pub fn start_volatile() -> Self {
+        let mut instance = Instance::new(false, false);
+        instance.spawn();
+        Self {
+            instances: vec![instance],
+        }
+    }
+
+    /// Starts a Redis Cluster of three primaries (no replicas), each with an append-only
+    /// file fsynced on every write, and waits until it serves every slot.
+    pub fn start_cluster() -> Self {
+        let mut instances: Vec<Instance> = (0..3).map(|_| Instance::new(true, true)).collect();
+        for instance in &mut instances {
+            instance.spawn();
+        }
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(instances.iter().map(|i| format!("127.0.0.1:{}", i.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli (Debian package redis-tools, installed with redis-server)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let server = Self { instances };
+        server.wait_until_serving();
+        server
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.instances.len() > 1
+    }
+
+    /// Waits until every primary says the cluster serves all its slots.
+    fn wait_until_serving(&self) {
+        if !self.is_cluster() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.instances.iter().all(|i| {
+            i.ask("CLUSTER INFO")
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills every server (their data stays in their directories).
+    pub fn kill(&mut self) {
+        for instance in &mut self.instances {
+            instance.kill();
+        }
+    }
+
+    /// Starts them again on the same ports, from their append-only files.
+    pub fn restart(&mut self) {
+        self.kill();
+        for instance in &mut self.instances {
+            instance.spawn();
+        }
+        self.wait_until_serving();
+    }
+
+    /// A plain connection to each server (each primary of a Cluster), to look inside.
+    pub fn each_server(&self) -> Vec<redis::Connection> {
+        self.instances
+            .iter()
+            .map(|i| {
+                redis::Client::open(i.url())
+                    .and_then(|c| c.get_connection())
+                    .expect("the test's Redis answers")
+            })
+            .collect()
+    }
+
+    /// What `cluster.redis_url` takes: the server's URL, or the Cluster's seed nodes.
+    pub fn url(&self) -> String {
+        self.instances
+            .iter()
+            .map(Instance::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Runs an async test body `fn(RedisServer)` twice, as `NAME::standalone` against one
+/// Redis server and as `NAME::cluster` against a 3-master Redis Cluster, under the given
+/// test attribute.
+#[macro_export]
+macro_rules! against_redis {
+    ($(#[$attr:meta])* $name:ident => $body:ident) => {
+        mod $name {
+            $(#[$attr])*
+            async fn standalone() {
+                super::$body($crate::common::redis::RedisServer::start()).await
+            }
+
+            $(#[$attr])*
+            async fn cluster() {
+                super::$body($crate::common::redis::RedisServer::start_cluster()).await
+            }
+        }
+    };
 }

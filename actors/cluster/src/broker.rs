@@ -69,6 +69,6 @@ impl Broker for RedisBroker {
             .arg(keys::checkpoint(room))
             .arg(epoch)
             .arg(serde_json::to_string(state).expect("room state serializes"));
-        self.publisher.command(cmd);
+        self.publisher.command(cmd, keys::checkpoint(room));
     }
 }

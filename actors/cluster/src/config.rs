@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// The Redis the nodes share, e.g. `redis://127.0.0.1:6379`. Empty: one process, no
-    /// Redis (the default).
+    /// The Redis the nodes share, e.g. `redis://127.0.0.1:6379`, or a comma-separated
+    /// list of a Redis Cluster's seed nodes (a single URL of a Cluster node works too:
+    /// the node reports `cluster_enabled`). Empty: one process, no Redis (the default).
     pub redis_url: String,
     /// This node's name in the cluster; empty: a random one at startup.
     pub node_id: String,

@@ -1,15 +1,18 @@
-//! This node's subscriptions: one RESP3 connection whose pushed messages are routed, by
-//! channel, to the actor serving that room here (in order: one connection, one routing
-//! task). The connection manager reconnects and resubscribes on its own; after a
-//! disconnection every route is told, since messages may have been missed meanwhile.
+//! This node's subscriptions: one RESP3 connection (one per shard on a Redis Cluster,
+//! sharded pub/sub) whose pushed messages are routed, by channel, to the actor serving
+//! that room here (in order: one routing task). The client reconnects and resubscribes
+//! on its own; after a disconnection — Redis restarted, or dropped this node for reading
+//! too slowly (its pub/sub output buffer limit) — every route is told, since messages may
+//! have been missed meanwhile.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 use dashmap::DashMap;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
+
+use crate::conn::{Subscriber, Topology};
 
 /// A message published on a channel this route serves.
 #[derive(Message)]
@@ -31,18 +34,15 @@ pub struct Route {
 /// The node's subscription connection and its routes.
 #[derive(Clone)]
 pub struct Hub {
-    conn: ConnectionManager,
+    conn: Subscriber,
     routes: Arc<DashMap<String, Route>>,
 }
 
 impl Hub {
-    /// Connects (`client` must speak RESP3) and starts routing on the current runtime.
-    pub async fn connect(client: &redis::Client) -> redis::RedisResult<Self> {
+    /// Connects and starts routing on the current runtime.
+    pub async fn connect(topology: &Topology) -> redis::RedisResult<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(tx)
-            .set_automatic_resubscription();
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let conn = topology.subscriber(tx).await?;
         let routes = Arc::new(DashMap::new());
         tokio::spawn(route(rx, routes.clone()));
         tokio::spawn(keep_alive(conn.clone()));
@@ -53,23 +53,23 @@ impl Hub {
     /// nothing published after that is missed.
     pub async fn subscribe(&self, channel: &str, route: Route) -> redis::RedisResult<()> {
         self.routes.insert(channel.to_owned(), route);
-        self.conn.clone().subscribe(channel).await
+        self.conn.subscribe(channel).await
     }
 
     /// Stops routing `channel` and unsubscribes.
     pub async fn unsubscribe(&self, channel: &str) -> redis::RedisResult<()> {
         self.routes.remove(channel);
-        self.conn.clone().unsubscribe(channel).await
+        self.conn.unsubscribe(channel).await
     }
 }
 
 /// Pings once a second: a dead connection is noticed, and the manager keeps trying to
 /// reconnect (and resubscribe) even when nothing else is being sent.
-async fn keep_alive(mut conn: ConnectionManager) {
+async fn keep_alive(conn: Subscriber) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         every.tick().await;
-        let _: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        conn.ping().await;
     }
 }
 

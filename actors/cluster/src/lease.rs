@@ -2,8 +2,8 @@
 //! renewed by its owner; the epoch comes from a counter that never expires, so every new
 //! owner of a room has a higher one than every owner before it (what fencing compares).
 
+use crate::conn::RedisConn;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 /// Who owns a room, as this node claimed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +48,13 @@ return 0
 /// Claims, renews and releases this node's room leases.
 #[derive(Clone)]
 pub struct Leases {
-    conn: ConnectionManager,
+    conn: RedisConn,
     node: String,
     lease_ms: u64,
 }
 
 impl Leases {
-    pub fn new(conn: ConnectionManager, node: String, lease_ms: u64) -> Self {
+    pub fn new(conn: RedisConn, node: String, lease_ms: u64) -> Self {
         Self {
             conn,
             node,
@@ -110,7 +110,7 @@ impl Leases {
     }
 
     /// A connection to the shared Redis, for other commands.
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 

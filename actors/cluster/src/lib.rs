@@ -13,6 +13,7 @@
 
 mod broker;
 pub mod config;
+pub mod conn;
 mod edge;
 pub mod envelope;
 mod hub;
@@ -38,6 +39,7 @@ pub use config::ClusterConfig;
 pub use lease::Claim;
 
 use crate::broker::RedisBroker;
+use crate::conn::{RedisConn, Topology};
 use crate::edge::{EdgeRoom, EdgeWiring};
 use crate::hub::Hub;
 use crate::lease::Leases;
@@ -96,20 +98,13 @@ impl Cluster {
         if node.is_empty() || node.len() > 64 || node.contains('|') {
             return Err(ClusterError::BadNodeId);
         }
-        let client = redis::Client::open(resp3(&cfg.redis_url))?;
-        // While Redis is away, commands fail within a second or two instead of waiting:
-        // requests are refused `unavailable`, never left hanging.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let topology = Topology::discover(&cfg.redis_url).await?;
+        let conn = topology.connect().await?;
         let storage_conn = conn.clone();
         if !cfg.allow_volatile_store {
             check_persistence(&mut conn.clone()).await?;
         }
-        let hub = Hub::connect(&client).await?;
+        let hub = Hub::connect(&topology).await?;
         let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
         let owned: Arc<DashMap<String, (Addr<OwnerLink>, u64)>> = Arc::new(DashMap::new());
         Ok(Arc::new_cyclic(|this| Self {
@@ -298,32 +293,27 @@ fn link(edge: &Addr<EdgeRoom>) -> RoomLink {
     }
 }
 
-/// Refuses a Redis that could lose acknowledged writes.
-async fn check_persistence(conn: &mut redis::aio::ConnectionManager) -> Result<(), ClusterError> {
-    let settings: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("append*")
-        .query_async(conn)
+/// Refuses a Redis that could lose acknowledged writes (every primary of a Cluster is
+/// asked).
+async fn check_persistence(conn: &mut RedisConn) -> Result<(), ClusterError> {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("append*");
+    let answers = conn
+        .on_every_primary(cmd)
         .await
         .map_err(|e| ClusterError::VolatileStore(format!("its settings cannot be read: {e}")))?;
-    let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
-    let (appendonly, fsync) = (get("appendonly"), get("appendfsync"));
-    if appendonly == "yes" && fsync == "always" {
-        Ok(())
-    } else {
-        Err(ClusterError::VolatileStore(format!(
-            "appendonly {appendonly}, appendfsync {fsync}"
-        )))
+    for answer in answers {
+        let settings: std::collections::HashMap<String, String> = redis::from_redis_value(answer)
+            .map_err(|e| {
+            ClusterError::VolatileStore(format!("its settings cannot be read: {e}"))
+        })?;
+        let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
+        let (appendonly, fsync) = (get("appendonly"), get("appendfsync"));
+        if appendonly != "yes" || fsync != "always" {
+            return Err(ClusterError::VolatileStore(format!(
+                "appendonly {appendonly}, appendfsync {fsync}"
+            )));
+        }
     }
-}
-
-/// The URL with RESP3 asked for (pushed pub/sub messages on a normal connection).
-fn resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    }
+    Ok(())
 }

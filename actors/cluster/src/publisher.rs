@@ -1,37 +1,48 @@
 //! Publishing to Redis, in order: every message this node publishes (and every room
 //! checkpoint) goes through one
-//! bounded queue and one task, which sends whatever is waiting as one pipeline. A room's
-//! messages therefore reach its channel in the order the room produced them, and a burst
-//! costs one round trip, not one per message.
+//! bounded queue and one task, which sends whatever is waiting as one pipeline (on a Redis
+//! Cluster, one pipeline per hash tag: a pipeline stays on one shard). A room's messages
+//! therefore reach its channel in the order the room produced them, and a burst costs one
+//! round trip, not one per message.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{RedisConn, hash_tag};
 
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
 
-/// A command, and who wants to know whether Redis took it.
-type Queued = (redis::Cmd, Option<oneshot::Sender<bool>>);
+/// A command, the key it is about (its hash tag picks the shard), and who wants to know
+/// whether Redis took it.
+struct Queued {
+    cmd: redis::Cmd,
+    key: String,
+    confirm: Option<oneshot::Sender<bool>>,
+}
 
 /// The handle the node's rooms and edges publish through; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::Sender<Queued>,
+    publish: &'static str,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
 
 impl Publisher {
     /// Starts the publishing task on the current runtime.
-    pub fn start(conn: ConnectionManager, capacity: usize) -> Self {
+    pub fn start(conn: RedisConn, capacity: usize) -> Self {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let failed = Arc::new(AtomicU64::new(0));
+        let publish = conn.publish_command();
         tokio::spawn(run(conn, rx, failed.clone()));
         Self {
             queue,
+            publish,
             dropped: Arc::new(AtomicU64::new(0)),
             failed,
         }
@@ -39,14 +50,19 @@ impl Publisher {
 
     /// Queues `payload` for `channel`; never waits. A full queue drops it (counted).
     pub fn publish(&self, channel: String, payload: Vec<u8>) {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(channel).arg(payload);
-        self.command(cmd);
+        let mut cmd = redis::cmd(self.publish);
+        cmd.arg(&channel).arg(payload);
+        self.command(cmd, channel);
     }
 
-    /// Queues any command, in order with the messages; never waits.
-    pub fn command(&self, cmd: redis::Cmd) {
-        if self.queue.try_send((cmd, None)).is_err() {
+    /// Queues any command about `key`, in order with the messages; never waits.
+    pub fn command(&self, cmd: redis::Cmd, key: String) {
+        let queued = Queued {
+            cmd,
+            key,
+            confirm: None,
+        };
+        if self.queue.try_send(queued).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -55,15 +71,21 @@ impl Publisher {
     /// it was dropped or Redis could not be reached).
     pub fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(channel).arg(payload);
+        let mut cmd = redis::cmd(self.publish);
+        cmd.arg(&channel).arg(payload);
+        let queued = Queued {
+            cmd,
+            key: channel,
+            confirm: Some(tx),
+        };
         if let Err(
-            mpsc::error::TrySendError::Full((_, Some(tx)))
-            | mpsc::error::TrySendError::Closed((_, Some(tx))),
-        ) = self.queue.try_send((cmd, Some(tx)))
+            mpsc::error::TrySendError::Full(refused) | mpsc::error::TrySendError::Closed(refused),
+        ) = self.queue.try_send(queued)
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(false);
+            if let Some(tx) = refused.confirm {
+                let _ = tx.send(false);
+            }
         }
         rx
     }
@@ -79,30 +101,50 @@ impl Publisher {
     }
 }
 
-async fn run(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Queued>, failed: Arc<AtomicU64>) {
-    while let Some((first, confirm)) = rx.recv().await {
-        let mut pipe = redis::pipe();
-        let mut count = 1;
-        let mut confirms: Vec<oneshot::Sender<bool>> = confirm.into_iter().collect();
-        pipe.add_command(first).ignore();
-        while count < MAX_BATCH {
-            let Ok((next, confirm)) = rx.try_recv() else {
+async fn run(mut conn: RedisConn, mut rx: mpsc::Receiver<Queued>, failed: Arc<AtomicU64>) {
+    let cluster = conn.is_cluster();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            let Ok(next) = rx.try_recv() else {
                 break;
             };
-            pipe.add_command(next).ignore();
-            confirms.extend(confirm);
-            count += 1;
+            batch.push(next);
         }
-        let taken = match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => true,
-            Err(e) => {
-                failed.fetch_add(count as u64, Ordering::Relaxed);
-                tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
-                false
-            }
-        };
-        for confirm in confirms {
-            let _ = confirm.send(taken);
+        // One pipeline per shard on a Cluster (grouped by hash tag, order kept within
+        // each), one for everything on a single server.
+        let mut groups: BTreeMap<Vec<u8>, Vec<Queued>> = BTreeMap::new();
+        for queued in batch {
+            let group = if cluster {
+                hash_tag(queued.key.as_bytes()).to_vec()
+            } else {
+                Vec::new()
+            };
+            groups.entry(group).or_default().push(queued);
         }
+        for group in groups.into_values() {
+            send(&mut conn, group, &failed).await;
+        }
+    }
+}
+
+async fn send(conn: &mut RedisConn, group: Vec<Queued>, failed: &AtomicU64) {
+    let mut pipe = redis::pipe();
+    let count = group.len();
+    let mut confirms = Vec::new();
+    for queued in group {
+        pipe.add_command(queued.cmd).ignore();
+        confirms.extend(queued.confirm);
+    }
+    let taken = match pipe.query_async::<()>(conn).await {
+        Ok(()) => true,
+        Err(e) => {
+            failed.fetch_add(count as u64, Ordering::Relaxed);
+            tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
+            false
+        }
+    };
+    for confirm in confirms {
+        let _ = confirm.send(taken);
     }
 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::conn::RedisConn;
 use lockstep_actors::store::{
     CatalogError, Faq, Grant, MAX_UNITS, NewProduct, NewSale, Product, SaleRecord, Sku,
     StockChange, StoreError, new_id,
 };
 use redis::Script;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::{keys, unreachable};
@@ -78,7 +78,7 @@ return delta
 ";
 
 pub(super) async fn create_product(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: String,
     new: NewProduct,
     now: u64,
@@ -144,7 +144,7 @@ fn product_of(doc: ProductDoc, skus: Vec<Sku>) -> Product {
 }
 
 pub(super) async fn product_doc(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     id: &str,
 ) -> Result<Option<ProductDoc>, StoreError> {
     let text: Option<String> = redis::cmd("GET")
@@ -157,7 +157,7 @@ pub(super) async fn product_doc(
 
 /// A SKU as stored: its merchant and the SKU.
 pub(super) async fn sku_of(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     id: &str,
 ) -> Result<Option<(String, Sku)>, StoreError> {
     let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
@@ -188,7 +188,7 @@ pub(super) async fn sku_of(
 }
 
 pub(super) async fn get_product(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     id: &str,
 ) -> Result<Option<Product>, StoreError> {
@@ -208,7 +208,7 @@ pub(super) async fn get_product(
 }
 
 pub(super) async fn list_products(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
 ) -> Result<Vec<Product>, StoreError> {
     let ids: Vec<String> = redis::cmd("ZRANGE")
@@ -226,7 +226,7 @@ pub(super) async fn list_products(
 }
 
 pub(super) async fn get_sku(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     id: &str,
 ) -> Result<Sku, StoreError> {
@@ -237,7 +237,7 @@ pub(super) async fn get_sku(
 }
 
 pub(super) async fn change_stock(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     sku: &str,
     change: &StockChange,
@@ -284,7 +284,7 @@ pub(super) async fn change_stock(
 }
 
 pub(super) async fn create_sale(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     new: &NewSale,
     now: u64,
@@ -349,7 +349,7 @@ pub(super) async fn create_sale(
 }
 
 pub(super) async fn sale_doc(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     id: &str,
 ) -> Result<Option<SaleDoc>, StoreError> {
     let text: Option<String> = redis::cmd("GET")
@@ -361,7 +361,7 @@ pub(super) async fn sale_doc(
 }
 
 pub(super) async fn grant(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     room: &str,
     merchant: &str,
     now: u64,
@@ -381,7 +381,7 @@ pub(super) async fn grant(
 }
 
 pub(super) async fn revoke(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     room: &str,
     merchant: &str,
 ) -> Result<bool, StoreError> {
@@ -394,10 +394,7 @@ pub(super) async fn revoke(
     Ok(removed > 0)
 }
 
-pub(super) async fn grants(
-    conn: &mut ConnectionManager,
-    room: &str,
-) -> Result<Vec<Grant>, StoreError> {
+pub(super) async fn grants(conn: &mut RedisConn, room: &str) -> Result<Vec<Grant>, StoreError> {
     let all: BTreeMap<String, u64> = redis::cmd("HGETALL")
         .arg(keys::grants(room))
         .query_async(conn)

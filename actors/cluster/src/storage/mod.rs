@@ -9,12 +9,12 @@ mod sales;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use crate::conn::RedisConn;
 use lockstep_actors::inventory::model::Order;
 use lockstep_actors::store::{
     Grant, LoadedSale, NewProduct, NewSale, OrderFilter, Product, SaleRecord, SaleWrites, Sku,
     StockChange, Storage, StoreError, StoreFuture, StoredSale,
 };
-use redis::aio::ConnectionManager;
 
 fn unreachable(e: redis::RedisError) -> StoreError {
     StoreError::Unreachable(e.to_string())
@@ -23,7 +23,7 @@ fn unreachable(e: redis::RedisError) -> StoreError {
 /// The catalogue, grants, sales and orders in Redis.
 #[derive(Clone)]
 pub struct RedisStorage {
-    conn: ConnectionManager,
+    conn: RedisConn,
     /// Replicas that must have a sale write before it counts as durable.
     replicas: u32,
     /// Sales whose last write failed (their later writes are refused until rebuilt).
@@ -31,7 +31,7 @@ pub struct RedisStorage {
 }
 
 impl RedisStorage {
-    pub fn new(conn: ConnectionManager, replicas: u32) -> Self {
+    pub fn new(conn: RedisConn, replicas: u32) -> Self {
         Self {
             conn,
             replicas,

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::conn::RedisConn;
 use lockstep_actors::inventory::Write;
 use lockstep_actors::inventory::model::{Order, OrderState, Phase, SaleRules};
 use lockstep_actors::store::{OrderFilter, SaleRecord, SaleWrites, StoreError, StoredSale};
 use lockstep_protocol::LinkCard;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::catalog::{self, RETURN_UNITS, json};
 use super::{keys, unreachable};
@@ -56,7 +56,7 @@ struct State {
     revealed: Option<(u64, u64)>,
 }
 
-async fn state(conn: &mut ConnectionManager, sale: &str) -> Result<State, StoreError> {
+async fn state(conn: &mut RedisConn, sale: &str) -> Result<State, StoreError> {
     let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
         .arg(keys::sale_state(sale))
         .query_async(conn)
@@ -82,7 +82,7 @@ async fn state(conn: &mut ConnectionManager, sale: &str) -> Result<State, StoreE
     })
 }
 
-async fn orders(conn: &mut ConnectionManager, sale: &str) -> Result<Vec<Order>, StoreError> {
+async fn orders(conn: &mut RedisConn, sale: &str) -> Result<Vec<Order>, StoreError> {
     let values: Vec<String> = redis::cmd("HVALS")
         .arg(keys::sale_orders(sale))
         .query_async(conn)
@@ -98,7 +98,7 @@ async fn orders(conn: &mut ConnectionManager, sale: &str) -> Result<Vec<Order>, 
 
 /// Gives the SKU what the sale recorded as returned and the catalogue has not applied.
 async fn settle_returns(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     sale: &str,
     sku: &str,
     returned: u64,
@@ -121,7 +121,7 @@ async fn settle_returns(
 
 /// The sale with its state and orders, and its product card (returns settled first).
 pub(super) async fn load(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     id: &str,
 ) -> Result<Option<(StoredSale, LinkCard)>, StoreError> {
     let Some(doc) = catalog::sale_doc(conn, id).await? else {
@@ -174,9 +174,7 @@ pub(super) async fn load(
 }
 
 /// Every sale that can still change: not ended, or holding reservations.
-pub(super) async fn live(
-    conn: &mut ConnectionManager,
-) -> Result<Vec<(StoredSale, LinkCard)>, StoreError> {
+pub(super) async fn live(conn: &mut RedisConn) -> Result<Vec<(StoredSale, LinkCard)>, StoreError> {
     let ids: Vec<String> = redis::cmd("SMEMBERS")
         .arg(keys::all_sales())
         .query_async(conn)
@@ -196,10 +194,7 @@ pub(super) async fn live(
 }
 
 /// One flush of a sale, fenced by the writer's epoch.
-pub(super) async fn write(
-    conn: &mut ConnectionManager,
-    batch: &SaleWrites,
-) -> Result<(), StoreError> {
+pub(super) async fn write(conn: &mut RedisConn, batch: &SaleWrites) -> Result<(), StoreError> {
     let sale = &batch.sale_id;
     let write = Script::new(WRITE);
     let mut script = write.prepare_invoke();
@@ -247,10 +242,7 @@ pub(super) async fn write(
 }
 
 /// Waits until `replicas` replicas have every write made so far (at most a second).
-pub(super) async fn replicated(
-    conn: &mut ConnectionManager,
-    replicas: u32,
-) -> Result<(), StoreError> {
+pub(super) async fn replicated(conn: &mut RedisConn, replicas: u32) -> Result<(), StoreError> {
     let acked: u32 = redis::cmd("WAIT")
         .arg(replicas)
         .arg(1_000)
@@ -267,11 +259,7 @@ pub(super) async fn replicated(
 
 /// Raises the sale's fence to `epoch`: from now on only that owner (or a newer one) may
 /// write it.
-pub(super) async fn fence(
-    conn: &mut ConnectionManager,
-    sale: &str,
-    epoch: u64,
-) -> Result<(), StoreError> {
+pub(super) async fn fence(conn: &mut RedisConn, sale: &str, epoch: u64) -> Result<(), StoreError> {
     let _: u8 = Script::new(FENCE)
         .key(keys::sale_state(sale))
         .arg(epoch)
@@ -283,7 +271,7 @@ pub(super) async fn fence(
 
 /// The merchant's sale record, with the reveal time and seed once the link dropped.
 pub(super) async fn record(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     id: &str,
 ) -> Result<Option<SaleRecord>, StoreError> {
@@ -302,7 +290,7 @@ pub(super) async fn record(
 }
 
 pub(super) async fn list_orders(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     filter: &OrderFilter,
 ) -> Result<Vec<Order>, StoreError> {
@@ -340,7 +328,7 @@ pub(super) async fn list_orders(
 }
 
 pub(super) async fn get_order(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     merchant: &str,
     id: &str,
 ) -> Result<Option<Order>, StoreError> {
