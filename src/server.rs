@@ -51,12 +51,14 @@ pub async fn run(
         .collect();
     let pool = ArbiterPool::new(arbiters.iter().map(Arbiter::handle).collect());
     let cluster = if config.cluster.enabled() {
-        let cluster = Cluster::connect(&config.cluster).await.map_err(|e| {
-            std::io::Error::other(format!(
-                "joining the cluster at {}: {e}",
-                config.cluster.redis_url
-            ))
-        })?;
+        let cluster = Cluster::connect(&config.cluster, &metrics)
+            .await
+            .map_err(|e| {
+                std::io::Error::other(format!(
+                    "joining the cluster at {}: {e}",
+                    config.cluster.redis_url
+                ))
+            })?;
         tracing::info!(node = cluster.node(), "joined the cluster");
         Some(cluster)
     } else {

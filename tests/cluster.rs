@@ -7,6 +7,7 @@ mod common;
 
 use common::redis::RedisServer;
 use common::{Client, Ended, TestServer, test_config};
+use lockstep_actors::metrics::Metrics;
 use lockstep_protocol::{Comment, RoomState, ServerMsg};
 use serde_json::json;
 
@@ -234,12 +235,62 @@ async fn a_node_refuses_a_redis_that_could_lose_orders() {
         redis_url: volatile.url(),
         ..Default::default()
     };
-    let refused = lockstep_cluster::Cluster::connect(&cfg).await.unwrap_err();
+    let refused = lockstep_cluster::Cluster::connect(&cfg, &Metrics::new())
+        .await
+        .unwrap_err();
     let message = refused.to_string();
     assert!(message.contains("appendfsync always"), "{message}");
     let allowed = lockstep_cluster::ClusterConfig {
         allow_volatile_store: true,
         ..cfg
     };
-    assert!(lockstep_cluster::Cluster::connect(&allowed).await.is_ok());
+    assert!(
+        lockstep_cluster::Cluster::connect(&allowed, &Metrics::new())
+            .await
+            .is_ok()
+    );
+}
+
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    viewers_of_a_node_that_lost_its_subscriptions_get_a_fresh_snapshot => viewers_of_a_node_that_lost_its_subscriptions_get_a_fresh_snapshot
+);
+
+/// Redis closes a subscriber whose output buffer overflows (a node reading too slowly),
+/// and everything published to it meanwhile is gone. Killing the subscribers is the same
+/// event: the nodes subscribe again, the viewers keep their sockets and are sent a fresh
+/// welcome (the room as it is now), and the room flows again.
+async fn viewers_of_a_node_that_lost_its_subscriptions_get_a_fresh_snapshot(redis: RedisServer) {
+    let nodes = nodes(&redis);
+    let mut anchor = nodes[0].open_room("gap").await;
+    let (mut viewer, _) = nodes[1].join_viewer("gap", Some("v1")).await;
+    let mut killed = 0;
+    for mut server in redis.each_server() {
+        let n: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut server)
+            .unwrap();
+        killed += n;
+    }
+    assert!(killed >= 2, "both nodes' subscribers: {killed}");
+    viewer
+        .recv_until(|m| matches!(m, ServerMsg::Welcome { .. }).then_some(()))
+        .await;
+    viewer
+        .send(json!({"type":"comment","text":"after the gap","id":1}))
+        .await;
+    ack(&mut viewer, 1).await;
+    assert_eq!(comments(&mut anchor).await, ["after the gap"]);
+    let metrics = reqwest::get(nodes[1].url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("lockstep_cluster_resubscribes_total 0"),
+        "{metrics}"
+    );
 }

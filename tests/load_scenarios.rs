@@ -27,6 +27,7 @@ fn viewers_args(server: &TestServer, viewers: usize) -> viewers::ViewersArgs {
             server: server.addr.to_string(),
             room: "load".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         anchor_token: None,
         viewers,
@@ -59,6 +60,43 @@ async fn viewers_scenario_delivers_every_message_to_every_viewer() {
     assert_eq!(report.extra["delivery_ratio"], 1.0, "{}", report.table());
     assert_eq!(report.counter("publish_refused"), 0);
     assert_eq!(report.histograms["latency"].count(), 4_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_spread_over_the_nodes_of_a_cluster_get_every_message() {
+    let redis = common::redis::RedisServer::start();
+    let nodes: Vec<TestServer> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut cfg = test_config();
+            cfg.cluster.redis_url = redis.url();
+            cfg.cluster.node_id = format!("node-{name}");
+            TestServer::start(cfg)
+        })
+        .collect();
+    let mut args = viewers_args(&nodes[0], 150);
+    args.conn.servers = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let mut report = viewers::run(args, slot(0, 1, 1_500)).await.unwrap();
+    viewers::finish(&mut report);
+    assert_eq!(report.counter("joined"), 150);
+    assert_eq!(report.counter("expected"), 150 * 20);
+    assert_eq!(report.extra["delivery_ratio"], 1.0, "{}", report.table());
+    // Each node served a third of the viewers: it sent each of its 50 at least the 20
+    // measured messages.
+    for node in &nodes {
+        let metrics = reqwest::get(node.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sent: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("lockstep_frames_out_total "))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(sent >= 50 * 20, "{sent} frames sent by one node");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +176,7 @@ async fn flash_sale_scenario_sells_exactly_the_stock_linearizably() {
             server: server.addr.to_string(),
             room: "sale".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         buyers: 100,
         stock: 40,
@@ -172,6 +211,7 @@ async fn link_drop_scenario_displays_the_link_together() {
             server: server.addr.to_string(),
             room: "drop".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         viewers: 100,
         ramp: 2_000,
@@ -204,6 +244,7 @@ async fn join_storm_scenario_joins_everyone() {
             server: server.addr.to_string(),
             room: "storm".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         viewers: 300,
         rate: 0,
@@ -227,6 +268,7 @@ async fn subscribers_scenario_receives_the_whole_stream() {
             server: server.addr.to_string(),
             room: "sfu".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         subscribers: 6,
         duration: 2,
@@ -266,6 +308,7 @@ async fn soak_scenario_runs_every_kind_of_traffic_without_an_unexpected_answer()
             server: server.addr.to_string(),
             room: "soak".into(),
             secret: server.config.auth.secret.clone(),
+            servers: Vec::new(),
         },
         duration_secs: 6,
         viewers: 30,

@@ -41,6 +41,13 @@ pub struct Metrics {
     pub tcp_connections: IntGauge,
     /// Sessions closed because the client sent nothing for the heartbeat timeout.
     pub heartbeat_timeouts: IntCounter,
+    /// Cluster mode: messages this node could not publish to Redis, by reason
+    /// (`queue_full`: more waiting than `cluster.publish_queue`; `redis_error`).
+    pub cluster_publish_lost: IntCounterVec,
+    /// Cluster mode: times this node lost its subscriptions (Redis restarted, or dropped
+    /// the node for reading too slowly) and subscribed again; its sessions joined again
+    /// and were sent a fresh snapshot, since messages published meanwhile were missed.
+    pub cluster_resubscribes: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +96,22 @@ impl Metrics {
             "Sessions closed after the heartbeat timeout",
         )
         .unwrap();
+        let cluster_publish_lost = IntCounterVec::new(
+            Opts::new(
+                "cluster_publish_lost_total",
+                "Messages a cluster node could not publish to Redis",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        for reason in ["queue_full", "redis_error"] {
+            cluster_publish_lost.with_label_values(&[reason]);
+        }
+        let cluster_resubscribes = IntCounter::new(
+            "cluster_resubscribes_total",
+            "Times a cluster node lost its Redis subscriptions and subscribed again",
+        )
+        .unwrap();
         for actor in ["room", "inventory", "relay", "ingest"] {
             // Export every kind at 0 from the start, so a first panic shows as a change.
             actor_panics.with_label_values(&[actor]);
@@ -111,6 +134,8 @@ impl Metrics {
             Box::new(connections_refused.clone()),
             Box::new(tcp_connections.clone()),
             Box::new(heartbeat_timeouts.clone()),
+            Box::new(cluster_publish_lost.clone()),
+            Box::new(cluster_resubscribes.clone()),
         ] {
             registry.register(c).expect("metric names are distinct");
         }
@@ -132,6 +157,8 @@ impl Metrics {
             connections_refused,
             tcp_connections,
             heartbeat_timeouts,
+            cluster_publish_lost,
+            cluster_resubscribes,
         }
     }
 

@@ -21,11 +21,7 @@ struct Instance {
 
 impl Instance {
     fn new(durable: bool, cluster: bool) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port(cluster);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -91,6 +87,17 @@ impl Instance {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A free port; for a Cluster node one whose bus port (port + 10000) is free too.
+fn free_port(cluster: bool) -> u16 {
+    let bind = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port));
+    loop {
+        let port = bind(0).unwrap().local_addr().unwrap().port();
+        if !cluster || (port < 55_000 && bind(port + 10_000).is_ok()) {
+            return port;
+        }
     }
 }
 

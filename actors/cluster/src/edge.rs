@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytestring::ByteString;
 use lockstep_actors::inventory::{Buy, BuyerRequest};
+use lockstep_actors::metrics::Metrics;
 use lockstep_actors::outbound::{Outbound, Push};
 use lockstep_actors::room::{
     Fanout, Identity, Inbound, Join, Leave, RoomError, RoomInput, SessionId,
@@ -41,6 +42,7 @@ pub type TakeOver = std::sync::Arc<dyn Fn(String) + Send + Sync>;
 /// What an edge needs from its node.
 pub struct EdgeWiring {
     pub node: String,
+    pub metrics: Metrics,
     pub hub: Hub,
     pub publisher: Publisher,
     pub alive_every: Duration,
@@ -65,8 +67,11 @@ pub struct EdgeRoom {
     pending: HashMap<SessionId, Pending>,
     /// Who each local session is, to join it again to a new owner.
     identities: HashMap<SessionId, Identity>,
-    /// Sessions joined again to a new owner, waiting for its answer.
+    /// Sessions joined again to a new owner, waiting for its answer, and when they were
+    /// last sent (a join published while the owner was not subscribed is lost: sent again
+    /// on the next alive tick).
     rejoining: HashSet<SessionId>,
+    rejoin_sent: Instant,
     /// The epoch of the owner last heard, and when.
     owner: Option<u64>,
     owner_seen: Instant,
@@ -84,6 +89,7 @@ impl EdgeRoom {
             pending: HashMap::new(),
             identities: HashMap::new(),
             rejoining: HashSet::new(),
+            rejoin_sent: Instant::now(),
             owner: None,
             owner_seen: Instant::now(),
             take_over_asked: None,
@@ -91,24 +97,40 @@ impl EdgeRoom {
         }
     }
 
-    /// A new owner took the room: every local session joins it again.
+    /// A new owner took the room (or messages may have been missed): every local session
+    /// joins it again.
     fn rejoin_all(&mut self) {
-        let node = self.wiring.node.clone();
-        let sessions: Vec<(SessionId, Identity)> = self
+        let sessions: Vec<SessionId> = self
             .identities
-            .iter()
-            .filter(|(s, _)| self.fanout.get(**s).is_some())
-            .map(|(s, i)| (*s, i.clone()))
+            .keys()
+            .copied()
+            .filter(|s| self.holds(*s))
             .collect();
-        tracing::info!(room = %self.room_id, sessions = sessions.len(), "a new owner runs the room; joining this node's sessions to it");
-        for (session, identity) in sessions {
-            self.rejoining.insert(session);
-            self.up(&Up::Join {
-                node: node.clone(),
-                session,
-                identity,
-            });
+        tracing::info!(room = %self.room_id, sessions = sessions.len(), "joining this node's sessions to the room's owner again");
+        self.rejoining.extend(sessions);
+        self.send_rejoins();
+    }
+
+    /// Whether `session` is this node's: joined, or its join waiting for an answer.
+    fn holds(&self, session: SessionId) -> bool {
+        self.fanout.get(session).is_some() || self.pending.contains_key(&session)
+    }
+
+    /// Sends the join of every session still waiting to be joined again.
+    fn send_rejoins(&mut self) {
+        let node = self.wiring.node.clone();
+        let holds = |s: &SessionId| self.fanout.get(*s).is_some() || self.pending.contains_key(s);
+        self.rejoining.retain(holds);
+        for session in &self.rejoining {
+            if let Some(identity) = self.identities.get(session) {
+                self.up(&Up::Join {
+                    node: node.clone(),
+                    session: *session,
+                    identity: identity.clone(),
+                });
+            }
         }
+        self.rejoin_sent = Instant::now();
     }
 
     /// Asks the node to take the room over when its owner has been silent too long.
@@ -136,7 +158,14 @@ impl EdgeRoom {
     /// tells the owner they left.
     fn cut(&mut self, sessions: Vec<SessionId>) {
         for session in sessions {
-            self.fanout.remove(session);
+            self.wiring.metrics.slow_viewer_cuts.inc();
+            if let Some(queue) = self.fanout.remove(session) {
+                // The frames it held and the one that overflowed are lost to that viewer.
+                self.wiring
+                    .metrics
+                    .queue_drops
+                    .inc_by(queue.len() as u64 + 1);
+            }
             self.identities.remove(&session);
             self.up(&Up::Leave { session });
         }
@@ -144,8 +173,10 @@ impl EdgeRoom {
 
     fn deliver_to(&mut self, session: SessionId, frame: ByteString) {
         if let Some(queue) = self.fanout.get(session) {
-            if queue.push(frame) == Push::Overflowed {
-                self.cut(vec![session]);
+            match queue.push(frame) {
+                Push::Queued => self.wiring.metrics.frames_out.inc(),
+                Push::Overflowed => self.cut(vec![session]),
+                Push::Closed => {}
             }
             return;
         }
@@ -154,6 +185,7 @@ impl EdgeRoom {
         if let Some(pending) = self.pending.get(&session) {
             let outbound = pending.outbound.clone();
             if outbound.push(frame) == Push::Queued {
+                self.wiring.metrics.frames_out.inc();
                 self.fanout.add(session, outbound);
             }
         }
@@ -201,6 +233,9 @@ impl Actor for EdgeRoom {
             }
             let node = this.wiring.node.clone();
             this.up(&Up::Alive { node });
+            if !this.rejoining.is_empty() && this.rejoin_sent.elapsed() >= this.wiring.alive_every {
+                this.send_rejoins();
+            }
             this.check_owner();
         });
     }
@@ -345,6 +380,7 @@ impl Handler<Delivered> for EdgeRoom {
         match down {
             Down::Frame(frame) => {
                 let delivery = self.fanout.broadcast(&frame);
+                self.wiring.metrics.frames_out.inc_by(delivery.queued);
                 if !delivery.cut.is_empty() {
                     self.cut(delivery.cut);
                 }
@@ -367,6 +403,7 @@ impl Handler<Delivered> for EdgeRoom {
             }
             Down::Joined { session, result } => {
                 if let Some(pending) = self.pending.remove(&session) {
+                    self.rejoining.remove(&session);
                     if result.is_err() {
                         self.fanout.remove(session);
                         self.identities.remove(&session);

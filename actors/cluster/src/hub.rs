@@ -2,13 +2,18 @@
 //! sharded pub/sub) whose pushed messages are routed, by channel, to the actor serving
 //! that room here (in order: one routing task). The client reconnects and resubscribes
 //! on its own; after a disconnection — Redis restarted, or dropped this node for reading
-//! too slowly (its pub/sub output buffer limit) — every route is told, since messages may
-//! have been missed meanwhile.
+//! too slowly (its pub/sub output buffer limit) — the hub subscribes every route again
+//! itself and, once Redis confirmed, tells every route, since messages may have been
+//! missed meanwhile (an edge then joins its sessions again for a fresh snapshot).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix::prelude::*;
 use dashmap::DashMap;
+use lockstep_actors::metrics::Metrics;
+use prometheus::IntCounter;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
@@ -40,11 +45,17 @@ pub struct Hub {
 
 impl Hub {
     /// Connects and starts routing on the current runtime.
-    pub async fn connect(topology: &Topology) -> redis::RedisResult<Self> {
+    pub async fn connect(topology: &Topology, metrics: &Metrics) -> redis::RedisResult<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = topology.subscriber(tx).await?;
         let routes = Arc::new(DashMap::new());
-        tokio::spawn(route(rx, routes.clone()));
+        let recovery = Recovery {
+            conn: conn.clone(),
+            routes: routes.clone(),
+            running: Arc::new(AtomicBool::new(false)),
+            count: metrics.cluster_resubscribes.clone(),
+        };
+        tokio::spawn(route(rx, routes.clone(), recovery));
         tokio::spawn(keep_alive(conn.clone()));
         Ok(Self { conn, routes })
     }
@@ -73,7 +84,50 @@ async fn keep_alive(conn: Subscriber) {
     }
 }
 
-async fn route(mut rx: mpsc::UnboundedReceiver<PushInfo>, routes: Arc<DashMap<String, Route>>) {
+/// Subscribing every route again after a disconnection, then telling them.
+#[derive(Clone)]
+struct Recovery {
+    conn: Subscriber,
+    routes: Arc<DashMap<String, Route>>,
+    /// Whether a recovery is under way (a second disconnection joins it).
+    running: Arc<AtomicBool>,
+    count: IntCounter,
+}
+
+impl Recovery {
+    fn start(&self) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(50);
+            loop {
+                let channels: Vec<String> = this.routes.iter().map(|r| r.key().clone()).collect();
+                let mut all = true;
+                for channel in &channels {
+                    all &= this.conn.subscribe(channel).await.is_ok();
+                }
+                if all {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            this.running.store(false, Ordering::Release);
+            this.count.inc();
+            for route in this.routes.iter() {
+                route.reconnected.do_send(Reconnected);
+            }
+        });
+    }
+}
+
+async fn route(
+    mut rx: mpsc::UnboundedReceiver<PushInfo>,
+    routes: Arc<DashMap<String, Route>>,
+    recovery: Recovery,
+) {
     while let Some(push) = rx.recv().await {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
@@ -90,11 +144,7 @@ async fn route(mut rx: mpsc::UnboundedReceiver<PushInfo>, routes: Arc<DashMap<St
                     route.delivered.do_send(Delivered(payload.to_vec()));
                 }
             }
-            PushKind::Disconnection => {
-                for route in routes.iter() {
-                    route.reconnected.do_send(Reconnected);
-                }
-            }
+            PushKind::Disconnection => recovery.start(),
             _ => {}
         }
     }

@@ -31,6 +31,7 @@ use dashmap::DashMap;
 use lockstep_actors::broker::Broker;
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::{Epochs, SaleDirectory};
+use lockstep_actors::metrics::Metrics;
 use lockstep_actors::room::{Durable, Room, RoomLink};
 use lockstep_actors::store::Storage;
 use lockstep_protocol::RoomId;
@@ -64,6 +65,7 @@ pub enum ClusterError {
 pub struct Cluster {
     node: String,
     cfg: ClusterConfig,
+    metrics: Metrics,
     leases: Leases,
     hub: Hub,
     publisher: Publisher,
@@ -89,7 +91,10 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Joins the cluster on `cfg.redis_url` (its background tasks run on the current
     /// runtime).
-    pub async fn connect(cfg: &ClusterConfig) -> Result<Arc<Self>, ClusterError> {
+    pub async fn connect(
+        cfg: &ClusterConfig,
+        metrics: &Metrics,
+    ) -> Result<Arc<Self>, ClusterError> {
         let node = if cfg.node_id.is_empty() {
             format!("n-{:016x}", rand::random::<u64>())
         } else {
@@ -104,14 +109,15 @@ impl Cluster {
         if !cfg.allow_volatile_store {
             check_persistence(&mut conn.clone()).await?;
         }
-        let hub = Hub::connect(&topology).await?;
-        let publisher = Publisher::start(conn.clone(), cfg.publish_queue);
+        let hub = Hub::connect(&topology, metrics).await?;
+        let publisher = Publisher::start(conn.clone(), cfg.publish_queue, metrics);
         let owned: Arc<DashMap<String, (Addr<OwnerLink>, u64)>> = Arc::new(DashMap::new());
         Ok(Arc::new_cyclic(|this| Self {
             leases: Leases::new(conn, node.clone(), cfg.lease_ms),
             broker: Arc::new(RedisBroker::new(publisher.clone(), epochs_of(&owned))),
             node,
             cfg: cfg.clone(),
+            metrics: metrics.clone(),
             hub,
             publisher,
             edges: Arc::new(DashMap::new()),
@@ -238,6 +244,7 @@ impl Cluster {
             let this = self.this.clone();
             let wiring = EdgeWiring {
                 node: self.node.clone(),
+                metrics: self.metrics.clone(),
                 hub: self.hub.clone(),
                 publisher: self.publisher.clone(),
                 alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
@@ -271,11 +278,6 @@ impl Cluster {
             .or_insert_with(start)
             .clone();
         Ok(Some(link(&entry)))
-    }
-
-    /// Messages this node could not publish (queue full, or Redis failing).
-    pub fn publish_losses(&self) -> (u64, u64) {
-        (self.publisher.dropped(), self.publisher.failed())
     }
 }
 

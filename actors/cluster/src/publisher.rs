@@ -6,8 +6,9 @@
 //! round trip, not one per message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use lockstep_actors::metrics::Metrics;
+use prometheus::IntCounter;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,22 +30,21 @@ struct Queued {
 pub struct Publisher {
     queue: mpsc::Sender<Queued>,
     publish: &'static str,
-    dropped: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    /// Messages dropped because the queue was full.
+    dropped: IntCounter,
 }
 
 impl Publisher {
     /// Starts the publishing task on the current runtime.
-    pub fn start(conn: RedisConn, capacity: usize) -> Self {
+    pub fn start(conn: RedisConn, capacity: usize, metrics: &Metrics) -> Self {
         let (queue, rx) = mpsc::channel(capacity.max(1));
-        let failed = Arc::new(AtomicU64::new(0));
+        let lost = |reason| metrics.cluster_publish_lost.with_label_values(&[reason]);
         let publish = conn.publish_command();
-        tokio::spawn(run(conn, rx, failed.clone()));
+        tokio::spawn(run(conn, rx, lost("redis_error")));
         Self {
             queue,
             publish,
-            dropped: Arc::new(AtomicU64::new(0)),
-            failed,
+            dropped: lost("queue_full"),
         }
     }
 
@@ -63,7 +63,7 @@ impl Publisher {
             confirm: None,
         };
         if self.queue.try_send(queued).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
@@ -82,26 +82,16 @@ impl Publisher {
             mpsc::error::TrySendError::Full(refused) | mpsc::error::TrySendError::Closed(refused),
         ) = self.queue.try_send(queued)
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             if let Some(tx) = refused.confirm {
                 let _ = tx.send(false);
             }
         }
         rx
     }
-
-    /// Messages dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Messages lost because Redis refused or could not be reached.
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
 }
 
-async fn run(mut conn: RedisConn, mut rx: mpsc::Receiver<Queued>, failed: Arc<AtomicU64>) {
+async fn run(mut conn: RedisConn, mut rx: mpsc::Receiver<Queued>, failed: IntCounter) {
     let cluster = conn.is_cluster();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -128,7 +118,7 @@ async fn run(mut conn: RedisConn, mut rx: mpsc::Receiver<Queued>, failed: Arc<At
     }
 }
 
-async fn send(conn: &mut RedisConn, group: Vec<Queued>, failed: &AtomicU64) {
+async fn send(conn: &mut RedisConn, group: Vec<Queued>, failed: &IntCounter) {
     let mut pipe = redis::pipe();
     let count = group.len();
     let mut confirms = Vec::new();
@@ -139,7 +129,7 @@ async fn send(conn: &mut RedisConn, group: Vec<Queued>, failed: &AtomicU64) {
     let taken = match pipe.query_async::<()>(conn).await {
         Ok(()) => true,
         Err(e) => {
-            failed.fetch_add(count as u64, Ordering::Relaxed);
+            failed.inc_by(count as u64);
             tracing::warn!(error = %e, messages = count, "publishing to Redis failed");
             false
         }

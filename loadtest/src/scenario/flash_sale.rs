@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::link_drop::{clock_offset, create_sale, drop_link, open_anchor};
-use super::{Slot, bar, loopback, token};
+use super::{Slot, bar, token};
 use crate::frames;
 use crate::linearizability::{Event, Op, Ret, SaleSpec, check};
 use crate::report::{Hist, Report};
@@ -68,11 +68,11 @@ pub async fn run(args: FlashSaleArgs, slot: Slot) -> anyhow::Result<Report> {
         slot.count == 1,
         "flash-sale runs in one process (--procs 1)"
     );
-    let server = loopback(&args.conn.server)?;
+    let nodes = args.conn.nodes()?;
     let started = Instant::now();
     let (events, window) = match args.target {
-        SaleTarget::Lockstep => lockstep(&args, server, started, slot.progress).await?,
-        SaleTarget::Redis => redis_baseline(&args, server, started).await?,
+        SaleTarget::Lockstep => lockstep(&args, &nodes, started, slot.progress).await?,
+        SaleTarget::Redis => redis_baseline(&args, nodes.first(), started).await?,
     };
     let mut report = Report::new(
         "flash-sale",
@@ -195,10 +195,11 @@ async fn buy(
 
 async fn lockstep(
     args: &FlashSaleArgs,
-    server: std::net::SocketAddr,
+    nodes: &super::Nodes,
     started: Instant,
     progress: bool,
 ) -> anyhow::Result<(Vec<Event>, f64)> {
+    let server = nodes.first();
     let mut anchor = open_anchor(server, &args.conn).await?;
     let sale = create_sale(
         server,
@@ -220,6 +221,7 @@ async fn lockstep(
             gate.clone(),
             joining.clone(),
         );
+        let server = nodes.of(i);
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
             let buyer = format!("buyer-{i}");

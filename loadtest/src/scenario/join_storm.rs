@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Slot, bar, loopback, token};
+use super::{Slot, bar, token};
 use crate::report::{Hist, Report};
 use crate::wire::{self, Publisher, Target};
 
@@ -30,7 +30,8 @@ pub struct JoinStormArgs {
 }
 
 pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
-    let server = loopback(&args.conn.server)?;
+    let nodes = args.conn.nodes()?;
+    let server = nodes.first();
     let mut report = Report::new("join-storm", args.target.name());
     // Opening the room is the anchor's job; the anchor stays connected during the run.
     let _anchor = if slot.index == 0 && args.target == Target::Lockstep {
@@ -59,6 +60,7 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
         }
         let permit = gate.clone().acquire_owned().await?;
         let (room, progress, source) = (args.conn.room.clone(), progress.clone(), slot.source());
+        let server = nodes.of(slot.global(i));
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
             let joined = wire::join_receiver(args.target, server, source, &room, None).await;

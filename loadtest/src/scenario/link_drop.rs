@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lockstep_protocol::{ClientMsg, ControlCmd, ServerMsg};
 use serde_json::json;
 
-use super::{Slot, bar, loopback, token};
+use super::{Slot, bar, token};
 use crate::frames;
 use crate::report::{Hist, Report};
 use crate::wire::{self, Target, now_ns};
@@ -164,7 +164,8 @@ pub async fn drop_link(
 
 pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     anyhow::ensure!(slot.count == 1, "link-drop runs in one process (--procs 1)");
-    let server = loopback(&args.conn.server)?;
+    let nodes = args.conn.nodes()?;
+    let server = nodes.first();
     let mut report = Report::new("link-drop", "lockstep");
     let mut anchor = open_anchor(server, &args.conn).await?;
     let sale = create_sale(server, &args.conn.secret, &args.conn.room, 1, 1, 3600).await?;
@@ -181,6 +182,7 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
             progress.clone(),
             args.sync_samples,
         );
+        let server = nodes.of(i);
         tasks.push(tokio::spawn(async move {
             let joined = async {
                 let mut ws =

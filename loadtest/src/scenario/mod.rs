@@ -18,6 +18,11 @@ pub struct Conn {
     /// redis`, the Redis server.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub server: String,
+    /// Lockstep cluster: the nodes to spread the connections over (loopback only, comma
+    /// separated); connection i goes to node i mod n, the run's setup (room, anchor, sale,
+    /// publisher) to the first. Replaces --server.
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
     /// Room (Lockstep) or subject (NATS) to use.
     #[arg(long, default_value = "load")]
     pub room: String,
@@ -25,6 +30,37 @@ pub struct Conn {
     /// tokens the scenario needs.
     #[arg(long, default_value = "lockstep-development-secret-change-me")]
     pub secret: String,
+}
+
+impl Conn {
+    /// The servers of this run, checked.
+    pub fn nodes(&self) -> anyhow::Result<Nodes> {
+        let addrs = if self.servers.is_empty() {
+            vec![loopback(&self.server)?]
+        } else {
+            self.servers
+                .iter()
+                .map(|s| loopback(s))
+                .collect::<anyhow::Result<_>>()?
+        };
+        Ok(Nodes(addrs))
+    }
+}
+
+/// The servers connections are spread over (one, or the nodes of a cluster).
+#[derive(Debug, Clone)]
+pub struct Nodes(Vec<SocketAddr>);
+
+impl Nodes {
+    /// Where the run's setup goes (and a single server's only address).
+    pub fn first(&self) -> SocketAddr {
+        self.0[0]
+    }
+
+    /// The server of the run's `global`-th connection.
+    pub fn of(&self, global: usize) -> SocketAddr {
+        self.0[global % self.0.len()]
+    }
 }
 
 /// This process's part of a run split over `count` worker processes.

@@ -24,7 +24,7 @@ use rand::Rng;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::link_drop::create_sale;
-use super::{Conn, Slot, loopback, token};
+use super::{Conn, Slot, token};
 use crate::frames;
 use crate::report::Report;
 use crate::rtc::{PublishOptions, Publisher, Subscriber};
@@ -96,7 +96,11 @@ fn bump(c: &AtomicU64) {
 
 struct Ctx {
     args: SoakArgs,
+    /// Where the anchor, the merchant and the players go (the first node).
     server: std::net::SocketAddr,
+    /// The nodes viewers join, in turn.
+    nodes: super::Nodes,
+    joined: std::sync::atomic::AtomicUsize,
     counts: Counts,
     /// The sale orders go to now.
     sale: std::sync::Mutex<String>,
@@ -126,7 +130,10 @@ async fn join(ctx: &Ctx, user: Option<&str>) -> anyhow::Result<Ws> {
 /// the server notices them after kilobytes).
 async fn join_with(ctx: &Ctx, user: Option<&str>, recv_buffer: Option<u32>) -> anyhow::Result<Ws> {
     let path = format!("/ws/rooms/{}", ctx.args.conn.room);
-    let mut ws = wire::connect_with(ctx.server, None, &path, recv_buffer).await?;
+    let turn = ctx
+        .joined
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut ws = wire::connect_with(ctx.nodes.of(turn), None, &path, recv_buffer).await?;
     let token = user.map(|u| ctx.viewer_token(u));
     ws.send(frames::encode(&ClientMsg::Join {
         protocol: PROTOCOL_VERSION,
@@ -473,7 +480,8 @@ async fn players(ctx: Arc<Ctx>) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: SoakArgs, _slot: Slot) -> anyhow::Result<Report> {
-    let server = loopback(&args.conn.server)?;
+    let nodes = args.conn.nodes()?;
+    let server = nodes.first();
     let secret = args.conn.secret.clone();
     let room = args.conn.room.clone();
     crate::wire::Publisher::ensure_room(
@@ -487,6 +495,8 @@ pub async fn run(args: SoakArgs, _slot: Slot) -> anyhow::Result<Report> {
         deadline: started + Duration::from_secs(args.duration_secs),
         args,
         server,
+        nodes,
+        joined: std::sync::atomic::AtomicUsize::new(0),
         counts: Counts::default(),
         sale: std::sync::Mutex::new(String::new()),
     });

@@ -14,7 +14,7 @@ use lockstep_protocol::ClientMsg;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Slot, bar, loopback, sleep_until_unix_ms, token};
+use super::{Slot, bar, sleep_until_unix_ms, token};
 use crate::frames;
 use crate::report::{Hist, Report};
 use crate::wire::{self, Publisher, Target, answer_ping, markers, now_ns};
@@ -82,7 +82,8 @@ struct Seen {
 }
 
 pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
-    let server = loopback(&args.conn.server)?;
+    let nodes = args.conn.nodes()?;
+    let server = nodes.first();
     let scenario = if args.slow_fraction > 0.0 {
         "slow-viewers"
     } else {
@@ -145,6 +146,7 @@ pub async fn run(args: ViewersArgs, slot: Slot) -> anyhow::Result<Report> {
             failed.clone(),
         );
         let source = slot.source();
+        let server = nodes.of(global);
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
             let recv_buffer = slow.then_some(4096);
