@@ -313,3 +313,43 @@ async fn a_deposed_owners_writes_are_refused(server: RedisServer) {
         Err(StoreError::Fenced)
     ));
 }
+
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    no_write_of_a_sale_lands_after_one_that_failed => no_write_of_a_sale_lands_after_one_that_failed
+);
+
+/// A sale's answers depend on every earlier flush: the flushes handed over together land
+/// in order, and once one fails the ones behind it are refused, not written.
+async fn no_write_of_a_sale_lands_after_one_that_failed(server: RedisServer) {
+    let store = redis(&server).await;
+    let p = store
+        .create_product("m".into(), product(10), 1)
+        .await
+        .unwrap();
+    store.grant("r".into(), "m".into(), 1).await.unwrap();
+    let (record, _) = store
+        .create_sale("m".into(), sale("r", &p.skus[0].id, 5), 1)
+        .await
+        .unwrap();
+    let write = |epoch: u64, seq: u64| SaleWrites {
+        sale_id: record.id.clone(),
+        epoch,
+        writes: vec![Write::Order(order(&record.id, seq, OrderState::Reserved))],
+    };
+    store.fence(record.id.clone(), 5).await.unwrap();
+    // Handed over back to back, before either is awaited: the first is refused (a stale
+    // epoch), so the second must not be written.
+    let first = store.write(write(1, 1));
+    let second = store.write(write(5, 2));
+    let (first, second) = tokio::join!(first, second);
+    assert!(matches!(first, Err(StoreError::Fenced)), "{first:?}");
+    assert!(second.is_err(), "a write behind a failed one was accepted");
+    let (loaded, _) = redis(&server)
+        .await
+        .load_sale(record.id.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(loaded.orders.is_empty(), "{:?}", loaded.orders);
+}

@@ -5,9 +5,7 @@
 mod catalog;
 mod keys;
 mod sales;
-
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+mod writer;
 
 use crate::conn::RedisConn;
 use lockstep_actors::inventory::model::Order;
@@ -26,8 +24,9 @@ pub struct RedisStorage {
     conn: RedisConn,
     /// Replicas that must have a sale write before it counts as durable.
     replicas: u32,
-    /// Sales whose last write failed (their later writes are refused until rebuilt).
-    failing: Arc<Mutex<BTreeSet<String>>>,
+    /// Each sale's writes in order; the sales whose last write failed (their later writes
+    /// are refused until rebuilt).
+    writers: writer::Writers,
 }
 
 impl RedisStorage {
@@ -35,13 +34,8 @@ impl RedisStorage {
         Self {
             conn,
             replicas,
-            failing: Arc::default(),
+            writers: writer::Writers::default(),
         }
-    }
-
-    fn failing(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        // Only set operations happen under this lock; a poisoned one holds valid data.
-        self.failing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -136,23 +130,8 @@ impl Storage for RedisStorage {
     }
 
     fn write(&self, writes: SaleWrites) -> StoreFuture<()> {
-        let mut conn = self.conn.clone();
-        let this = self.clone();
-        Box::pin(async move {
-            if this.failing().contains(&writes.sale_id) {
-                return Err(StoreError::Commit(
-                    "an earlier write of this sale failed; it is being rebuilt".into(),
-                ));
-            }
-            let mut result = sales::write(&mut conn, &writes).await;
-            if result.is_ok() && this.replicas > 0 {
-                result = sales::replicated(&mut conn, this.replicas).await;
-            }
-            if result.is_err() {
-                this.failing().insert(writes.sale_id.clone());
-            }
-            result
-        })
+        let answered = self.writers.write(&self.conn, self.replicas, writes);
+        Box::pin(async move { answered.await.unwrap_or(Err(StoreError::Stopped)) })
     }
 
     fn recover(&self, id: String) -> StoreFuture<Option<StoredSale>> {
@@ -165,13 +144,13 @@ impl Storage for RedisStorage {
                 .await
                 .map_err(unreachable)?;
             let loaded = sales::load(&mut conn, &id).await?;
-            this.failing().remove(&id);
+            this.writers.failing().remove(&id);
             Ok(loaded.map(|(sale, _)| sale))
         })
     }
 
     fn failing_sales(&self) -> Vec<String> {
-        self.failing().iter().cloned().collect()
+        self.writers.failing().iter().cloned().collect()
     }
 
     fn is_running(&self) -> bool {
