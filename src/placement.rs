@@ -51,7 +51,14 @@ impl AppState {
         };
         match cluster.claim(id.as_str()).await.map_err(unavailable)? {
             Claim::Owner { epoch } => {
-                let (addr, created) = self.directory.open(id, options)?;
+                // A room whose owner died (or shut down) comes back as it left it.
+                let (addr, created) = match self.directory.get(id.as_str()) {
+                    Some(addr) => (addr, false),
+                    None => match cluster.checkpoint(id.as_str()).await.map_err(unavailable)? {
+                        Some(durable) => (self.directory.adopt(id, Some(durable)), true),
+                        None => self.directory.open(id, options)?,
+                    },
+                };
                 cluster.serve_owned(id.as_str(), epoch, addr.clone());
                 Ok(Opened {
                     link: addr.clone().into(),

@@ -371,3 +371,87 @@ async fn a_frozen_owner_resumed_after_a_takeover_acknowledges_nothing(redis: Red
     }
     verify(&b, &sale, &history).await;
 }
+
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_restarted_owner_brings_its_room_back_as_it_left_it => a_restarted_owner_brings_its_room_back_as_it_left_it
+);
+
+/// The owner dies and comes back (same node id) before its lease lapses: the anchor's
+/// reopening runs the room under a new epoch, from the checkpoint its last run left —
+/// a user banned before the crash is still banned.
+async fn a_restarted_owner_brings_its_room_back_as_it_left_it(redis: RedisServer) {
+    let room = "comeback";
+    let anchor_token = token(Role::Anchor, "anchor", Some(room), None);
+    let open = |node: &Node| {
+        let url = node.ws(&format!("/ws/rooms/{room}/control"));
+        let anchor_token = anchor_token.clone();
+        async move {
+            let mut anchor = Client::connect(&url).await;
+            anchor
+                .send(json!({"type":"join","protocol":1,"token":anchor_token}))
+                .await;
+            assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
+            anchor
+        }
+    };
+    let mut a = Node::start(&redis, "node-a").await;
+    let mut anchor = open(&a).await;
+    anchor
+        .send(json!({"type":"control","cmd":"ban","user":"mallory","id":1}))
+        .await;
+    anchor
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
+        .await;
+    // The ban is in the room's checkpoint (kept every 250 ms) before the crash.
+    let mut conn = lockstep_cluster::conn::Topology::discover(&redis.url())
+        .await
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let checkpoint = format!("lockstep:{{room:{room}}}:checkpoint");
+    let deadline = Instant::now() + common::EVENT_TIMEOUT;
+    loop {
+        let state: Option<String> = redis::cmd("HGET")
+            .arg(&checkpoint)
+            .arg("state")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if state.is_some_and(|s| s.contains("mallory")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint with the ban");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owner = |conn: &mut lockstep_cluster::conn::RedisConn| {
+        let mut conn = conn.clone();
+        async move {
+            let value: String = redis::cmd("GET")
+                .arg(format!("lockstep:{{room:{room}}}:owner"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            value
+        }
+    };
+    assert_eq!(owner(&mut conn).await, "node-a|1");
+
+    a.signal("-KILL");
+    let _ = a.child.wait();
+    a = Node::start(&redis, "node-a").await;
+    let _anchor = open(&a).await;
+    assert_eq!(owner(&mut conn).await, "node-a|2", "a new run, a new epoch");
+    let mut mallory = Client::connect(&a.ws(&format!("/ws/rooms/{room}"))).await;
+    mallory
+        .send(
+            json!({"type":"join","protocol":1,"token":token(Role::Viewer, "mallory", None, None)}),
+        )
+        .await;
+    let refused = mallory.recv().await;
+    assert!(
+        matches!(&refused, ServerMsg::Error { message, .. } if message.contains("banned")),
+        "{refused:?}"
+    );
+}

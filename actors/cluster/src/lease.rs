@@ -25,7 +25,14 @@ local sep = string.find(cur, '|', 1, true)
 local node = string.sub(cur, 1, sep - 1)
 local e = tonumber(string.sub(cur, sep + 1))
 if node == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] == '1' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, e, node}
+  end
+  -- This node holds the lease but no longer runs the room (it restarted): a new run of
+  -- the room is a new owner, with the next epoch.
+  e = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
   return {1, e, node}
 end
 return {0, e, node}
@@ -63,13 +70,15 @@ impl Leases {
     }
 
     /// Takes the room when nobody holds it (with the next epoch), keeps it when this node
-    /// does, and otherwise says who does.
-    pub async fn claim(&self, room: &str) -> redis::RedisResult<Claim> {
+    /// does and `running` it (a node holding the lease of a room it does not run — it
+    /// restarted — takes the next epoch), and otherwise says who does.
+    pub async fn claim(&self, room: &str, running: bool) -> redis::RedisResult<Claim> {
         let (mine, epoch, owner): (u8, u64, String) = Script::new(CLAIM)
             .key(crate::keys::owner(room))
             .key(crate::keys::epoch(room))
             .arg(&self.node)
             .arg(self.lease_ms)
+            .arg(if running { "1" } else { "0" })
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(if mine == 1 {

@@ -141,7 +141,25 @@ impl Cluster {
 
     /// Takes the room for this node when nobody owns it, or says who does.
     pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
-        Ok(self.leases.claim(room).await?)
+        let running = self.owned.get(room).is_some_and(|e| e.0.connected());
+        Ok(self.leases.claim(room, running).await?)
+    }
+
+    /// What the room's last owner left of it (its durable state), unless it ended.
+    pub async fn checkpoint(&self, room: &str) -> Result<Option<Durable>, ClusterError> {
+        let checkpoint: Option<String> = redis::cmd("HGET")
+            .arg(keys::checkpoint(room))
+            .arg("state")
+            .query_async(&mut self.leases.conn())
+            .await?;
+        Ok(checkpoint
+            .and_then(|c| serde_json::from_str::<Durable>(&c).ok())
+            .filter(|d| d.state != lockstep_protocol::RoomState::Ended)
+            .map(|mut d| {
+                // The video ran on the old owner's SFU: it is away until republished.
+                d.media.live = false;
+                d
+            }))
     }
 
     /// Serves `room`, which this node owns under `epoch` and runs as `addr`, to the other
@@ -196,18 +214,7 @@ impl Cluster {
         let Claim::Owner { epoch } = self.claim(room).await? else {
             return Ok(());
         };
-        let checkpoint: Option<String> = redis::cmd("HGET")
-            .arg(keys::checkpoint(room))
-            .arg("state")
-            .query_async(&mut self.leases.conn())
-            .await?;
-        let durable = checkpoint
-            .and_then(|c| serde_json::from_str::<Durable>(&c).ok())
-            .map(|mut d| {
-                // The video ran on the old owner's SFU: it is away until republished.
-                d.media.live = false;
-                d
-            });
+        let durable = self.checkpoint(room).await?;
         tracing::warn!(
             room,
             epoch,

@@ -310,6 +310,10 @@ impl Actor for Room {
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.metrics.rooms.dec();
+        // The last word on the room: ended, or as it was when its process stopped.
+        if !self.stepped_down && self.broker.keeps_checkpoints() {
+            self.checkpoint();
+        }
         let code = if self.stepped_down {
             CloseCode::Restarting
         } else {
