@@ -294,3 +294,41 @@ async fn viewers_of_a_node_that_lost_its_subscriptions_get_a_fresh_snapshot(redi
         "{metrics}"
     );
 }
+
+against_redis!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_edge_ignores_what_a_deposed_owner_still_says => an_edge_ignores_what_a_deposed_owner_still_says
+);
+
+/// Everything an owner sends down carries its epoch: once an edge knows the room's owner,
+/// a frame stamped with an older epoch (a deposed owner that has not noticed yet) is
+/// dropped, one stamped with the current epoch is delivered.
+async fn an_edge_ignores_what_a_deposed_owner_still_says(redis: RedisServer) {
+    use lockstep_cluster::envelope::Down;
+    let nodes = nodes(&redis);
+    let _anchor = nodes[0].open_room("fenced").await;
+    let (mut viewer, _) = nodes[1].join_viewer("fenced", Some("v1")).await;
+    let mut conn = lockstep_cluster::conn::Topology::discover(&redis.url())
+        .await
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let channel = "lockstep:{room:fenced}:down";
+    for (epoch, id) in [(0, 77), (1, 78)] {
+        let frame = format!(r#"{{"type":"pong","id":{id}}}"#);
+        let _: u64 = redis::cmd(conn.publish_command())
+            .arg(channel)
+            .arg(Down::Frame(frame.into()).encode(epoch))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let first = viewer
+        .recv_until(|m| match m {
+            ServerMsg::Pong { id } => Some(*id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first, Some(78), "the stale owner's frame was delivered");
+}

@@ -33,8 +33,13 @@ impl RedisBroker {
         Self { publisher, epochs }
     }
 
+    /// Publishes `envelope` stamped with this node's epoch for the room; a node that no
+    /// longer owns the room says nothing.
     fn down(&self, room: &str, envelope: &Down) {
-        self.publisher.publish(keys::down(room), envelope.encode());
+        if let Some(epoch) = (self.epochs)(room) {
+            self.publisher
+                .publish(keys::down(room), envelope.encode(epoch));
+        }
     }
 }
 

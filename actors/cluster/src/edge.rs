@@ -81,7 +81,8 @@ pub struct EdgeRoom {
 }
 
 impl EdgeRoom {
-    pub fn new(room_id: String, wiring: EdgeWiring) -> Self {
+    /// An edge of `room_id`, whose owner holds the lease under `epoch`.
+    pub fn new(room_id: String, epoch: u64, wiring: EdgeWiring) -> Self {
         Self {
             room_id,
             wiring,
@@ -90,7 +91,7 @@ impl EdgeRoom {
             identities: HashMap::new(),
             rejoining: HashSet::new(),
             rejoin_sent: Instant::now(),
-            owner: None,
+            owner: Some(epoch),
             owner_seen: Instant::now(),
             take_over_asked: None,
             idle_ticks: 0,
@@ -373,10 +374,14 @@ impl Handler<Delivered> for EdgeRoom {
     type Result = ();
 
     fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
-        let down = match Down::decode(&msg.0) {
+        let (epoch, down) = match Down::decode(&msg.0) {
             Ok(down) => down,
             Err(e) => return tracing::warn!(room = %self.room_id, error = %e, "dropping a message"),
         };
+        // A deposed owner that has not noticed yet: what it says no longer counts.
+        if self.owner.is_some_and(|known| epoch < known) {
+            return;
+        }
         match down {
             Down::Frame(frame) => {
                 let delivery = self.fanout.broadcast(&frame);

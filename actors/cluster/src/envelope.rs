@@ -3,9 +3,13 @@
 //! closes, and join answers — one channel, so a session's welcome is never overtaken by
 //! the broadcasts after it. *Up* (any node → owner): joins, leaves, inputs and liveness.
 //!
-//! A broadcast is the hot case: it travels as one tag byte and the frame's bytes as the
-//! owner encoded them, and an edge hands those bytes to its sessions unchanged. The rest
-//! is JSON after its tag byte.
+//! Everything down is stamped with the epoch of the owner that sent it: an edge that knows
+//! a newer owner drops what a deposed one still says (fencing, as the store does for
+//! sales).
+//!
+//! A broadcast is the hot case: it travels as a tag byte, the 8-byte epoch and the frame's
+//! bytes as the owner encoded them, and an edge hands those bytes to its sessions
+//! unchanged. The rest is JSON after the tag byte and the epoch.
 
 use bytestring::ByteString;
 use lockstep_actors::inventory::BuyerRequest;
@@ -92,50 +96,78 @@ const JSON: u8 = b'J';
 pub struct BadEnvelope(String);
 
 impl Down {
-    pub fn encode(&self) -> Vec<u8> {
+    /// The envelope as the owner running the room under `epoch` sends it.
+    pub fn encode(&self, epoch: u64) -> Vec<u8> {
+        let stamped = |tag: u8, capacity: usize| {
+            let mut out = Vec::with_capacity(9 + capacity);
+            out.push(tag);
+            out.extend_from_slice(&epoch.to_be_bytes());
+            out
+        };
         match self {
-            Down::Frame(frame) => tagged(FRAME, frame.as_bytes()),
+            Down::Frame(frame) => {
+                let mut out = stamped(FRAME, frame.len());
+                out.extend_from_slice(frame.as_bytes());
+                out
+            }
             Down::To { session, frame } => {
-                let mut out = Vec::with_capacity(9 + frame.len());
-                out.push(TO);
+                let mut out = stamped(TO, 8 + frame.len());
                 out.extend_from_slice(&session.0.to_be_bytes());
                 out.extend_from_slice(frame.as_bytes());
                 out
             }
-            Down::Close { session, code } => json(&DownJson::Close {
-                session: *session,
-                code: *code,
-            }),
-            Down::Joined { session, result } => json(&DownJson::Joined {
-                session: *session,
-                result: result.clone(),
-            }),
-            Down::Owner { epoch } => json(&DownJson::Owner { epoch: *epoch }),
+            other => {
+                let body = match other {
+                    Down::Close { session, code } => DownJson::Close {
+                        session: *session,
+                        code: *code,
+                    },
+                    Down::Joined { session, result } => DownJson::Joined {
+                        session: *session,
+                        result: result.clone(),
+                    },
+                    Down::Owner { epoch } => DownJson::Owner { epoch: *epoch },
+                    Down::Frame(_) | Down::To { .. } => unreachable!("encoded above"),
+                };
+                let mut out = stamped(JSON, 64);
+                // Plain data: serializing cannot fail.
+                serde_json::to_writer(&mut out, &body).expect("envelopes serialize");
+                out
+            }
         }
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, BadEnvelope> {
+    /// The envelope and the epoch of the owner that sent it.
+    pub fn decode(bytes: &[u8]) -> Result<(u64, Self), BadEnvelope> {
         let text = |b: &[u8]| {
             ByteString::try_from(b.to_vec()).map_err(|_| BadEnvelope("a frame is not UTF-8".into()))
         };
-        match bytes.split_first() {
-            Some((&FRAME, frame)) => Ok(Down::Frame(text(frame)?)),
-            Some((&TO, rest)) if rest.len() >= 8 => {
+        let (&tag, rest) = bytes
+            .split_first()
+            .ok_or_else(|| BadEnvelope("empty".into()))?;
+        let (epoch, rest) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| BadEnvelope("no epoch".into()))?;
+        let epoch = u64::from_be_bytes(*epoch);
+        let down = match tag {
+            FRAME => Down::Frame(text(rest)?),
+            TO if rest.len() >= 8 => {
                 let (id, frame) = rest.split_at(8);
                 let session = SessionId(u64::from_be_bytes(id.try_into().expect("8 bytes")));
-                Ok(Down::To {
+                Down::To {
                     session,
                     frame: text(frame)?,
-                })
+                }
             }
-            Some((&JSON, body)) => match serde_json::from_slice(body) {
-                Ok(DownJson::Close { session, code }) => Ok(Down::Close { session, code }),
-                Ok(DownJson::Joined { session, result }) => Ok(Down::Joined { session, result }),
-                Ok(DownJson::Owner { epoch }) => Ok(Down::Owner { epoch }),
-                Err(e) => Err(BadEnvelope(e.to_string())),
+            JSON => match serde_json::from_slice(rest) {
+                Ok(DownJson::Close { session, code }) => Down::Close { session, code },
+                Ok(DownJson::Joined { session, result }) => Down::Joined { session, result },
+                Ok(DownJson::Owner { epoch }) => Down::Owner { epoch },
+                Err(e) => return Err(BadEnvelope(e.to_string())),
             },
-            _ => Err(BadEnvelope("unknown tag".into())),
-        }
+            _ => return Err(BadEnvelope("unknown tag".into())),
+        };
+        Ok((epoch, down))
     }
 }
 
@@ -152,13 +184,6 @@ impl Up {
             _ => Err(BadEnvelope("unknown tag".into())),
         }
     }
-}
-
-fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + body.len());
-    out.push(tag);
-    out.extend_from_slice(body);
-    out
 }
 
 fn json(value: &impl Serialize) -> Vec<u8> {
@@ -184,10 +209,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn frames_round_trip_byte_for_byte(text in any::<String>(), session: u64) {
+        fn frames_round_trip_byte_for_byte(text in any::<String>(), session: u64, epoch: u64) {
             let frame = ByteString::from(text);
             for down in [Down::Frame(frame.clone()), Down::To { session: SessionId(session), frame }] {
-                prop_assert_eq!(Down::decode(&down.encode()).unwrap(), down);
+                prop_assert_eq!(Down::decode(&down.encode(epoch)).unwrap(), (epoch, down));
             }
         }
 
@@ -219,7 +244,7 @@ mod tests {
             },
         ];
         for down in downs {
-            assert_eq!(Down::decode(&down.encode()).unwrap(), down);
+            assert_eq!(Down::decode(&down.encode(9)).unwrap(), (9, down));
         }
         let ups = [
             Up::Join {
@@ -245,9 +270,10 @@ mod tests {
     }
 
     #[test]
-    fn a_broadcast_is_the_frame_behind_one_byte() {
+    fn a_broadcast_is_the_frame_behind_a_tag_and_the_epoch() {
         let frame = ByteString::from(r#"{"type":"tick","at":1}"#);
-        let bytes = Down::Frame(frame.clone()).encode();
-        assert_eq!(&bytes[1..], frame.as_bytes());
+        let bytes = Down::Frame(frame.clone()).encode(3);
+        assert_eq!(&bytes[1..9], &3u64.to_be_bytes());
+        assert_eq!(&bytes[9..], frame.as_bytes());
     }
 }

@@ -243,9 +243,9 @@ impl Cluster {
         if let Some(edge) = self.edges.get(room).filter(|e| e.connected()) {
             return Ok(Some(link(&edge)));
         }
-        if self.leases.owner(room).await?.is_none() {
+        let Some((_, epoch)) = self.leases.owner(room).await? else {
             return Ok(None);
-        }
+        };
         let start = || {
             let edges = self.edges.clone();
             let this = self.this.clone();
@@ -272,7 +272,7 @@ impl Cluster {
                     edges.remove_if(room, |_, current| current == addr);
                 }),
             };
-            EdgeRoom::new(room.to_owned(), wiring).start()
+            EdgeRoom::new(room.to_owned(), epoch, wiring).start()
         };
         let entry = self
             .edges

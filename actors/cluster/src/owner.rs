@@ -60,7 +60,7 @@ impl OwnerLink {
     fn down(&self, envelope: &Down) {
         self.wiring
             .publisher
-            .publish(keys::down(&self.room_id), envelope.encode());
+            .publish(keys::down(&self.room_id), envelope.encode(self.epoch));
     }
 
     fn node(&mut self, node: String) -> &mut Node {
@@ -198,14 +198,17 @@ impl Handler<Delivered> for OwnerLink {
                 buyer,
                 request,
             } => {
-                let (publisher, channel) =
-                    (self.wiring.publisher.clone(), keys::down(&self.room_id));
+                let (publisher, channel, epoch) = (
+                    self.wiring.publisher.clone(),
+                    keys::down(&self.room_id),
+                    self.epoch,
+                );
                 self.wiring.sales.buy(
                     &self.room_id,
                     buyer,
                     request,
                     Box::new(move |frame| {
-                        publisher.publish(channel, Down::To { session, frame }.encode())
+                        publisher.publish(channel, Down::To { session, frame }.encode(epoch))
                     }),
                 );
             }
