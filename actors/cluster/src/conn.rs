@@ -3,7 +3,12 @@
 //! routes each by its key's hash slot), and subscriptions through [`Subscriber`] (plain
 //! pub/sub on a single server, sharded pub/sub on a Cluster, so a room's messages stay on
 //! the shard its hash tag names).
+//!
+//! A Redis Cluster connection is watched: when every node of the Cluster went away at
+//! once (a full restart), the client library can keep failing to find any node long after
+//! they are back; a connection whose pings fail for a few seconds is replaced by a new one.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -67,8 +72,9 @@ impl Topology {
                 ))
             }
             Self::Cluster(urls) => {
-                let client = cluster_client(urls, None)?;
-                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+                let handle = ClusterHandle::connect(cluster_client(urls, None)?).await?;
+                tokio::spawn(handle.clone().watch());
+                Ok(RedisConn::Cluster(handle))
             }
         }
     }
@@ -91,7 +97,7 @@ impl Topology {
             }
             Self::Cluster(urls) => {
                 let client = cluster_client(urls, Some(pushes))?;
-                Ok(Subscriber::Cluster(client.get_async_connection().await?))
+                Ok(Subscriber::Cluster(ClusterHandle::connect(client).await?))
             }
         }
     }
@@ -123,11 +129,72 @@ fn resp3(url: &str) -> String {
     }
 }
 
+/// A Redis Cluster connection that can be replaced under its users.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    client: Arc<redis::cluster::ClusterClient>,
+    current: Arc<RwLock<ClusterConnection>>,
+    /// Consecutive failed pings.
+    failures: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Failed pings (one a second) after which a Cluster connection is replaced.
+const STUCK_AFTER: u32 = 3;
+
+impl ClusterHandle {
+    async fn connect(client: redis::cluster::ClusterClient) -> RedisResult<Self> {
+        let conn = client.get_async_connection().await?;
+        Ok(Self {
+            client: Arc::new(client),
+            current: Arc::new(RwLock::new(conn)),
+            failures: Arc::default(),
+        })
+    }
+
+    /// The connection in use now.
+    fn get(&self) -> ClusterConnection {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Pings every primary; after [`STUCK_AFTER`] failures in a row, connects anew and
+    /// puts the new connection in place. Returns whether it did.
+    async fn ping_or_replace(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let ping: RedisResult<Value> = redis::cmd("PING").query_async(&mut self.get()).await;
+        if ping.is_ok() {
+            self.failures.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 < STUCK_AFTER {
+            return false;
+        }
+        let Ok(fresh) = self.client.get_async_connection().await else {
+            return false;
+        };
+        tracing::warn!("the Redis Cluster connection did not recover on its own; replaced it");
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.failures.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// Watches a command connection for as long as it is used.
+    async fn watch(self) {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        while Arc::strong_count(&self.current) > 1 {
+            every.tick().await;
+            self.ping_or_replace().await;
+        }
+    }
+}
+
 /// A command connection to the nodes' Redis; cheap to clone (clones share it).
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
 }
 
 impl RedisConn {
@@ -151,7 +218,7 @@ impl RedisConn {
             Self::Single(conn) => Ok(vec![cmd.query_async(conn).await?]),
             Self::Cluster(conn) => {
                 let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                match conn.route_command(cmd, routing).await? {
+                match conn.get().route_command(cmd, routing).await? {
                     Value::Map(answers) => Ok(answers.into_iter().map(|(_, v)| v).collect()),
                     other => Ok(vec![other]),
                 }
@@ -164,7 +231,10 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => {
+                let mut conn = conn.get();
+                Box::pin(async move { conn.req_packed_command(cmd).await })
+            }
         }
     }
 
@@ -176,14 +246,17 @@ impl ConnectionLike for RedisConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => {
+                let mut conn = conn.get();
+                Box::pin(async move { conn.req_packed_commands(pipeline, offset, count).await })
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get().get_db(),
         }
     }
 }
@@ -192,7 +265,7 @@ impl ConnectionLike for RedisConn {
 #[derive(Clone)]
 pub enum Subscriber {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
 }
 
 impl Subscriber {
@@ -200,28 +273,28 @@ impl Subscriber {
     pub async fn subscribe(&self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Single(conn) => conn.clone().subscribe(channel).await,
-            Self::Cluster(conn) => conn.clone().ssubscribe(channel).await,
+            Self::Cluster(conn) => conn.get().ssubscribe(channel).await,
         }
     }
 
     pub async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Single(conn) => conn.clone().unsubscribe(channel).await,
-            Self::Cluster(conn) => conn.clone().sunsubscribe(channel).await,
+            Self::Cluster(conn) => conn.get().sunsubscribe(channel).await,
         }
     }
 
     /// Pings (every primary on a Cluster), so a dead connection is noticed and the client
-    /// keeps reconnecting even when nothing else is sent.
-    pub async fn ping(&self) {
+    /// keeps reconnecting even when nothing else is sent. Returns whether a stuck Cluster
+    /// connection was replaced (its subscriptions are gone: subscribe again).
+    pub async fn ping(&self) -> bool {
         match self {
             Self::Single(conn) => {
                 let _: RedisResult<String> =
                     redis::cmd("PING").query_async(&mut conn.clone()).await;
+                false
             }
-            Self::Cluster(conn) => {
-                let _: RedisResult<Value> = redis::cmd("PING").query_async(&mut conn.clone()).await;
-            }
+            Self::Cluster(conn) => conn.ping_or_replace().await,
         }
     }
 }

@@ -55,8 +55,8 @@ impl Hub {
             running: Arc::new(AtomicBool::new(false)),
             count: metrics.cluster_resubscribes.clone(),
         };
-        tokio::spawn(route(rx, routes.clone(), recovery));
-        tokio::spawn(keep_alive(conn.clone()));
+        tokio::spawn(route(rx, routes.clone(), recovery.clone()));
+        tokio::spawn(keep_alive(conn.clone(), recovery));
         Ok(Self { conn, routes })
     }
 
@@ -74,13 +74,16 @@ impl Hub {
     }
 }
 
-/// Pings once a second: a dead connection is noticed, and the manager keeps trying to
-/// reconnect (and resubscribe) even when nothing else is being sent.
-async fn keep_alive(conn: Subscriber) {
+/// Pings once a second: a dead connection is noticed, and the client keeps trying to
+/// reconnect (and resubscribe) even when nothing else is being sent; a replaced Cluster
+/// connection subscribes every route again.
+async fn keep_alive(conn: Subscriber, recovery: Recovery) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         every.tick().await;
-        conn.ping().await;
+        if conn.ping().await {
+            recovery.start();
+        }
     }
 }
 
