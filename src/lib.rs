@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+mod forward;
 mod health;
 mod http;
 mod limits;

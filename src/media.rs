@@ -21,6 +21,7 @@ use lockstep_sfu::layers::Preference;
 use lockstep_sfu::{Caller, MediaDirectory, MediaId};
 
 use crate::auth::Watcher;
+use crate::forward;
 use crate::http::{ApiError, bearer, read_body};
 use crate::state::AppState;
 
@@ -63,12 +64,14 @@ pub fn live_hook(
     })
 }
 
-/// The SDP offer in the body: `application/sdp`, UTF-8, within `media.max_sdp_bytes`.
-async fn sdp_body(
-    req: &HttpRequest,
-    state: &AppState,
-    body: web::Payload,
-) -> Result<String, ApiError> {
+/// The request body, within `media.max_sdp_bytes`.
+async fn sdp_bytes(state: &AppState, body: web::Payload) -> Result<web::Bytes, ApiError> {
+    let limit = state.media.config().max_sdp_bytes.min(state.max_body);
+    read_body(body, limit).await
+}
+
+/// The SDP offer in the body: `application/sdp`, UTF-8.
+fn sdp_offer(req: &HttpRequest, body: web::Bytes) -> Result<String, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -80,8 +83,6 @@ async fn sdp_body(
             "send the SDP offer with Content-Type: application/sdp",
         ));
     }
-    let limit = state.media.config().max_sdp_bytes.min(state.max_body);
-    let body = read_body(body, limit).await?;
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the offer is not UTF-8 text"))
 }
@@ -118,7 +119,12 @@ pub async fn whip_publish(
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
     state.auth.anchor_of(bearer(&req), &room)?;
-    let offer = sdp_body(&req, &state, body).await?;
+    let body = sdp_bytes(&state, body).await?;
+    // Cluster mode: the room's video runs on the node that runs the room.
+    if let Some(answer) = forward::to_owner(&state, &req, body.clone(), &room).await {
+        return answer;
+    }
+    let offer = sdp_offer(&req, body)?;
     let snapshot = room_snapshot(&state, &room).await?;
     if snapshot.state != RoomState::Live {
         return Err(ApiError::new(
@@ -142,6 +148,9 @@ pub async fn whip_stop(
 ) -> Result<HttpResponse, ApiError> {
     let (room, session) = path.into_inner();
     state.auth.anchor_of(bearer(&req), &room)?;
+    if let Some(answer) = forward::to_owner(&state, &req, Default::default(), &room).await {
+        return answer;
+    }
     state
         .media
         .unpublish(&room, parse_session(&session)?)
@@ -158,8 +167,13 @@ pub async fn whep_subscribe(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
+    let body = sdp_bytes(&state, body).await?;
+    // Cluster mode: signalled through this node, the media flows from the room's node.
+    if let Some(answer) = forward::to_owner(&state, &req, body.clone(), &room).await {
+        return answer;
+    }
     let (watcher, _) = crate::rooms::snapshot_for(&state, &req, &room).await?;
-    let offer = sdp_body(&req, &state, body).await?;
+    let offer = sdp_offer(&req, body)?;
     let owner = watcher.user().map(str::to_owned);
     let (session, sdp) = state
         .media
@@ -181,6 +195,9 @@ pub async fn whep_stop(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, session) = path.into_inner();
+    if let Some(answer) = forward::to_owner(&state, &req, Default::default(), &room).await {
+        return answer;
+    }
     let caller = match state.auth.watcher(bearer(&req), &room)? {
         Watcher::Guest => Caller::Guest,
         Watcher::Viewer(user) => Caller::User(user),

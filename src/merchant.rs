@@ -144,6 +144,19 @@ pub async fn create_sale(
     body.validate()
         .map_err(|m| ApiError::new(ErrorCode::InvalidMessage, m))?;
     RoomId::parse(&body.room)?;
+    // Cluster mode: the node running the room creates the sale, and runs it from then on.
+    let forwarded = serde_json::to_vec(&body).expect("a sale request serializes");
+    if let Some(answer) = crate::forward::to_owner_as(
+        &state,
+        &req,
+        ("POST", "/api/v1/sales"),
+        forwarded.into(),
+        &body.room,
+    )
+    .await
+    {
+        return answer;
+    }
     let (record, created) = state.sales.create(merchant, body).await?;
     let summary = match created {
         Created::Running(handle) => summary(&handle).await?,
@@ -170,13 +183,30 @@ async fn summary(handle: &SaleHandle) -> Result<SaleSummary, ApiError> {
     }
 }
 
-/// The running actor of a sale, loading it if it retired from memory.
-async fn running(state: &AppState, sale_id: &str) -> Result<SaleHandle, ApiError> {
-    state
-        .sales
-        .get_or_load(sale_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{sale_id}`")))
+/// Where a sale runs, as a merchant's command finds it.
+enum Running {
+    /// Here: its actor (loaded if it had retired from memory).
+    Here(SaleHandle),
+    /// Cluster mode: on the node that owns its room, which answered the forwarded request.
+    Elsewhere(HttpResponse),
+}
+
+/// The running actor of a sale, or the answer of the node running it to `req`.
+async fn running(state: &AppState, req: &HttpRequest, sale_id: &str) -> Result<Running, ApiError> {
+    match state.sales.get_or_load(sale_id).await {
+        Ok(Some(handle)) => Ok(Running::Here(handle)),
+        Ok(None) => Err(ApiError::new(
+            ErrorCode::SaleNotFound,
+            format!("no sale `{sale_id}`"),
+        )),
+        Err(StoreError::NotHere(room)) => {
+            match crate::forward::to_owner(state, req, web::Bytes::new(), &room).await {
+                Some(answer) => Ok(Running::Elsewhere(answer?)),
+                None => Err(StoreError::NotHere(room).into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Asks the sale, through its admission gate, and waits for the durable answer.
@@ -194,9 +224,10 @@ async fn ask<T: Send + 'static>(
 /// The merchant's sale and its running actor.
 async fn own_sale(
     state: &AppState,
+    req: &HttpRequest,
     merchant: String,
     id: String,
-) -> Result<(SaleRecord, SaleHandle), ApiError> {
+) -> Result<(SaleRecord, Running), ApiError> {
     let missing = ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{id}`"));
     let lookup = id.clone();
     let record = state
@@ -205,8 +236,8 @@ async fn own_sale(
         .get_sale(merchant, lookup)
         .await?
         .ok_or(missing)?;
-    let handle = running(state, &id).await?;
-    Ok((record, handle))
+    let running = running(state, req, &id).await?;
+    Ok((record, running))
 }
 
 #[utoipa::path(get, path = "/api/v1/sales/{id}", tag = "sales",
@@ -252,7 +283,10 @@ pub async fn close_sale(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
-    let (sale, handle) = own_sale(&state, merchant, id.into_inner()).await?;
+    let (sale, handle) = match own_sale(&state, &req, merchant, id.into_inner()).await? {
+        (sale, Running::Here(handle)) => (sale, handle),
+        (_, Running::Elsewhere(answer)) => return Ok(answer),
+    };
     ask(&handle, |reply| {
         handle.addr.do_send(inventory::CloseSale { reply })
     })
@@ -337,7 +371,10 @@ async fn order_command(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
     let order = own_order(&state, merchant, id).await?;
-    let handle = running(&state, &order.sale_id).await?;
+    let handle = match running(&state, &req, &order.sale_id).await? {
+        Running::Here(handle) => handle,
+        Running::Elsewhere(answer) => return Ok(answer),
+    };
     let order = ask(&handle, |reply| {
         if confirm {
             handle.addr.do_send(inventory::Confirm {

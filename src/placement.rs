@@ -49,6 +49,7 @@ impl AppState {
             tracing::warn!(room = %id, error = %e, "claiming a room in the cluster");
             JoinError::ClusterUnavailable
         };
+        let _placing = cluster.placing(id.as_str()).await;
         match cluster.claim(id.as_str()).await.map_err(unavailable)? {
             Claim::Owner { epoch } => {
                 // A room whose owner died (or shut down) comes back as it left it.

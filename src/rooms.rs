@@ -54,13 +54,22 @@ pub async fn open_room(
     };
     let opened = state.open_room(&id, &options).await?;
     let Some(addr) = opened.here else {
-        // A cluster node that is not the room's owner has no snapshot to give.
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!(
-                "room `{id}` runs on another node of the cluster; it is open, and its anchor reaches it over the control channel from any node"
-            ),
-        ));
+        // Open on another node of the cluster: its snapshot, as that node gives it.
+        let path = format!("/api/v1/rooms/{id}");
+        return crate::forward::to_owner_as(
+            &state,
+            &req,
+            ("GET", &path),
+            Default::default(),
+            id.as_str(),
+        )
+        .await
+        .unwrap_or_else(|| {
+            Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("room `{id}` moved between nodes while opening; retry"),
+            ))
+        });
     };
     let created = opened.created;
     let snapshot = addr
@@ -107,6 +116,9 @@ pub async fn get_room(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(answer) = crate::forward::to_owner(&state, &req, Default::default(), &path).await {
+        return answer;
+    }
     let (_, snapshot) = snapshot_for(&state, &req, &path).await?;
     Ok(HttpResponse::Ok().json(snapshot))
 }
@@ -146,6 +158,9 @@ pub async fn room_sales(
 ) -> Result<HttpResponse, ApiError> {
     let room = path.into_inner();
     state.auth.anchor_of(bearer(&req), &room)?;
+    if let Some(answer) = crate::forward::to_owner(&state, &req, Default::default(), &room).await {
+        return answer;
+    }
     let mut sales = Vec::new();
     for handle in state.sales.in_room(&room) {
         let Ok(Some(summary)) = handle.addr.send(lockstep_actors::inventory::Summary).await else {

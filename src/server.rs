@@ -59,6 +59,7 @@ pub async fn run(
                     config.cluster.redis_url
                 ))
             })?;
+        cluster.advertise(advertise_url(&config.cluster.advertise_url, addr)?);
         tracing::info!(node = cluster.node(), "joined the cluster");
         Some(cluster)
     } else {
@@ -303,4 +304,22 @@ fn restore_in_background(sales: Arc<SaleDirectory>, phase: Arc<Phase>) {
 /// session ids of a cluster's nodes do not meet.
 fn session_base() -> u64 {
     u64::from(rand::random::<u32>()) << 32
+}
+
+/// Where the other nodes of a cluster reach this one: `cluster.advertise_url`, or the
+/// bound address when it is a concrete one.
+fn advertise_url(configured: &str, addr: std::net::SocketAddr) -> std::io::Result<String> {
+    if !configured.is_empty() {
+        return Ok(configured.trim_end_matches('/').to_owned());
+    }
+    if addr.ip().is_unspecified() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "server.bind {addr} does not say where the other nodes reach this one; set cluster.advertise_url (LOCKSTEP_CLUSTER__ADVERTISE_URL), e.g. http://10.0.0.5:{}",
+                addr.port()
+            ),
+        ));
+    }
+    Ok(format!("http://{addr}"))
 }

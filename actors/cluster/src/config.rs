@@ -28,6 +28,10 @@ pub struct ClusterConfig {
     /// Replicas that must have each sale write before its buyers are answered (`WAIT`);
     /// 0: the primary's disk is enough.
     pub inventory_replicas: u32,
+    /// Where the other nodes reach this node's HTTP API (e.g. `http://10.0.0.5:8080`),
+    /// to forward requests about rooms it runs; empty: `http://` + the bound address,
+    /// which must then be a concrete one (not 0.0.0.0).
+    pub advertise_url: String,
 }
 
 impl Default for ClusterConfig {
@@ -42,6 +46,7 @@ impl Default for ClusterConfig {
             publish_queue: 100_000,
             allow_volatile_store: false,
             inventory_replicas: 0,
+            advertise_url: String::new(),
         }
     }
 }

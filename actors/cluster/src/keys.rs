@@ -27,6 +27,11 @@ pub fn up(room: &str) -> String {
     format!("lockstep:{{room:{room}}}:up")
 }
 
+/// Where node `node` answers HTTP (its `cluster.advertise_url`), while it is up.
+pub fn node_url(node: &str) -> String {
+    format!("lockstep:{{nodes}}:url:{node}")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

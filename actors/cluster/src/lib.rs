@@ -80,6 +80,11 @@ pub struct Cluster {
     rooms: std::sync::OnceLock<Arc<RoomDirectory>>,
     /// Itself, for the callbacks its edges hold.
     this: std::sync::Weak<Cluster>,
+    /// The placement locks (see [`Cluster::placing`]).
+    stripes: (
+        std::collections::hash_map::RandomState,
+        Vec<tokio::sync::Mutex<()>>,
+    ),
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,6 +131,10 @@ impl Cluster {
             sales: std::sync::OnceLock::new(),
             rooms: std::sync::OnceLock::new(),
             this: this.clone(),
+            stripes: (
+                std::collections::hash_map::RandomState::new(),
+                (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            ),
         }))
     }
 
@@ -134,15 +143,68 @@ impl Cluster {
         &self.node
     }
 
+    /// Tells the other nodes where this node answers HTTP (`url`), for as long as it runs:
+    /// kept in Redis with an expiry, renewed every alive interval.
+    pub fn advertise(&self, url: String) {
+        let (mut conn, key) = (self.leases.conn(), keys::node_url(&self.node));
+        let every = Duration::from_millis(self.cfg.alive_interval_ms.max(1));
+        let ttl = self.cfg.node_timeout_ms.max(every.as_millis() as u64 * 3);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let set: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&url)
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = set {
+                    tracing::warn!(error = %e, "advertising this node's address failed");
+                }
+            }
+        });
+    }
+
+    /// The node running `room` and where it answers HTTP, when another node runs it.
+    pub async fn owner_url(&self, room: &str) -> Result<Option<(String, String)>, ClusterError> {
+        let Some((node, _)) = self.leases.owner(room).await? else {
+            return Ok(None);
+        };
+        if node == self.node {
+            return Ok(None);
+        }
+        let url: Option<String> = redis::cmd("GET")
+            .arg(keys::node_url(&node))
+            .query_async(&mut self.leases.conn())
+            .await?;
+        Ok(url.map(|url| (node, url)))
+    }
+
     /// The broker the rooms this node owns publish through.
     pub fn broker(&self) -> Arc<dyn Broker> {
         self.broker.clone()
     }
 
     /// Takes the room for this node when nobody owns it, or says who does.
+    ///
+    /// Hold [`Cluster::placing`] around claiming and starting the room, so that this
+    /// node's own concurrent openings see the room running.
     pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
-        let running = self.owned.get(room).is_some_and(|e| e.0.connected());
+        let running = self
+            .rooms
+            .get()
+            .is_some_and(|rooms| rooms.get(room).is_some());
         Ok(self.leases.claim(room, running).await?)
+    }
+
+    /// This node's lock on placing `room` (claiming it, starting it here): one placement
+    /// of a room at a time (locks are striped: a few rooms share each).
+    pub async fn placing(&self, room: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher;
+        let stripe = self.stripes.0.hash_one(room) as usize % self.stripes.1.len();
+        self.stripes.1[stripe].lock().await
     }
 
     /// What the room's last owner left of it (its durable state), unless it ended.
@@ -179,6 +241,7 @@ impl Cluster {
             );
             return;
         };
+        let room_sales = sales.clone();
         let wiring = OwnerWiring {
             alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
             sales,
@@ -190,6 +253,14 @@ impl Cluster {
         };
         let link = OwnerLink::new(room.to_owned(), epoch, addr, wiring).start();
         self.owned.insert(room.to_owned(), (link, epoch));
+        // The room's sales run where the room runs: start those created while no node
+        // (or another one) ran it, so their reservations expire and their end comes.
+        let room = room.to_owned();
+        actix_rt::spawn(async move {
+            if let Err(e) = room_sales.run_room(&room).await {
+                tracing::warn!(room, error = %e, "starting the room's sales failed");
+            }
+        });
     }
 
     /// The node's sale and room directories (set once at startup, before rooms open).
@@ -208,6 +279,7 @@ impl Cluster {
         let Ok(id) = RoomId::parse(room) else {
             return Ok(());
         };
+        let _placing = self.placing(room).await;
         if rooms.get(room).is_some() {
             return Ok(());
         }

@@ -174,6 +174,20 @@ impl SaleDirectory {
         Ok(count)
     }
 
+    /// Cluster mode: starts every sale of `room` that can still change and is not running
+    /// here yet, once this node runs the room (it opened or took it over). Returns how
+    /// many started.
+    pub async fn run_room(self: &Arc<Self>, room: &str) -> Result<usize, StoreError> {
+        let mut started = 0;
+        for (sale, card) in self.store.live_sales().await? {
+            if sale.room == room && self.get(&sale.rules.sale_id).is_none() {
+                self.run_here((sale, card)).await?;
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
     /// Stops every loaded sale of `room` here (cluster mode: another node owns it now).
     pub fn retire_room(&self, room: &str) {
         for sale in self.in_room(room) {

@@ -278,7 +278,7 @@ impl StockChange {
 }
 
 /// `POST /api/v1/sales` body: a SKU offered in a room.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSale {

@@ -1,0 +1,114 @@
+//! Cluster mode: an HTTP request about a room that another node runs — its snapshot or
+//! sales, WHIP and WHEP (the video runs on the room's owner), a merchant closing a sale
+//! or confirming an order — is forwarded to that node as it came (method, path and query,
+//! `Authorization`, `Content-Type`, body), and its answer returned as the owner gave it.
+//! The owner checks the token itself (every node shares `auth.secret`). A forwarded
+//! request carries `x-lockstep-forwarded`; a node never forwards one again (the room
+//! moved meanwhile: `unavailable`, retry).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use lockstep_protocol::ErrorCode;
+
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// Marks a request one node forwarded to another (its value: the forwarding node).
+pub const FORWARDED: &str = "x-lockstep-forwarded";
+
+/// How long the owner may take to answer a forwarded request.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds")
+    })
+}
+
+/// Forwards `req` (with `body`) to the node running `room`, when that is another node;
+/// `None` when this node should answer (one process, the room runs here, or nobody runs
+/// it).
+pub async fn to_owner(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Bytes,
+    room: &str,
+) -> Option<Result<HttpResponse, ApiError>> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    to_owner_as(state, req, (req.method().as_str(), path), body, room).await
+}
+
+/// [`to_owner`], asking the owner `method path` instead of what `req` asked.
+pub async fn to_owner_as(
+    state: &AppState,
+    req: &HttpRequest,
+    (method, path): (&str, &str),
+    body: Bytes,
+    room: &str,
+) -> Option<Result<HttpResponse, ApiError>> {
+    let cluster = state.cluster.as_ref()?;
+    if state.directory.get(room).is_some() {
+        return None;
+    }
+    let unavailable = |message: String| ApiError::new(ErrorCode::Unavailable, message);
+    let owner = match cluster.owner_url(room).await {
+        Ok(owner) => owner?,
+        Err(e) => {
+            return Some(Err(unavailable(format!(
+                "the cluster cannot be reached ({e}); retry"
+            ))));
+        }
+    };
+    if req.headers().contains_key(FORWARDED) {
+        return Some(Err(unavailable(format!(
+            "room `{room}` moved to another node while this request was forwarded; retry"
+        ))));
+    }
+    let url = format!("{}{path}", owner.1.trim_end_matches('/'));
+    Some(send(req, method, &url, body, cluster.node()).await.map_err(|e| {
+        tracing::warn!(room, owner = %owner.0, error = %e, "forwarding a request to the room's node failed");
+        unavailable(format!(
+            "the node running room `{room}` did not answer; retry"
+        ))
+    }))
+}
+
+async fn send(
+    req: &HttpRequest,
+    method: &str,
+    url: &str,
+    body: Bytes,
+    node: &str,
+) -> Result<HttpResponse, reqwest::Error> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_default();
+    let mut out = client()
+        .request(method, url)
+        .header(FORWARDED, node)
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(value) = req.headers().get(&name) {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = out.send().await?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = HttpResponse::build(status);
+    for name in [header::CONTENT_TYPE, header::LOCATION, header::RETRY_AFTER] {
+        if let Some(value) = answer.headers().get(name.as_str()) {
+            response.insert_header((name, value.as_bytes()));
+        }
+    }
+    Ok(response.body(answer.bytes().await?))
+}
