@@ -27,6 +27,7 @@ fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -63,7 +64,7 @@ pub async fn to_owner_as(
         return None;
     }
     let unavailable = |message: String| ApiError::new(ErrorCode::Unavailable, message);
-    let owner = match cluster.owner_url(room).await {
+    let (node, url) = match cluster.owner_url(room).await {
         Ok(owner) => owner?,
         Err(e) => {
             return Some(Err(unavailable(format!(
@@ -71,14 +72,19 @@ pub async fn to_owner_as(
             ))));
         }
     };
+    let Some(url) = url else {
+        return Some(Err(unavailable(format!(
+            "node `{node}` runs room `{room}` but its address is unknown (it may have died; another node takes the room over after the lease); retry"
+        ))));
+    };
     if req.headers().contains_key(FORWARDED) {
         return Some(Err(unavailable(format!(
             "room `{room}` moved to another node while this request was forwarded; retry"
         ))));
     }
-    let url = format!("{}{path}", owner.1.trim_end_matches('/'));
+    let url = format!("{}{path}", url.trim_end_matches('/'));
     Some(send(req, method, &url, body, cluster.node()).await.map_err(|e| {
-        tracing::warn!(room, owner = %owner.0, error = %e, "forwarding a request to the room's node failed");
+        tracing::warn!(room, owner = %node, error = %e, "forwarding a request to the room's node failed");
         unavailable(format!(
             "the node running room `{room}` did not answer; retry"
         ))

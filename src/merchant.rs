@@ -191,22 +191,23 @@ enum Running {
     Elsewhere(HttpResponse),
 }
 
-/// The running actor of a sale, or the answer of the node running it to `req`.
-async fn running(state: &AppState, req: &HttpRequest, sale_id: &str) -> Result<Running, ApiError> {
-    match state.sales.get_or_load(sale_id).await {
-        Ok(Some(handle)) => Ok(Running::Here(handle)),
-        Ok(None) => Err(ApiError::new(
-            ErrorCode::SaleNotFound,
-            format!("no sale `{sale_id}`"),
-        )),
-        Err(StoreError::NotHere(room)) => {
-            match crate::forward::to_owner(state, req, web::Bytes::new(), &room).await {
-                Some(answer) => Ok(Running::Elsewhere(answer?)),
-                None => Err(StoreError::NotHere(room).into()),
-            }
-        }
-        Err(e) => Err(e.into()),
+/// The running actor of a sale of `room`, or (cluster mode) the answer of the node running
+/// the room to `req`, forwarded there.
+async fn running(
+    state: &AppState,
+    req: &HttpRequest,
+    sale_id: &str,
+    room: &str,
+) -> Result<Running, ApiError> {
+    if let Some(answer) = crate::forward::to_owner(state, req, web::Bytes::new(), room).await {
+        return Ok(Running::Elsewhere(answer?));
     }
+    state
+        .sales
+        .get_or_load(sale_id)
+        .await?
+        .map(Running::Here)
+        .ok_or_else(|| ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{sale_id}`")))
 }
 
 /// Asks the sale, through its admission gate, and waits for the durable answer.
@@ -236,7 +237,7 @@ async fn own_sale(
         .get_sale(merchant, lookup)
         .await?
         .ok_or(missing)?;
-    let running = running(state, req, &id).await?;
+    let running = running(state, req, &id, &record.room).await?;
     Ok((record, running))
 }
 
@@ -370,8 +371,15 @@ async fn order_command(
     confirm: bool,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = merchant_of(&req, &state)?;
-    let order = own_order(&state, merchant, id).await?;
-    let handle = match running(&state, &req, &order.sale_id).await? {
+    let order = own_order(&state, merchant.clone(), id).await?;
+    let room = state
+        .sales
+        .store()
+        .get_sale(merchant, order.sale_id.clone())
+        .await?
+        .map(|sale| sale.room)
+        .unwrap_or_default();
+    let handle = match running(&state, &req, &order.sale_id, &room).await? {
         Running::Here(handle) => handle,
         Running::Elsewhere(answer) => return Ok(answer),
     };

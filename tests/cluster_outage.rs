@@ -46,10 +46,6 @@ against_redis!(
 async fn requests_are_refused_while_redis_is_away_and_the_room_resumes_after(
     mut redis: RedisServer,
 ) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("lockstep_cluster=info,warn")
-        .with_test_writer()
-        .try_init();
     let a = node(&redis, "node-a");
     let b = node(&redis, "node-b");
     let _anchor = a.open_room("out").await;

@@ -41,6 +41,13 @@ pub struct RoomDirectory {
     broker: Arc<dyn Broker>,
 }
 
+impl RoomDirectory {
+    /// The rooms' settings.
+    pub fn config(&self) -> &RoomConfig {
+        &self.cfg
+    }
+}
+
 impl std::fmt::Debug for RoomDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoomDirectory")

@@ -43,6 +43,7 @@ pub type TakeOver = std::sync::Arc<dyn Fn(String) + Send + Sync>;
 pub struct EdgeWiring {
     pub node: String,
     pub metrics: Metrics,
+    pub likes: LikeRules,
     pub hub: Hub,
     pub publisher: Publisher,
     pub alive_every: Duration,
@@ -51,6 +52,14 @@ pub struct EdgeWiring {
     pub owner_timeout: Duration,
     pub take_over: TakeOver,
     pub on_stop: OnStop,
+}
+
+/// How an edge gathers its sessions' likes: the room's per-message maximum and how often
+/// the tally goes up (the room tick).
+#[derive(Debug, Clone, Copy)]
+pub struct LikeRules {
+    pub max_per_msg: u32,
+    pub every: Duration,
 }
 
 /// A join waiting for the owner's answer.
@@ -78,6 +87,8 @@ pub struct EdgeRoom {
     take_over_asked: Option<Instant>,
     /// Consecutive alive ticks with no session: the edge stops after a few.
     idle_ticks: u32,
+    /// Likes tapped here since the last report.
+    likes: u64,
 }
 
 impl EdgeRoom {
@@ -95,6 +106,7 @@ impl EdgeRoom {
             owner_seen: Instant::now(),
             take_over_asked: None,
             idle_ticks: 0,
+            likes: 0,
         }
     }
 
@@ -207,10 +219,7 @@ impl Actor for EdgeRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let route = Route {
-            delivered: ctx.address().recipient(),
-            reconnected: ctx.address().recipient(),
-        };
+        let route = Route::of(ctx.address());
         let (hub, channel) = (self.wiring.hub.clone(), keys::down(&self.room_id));
         // No join is forwarded before the subscription is confirmed, so no welcome is missed.
         ctx.wait(
@@ -223,6 +232,12 @@ impl Actor for EdgeRoom {
                     }
                 }),
         );
+        ctx.run_interval(self.wiring.likes.every, |this, _| {
+            if this.likes > 0 {
+                let count = std::mem::take(&mut this.likes);
+                this.up(&Up::Likes { count });
+            }
+        });
         ctx.run_interval(self.wiring.alive_every, |this, ctx| {
             if this.fanout.is_empty() && this.pending.is_empty() {
                 this.idle_ticks += 1;
@@ -245,8 +260,9 @@ impl Actor for EdgeRoom {
         self.close_all(CloseCode::Restarting);
         (self.wiring.on_stop)(&self.room_id, &ctx.address());
         let (hub, channel) = (self.wiring.hub.clone(), keys::down(&self.room_id));
+        let route = Route::of(ctx.address());
         actix_rt::spawn(async move {
-            let _ = hub.unsubscribe(&channel).await;
+            let _ = hub.unsubscribe(&channel, &route).await;
         });
     }
 }
@@ -327,6 +343,16 @@ impl Handler<Inbound> for EdgeRoom {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        // Likes that need no answer add up here and go up once per room tick; the rest
+        // (an id to acknowledge, a count the room refuses, a session not joined yet) go
+        // up as they came, for the owner to answer.
+        if let RoomInput::Like { count, id: None } = msg.input
+            && (1..=self.wiring.likes.max_per_msg).contains(&count)
+            && self.fanout.get(msg.session).is_some()
+        {
+            self.likes += u64::from(count);
+            return;
+        }
         let id = match &msg.input {
             RoomInput::Comment { id, .. }
             | RoomInput::Like { id, .. }
@@ -378,9 +404,18 @@ impl Handler<Delivered> for EdgeRoom {
             Ok(down) => down,
             Err(e) => return tracing::warn!(room = %self.room_id, error = %e, "dropping a message"),
         };
-        // A deposed owner that has not noticed yet: what it says no longer counts.
-        if self.owner.is_some_and(|known| epoch < known) {
-            return;
+        // A deposed owner that has not noticed yet: what it says no longer counts. A newer
+        // owner than the one known: from now on only it counts, and this node's sessions
+        // join it.
+        match self.owner {
+            Some(known) if epoch < known => return,
+            Some(known) if epoch > known => {
+                self.owner = Some(epoch);
+                self.owner_seen = Instant::now();
+                self.take_over_asked = None;
+                self.rejoin_all();
+            }
+            _ => {}
         }
         match down {
             Down::Frame(frame) => {
@@ -423,17 +458,10 @@ impl Handler<Delivered> for EdgeRoom {
                     self.identities.remove(&session);
                 }
             }
-            Down::Owner { epoch } => {
+            Down::Owner { .. } => {
                 self.owner_seen = Instant::now();
                 self.take_over_asked = None;
-                match self.owner {
-                    Some(known) if known >= epoch => {}
-                    Some(_) => {
-                        self.owner = Some(epoch);
-                        self.rejoin_all();
-                    }
-                    None => self.owner = Some(epoch),
-                }
+                self.owner.get_or_insert(epoch);
             }
         }
     }

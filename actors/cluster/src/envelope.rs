@@ -62,6 +62,11 @@ pub enum Up {
     Alive {
         node: String,
     },
+    /// Likes the node's joined sessions tapped since its last report (once per room tick
+    /// at most, however many viewers tapped).
+    Likes {
+        count: u64,
+    },
     /// An order or cancel of a session on that node; the answer comes down as a frame
     /// for the session.
     Buy {
@@ -263,6 +268,7 @@ mod tests {
                 },
             },
             Up::Alive { node: "n2".into() },
+            Up::Likes { count: 250 },
         ];
         for up in ups {
             assert_eq!(Up::decode(&up.encode()).unwrap(), up);

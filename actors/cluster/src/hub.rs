@@ -36,6 +36,20 @@ pub struct Route {
     pub reconnected: Recipient<Reconnected>,
 }
 
+impl Route {
+    /// The route to actor `addr`.
+    pub fn of<A>(addr: Addr<A>) -> Self
+    where
+        A: Actor + Handler<Delivered> + Handler<Reconnected>,
+        A::Context: actix::dev::ToEnvelope<A, Delivered> + actix::dev::ToEnvelope<A, Reconnected>,
+    {
+        Self {
+            delivered: addr.clone().recipient(),
+            reconnected: addr.recipient(),
+        }
+    }
+}
+
 /// The node's subscription connection and its routes.
 #[derive(Clone)]
 pub struct Hub {
@@ -53,6 +67,7 @@ impl Hub {
             conn: conn.clone(),
             routes: routes.clone(),
             running: Arc::new(AtomicBool::new(false)),
+            requested: Arc::default(),
             count: metrics.cluster_resubscribes.clone(),
         };
         tokio::spawn(route(rx, routes.clone(), recovery.clone()));
@@ -67,10 +82,19 @@ impl Hub {
         self.conn.subscribe(channel).await
     }
 
-    /// Stops routing `channel` and unsubscribes.
-    pub async fn unsubscribe(&self, channel: &str) -> redis::RedisResult<()> {
-        self.routes.remove(channel);
-        self.conn.unsubscribe(channel).await
+    /// Stops routing `channel` to `route` and unsubscribes — unless the channel routes
+    /// to someone else by now (a newer owner or edge of the room on this node), whose
+    /// subscription stays.
+    pub async fn unsubscribe(&self, channel: &str, route: &Route) -> redis::RedisResult<()> {
+        let mine = self
+            .routes
+            .remove_if(channel, |_, current| current.delivered == route.delivered)
+            .is_some();
+        if mine {
+            self.conn.unsubscribe(channel).await
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -92,37 +116,58 @@ async fn keep_alive(conn: Subscriber, recovery: Recovery) {
 struct Recovery {
     conn: Subscriber,
     routes: Arc<DashMap<String, Route>>,
-    /// Whether a recovery is under way (a second disconnection joins it).
+    /// Whether a recovery is under way (a later disconnection makes it go round again).
     running: Arc<AtomicBool>,
+    /// Disconnections reported so far.
+    requested: Arc<std::sync::atomic::AtomicU64>,
     count: IntCounter,
 }
 
 impl Recovery {
     fn start(&self) {
+        self.requested.fetch_add(1, Ordering::AcqRel);
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let mut wait = Duration::from_millis(50);
             loop {
-                let channels: Vec<String> = this.routes.iter().map(|r| r.key().clone()).collect();
-                let mut all = true;
-                for channel in &channels {
-                    all &= this.conn.subscribe(channel).await.is_ok();
+                let handling = this.requested.load(Ordering::Acquire);
+                this.resubscribe().await;
+                this.count.inc();
+                for route in this.routes.iter() {
+                    route.reconnected.do_send(Reconnected);
                 }
-                if all {
-                    break;
+                if this.requested.load(Ordering::Acquire) != handling {
+                    continue;
                 }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(1));
-            }
-            this.running.store(false, Ordering::Release);
-            this.count.inc();
-            for route in this.routes.iter() {
-                route.reconnected.do_send(Reconnected);
+                this.running.store(false, Ordering::Release);
+                // A disconnection reported just now found the recovery still running:
+                // go round again unless another recovery took it.
+                if this.requested.load(Ordering::Acquire) == handling
+                    || this.running.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
             }
         });
+    }
+
+    /// Subscribes every route again until Redis confirmed them all.
+    async fn resubscribe(&self) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let channels: Vec<String> = self.routes.iter().map(|r| r.key().clone()).collect();
+            let mut all = true;
+            for channel in &channels {
+                all &= self.conn.subscribe(channel).await.is_ok();
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub use lease::Claim;
 
 use crate::broker::RedisBroker;
 use crate::conn::{RedisConn, Topology};
-use crate::edge::{EdgeRoom, EdgeWiring};
+use crate::edge::{EdgeRoom, EdgeWiring, LikeRules};
 use crate::hub::Hub;
 use crate::lease::Leases;
 use crate::owner::{OwnerLink, OwnerWiring};
@@ -167,8 +167,12 @@ impl Cluster {
         });
     }
 
-    /// The node running `room` and where it answers HTTP, when another node runs it.
-    pub async fn owner_url(&self, room: &str) -> Result<Option<(String, String)>, ClusterError> {
+    /// The node running `room` and where it answers HTTP (`None` when it has not said, or
+    /// no longer does), when another node runs it.
+    pub async fn owner_url(
+        &self,
+        room: &str,
+    ) -> Result<Option<(String, Option<String>)>, ClusterError> {
         let Some((node, _)) = self.leases.owner(room).await? else {
             return Ok(None);
         };
@@ -179,7 +183,7 @@ impl Cluster {
             .arg(keys::node_url(&node))
             .query_async(&mut self.leases.conn())
             .await?;
-        Ok(url.map(|url| (node, url)))
+        Ok(Some((node, url)))
     }
 
     /// The broker the rooms this node owns publish through.
@@ -243,6 +247,7 @@ impl Cluster {
         };
         let room_sales = sales.clone();
         let wiring = OwnerWiring {
+            epochs: epochs_of(&self.owned),
             alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),
             sales,
             hub: self.hub.clone(),
@@ -315,15 +320,34 @@ impl Cluster {
         if let Some(edge) = self.edges.get(room).filter(|e| e.connected()) {
             return Ok(Some(link(&edge)));
         }
-        let Some((_, epoch)) = self.leases.owner(room).await? else {
+        let Some((owner, epoch)) = self.leases.owner(room).await? else {
             return Ok(None);
         };
+        // This node holds the lease of a room it does not run (it restarted within the
+        // lease): it runs the room again at once, under the next epoch.
+        if owner == self.node
+            && let Some(rooms) = self.rooms.get()
+        {
+            self.take_over(room).await?;
+            return Ok(rooms.get(room).map(Into::into));
+        }
         let start = || {
             let edges = self.edges.clone();
             let this = self.this.clone();
+            let likes = self.rooms.get().map_or(
+                LikeRules {
+                    max_per_msg: 0,
+                    every: Duration::from_millis(100),
+                },
+                |rooms| LikeRules {
+                    max_per_msg: rooms.config().like_max_per_msg,
+                    every: Duration::from_millis(rooms.config().tick_ms.max(1)),
+                },
+            );
             let wiring = EdgeWiring {
                 node: self.node.clone(),
                 metrics: self.metrics.clone(),
+                likes,
                 hub: self.hub.clone(),
                 publisher: self.publisher.clone(),
                 alive_every: Duration::from_millis(self.cfg.alive_interval_ms.max(1)),

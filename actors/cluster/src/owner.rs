@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use lockstep_actors::inventory::SaleDirectory;
-use lockstep_actors::room::{Inbound, Join, Leave, Room, RoomError, SessionId, StepDown};
+use lockstep_actors::room::{
+    Inbound, Join, Leave, NodeLikes, Room, RoomError, SessionId, StepDown,
+};
 use lockstep_actors::sync::plain::Arc;
 
 use crate::envelope::{Down, Up};
@@ -29,6 +31,8 @@ struct Node {
 /// What an owner link needs from its node.
 pub struct OwnerWiring {
     pub alive_every: Duration,
+    /// The epoch under which this node runs each room now.
+    pub epochs: lockstep_actors::inventory::Epochs,
     pub sales: Arc<SaleDirectory>,
     pub hub: Hub,
     pub publisher: Publisher,
@@ -96,10 +100,7 @@ impl Actor for OwnerLink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let route = Route {
-            delivered: ctx.address().recipient(),
-            reconnected: ctx.address().recipient(),
-        };
+        let route = Route::of(ctx.address());
         let (hub, channel) = (self.wiring.hub.clone(), keys::up(&self.room_id));
         // Nothing is handled until the subscription is confirmed.
         ctx.wait(
@@ -127,6 +128,9 @@ impl Actor for OwnerLink {
             ctx.spawn(async move { leases.renew(&room, epoch).await }.into_actor(this).map(
                 |renewed, this, ctx| match renewed {
                     Ok(true) => {}
+                    // A newer run of the room on this very node holds the lease: this link
+                    // is stale and leaves that run alone.
+                    Ok(false) if (this.wiring.epochs)(&this.room_id).is_some_and(|e| e > this.epoch) => ctx.stop(),
                     Ok(false) => {
                         tracing::error!(room = %this.room_id, epoch = this.epoch, "this node lost the room's lease; stepping down");
                         this.room.do_send(StepDown);
@@ -139,11 +143,12 @@ impl Actor for OwnerLink {
         });
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
         let (hub, leases) = (self.wiring.hub.clone(), self.wiring.leases.clone());
         let (room, epoch) = (self.room_id.clone(), self.epoch);
+        let route = Route::of(ctx.address());
         actix_rt::spawn(async move {
-            let _ = hub.unsubscribe(&keys::up(&room)).await;
+            let _ = hub.unsubscribe(&keys::up(&room), &route).await;
             let _ = leases.release(&room, epoch).await;
         });
     }
@@ -193,6 +198,7 @@ impl Handler<Delivered> for OwnerLink {
             Up::Alive { node } => {
                 self.node(node);
             }
+            Up::Likes { count } => self.room.do_send(NodeLikes { count }),
             Up::Buy {
                 session,
                 buyer,

@@ -386,6 +386,21 @@ impl Handler<Leave> for Room {
     }
 }
 
+/// Cluster mode: the likes another node's sessions tapped since its last report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeLikes {
+    pub count: u64,
+}
+
+impl Handler<NodeLikes> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeLikes, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |core| core.node_likes(msg.count));
+    }
+}
+
 impl Handler<Inbound> for Room {
     type Result = ();
 

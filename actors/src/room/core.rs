@@ -482,6 +482,16 @@ impl RoomCore {
         self.likes_delta += u64::from(count);
     }
 
+    /// Likes another node gathered from its joined sessions since its last report (each
+    /// message already checked there against `like_max_per_msg`).
+    pub fn node_likes(&mut self, count: u64) {
+        if self.state == RoomState::Ended {
+            return;
+        }
+        self.likes_total += count;
+        self.likes_delta += count;
+    }
+
     /// Whether comments are waiting for the next `tick` frame.
     pub fn has_pending_comments(&self) -> bool {
         !self.tick_viewer_comments.is_empty() || !self.tick_anchor_comments.is_empty()

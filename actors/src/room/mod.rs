@@ -11,8 +11,8 @@ mod recovery;
 mod timeline;
 
 pub use actor::{
-    Inbound, Join, Leave, Room, RoomInput, RoomLink, SaleUpdate, SetMedia, Snapshot, StepDown,
-    ViewAs,
+    Inbound, Join, Leave, NodeLikes, Room, RoomInput, RoomLink, SaleUpdate, SetMedia, Snapshot,
+    StepDown, ViewAs,
 };
 pub use core::{Identity, Output, RoomCore, SessionId};
 pub use error::RoomError;

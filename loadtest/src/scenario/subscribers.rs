@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{Slot, bar, loopback, token};
+use super::{Slot, bar, token};
 use crate::frames;
 use crate::report::{Hist, Report};
 use crate::rtc::janus::JanusWatch;
@@ -105,11 +105,11 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
     let progress = bar(slot.progress, args.subscribers as u64, "subscribing");
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut pending = Vec::with_capacity(args.subscribers);
-    for _ in 0..args.subscribers {
+    for i in 0..args.subscribers {
         let permit = gate.clone().acquire_owned().await?;
         let (args, progress) = (args.clone(), progress.clone());
         pending.push(tokio::spawn(async move {
-            let sub = subscribe(&args).await;
+            let sub = subscribe(&args, i).await;
             drop(permit);
             progress.inc(1);
             sub
@@ -179,10 +179,14 @@ fn report_failure(e: &anyhow::Error) {
     eprintln!("subscriber failed: {e:#}");
 }
 
-async fn subscribe(args: &SubscribersArgs) -> anyhow::Result<(Subscriber, Option<JanusWatch>)> {
+/// Subscribes the run's `i`-th player (to node i mod n of a cluster, over WHEP).
+async fn subscribe(
+    args: &SubscribersArgs,
+    i: usize,
+) -> anyhow::Result<(Subscriber, Option<JanusWatch>)> {
     match args.target {
         SfuTarget::Lockstep => {
-            let server = loopback(&args.conn.server)?;
+            let server = args.conn.nodes()?.of(i);
             let viewer = token(&args.conn.secret, "viewer", "load-viewer", None, None);
             let sub = Subscriber::whep(&format!("http://{server}"), &args.conn.room, Some(&viewer))
                 .await?;
@@ -205,7 +209,7 @@ async fn publish_lockstep(
     opts: &PublishOptions,
     stop: CancellationToken,
 ) -> anyhow::Result<(wire::Ws, Arc<Publisher>)> {
-    let server = loopback(&args.conn.server)?;
+    let server = args.conn.nodes()?.first();
     let mut anchor = super::link_drop::open_anchor(server, &args.conn).await?;
     frames::request(
         &mut anchor,

@@ -67,17 +67,14 @@ impl Writers {
                 Ok(Some(first)) => first,
                 Ok(None) => return,
                 Err(_) => {
-                    // Idle: leave the map; whatever was queued before that still runs.
-                    lock(&self.queues).remove(&sale);
-                    rx.close();
-                    let mut rest = Vec::new();
-                    while let Ok(item) = rx.try_recv() {
-                        rest.push(item);
+                    // Idle: leave the map, unless a write came in meanwhile (writes are
+                    // queued under the same lock, so none can arrive after this).
+                    let mut queues = lock(&self.queues);
+                    if rx.is_empty() {
+                        queues.remove(&sale);
+                        return;
                     }
-                    if !rest.is_empty() {
-                        self.commit(&mut conn, replicas, rest).await;
-                    }
-                    return;
+                    continue;
                 }
             };
             let mut group = vec![first];
