@@ -59,6 +59,38 @@ pub async fn to_owner_as(
     body: Bytes,
     room: &str,
 ) -> Option<Result<HttpResponse, ApiError>> {
+    if state.cluster.is_none() || state.directory.get(room).is_some() {
+        return None;
+    }
+    if req.headers().contains_key(FORWARDED) {
+        return Some(Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("room `{room}` moved to another node while this request was forwarded; retry"),
+        )));
+    }
+    let headers = [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]
+        .into_iter()
+        .filter_map(|name| {
+            let value = req.headers().get(&name)?.as_bytes().to_vec();
+            Some((name.as_str().to_owned(), value))
+        })
+        .collect();
+    let answer = match call_owner(state, room, (method, path), headers, body).await? {
+        Ok(answer) => answer,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(relay(answer, room).await)
+}
+
+/// Makes a request (`method path`, `headers`, `body`) on the node running `room`, when
+/// that is another node; `None` when this node runs the room or nobody does.
+pub async fn call_owner(
+    state: &AppState,
+    room: &str,
+    (method, path): (&str, &str),
+    headers: Vec<(String, Vec<u8>)>,
+    body: Bytes,
+) -> Option<Result<reqwest::Response, ApiError>> {
     let cluster = state.cluster.as_ref()?;
     if state.directory.get(room).is_some() {
         return None;
@@ -77,38 +109,25 @@ pub async fn to_owner_as(
             "node `{node}` runs room `{room}` but its address is unknown (it may have died; another node takes the room over after the lease); retry"
         ))));
     };
-    if req.headers().contains_key(FORWARDED) {
-        return Some(Err(unavailable(format!(
-            "room `{room}` moved to another node while this request was forwarded; retry"
-        ))));
-    }
     let url = format!("{}{path}", url.trim_end_matches('/'));
-    Some(send(req, method, &url, body, cluster.node()).await.map_err(|e| {
-        tracing::warn!(room, owner = %node, error = %e, "forwarding a request to the room's node failed");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_default();
+    let mut out = client()
+        .request(method, url)
+        .header(FORWARDED, cluster.node())
+        .body(body);
+    for (name, value) in headers {
+        out = out.header(name, value);
+    }
+    Some(out.send().await.map_err(|e| {
+        tracing::warn!(room, owner = %node, error = %e, "a request to the room's node failed");
         unavailable(format!(
             "the node running room `{room}` did not answer; retry"
         ))
     }))
 }
 
-async fn send(
-    req: &HttpRequest,
-    method: &str,
-    url: &str,
-    body: Bytes,
-    node: &str,
-) -> Result<HttpResponse, reqwest::Error> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_default();
-    let mut out = client()
-        .request(method, url)
-        .header(FORWARDED, node)
-        .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(value) = req.headers().get(&name) {
-            out = out.header(name.as_str(), value.as_bytes());
-        }
-    }
-    let answer = out.send().await?;
+/// The owner's answer as this node's.
+async fn relay(answer: reqwest::Response, room: &str) -> Result<HttpResponse, ApiError> {
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = HttpResponse::build(status);
     for name in [header::CONTENT_TYPE, header::LOCATION, header::RETRY_AFTER] {
@@ -116,5 +135,11 @@ async fn send(
             response.insert_header((name, value.as_bytes()));
         }
     }
-    Ok(response.body(answer.bytes().await?))
+    let body = answer.bytes().await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the node running room `{room}` did not answer; retry"),
+        )
+    })?;
+    Ok(response.body(body))
 }

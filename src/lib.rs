@@ -24,6 +24,7 @@ mod state;
 mod test_hooks;
 mod ws;
 mod ws_media;
+mod ws_media_remote;
 
 pub use config::Config;
 pub use server::run;

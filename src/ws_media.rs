@@ -2,7 +2,9 @@
 //! `rtc_layer`, `rtc_close`, and unsubscribing when the session ends. Negotiation runs
 //! in its own task so the session keeps reading while candidates are gathered; one
 //! negotiation at a time per connection (another offer meanwhile is `rate_limited`),
-//! so one socket can never hold more than one subscription and one negotiation.
+//! so one socket can never hold more than one subscription and one negotiation. In
+//! cluster mode a session on a node that does not run its room subscribes on the room's
+//! node (`ws_media_remote`).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,13 @@ use lockstep_sfu::layers::Preference;
 use lockstep_sfu::{MediaError, MediaId};
 
 use crate::state::AppState;
+use crate::ws_media_remote::{self as remote, Refused, Remote};
 
 #[derive(Debug, Default)]
 struct Slot {
     subscriber: Option<MediaId>,
+    /// A subscription held on the room's node (cluster mode).
+    remote: Option<Remote>,
     /// An offer is being answered.
     negotiating: bool,
     /// Bumped by every offer and by the session's end, so a negotiation that finishes
@@ -84,6 +89,9 @@ impl MediaLink {
                     if let Some(old) = slot.subscriber.take() {
                         state.media.unsubscribe_later(room, old);
                     }
+                    if let Some(old) = slot.remote.take() {
+                        remote::unsubscribe(state, room, old);
+                    }
                     slot.negotiating = true;
                     slot.generation += 1;
                     slot.generation
@@ -95,6 +103,14 @@ impl MediaLink {
                     outbound.clone(),
                     room.to_owned(),
                 );
+                if state.cluster.is_some() && state.directory.get(&room).is_none() {
+                    actix_web::rt::spawn(async move {
+                        let result =
+                            remote::subscribe(&state, &room, sdp, viewer.owner.as_deref()).await;
+                        link.remote_answered(result, generation, id, &state, &room, &outbound);
+                    });
+                    return;
+                }
                 actix_web::rt::spawn(async move {
                     let result = state
                         .media
@@ -125,6 +141,13 @@ impl MediaLink {
                     Ok(p) => p,
                     Err(e) => return push(outbound, ServerMsg::refusal(id, &e)),
                 };
+                if self.lock().remote.is_some() {
+                    let refusal = Refused(crate::http::ApiError::new(
+                        lockstep_protocol::ErrorCode::Unavailable,
+                        "this node does not run the room: its video plays at the automatic layer; open the room on its own node to choose one",
+                    ));
+                    return push(outbound, ServerMsg::refusal(id, &refusal));
+                }
                 let Some(subscriber) = self.lock().subscriber else {
                     return push(outbound, not_subscribed(id));
                 };
@@ -147,6 +170,16 @@ impl MediaLink {
             }
             MediaRequest::Close { id } => {
                 let taken = self.lock().subscriber.take();
+                if let Some(held) = self.lock().remote.take() {
+                    remote::unsubscribe(state, room, held);
+                    return push(
+                        outbound,
+                        ServerMsg::Ack {
+                            id,
+                            comment_id: None,
+                        },
+                    );
+                }
                 match taken {
                     Some(subscriber) => {
                         state.media.unsubscribe_later(room, subscriber);
@@ -165,11 +198,44 @@ impl MediaLink {
     }
 
     /// The session ended: drop its subscription (and any still being negotiated).
-    pub fn end(&self, room: &str, state: &AppState) {
+    pub fn end(&self, room: &str, state: &Arc<AppState>) {
         let mut slot = self.lock();
         slot.ended = true;
         if let Some(subscriber) = slot.subscriber.take() {
             state.media.unsubscribe_later(room, subscriber);
+        }
+        if let Some(held) = slot.remote.take() {
+            remote::unsubscribe(state, room, held);
+        }
+    }
+
+    /// The room's node answered an offer: keep the subscription (or give it back when a
+    /// newer offer or the session's end overtook it) and tell the session.
+    fn remote_answered(
+        &self,
+        result: Result<(Remote, String), Refused>,
+        generation: u64,
+        id: Option<u64>,
+        state: &Arc<AppState>,
+        room: &str,
+        outbound: &Outbound,
+    ) {
+        let mut slot = self.lock();
+        slot.negotiating = false;
+        match result {
+            Ok((held, answer)) => {
+                if slot.ended || slot.generation != generation {
+                    drop(slot);
+                    return remote::unsubscribe(state, room, held);
+                }
+                slot.remote = Some(held);
+                drop(slot);
+                push(outbound, ServerMsg::RtcAnswer { id, sdp: answer });
+            }
+            Err(refused) => {
+                drop(slot);
+                push(outbound, ServerMsg::refusal(id, &refused));
+            }
         }
     }
 }

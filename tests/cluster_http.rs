@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::media::{WAIT, go_live};
+use common::media::{WAIT, go_live, ws_subscribe};
 use common::redis::RedisServer;
 use common::{TestServer, test_config};
 use lockstep_load::rtc::Subscriber;
@@ -129,6 +129,33 @@ async fn video_published_and_played_through_other_nodes_flows_from_the_rooms_nod
     };
     assert_eq!(subscribers(&metrics(&nodes[0]).await), 1);
     assert_eq!(subscribers(&metrics(&nodes[2]).await), 0);
+
+    // A viewer on node B subscribes over its own socket: the offer goes to A as WHEP.
+    let (mut viewer, _) = nodes[1].join_viewer("tv", Some("vic")).await;
+    let on_socket = ws_subscribe(&mut viewer).await;
+    on_socket.wait_video(100, WAIT).await.unwrap();
+    assert_eq!(subscribers(&metrics(&nodes[0]).await), 2);
+    assert_eq!(subscribers(&metrics(&nodes[1]).await), 0);
+    // Choosing a layer needs the room's own node: a clear refusal.
+    viewer
+        .send(json!({"type":"rtc_layer","layer":"low","id":8}))
+        .await;
+    viewer
+        .recv_until(|m| matches!(m, ServerMsg::Error { id: Some(8), .. }).then_some(()))
+        .await;
+    // Closing it ends the subscription on A.
+    viewer.send(json!({"type":"rtc_close","id":9})).await;
+    viewer
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(9), .. }).then_some(()))
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while subscribers(&metrics(&nodes[0]).await) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket's subscription stayed on A"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     stop.cancel();
 }
 
