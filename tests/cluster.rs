@@ -6,22 +6,14 @@
 mod common;
 
 use common::redis::RedisServer;
-use common::{Client, Ended, TestServer, test_config};
+use common::{Client, Ended, TestServer};
 use lockstep_actors::metrics::Metrics;
 use lockstep_protocol::{Comment, RoomState, ServerMsg};
 use serde_json::json;
 
 /// Three nodes of one cluster on `redis`.
 fn nodes(redis: &RedisServer) -> Vec<TestServer> {
-    ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let mut cfg = test_config();
-            cfg.cluster.redis_url = redis.url();
-            cfg.cluster.node_id = format!("node-{name}");
-            TestServer::start(cfg)
-        })
-        .collect()
+    redis.three_nodes()
 }
 
 async fn ack(client: &mut Client, id: u64) {

@@ -6,23 +6,15 @@
 
 mod common;
 
+use common::TestServer;
 use common::media::{WAIT, go_live, ws_subscribe};
 use common::redis::RedisServer;
-use common::{TestServer, test_config};
 use lockstep_load::rtc::Subscriber;
 use lockstep_protocol::{OrderOutcome, ServerMsg};
 use serde_json::{Value, json};
 
 fn nodes(redis: &RedisServer) -> Vec<TestServer> {
-    ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let mut cfg = test_config();
-            cfg.cluster.redis_url = redis.url();
-            cfg.cluster.node_id = format!("node-{name}");
-            TestServer::start(cfg)
-        })
-        .collect()
+    redis.three_nodes()
 }
 
 async fn get(node: &TestServer, path: &str, token: &str) -> (u16, Value) {

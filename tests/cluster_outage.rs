@@ -8,14 +8,12 @@ mod common;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{Client, TestServer, test_config};
+use common::{Client, TestServer};
 use lockstep_protocol::{ErrorCode, ServerMsg};
 use serde_json::json;
 
 fn node(redis: &RedisServer, name: &str) -> TestServer {
-    let mut cfg = test_config();
-    cfg.cluster.redis_url = redis.url();
-    cfg.cluster.node_id = name.into();
+    let mut cfg = redis.node_config(name);
     // Long enough that nobody takes the room over during the outage.
     cfg.cluster.lease_ms = 60_000;
     TestServer::start(cfg)
@@ -46,8 +44,8 @@ against_redis!(
 async fn requests_are_refused_while_redis_is_away_and_the_room_resumes_after(
     mut redis: RedisServer,
 ) {
-    let a = node(&redis, "node-a");
-    let b = node(&redis, "node-b");
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
     let _anchor = a.open_room("out").await;
     let sale = b.create_sale("m1", "out", 10, 10, json!({})).await;
     let (mut watcher, _) = a.join_viewer("out", Some("watcher")).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::redis::RedisServer;
-use common::{Client, TestServer, test_config};
+use common::{Client, TestServer};
 use lockstep_load::linearizability::{Event, Op, Ret, SaleSpec, check};
 use lockstep_protocol::{OrderOutcome, ServerMsg};
 use serde_json::json;
@@ -21,15 +21,7 @@ const UNITS: u32 = 50;
 const LIMIT: u32 = 2;
 
 fn nodes(redis: &RedisServer) -> Vec<Arc<TestServer>> {
-    ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let mut cfg = test_config();
-            cfg.cluster.redis_url = redis.url();
-            cfg.cluster.node_id = format!("node-{name}");
-            Arc::new(TestServer::start(cfg))
-        })
-        .collect()
+    redis.three_nodes().into_iter().map(Arc::new).collect()
 }
 
 async fn order(

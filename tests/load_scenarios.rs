@@ -65,15 +65,7 @@ async fn viewers_scenario_delivers_every_message_to_every_viewer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_spread_over_the_nodes_of_a_cluster_get_every_message() {
     let redis = common::redis::RedisServer::start();
-    let nodes: Vec<TestServer> = ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let mut cfg = test_config();
-            cfg.cluster.redis_url = redis.url();
-            cfg.cluster.node_id = format!("node-{name}");
-            TestServer::start(cfg)
-        })
-        .collect();
+    let nodes = redis.three_nodes();
     let mut args = viewers_args(&nodes[0], 150);
     args.conn.servers = nodes.iter().map(|n| n.addr.to_string()).collect();
     let mut report = viewers::run(args, slot(0, 1, 1_500)).await.unwrap();

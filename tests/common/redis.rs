@@ -214,6 +214,24 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The test config of cluster node `node-{name}` on this Redis.
+    pub fn node_config(&self, name: &str) -> lockstep::Config {
+        let mut cfg = super::test_config();
+        cfg.cluster.redis_url = self.url();
+        cfg.cluster.node_id = format!("node-{name}");
+        cfg
+    }
+
+    /// Three nodes (`node-a`, `node-b`, `node-c`) of one cluster on this Redis.
+    pub fn three_nodes(&self) -> Vec<super::TestServer> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|name| super::TestServer::start(self.node_config(name)))
+            .collect()
+    }
+}
+
 /// Runs an async test body `fn(RedisServer)` twice, as `NAME::standalone` against one
 /// Redis server and as `NAME::cluster` against a 3-master Redis Cluster, under the given
 /// test attribute.
