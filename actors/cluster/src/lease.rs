@@ -37,6 +37,7 @@ if node == ARGV[1] then
 end
 return {0, e, node}
 ";
+static CLAIM_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(CLAIM));
 
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -44,6 +45,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+static RENEW_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(RENEW));
 
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -51,6 +53,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+static RELEASE_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(RELEASE));
 
 /// Claims, renews and releases this node's room leases.
 #[derive(Clone)]
@@ -73,7 +77,7 @@ impl Leases {
     /// does and `running` it (a node holding the lease of a room it does not run — it
     /// restarted — takes the next epoch), and otherwise says who does.
     pub async fn claim(&self, room: &str, running: bool) -> redis::RedisResult<Claim> {
-        let (mine, epoch, owner): (u8, u64, String) = Script::new(CLAIM)
+        let (mine, epoch, owner): (u8, u64, String) = CLAIM_SCRIPT
             .key(crate::keys::owner(room))
             .key(crate::keys::epoch(room))
             .arg(&self.node)
@@ -99,7 +103,7 @@ impl Leases {
 
     /// Extends this node's lease on the room; `false` when it no longer holds it.
     pub async fn renew(&self, room: &str, epoch: u64) -> redis::RedisResult<bool> {
-        let renewed: u8 = Script::new(RENEW)
+        let renewed: u8 = RENEW_SCRIPT
             .key(crate::keys::owner(room))
             .arg(self.value(epoch))
             .arg(self.lease_ms)
@@ -110,7 +114,7 @@ impl Leases {
 
     /// Gives the room up (it ended), if this node still holds it.
     pub async fn release(&self, room: &str, epoch: u64) -> redis::RedisResult<()> {
-        let _: u8 = Script::new(RELEASE)
+        let _: u8 = RELEASE_SCRIPT
             .key(crate::keys::owner(room))
             .arg(self.value(epoch))
             .invoke_async(&mut self.conn.clone())

@@ -47,6 +47,8 @@ redis.call('HSET', KEYS[1], 'stock', target)
 redis.call('RPUSH', KEYS[2], cjson.encode({delta = target - stock, stock_after = target, reason = ARGV[4], at = tonumber(ARGV[5])}))
 return {'ok'}
 ";
+static CHANGE_STOCK_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(CHANGE_STOCK));
 
 const CREATE_SALE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'nogrant'} end
@@ -62,6 +64,8 @@ redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
 redis.call('SADD', KEYS[6], ARGV[5])
 return {'ok'}
 ";
+static CREATE_SALE_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(CREATE_SALE));
 
 /// Gives a sale's returned units back to its SKU, up to the total the sale recorded;
 /// running it again changes nothing.
@@ -76,6 +80,8 @@ redis.call('HINCRBY', KEYS[2], 'held', -delta)
 redis.call('RPUSH', KEYS[3], cjson.encode({delta = delta, stock_after = stock, reason = ARGV[2], at = tonumber(ARGV[3])}))
 return delta
 ";
+pub(super) static RETURN_UNITS_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(RETURN_UNITS));
 
 pub(super) async fn create_product(
     conn: &mut RedisConn,
@@ -260,7 +266,7 @@ pub(super) async fn change_stock(
             );
         }
     };
-    let answer: Vec<String> = Script::new(CHANGE_STOCK)
+    let answer: Vec<String> = CHANGE_STOCK_SCRIPT
         .key(keys::sku(sku))
         .key(keys::moves(sku))
         .arg(merchant)
@@ -315,7 +321,7 @@ pub(super) async fn create_sale(
         merchant: merchant.to_owned(),
         record: record.clone(),
     };
-    let answer: Vec<String> = Script::new(CREATE_SALE)
+    let answer: Vec<String> = CREATE_SALE_SCRIPT
         .key(keys::grants(&new.room))
         .key(keys::sku(&sku.id))
         .key(keys::moves(&sku.id))

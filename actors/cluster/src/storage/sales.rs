@@ -14,7 +14,7 @@ use lockstep_actors::store::{OrderFilter, SaleRecord, SaleWrites, StoreError, St
 use lockstep_protocol::LinkCard;
 use redis::Script;
 
-use super::catalog::{self, RETURN_UNITS, json};
+use super::catalog::{self, RETURN_UNITS_SCRIPT, json};
 use super::{keys, unreachable};
 
 const WRITE: &str = r"
@@ -39,6 +39,7 @@ while i <= #ARGV do
 end
 return 1
 ";
+static WRITE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(WRITE));
 
 /// Raises a sale's fence to an epoch (a new owner does this before it loads the sale).
 const FENCE: &str = r"
@@ -46,6 +47,7 @@ local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
 if tonumber(ARGV[1]) > fence then redis.call('HSET', KEYS[1], 'fence', ARGV[1]) end
 return 1
 ";
+static FENCE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(FENCE));
 
 /// A sale's state as stored.
 struct State {
@@ -106,7 +108,7 @@ async fn settle_returns(
     if returned == 0 {
         return Ok(());
     }
-    let _: i64 = Script::new(RETURN_UNITS)
+    let _: i64 = RETURN_UNITS_SCRIPT
         .key(keys::returned(sale))
         .key(keys::sku(sku))
         .key(keys::moves(sku))
@@ -196,7 +198,7 @@ pub(super) async fn live(conn: &mut RedisConn) -> Result<Vec<(StoredSale, LinkCa
 /// One flush of a sale, fenced by the writer's epoch.
 pub(super) async fn write(conn: &mut RedisConn, batch: &SaleWrites) -> Result<(), StoreError> {
     let sale = &batch.sale_id;
-    let write = Script::new(WRITE);
+    let write = &*WRITE_SCRIPT;
     let mut script = write.prepare_invoke();
     script
         .key(keys::sale_state(sale))
@@ -260,7 +262,7 @@ pub(super) async fn replicated(conn: &mut RedisConn, replicas: u32) -> Result<()
 /// Raises the sale's fence to `epoch`: from now on only that owner (or a newer one) may
 /// write it.
 pub(super) async fn fence(conn: &mut RedisConn, sale: &str, epoch: u64) -> Result<(), StoreError> {
-    let _: u8 = Script::new(FENCE)
+    let _: u8 = FENCE_SCRIPT
         .key(keys::sale_state(sale))
         .arg(epoch)
         .invoke_async(conn)
