@@ -33,7 +33,7 @@ import sys
 # directory off sys.path (python3 -P, PYTHONSAFEPATH).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from summary import fanout, fanout_ab, flash_sale, sfu  # noqa: E402
+from summary import fanout, fanout_ab, flash_sale, recording, sfu  # noqa: E402
 
 
 def add_sampled_run_args(parser, report_help):
@@ -92,6 +92,11 @@ def main():
     sf.add_argument("--p99-ms", type=float, default=50.0)
     sf.add_argument("files", nargs="+")
     sf.set_defaults(func=sfu.summarize)
+
+    rec = sub.add_parser("recording", help="compare SFU runs with recording off and on")
+    rec.add_argument("--recordings", required=True, help="folder the 'on' runs recorded into")
+    rec.add_argument("runs", nargs="+", help="off:<jsonl> / on:<jsonl>")
+    rec.set_defaults(func=recording.summarize)
 
     s = sub.add_parser("flash-sale", help="summarize flash-sale JSON lines")
     s.add_argument("files", nargs="+")

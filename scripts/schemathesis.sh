@@ -21,7 +21,8 @@ fi
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-LOCKSTEP_STORE__PATH="$work/st.db" LOCKSTEP_SERVER__LOG=warn \
+LOCKSTEP_STORE__PATH="$work/st.db" LOCKSTEP_ARCHIVE__PATH="$work/archive.db" \
+    LOCKSTEP_MEDIA__RECORDING_DIR="$work/recordings" LOCKSTEP_SERVER__LOG=warn \
     target/debug/lockstep serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -39,6 +39,19 @@ if ! cmp -s tests/browser/package-lock.json "$installed_lock"; then
     cp tests/browser/package-lock.json "$installed_lock"
 fi
 
+# The dashboard's chart library is served from web/vendor/ (embedded in the binary, no
+# CDN); it must be exactly the npm package web/package-lock.json pins.
+installed_web_lock=web/node_modules/.installed-package-lock.json
+if ! cmp -s web/package-lock.json "$installed_web_lock"; then
+    echo "installing web npm packages (npm ci)"
+    npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null
+    cp web/package-lock.json "$installed_web_lock"
+fi
+for f in uPlot.iife.min.js uPlot.min.css; do
+    cmp -s "web/node_modules/uplot/dist/$f" "web/vendor/$f" \
+        || { echo "web/vendor/$f differs from the pinned npm uplot (npm run --prefix web vendor)"; exit 1; }
+done
+
 echo "== tests"
 cargo test --workspace --locked
 

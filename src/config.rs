@@ -6,7 +6,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use lockstep_actors::config::{RoomConfig, SalesConfig, SessionConfig, StoreConfig};
+use lockstep_actors::config::{ArchiveConfig, RoomConfig, SalesConfig, SessionConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 /// Everything the server reads at startup.
@@ -20,6 +20,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub sales: SalesConfig,
     pub store: StoreConfig,
+    pub archive: ArchiveConfig,
     pub media: lockstep_sfu::MediaConfig,
     pub cluster: lockstep_cluster::ClusterConfig,
 }

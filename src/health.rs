@@ -57,6 +57,9 @@ impl Phase {
 struct Readiness {
     ready: bool,
     reasons: Vec<String>,
+    /// Trouble that does not keep the node from serving rooms (a recording stopped on
+    /// a full disk): ready stays true, so live rooms keep their traffic.
+    warnings: Vec<String>,
 }
 
 pub async fn healthz() -> HttpResponse {
@@ -74,9 +77,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "sale {sale}: storage writes failed; it refuses orders until it is rebuilt"
         ));
     }
+    let warnings = state
+        .media
+        .recording()
+        .warnings()
+        .into_iter()
+        .map(|(_, why)| why)
+        .collect();
     let body = Readiness {
         ready: reasons.is_empty(),
         reasons,
+        warnings,
     };
     if body.ready {
         HttpResponse::Ok().json(body)

@@ -5,6 +5,7 @@
 //!
 //! Start it with [`run`]; tests bind `127.0.0.1:0` and pass the listener in.
 
+mod analytics;
 pub mod auth;
 pub mod config;
 mod forward;
@@ -17,6 +18,9 @@ mod middleware;
 pub mod openapi;
 mod pages;
 mod placement;
+mod replay_data;
+mod replay_orders;
+mod replays;
 mod rooms;
 mod server;
 mod state;

@@ -19,7 +19,7 @@ use crate::http::{ApiError, ErrorBody, bearer};
 use crate::state::AppState;
 
 /// The merchant id from a merchant token.
-fn merchant_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
+pub(crate) fn merchant_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
     let token = bearer(req)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a merchant token is required"))?;
     let claims = state.auth.verify(token)?;
@@ -169,7 +169,7 @@ pub async fn create_sale(
     }))
 }
 
-async fn summary(handle: &SaleHandle) -> Result<SaleSummary, ApiError> {
+pub(crate) async fn summary(handle: &SaleHandle) -> Result<SaleSummary, ApiError> {
     match handle.addr.send(inventory::Summary).await {
         Ok(Some(summary)) => Ok(summary),
         Ok(None) => Err(ApiError::new(

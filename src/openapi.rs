@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{merchant, rooms};
+use crate::{analytics, merchant, replay_orders, replays, rooms};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,14 @@ use crate::{merchant, rooms};
         merchant::get_order,
         merchant::confirm_order,
         merchant::cancel_order,
+        replays::list,
+        replays::get,
+        replays::events,
+        replays::media,
+        replays::edit_chapter,
+        replays::open_replay_sale,
+        replay_orders::order,
+        analytics::room_analytics,
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,6 +1,7 @@
 //! The web pages, embedded in the binary so `lockstep serve` needs no files: the viewer
-//! page at `/rooms/{room}`, the anchor page at `/rooms/{room}/anchor`, and their static
-//! assets under `/static/`. Tokens travel in the URL fragment (`#token=…`), which
+//! page at `/rooms/{room}`, the anchor page at `/rooms/{room}/anchor`, the dashboard at
+//! `/rooms/{room}/dashboard`, a replay at `/replays/{id}`, and their static assets
+//! (uPlot included) under `/static/`. Tokens travel in the URL fragment (`#token=…`), which
 //! browsers never send to the server.
 
 use actix_web::http::header;
@@ -11,6 +12,8 @@ use lockstep_protocol::{ErrorCode, RoomId};
 
 const VIEWER_HTML: &str = include_str!("../web/viewer.html");
 const ANCHOR_HTML: &str = include_str!("../web/anchor.html");
+const REPLAY_HTML: &str = include_str!("../web/replay.html");
+const DASHBOARD_HTML: &str = include_str!("../web/dashboard.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "app.css",
@@ -57,6 +60,27 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../web/anchor-moderation.js"),
     ),
+    (
+        "replay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/replay.js"),
+    ),
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/dashboard.js"),
+    ),
+    // uPlot, the dashboard's chart library (npm `uplot`, pinned in web/package.json).
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/vendor/uPlot.min.css"),
+    ),
 ];
 
 fn html(body: &'static str) -> HttpResponse {
@@ -83,6 +107,19 @@ pub async fn viewer(room: web::Path<String>) -> Result<HttpResponse, ApiError> {
 pub async fn anchor(room: web::Path<String>) -> Result<HttpResponse, ApiError> {
     room_checked(&room)?;
     Ok(html(ANCHOR_HTML))
+}
+
+/// `GET /rooms/{room}/dashboard`: the anchor's and merchants' analytics dashboard.
+pub async fn dashboard(room: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    room_checked(&room)?;
+    Ok(html(DASHBOARD_HTML))
+}
+
+/// `GET /replays/{id}`: a room's replay with its product chapters.
+pub async fn replay(id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    id.parse::<i64>()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("no replay `{id}`")))?;
+    Ok(html(REPLAY_HTML))
 }
 
 /// `GET /static/{file}`.

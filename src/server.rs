@@ -14,6 +14,7 @@ use actix::Arbiter;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use lockstep_actors::archive::sqlite::SqliteArchive;
 use lockstep_actors::broker::{Broker, LocalBroker};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
@@ -27,8 +28,12 @@ use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
 use crate::health::Phase;
 use crate::limits::ConnLimits;
+use crate::replay_data::ArchiveFiles;
 use crate::state::AppState;
-use crate::{health, http, media, merchant, middleware, openapi, pages, rooms, ws};
+use crate::{
+    analytics, health, http, media, merchant, middleware, openapi, pages, replay_orders, replays,
+    rooms, ws,
+};
 use lockstep_sfu::MediaDirectory;
 use lockstep_sfu::metrics::MediaMetrics;
 
@@ -97,6 +102,8 @@ pub async fn run(
         media::live_hook(Arc::downgrade(&directory), config.media.playout_delay_ms),
     );
     directory.set_media(Arc::new(media::RoomVideo(media.clone())));
+    let archive = start_archive(&config, &metrics, &directory, cluster.is_some())?;
+    keep_recordings_bounded(media.clone());
     if let Some(cluster) = &cluster {
         cluster.set_directories(sales.clone(), directory.clone());
     }
@@ -123,6 +130,7 @@ pub async fn run(
         max_body: config.server.max_body_bytes,
         next_session: Arc::new(AtomicU64::new(session_base())),
         cluster,
+        archive,
     });
     let server_cfg = config.server.clone();
     let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);
@@ -208,6 +216,31 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
         .route("/rooms/{room}", web::get().to(pages::viewer))
         .route("/rooms/{room}/anchor", web::get().to(pages::anchor))
+        .route("/rooms/{room}/dashboard", web::get().to(pages::dashboard))
+        .route("/replays/{id}", web::get().to(pages::replay))
+        .route("/api/v1/replays", web::get().to(replays::list))
+        .route("/api/v1/replays/{id}", web::get().to(replays::get))
+        .route(
+            "/api/v1/replays/{id}/events",
+            web::get().to(replays::events),
+        )
+        .route("/api/v1/replays/{id}/media", web::get().to(replays::media))
+        .route(
+            "/api/v1/replays/{id}/chapters/{sale_id}",
+            web::patch().to(replays::edit_chapter),
+        )
+        .route(
+            "/api/v1/replays/{id}/chapters/{sale_id}/sale",
+            web::post().to(replays::open_replay_sale),
+        )
+        .route(
+            "/api/v1/rooms/{id}/analytics",
+            web::get().to(analytics::room_analytics),
+        )
+        .route(
+            "/api/v1/sales/{id}/orders",
+            web::post().to(replay_orders::order),
+        )
         .route("/static/{file}", web::get().to(pages::asset))
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .route("/api/v1/products", web::post().to(merchant::create_product))
@@ -241,6 +274,63 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ws/rooms/{id}/control", web::get().to(ws::control));
     #[cfg(feature = "test-hooks")]
     crate::test_hooks::routes(cfg);
+}
+
+/// Opens the archive (replays, analytics) and hands it to the rooms; `None` when off.
+fn start_archive(
+    config: &Config,
+    metrics: &Metrics,
+    directory: &RoomDirectory,
+    cluster_mode: bool,
+) -> std::io::Result<Option<Arc<ArchiveFiles>>> {
+    if !config.archive.enabled {
+        return Ok(None);
+    }
+    let mut cfg = config.archive.clone();
+    if cfg.path.is_empty() {
+        cfg.path = beside(&config.store.path, "-archive");
+    }
+    let archive = SqliteArchive::start(&cfg, metrics)
+        .map_err(|e| std::io::Error::other(format!("opening {}: {e}", cfg.path)))?;
+    directory.set_archive(Arc::new(archive));
+    Ok(Some(Arc::new(ArchiveFiles {
+        db: cfg.path,
+        store_db: (!cluster_mode).then(|| config.store.path.clone()),
+        recordings: config.media.recording_dir.clone().into(),
+    })))
+}
+
+/// `path` with `suffix` before its extension: `data/lockstep.db` → `data/lockstep-archive.db`.
+fn beside(path: &str, suffix: &str) -> String {
+    let p = std::path::Path::new(path);
+    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("lockstep");
+    let name = match p.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}{suffix}.{ext}"),
+        None => format!("{stem}{suffix}"),
+    };
+    p.with_file_name(name).to_string_lossy().into_owned()
+}
+
+/// Applies recording retention now and every ten minutes, off the async threads.
+fn keep_recordings_bounded(media: Arc<MediaDirectory>) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let media = media.clone();
+            let deleted = actix_web::rt::task::spawn_blocking(move || {
+                media.enforce_retention(lockstep_actors::clock::now_ms())
+            })
+            .await
+            .unwrap_or_default();
+            if !deleted.is_empty() {
+                tracing::info!(
+                    deleted = deleted.len(),
+                    "old recordings deleted (media.recording_max_*)"
+                );
+            }
+        }
+    });
 }
 
 /// Applies per-connection socket options to a freshly accepted connection; returns the

@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) next_session: Arc<AtomicU64>,
     /// This process's membership of a cluster (`cluster.redis_url`), if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// Where replays are read from (`None` when `archive.enabled` is off).
+    pub archive: Option<Arc<crate::replay_data::ArchiveFiles>>,
 }
 
 impl AppState {

@@ -354,6 +354,109 @@ const MATRIX: &[Row] = &[
         ],
     ),
     row(
+        "`GET /replays/{replay}`, `/rooms/r1/dashboard` (pages)",
+        Http("GET", "/rooms/r1/dashboard"),
+        ["200"; 8],
+    ),
+    row(
+        "`GET /api/v1/replays?room=r1` (members only: guests see none)",
+        Http("GET", "/api/v1/replays?room=r1"),
+        [
+            "200",
+            "200",
+            "403 forbidden",
+            "200",
+            "200",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+        ],
+    ),
+    row(
+        "`GET /api/v1/replays/{replay}`, `…/events` (r1's)",
+        Http("GET", "/api/v1/replays/{replay}"),
+        [
+            "401 auth_required",
+            "200",
+            "403 forbidden",
+            "403 banned",
+            "200",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+        ],
+    ),
+    row(
+        "`GET /api/v1/replays/{replay}/media` (no recording yet)",
+        Http("GET", "/api/v1/replays/{replay}/media"),
+        [
+            "401 auth_required",
+            "404 not_found",
+            "403 forbidden",
+            "403 banned",
+            "404 not_found",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+        ],
+    ),
+    row(
+        "`PATCH /api/v1/replays/{replay}/chapters/{sale}`",
+        Http("PATCH", "/api/v1/replays/{replay}/chapters/{sale}"),
+        [
+            "401 unauthorized",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "200",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+        ],
+    ),
+    row(
+        "`POST /api/v1/sales/{sale}/orders` (from r1's replay)",
+        Http("POST", "/api/v1/sales/{sale}/orders"),
+        [
+            "401 auth_required",
+            "201",
+            "403 forbidden",
+            "403 banned",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+        ],
+    ),
+    row(
+        "`POST /api/v1/replays/{replay}/chapters/{sale}/sale` (a replay sale; from then on the chapter sells from it)",
+        Http("POST", "/api/v1/replays/{replay}/chapters/{sale}/sale"),
+        [
+            "401 unauthorized",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "201",
+            "404 sale_not_found",
+        ],
+    ),
+    row(
+        "`GET /api/v1/rooms/r1/analytics`",
+        Http("GET", "/api/v1/rooms/r1/analytics"),
+        [
+            "401 unauthorized",
+            "403 forbidden",
+            "403 forbidden",
+            "403 forbidden",
+            "200",
+            "403 forbidden",
+            "200",
+            "403 forbidden",
+        ],
+    ),
+    row(
         "`POST /whip/r1` (an offer that sends nothing)",
         Http("POST", "/whip/r1"),
         [
@@ -646,6 +749,8 @@ struct Fixture {
     sale: String,
     other_rooms_sale: String,
     order: String,
+    /// r1's replay (its run so far: the room is live).
+    replay: i64,
 }
 
 impl Fixture {
@@ -684,6 +789,7 @@ impl Fixture {
             .replace("{sku}", &self.sku)
             .replace("{sale}", &self.sale)
             .replace("{order}", &self.order)
+            .replace("{replay}", &self.replay.to_string())
             .replace("{session}", &format!("{:032x}", rand::random::<u128>()));
         if path.contains("{fresh_sale}") {
             let sale = self.server.create_sale("m1", "r1", 5, 5, json!({})).await;
@@ -705,6 +811,12 @@ impl Fixture {
                 json(json!({"room":"r1","sku_id":self.sku,"allotted":1,"price_cents":100}))
             }
             p if p.ends_with("/stock") => json(json!({"delta":1,"reason":"recount"})),
+            p if p.ends_with("/sale") => json(json!({"allotted": 1})),
+            p if p.contains("/chapters/") => json(json!({"hidden": false})),
+            p if p.starts_with("/api/v1/sales/") && p.ends_with("/orders") => json(json!({
+                "qty": 1, "key": format!("k{}", rand::random::<u64>()), "source": "replay",
+                "replay_id": self.replay, "chapter": 1
+            })),
             p if p.ends_with("/close") || p.ends_with("/confirm") || p.ends_with("/cancel") => {
                 json(json!({}))
             }
@@ -876,9 +988,45 @@ async fn fixture() -> Fixture {
         sale,
         other_rooms_sale,
         order: String::new(),
+        replay: 0,
     };
     fixture.order = fixture.order("v1").await;
+    fixture.replay = replay_with_chapter_and_ban(&fixture.server).await;
     fixture
+}
+
+/// r1's replay, once the archive holds its chapter and the ban of `bad`.
+async fn replay_with_chapter_and_ban(server: &TestServer) -> i64 {
+    let anchor = server.anchor_token("r1");
+    let banned = server.token(Role::Viewer, "bad", None);
+    let get = |path: String, token: String| async move {
+        let resp = reqwest::Client::new()
+            .get(server.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
+    loop {
+        let (_, list) = get("/api/v1/replays?room=r1".into(), anchor.clone()).await;
+        if let Some(id) = list["replays"][0]["id"].as_i64() {
+            let (_, replay) = get(format!("/api/v1/replays/{id}"), anchor.clone()).await;
+            let (status, _) = get(format!("/api/v1/replays/{id}"), banned.clone()).await;
+            if replay["chapters"].as_array().is_some_and(|c| !c.is_empty()) && status == 403 {
+                return id;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "r1's replay never showed its chapter and ban"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The matrix as a Markdown table.

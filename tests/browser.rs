@@ -2,7 +2,10 @@
 //! and three viewers (each its own headless Chromium with a fake camera) against a real
 //! server: the anchor goes live and publishes over WHIP, the viewers decode the video and
 //! audio, the anchor drops a link that every viewer shows at `reveal_at`, a viewer buys,
-//! the anchor's sold counter moves, the anchor ends the live and every viewer shows it.
+//! the anchor's sold counter moves, a second link drops, the anchor ends the live and
+//! every viewer shows it. Then `tests/browser/replay.mjs` opens the replay: two chapters,
+//! chapter 2 plays from its link, the chat replays in sync, Buy orders from the replay;
+//! and the dashboard: charts drawn, the live's numbers, a click opens the replay there.
 //!
 //! Needs Chromium (`/usr/bin/chromium`, or `LOCKSTEP_CHROMIUM`), Node and
 //! `tests/browser/node_modules`; `./scripts/test.sh` installs them. Without them this test
@@ -70,10 +73,10 @@ fn tools() -> Tools {
     }
 }
 
-/// Runs `live.mjs` with `config` on stdin; returns its JSON result and its stderr.
-async fn run_scenario(tools: &Tools, config: &Value) -> (Value, String) {
+/// Runs a scenario script with `config` on stdin; returns its JSON result and stderr.
+async fn run_scenario(tools: &Tools, script: &str, config: &Value) -> (Value, String) {
     let mut child = tokio::process::Command::new("node")
-        .arg(tools.scenario_dir.join("live.mjs"))
+        .arg(tools.scenario_dir.join(script))
         .current_dir(&tools.scenario_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -133,6 +136,7 @@ async fn live_room_in_real_browsers() {
         opened.status()
     );
     let sale = server.create_sale("m1", room, 20, 10, json!({})).await;
+    let second_sale = wool_coat_sale(&server, room).await;
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
     let config = json!({
@@ -141,10 +145,11 @@ async fn live_room_in_real_browsers() {
         "anchorToken": server.anchor_token(room),
         "viewerTokens": [server.viewer_token("alice"), server.viewer_token("bob")],
         "saleId": sale,
+        "secondSaleId": second_sale,
         "artifactsDir": artifacts,
         "chromium": tools.chromium,
     });
-    let (r, stderr) = run_scenario(&tools, &config).await;
+    let (r, stderr) = run_scenario(&tools, "live.mjs", &config).await;
     println!("{r}");
     eprintln!("{stderr}");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -238,11 +243,201 @@ async fn live_room_in_real_browsers() {
 
     let shots = r["screenshots"].as_array().expect("screenshots");
     assert!(shots.len() >= 4, "screenshots: {shots:?}");
+    assert_screenshots(shots);
+
+    let live = Live {
+        room,
+        sale: &sale,
+        second_sale: &second_sale,
+        likes: num(&r["chat"]["likes"], "likes"),
+    };
+    replay_and_dashboard(&tools, &server, &artifacts, &live).await;
+    server.stop();
+}
+
+fn assert_screenshots(shots: &[Value]) {
     for s in shots {
         let path = PathBuf::from(s.as_str().unwrap());
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 0, "screenshot {} missing or empty", path.display());
     }
+}
 
-    server.stop();
+/// A second product and its sale in `room` (the merchant m1 is granted there already).
+async fn wool_coat_sale(server: &TestServer, room: &str) -> String {
+    let (status, product) = server
+        .merchant_post(
+            "m1",
+            "/api/v1/products",
+            json!({"title": "Wool coat", "description": "Warm", "price_cents": 12900,
+                   "image_url": "", "skus": [{"attributes": {"size": "L"}, "stock": 10}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{product}");
+    let sku = product["skus"][0]["id"].as_str().unwrap();
+    let (status, sale) = server
+        .merchant_post(
+            "m1",
+            "/api/v1/sales",
+            json!({"room": room, "sku_id": sku, "allotted": 5, "price_cents": 9900}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sale}");
+    sale["sale"]["id"].as_str().unwrap().to_owned()
+}
+
+/// What the live scenario did, for the replay and the dashboard to show.
+struct Live<'a> {
+    room: &'a str,
+    sale: &'a str,
+    second_sale: &'a str,
+    likes: f64,
+}
+
+/// The ended room's replay and dashboard in Chromium (`replay.mjs`).
+async fn replay_and_dashboard(
+    tools: &Tools,
+    server: &TestServer,
+    artifacts: &Path,
+    live: &Live<'_>,
+) {
+    // The replay is ready once the archive closed the run and the recording is written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let replay_id = loop {
+        let list: Value = reqwest::get(server.url(&format!("/api/v1/replays?room={}", live.room)))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["replays"][0]["id"].as_i64() {
+            let replay: Value = reqwest::get(server.url(&format!("/api/v1/replays/{id}")))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if replay["state"] == "ended" && replay["media_url"].is_string() {
+                break id;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replay of {}: {list}",
+            live.room
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let config = json!({
+        "baseUrl": format!("http://{}", server.addr),
+        "room": live.room,
+        "replayId": replay_id,
+        "viewerToken": server.viewer_token("carol"),
+        "anchorToken": server.anchor_token(live.room),
+        "artifactsDir": artifacts,
+        "chromium": tools.chromium,
+    });
+    let (r, stderr) = run_scenario(tools, "replay.mjs", &config).await;
+    println!("{r}");
+    eprintln!("{stderr}");
+    std::fs::write(artifacts.join("browser-replay.json"), format!("{r:#}\n")).unwrap();
+    assert_eq!(
+        r["ok"],
+        json!(true),
+        "replay scenario failed at step {}: {}\nstderr:\n{stderr}",
+        r["step"],
+        r["error"]
+    );
+    assert_eq!(
+        r["cspViolations"],
+        json!([]),
+        "the replay pages broke their CSP"
+    );
+
+    // Two chapters, the two products, in the order their links dropped.
+    let chapters = r["chapters"].as_array().unwrap();
+    let sales: Vec<&str> = chapters
+        .iter()
+        .map(|c| c["sale"].as_str().unwrap())
+        .collect();
+    assert_eq!(sales, [live.sale, live.second_sale]);
+    assert!(
+        chapters[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Linen shirt")
+    );
+    assert!(chapters[1]["text"].as_str().unwrap().contains("Wool coat"));
+
+    // Chapter 2 plays from a few seconds before its link, and frames advance.
+    let jump = &r["chapterJump"];
+    let at = num(&jump["chapterMs"], "chapter time") / 1000.0;
+    let started = num(&jump["startedAt"], "position after the click");
+    assert!(
+        started > at - 4.0 && started < at + 1.0,
+        "jumped to {started} s for a chapter at {at} s"
+    );
+    assert!(
+        num(&jump["framesAdvanced"], "frames") > 0.0,
+        "no frame decoded: {jump}"
+    );
+    assert!(
+        num(&jump["after1s"], "position") > started,
+        "the video did not advance: {jump}"
+    );
+
+    // The comment appears when the video passes its moment, not before.
+    let chat = &r["chatSync"];
+    assert_eq!(
+        (&chat["before"], &chat["after"]),
+        (&json!(false), &json!(true)),
+        "{chat}"
+    );
+
+    // Buying from the replay makes an order that says so.
+    let order = &r["replayOrder"];
+    assert_eq!(order["outcome"], "accepted", "{order}");
+    let (_, stored) = server
+        .merchant_get(
+            "m1",
+            &format!("/api/v1/orders/{}", order["order_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(stored["source"], "replay", "{stored}");
+    assert_eq!(
+        stored["replay"],
+        json!({"replay_id": replay_id, "chapter": 1})
+    );
+
+    // The dashboard shows what the live did: one comment, the likes, one order of one unit.
+    let dash = &r["dashboard"];
+    let totals = &dash["totals"];
+    assert_eq!(num(&totals["comments"], "comments"), 1.0, "{dash}");
+    assert_eq!(num(&totals["likes"], "likes"), live.likes, "{dash}");
+    assert_eq!(num(&totals["orders"], "orders"), 1.0, "{dash}");
+    assert_eq!(num(&totals["units"], "units"), 1.0, "{dash}");
+    assert_eq!(num(&dash["gmvCents"], "gmv"), 2900.0, "{dash}");
+    assert!(num(&totals["peak_online"], "peak online") >= 3.0, "{dash}");
+    assert_eq!(dash["products"], json!([live.sale, live.second_sale]));
+    for painted in dash["paintedPixels"].as_array().unwrap() {
+        assert!(
+            num(painted, "painted pixels") > 100.0,
+            "a chart is blank: {dash}"
+        );
+    }
+
+    // A click on the chart opens the replay at the moment clicked.
+    let click = &r["chartClick"];
+    let t = num(&click["t"], "t");
+    assert!(
+        (num(&click["position"], "position") - t).abs() < 1.5,
+        "the replay opened at {} s, the link said {t} s",
+        click["position"]
+    );
+    assert!(
+        (t - num(&click["expectedS"], "expected")).abs() < 3.0,
+        "clicked two thirds along the axis ({} s), the replay opened at {t} s",
+        click["expectedS"]
+    );
+    assert_screenshots(r["screenshots"].as_array().unwrap());
 }

@@ -357,6 +357,13 @@ async fn openapi_document_is_served_and_matches_the_checked_in_copy() {
         ("/api/v1/rooms/{id}/merchants", "get"),
         ("/api/v1/rooms/{id}/merchants/{merchant}", "put"),
         ("/api/v1/rooms/{id}/merchants/{merchant}", "delete"),
+        ("/api/v1/rooms/{id}/analytics", "get"),
+        ("/api/v1/replays", "get"),
+        ("/api/v1/replays/{id}", "get"),
+        ("/api/v1/replays/{id}/events", "get"),
+        ("/api/v1/replays/{id}/media", "get"),
+        ("/api/v1/replays/{id}/chapters/{sale_id}", "patch"),
+        ("/api/v1/sales/{id}/orders", "post"),
     ] {
         assert!(
             served["paths"][path][method].is_object(),

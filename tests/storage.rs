@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::redis::RedisServer;
 use lockstep_actors::config::StoreConfig;
 use lockstep_actors::inventory::Write;
-use lockstep_actors::inventory::model::{Order, OrderState, Phase};
+use lockstep_actors::inventory::model::{Order, OrderSource, OrderState, Phase, ReplayRef};
 use lockstep_actors::metrics::Metrics;
 use lockstep_actors::store::{
     CatalogError, NewProduct, NewSale, NewSku, OrderFilter, SaleWrites, StockChange, Storage,
@@ -59,7 +59,9 @@ fn sale(room: &str, sku: &str, allotted: u32) -> NewSale {
     }
 }
 
+/// An order; the second of a sale was placed from a replay.
 fn order(sale: &str, seq: u64, state: OrderState) -> Order {
+    let from_replay = seq == 2;
     Order {
         id: format!("{sale}-{seq}"),
         seq,
@@ -72,6 +74,15 @@ fn order(sale: &str, seq: u64, state: OrderState) -> Order {
         expires_at: 60_000,
         updated_at: seq,
         remaining_after: 10 - seq as u32,
+        source: if from_replay {
+            OrderSource::Replay
+        } else {
+            OrderSource::Live
+        },
+        replay: from_replay.then_some(ReplayRef {
+            replay_id: 7,
+            chapter: 2,
+        }),
     }
 }
 
@@ -217,6 +228,21 @@ async fn the_record_behaves(store: Arc<dyn Storage>) {
     assert_eq!(
         states,
         [(1, OrderState::Reserved), (2, OrderState::Cancelled)]
+    );
+    let sources: Vec<_> = loaded.orders.iter().map(|o| (o.source, o.replay)).collect();
+    assert_eq!(
+        sources,
+        [
+            (OrderSource::Live, None),
+            (
+                OrderSource::Replay,
+                Some(ReplayRef {
+                    replay_id: 7,
+                    chapter: 2
+                })
+            )
+        ],
+        "where an order came from survives the store"
     );
     assert_eq!(
         store.get_sku("m".into(), sku.clone()).await.unwrap().stock,

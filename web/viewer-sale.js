@@ -16,7 +16,8 @@ import { describeError, el, formatPrice, newKey, perfNow } from './common.js';
  *   `linkShownWall`, `countdownDigits`, `lastOrder`.
  * - `ui`: `{countdown, card, image, placeholder, productTitle, productDesc, attrs, price,
  *   listPrice, stock, remaining, stockLabel, buy, outcome}`.
- * - `channel`: the room WebSocket as used here: `request(msg)` (a promise of the reply
+ * - `channel`: the room WebSocket as used here: `send(msg)` (fire and forget; the
+ *   card's funnel steps `shown` and `clicked` are reported with it), `request(msg)` (a promise of the reply
  *   carrying the same id; rejects when not connected), `serverNow()` (server time, ms
  *   since the epoch) and `clockOffsetMs()` (server time minus `perfNow()`).
  *
@@ -85,6 +86,7 @@ export function createViewerSale({ st, lockstep, ui, channel }) {
     hideCountdown();
     if (!ui.card.hidden) return;
     ui.card.hidden = false;
+    if (link) channel.send({ type: 'funnel', sale_id: link.sale_id, step: 'shown' });
     const perf = perfNow();
     if (lockstep.linkShownAt === null) {
       lockstep.linkShownPerf = perf;
@@ -197,6 +199,7 @@ export function createViewerSale({ st, lockstep, ui, channel }) {
 
   ui.buy.addEventListener('click', () => {
     if (!link || orderPending) return;
+    channel.send({ type: 'funnel', sale_id: link.sale_id, step: 'clicked' });
     // One purchase intent, one key.
     orderPending = { sale_id: link.sale_id, key: newKey() };
     ui.outcome.hidden = true;

@@ -259,6 +259,7 @@ const sale = createViewerSale({
     buy: ui.buy, outcome: ui.outcome,
   },
   channel: {
+    send: (msg) => !!sock && sock.send(msg),
     request: (msg) => (sock ? sock.request(msg) : Promise.reject(new Error('not connected'))),
     serverNow: () => sock.serverNow(),
     clockOffsetMs: () => (sock ? sock.offsetMs : 0),

@@ -106,6 +106,7 @@ async fn run(concurrent: usize, orders: u64) {
                         buyer: format!("b{c}-{i}"),
                         qty: 1,
                         key: "k".into(),
+                        origin: Default::default(),
                         reply,
                     });
                     let reply = answer.await.expect("the sale answers");

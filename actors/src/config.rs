@@ -30,9 +30,13 @@ pub struct RoomConfig {
     pub max_viewers: usize,
     /// Largest `count` one like message may carry.
     pub like_max_per_msg: u32,
-    /// Room events kept in memory for replay and analytics (oldest dropped first).
-    /// An event takes at most ~250 bytes (user ids are at most 128 bytes).
+    /// Room events kept in memory (oldest dropped first). An event takes at most ~1 KiB
+    /// (a comment's text, user id and name).
     pub timeline_max_events: usize,
+    /// Room events waiting for the next once-a-second hand-over to the archive (replay
+    /// and analytics); beyond it the newest are dropped and counted
+    /// (`lockstep_archive_dropped_total{what="event"}`).
+    pub archive_max_pending_events: usize,
     /// Points kept in the online-count time series.
     pub online_series_max_points: usize,
     /// A room with no sessions at all for this long ends itself.
@@ -62,6 +66,7 @@ impl Default for RoomConfig {
             max_viewers: 20_000,
             like_max_per_msg: 100,
             timeline_max_events: 20_000,
+            archive_max_pending_events: 5_000,
             online_series_max_points: 86_400,
             idle_end_secs: 600,
             link_countdown_ms: 3000,
@@ -181,6 +186,50 @@ impl Default for StoreConfig {
             synchronous_full: true,
             queue_depth: 10_000,
             max_size_mb: 0,
+        }
+    }
+}
+
+/// `[archive]`: what rooms leave behind for their replays and analytics (see
+/// [`crate::archive`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Keep rooms' timelines and time series (off: no replays, no dashboard data).
+    pub enabled: bool,
+    /// SQLite file of the archive (its own file, so the archive's writes never wait on
+    /// or delay the sales' commits). Empty: beside the store's, `<store.path>` with
+    /// `-archive` before its extension.
+    pub path: String,
+    /// Room seconds waiting for the archive thread; beyond it a room's second is dropped
+    /// and counted (`lockstep_archive_dropped_total{what="batch"}`).
+    pub queue_depth: usize,
+    /// One-second points kept per replay (43,200 = 12 hours); later seconds are dropped
+    /// and counted (`what="point"`).
+    pub max_points_per_replay: usize,
+    /// Timeline events kept per replay; later events are dropped and counted.
+    pub max_events_per_replay: usize,
+    /// A replay's one-second points become `downsample_secs` points this many hours after
+    /// its room ended (0: never).
+    pub downsample_after_hours: u64,
+    /// Width of a downsampled point, in seconds.
+    pub downsample_secs: u64,
+    /// Replays (with their events, series and recordings' metadata) are deleted this many
+    /// days after their room ended (0: kept forever).
+    pub retention_days: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: String::new(),
+            queue_depth: 4096,
+            max_points_per_replay: 43_200,
+            max_events_per_replay: 2_000_000,
+            downsample_after_hours: 24 * 7,
+            downsample_secs: 10,
+            retention_days: 90,
         }
     }
 }

@@ -10,6 +10,7 @@ use dashmap::mapref::entry::Entry;
 use lockstep_protocol::RoomId;
 use lockstep_runtime::ArbiterPool;
 
+use crate::archive::{Archive, RunStarted};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::RoomConfig;
@@ -38,6 +39,7 @@ pub struct RoomDirectory {
     metrics: Metrics,
     max_rooms: usize,
     media: OnceLock<Arc<dyn RoomMedia>>,
+    archive: OnceLock<Arc<dyn Archive>>,
     broker: Arc<dyn Broker>,
 }
 
@@ -76,6 +78,7 @@ impl RoomDirectory {
             metrics,
             max_rooms,
             media: OnceLock::new(),
+            archive: OnceLock::new(),
             broker,
         })
     }
@@ -83,6 +86,11 @@ impl RoomDirectory {
     /// Gives rooms their video (set once, before rooms open).
     pub fn set_media(&self, media: Arc<dyn RoomMedia>) {
         let _ = self.media.set(media);
+    }
+
+    /// Where rooms started from now on hand their record (replay and analytics).
+    pub fn set_archive(&self, archive: Arc<dyn Archive>) {
+        let _ = self.archive.set(archive);
     }
 
     /// The running room with this id, if any.
@@ -155,6 +163,14 @@ impl RoomDirectory {
         if let Some(allowed) = options.allow_anonymous {
             core.set_allow_anonymous(allowed);
         }
+        if let Some(archive) = self.archive.get() {
+            archive.started(RunStarted {
+                room: id.to_owned(),
+                title: core.title().to_owned(),
+                members_only: !core.allows_anonymous(),
+                at: now_ms(),
+            });
+        }
         self.start_core(core)
     }
 
@@ -166,10 +182,11 @@ impl RoomDirectory {
         let sales = self.sales.clone();
         let media = self.media.get().cloned();
         let broker = self.broker.clone();
+        let archive = self.archive.get().cloned();
         let tick = Duration::from_millis(self.cfg.tick_ms.max(1));
         tracing::info!(room = %id, "room opened");
         Room::start_in_arbiter(arbiter, move |_| {
-            Room::new(core, weak, sales, media, broker, metrics, tick)
+            Room::new(core, weak, sales, media, broker, metrics, tick).with_archive(archive)
         })
     }
 

@@ -10,6 +10,7 @@
 //! - [`outbound`]: the bounded per-session queue that makes slow viewers cheap to cut.
 //! - [`inventory`]: one actor per flash sale around a linearizable core; durable answers,
 //!   bounded admission, rebuilding from the database after a failure.
+//! - [`archive`]: what rooms leave for their replays and dashboards (SQLite, rules).
 //! - [`store`]: the SQLite store thread (group commit, failure marks, recovery) and the
 //!   catalogue SQL.
 //! - [`media`]: what a room needs from its video (implemented by `lockstep-sfu`).
@@ -17,6 +18,7 @@
 //!   Prometheus metrics, time, and which characters user text may hold.
 //! - [`sync`]: the loom facade every shared-memory primitive goes through.
 
+pub mod archive;
 mod boundary;
 pub mod broker;
 pub mod clock;

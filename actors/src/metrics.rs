@@ -1,7 +1,9 @@
 //! Prometheus metrics shared by the server and its actors. One registry per server
 //! instance (not the global one), so several servers in one test process stay apart.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Counters and gauges exported on `/metrics`.
 #[derive(Debug, Clone)]
@@ -48,6 +50,18 @@ pub struct Metrics {
     /// the node for reading too slowly) and subscribed again; its sessions joined again
     /// and were sent a fresh snapshot, since messages published meanwhile were missed.
     pub cluster_resubscribes: IntCounter,
+    /// What the archive (replay and analytics) had to drop, by what (`batch`: a room's
+    /// second arrived while `archive.queue_depth` were waiting; `event`: a room had more
+    /// than `room.archive_max_pending_events` events in one second; `point`: a replay
+    /// reached `archive.max_points_per_replay`).
+    pub archive_dropped: IntCounterVec,
+    /// Archive transactions that failed (disk full, read-only file system).
+    pub archive_failures: IntCounter,
+    /// Per running room (the label set is bounded by `rooms.max_rooms`; a room's series
+    /// leave when it ends): viewers online, comments and likes since it opened.
+    pub room_online: IntGaugeVec,
+    pub room_comments: IntGaugeVec,
+    pub room_likes: IntGaugeVec,
 }
 
 impl Metrics {
@@ -112,6 +126,24 @@ impl Metrics {
             "Times a cluster node lost its Redis subscriptions and subscribed again",
         )
         .unwrap();
+        let archive_dropped = IntCounterVec::new(
+            Opts::new(
+                "archive_dropped_total",
+                "Room records the archive had to drop",
+            ),
+            &["what"],
+        )
+        .unwrap();
+        for what in ["batch", "event", "point"] {
+            archive_dropped.with_label_values(&[what]);
+        }
+        let archive_failures =
+            IntCounter::new("archive_failures_total", "Archive transactions that failed").unwrap();
+        let room_gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["room"]).unwrap();
+        let room_online = room_gauge("room_online", "Viewers online in a running room");
+        let room_comments = room_gauge("room_comments", "Comments posted in a running room");
+        let room_likes = room_gauge("room_likes", "Likes in a running room");
         for actor in ["room", "inventory", "relay", "ingest"] {
             // Export every kind at 0 from the start, so a first panic shows as a change.
             actor_panics.with_label_values(&[actor]);
@@ -136,6 +168,11 @@ impl Metrics {
             Box::new(heartbeat_timeouts.clone()),
             Box::new(cluster_publish_lost.clone()),
             Box::new(cluster_resubscribes.clone()),
+            Box::new(archive_dropped.clone()),
+            Box::new(archive_failures.clone()),
+            Box::new(room_online.clone()),
+            Box::new(room_comments.clone()),
+            Box::new(room_likes.clone()),
         ] {
             registry.register(c).expect("metric names are distinct");
         }
@@ -159,6 +196,11 @@ impl Metrics {
             heartbeat_timeouts,
             cluster_publish_lost,
             cluster_resubscribes,
+            archive_dropped,
+            archive_failures,
+            room_online,
+            room_comments,
+            room_likes,
         }
     }
 

@@ -81,6 +81,10 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// The viewer page reports what the viewer did with a product card (for the room's
+    /// funnel analytics): `shown` when the card appeared, `clicked` when Buy was pressed.
+    /// Counted once per session, step and sale; never answered.
+    Funnel { sale_id: String, step: FunnelStep },
     /// An anchor command; only accepted on the control channel.
     Control {
         #[serde(flatten)]
@@ -92,6 +96,14 @@ pub enum ClientMsg {
 
 fn one() -> u32 {
     1
+}
+
+/// A step of a product card's funnel reported by the viewer page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunnelStep {
+    Shown,
+    Clicked,
 }
 
 /// Anchor commands, sent as `{"type":"control","cmd":"go_live","id":1}`.

@@ -78,6 +78,8 @@ pub enum ErrorCode {
     RoomNotLive,
     /// The room has no video to watch (the anchor is not streaming).
     MediaUnavailable,
+    /// No replay with this id (or not one this caller may see).
+    ReplayNotFound,
     /// The room's video has its configured maximum of subscribers.
     TooManySubscribers,
     /// No such WHIP/WHEP session.
@@ -146,6 +148,7 @@ impl ErrorCode {
             Self::MediaUnavailable => 315,
             Self::TooManySubscribers => 316,
             Self::SessionNotFound => 317,
+            Self::ReplayNotFound => 318,
             Self::RateLimited => 400,
             Self::SlowMode => 401,
             Self::Muted => 402,
@@ -172,6 +175,7 @@ impl ErrorCode {
             | Self::ProductNotFound
             | Self::SkuNotFound
             | Self::SessionNotFound
+            | Self::ReplayNotFound
             | Self::OrderNotFound => 404,
             Self::RoomEnded
             | Self::InvalidTransition
@@ -308,6 +312,7 @@ mod tests {
             ErrorCode::MediaUnavailable,
             ErrorCode::TooManySubscribers,
             ErrorCode::SessionNotFound,
+            ErrorCode::ReplayNotFound,
             ErrorCode::RateLimited,
             ErrorCode::SlowMode,
             ErrorCode::Muted,

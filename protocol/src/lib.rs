@@ -18,7 +18,7 @@ mod room_id;
 mod sale;
 mod server;
 
-pub use client::{ClientMsg, ControlCmd};
+pub use client::{ClientMsg, ControlCmd, FunnelStep};
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{DecodeError, decode_client};
 pub use refusal::WireError;

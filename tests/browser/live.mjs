@@ -3,13 +3,14 @@
 //
 //   node tests/browser/live.mjs '<config json>'      (or the JSON on stdin)
 //
-// Config: { baseUrl, room, anchorToken, viewerTokens: [t1, t2], saleId, artifactsDir,
-//           chromium?, stepTimeoutMs?, media? (default true), layer? (default "high") }
+// Config: { baseUrl, room, anchorToken, viewerTokens: [t1, t2], saleId, secondSaleId?,
+//           artifactsDir, chromium?, stepTimeoutMs?, media? (default true),
+//           layer? (default "high") }
 //
 // Steps: the anchor goes live and publishes over WHIP; the viewers (two signed in, one
 // of them phone-sized, one guest) subscribe and decode video and audio; the anchor drops
 // the sale's link and every viewer shows the card at `reveal_at`; a viewer buys; the
-// anchor's sold counter moves; screenshots; the spread of frame display and link display
+// anchor's sold counter moves; a second link drops (with `secondSaleId`); screenshots; the spread of frame display and link display
 // times across viewers is measured; the anchor ends the live and every viewer shows it.
 //
 // Prints one JSON line on stdout (`ok: true` and the measurements, or `ok: false`, the
@@ -17,124 +18,13 @@
 // stderr.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
-
-async function readConfig() {
-  if (process.argv[2]) return JSON.parse(process.argv[2]);
-  let text = '';
-  for await (const chunk of process.stdin) text += chunk;
-  return JSON.parse(text);
-}
+import { harness, readConfig, round } from './harness.mjs';
 
 const cfg = await readConfig();
-const STEP_MS = cfg.stepTimeoutMs ?? 30000;
 const MEDIA = cfg.media !== false;
 const LAYER = cfg.layer === undefined ? 'high' : cfg.layer;
-const artifacts = path.resolve(cfg.artifactsDir || path.join(path.dirname(fileURLToPath(import.meta.url)), '../../target/artifacts'));
-fs.mkdirSync(artifacts, { recursive: true });
-
-const result = { ok: false, step: null, timingsMs: {}, screenshots: [], consoleErrors: 0 };
-const sessions = [];
-const tmpDirs = [];
-const t0 = Date.now();
-
-/** Runs one named step; its name is reported if it fails. */
-async function step(name, fn) {
-  result.step = name;
-  const started = Date.now();
-  const value = await fn();
-  result.timingsMs[name] = Date.now() - started;
-  return value;
-}
-
-/** Opens `url` in a fresh browser (own profile dir, own fake devices). */
-async function open(name, url, viewport, extra = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lockstep-${name}-`));
-  tmpDirs.push(dir);
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: cfg.chromium || '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport,
-    ...extra,
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  const session = { name, context, page, errors: [] };
-  // Content-security-policy violations are recorded by the page itself too.
-  await page.addInitScript(() => {
-    window.__cspViolations = [];
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
-    });
-  });
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') {
-      session.errors.push(msg.text());
-      process.stderr.write(`[${name} console] ${msg.text()}\n`);
-    }
-  });
-  page.on('pageerror', (err) => {
-    session.errors.push(String(err));
-    process.stderr.write(`[${name} pageerror] ${err}\n`);
-  });
-  page.on('response', (resp) => {
-    if (resp.status() >= 400) process.stderr.write(`[${name} http ${resp.status()}] ${resp.request().method()} ${resp.url()}\n`);
-  });
-  page.on('requestfailed', (req) => {
-    process.stderr.write(`[${name} request failed] ${req.method()} ${req.url()}: ${req.failure()?.errorText}\n`);
-  });
-  sessions.push(session);
-  await page.goto(url, { waitUntil: 'load', timeout: STEP_MS });
-  return session;
-}
-
-/** Waits until `fn(arg)` is truthy in the page; returns its value. */
-async function until(session, fn, arg, what) {
-  try {
-    const handle = await session.page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: 50 });
-    return await handle.jsonValue();
-  } catch (e) {
-    throw new Error(`${session.name}: timed out after ${STEP_MS} ms waiting for ${what}: ${e.message.split('\n')[0]}`);
-  }
-}
-
-/** Like `until`, for an async `fn` (waitForFunction would take its promise as truthy):
- * evaluates it every 100 ms until its result is truthy. */
-async function untilAsync(session, fn, arg, what) {
-  const deadline = Date.now() + STEP_MS;
-  let last;
-  while (Date.now() < deadline) {
-    last = await session.page.evaluate(fn, arg);
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${session.name}: timed out after ${STEP_MS} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-async function shot(session, file) {
-  const p = path.join(artifacts, file);
-  await session.page.screenshot({ path: p, fullPage: true });
-  result.screenshots.push(p);
-  return p;
-}
+const { STEP_MS, artifacts, result, step, open, until, untilAsync, shot, run } = harness(cfg, 'live.mjs');
 
 /** Video/audio receive counters of a viewer's peer connection, summed over its
  * inbound RTP streams (a stream per SSRC the server forwarded). */
@@ -197,8 +87,6 @@ function percentile(sorted, p) {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
 }
-
-const round = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);
 
 async function main() {
   const { baseUrl, room, anchorToken, viewerTokens = [], saleId } = cfg;
@@ -449,6 +337,21 @@ async function main() {
     });
   }
 
+  if (cfg.secondSaleId) {
+    // A second product: its link drops and every viewer shows its card (the replay's
+    // second chapter).
+    await step('second_link', async () => {
+      const drop = `[data-testid="sale"][data-sale-id="${cfg.secondSaleId}"] [data-testid="drop-link"]`;
+      await anchor.page.waitForSelector(drop, { timeout: STEP_MS });
+      await anchor.page.click(drop);
+      await Promise.all(viewers.map((v) => until(v, (id) => window.lockstep.link
+        && window.lockstep.link.sale_id === id
+        && !document.querySelector('[data-testid="product-card"]').hidden, cfg.secondSaleId, 'the second card')));
+      // Keep streaming a little past the second link, so the replay has video after it.
+      await new Promise((r) => setTimeout(r, 3000));
+    });
+  }
+
   await step('screenshots', async () => {
     await shot(anchor, 'anchor-desktop.png');
     await shot(viewers[0], 'viewer-desktop.png');
@@ -467,39 +370,11 @@ async function main() {
     result.anchorEnded = await until(anchor, () => window.lockstep.state === 'ended', null, 'the anchor page to show the end');
     await shot(viewers[1], 'viewer-phone-ended.png');
   });
-
-  result.ok = true;
-  result.step = null;
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (e) {
-  result.ok = false;
-  result.error = e.message;
-  exitCode = 1;
-  process.stderr.write(`live.mjs: step ${result.step} failed: ${e.message}\n`);
+await run(main, async (sessions) => {
   result.mediaLogs = {};
   for (const s of sessions) {
     result.mediaLogs[s.name] = await s.page.evaluate(() => window.lockstep?.mediaLog ?? null).catch(() => null);
   }
-  for (const s of sessions) {
-    try {
-      const p = path.join(artifacts, `failure-${s.name}.png`);
-      await s.page.screenshot({ path: p, fullPage: true, timeout: 5000 });
-      result.screenshots.push(p);
-    } catch {
-      /* the page may be gone */
-    }
-  }
-} finally {
-  result.consoleErrors = sessions.reduce((n, s) => n + s.errors.length, 0);
-  result.cspViolations = (await Promise.all(sessions.map((s) =>
-    s.page.evaluate(() => window.__cspViolations ?? []).catch(() => [])))).flat();
-  result.totalMs = Date.now() - t0;
-  await Promise.all(sessions.map((s) => s.context.close().catch(() => {})));
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
-}
-process.stdout.write(`${JSON.stringify(result)}\n`);
-process.exit(exitCode);
+});

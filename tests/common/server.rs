@@ -21,6 +21,9 @@ pub fn test_config() -> Config {
     c.server.workers = 2;
     c.server.shutdown_timeout_secs = 2;
     c.store.path = temp_db_path();
+    c.media.recording_dir = c.store.path.replace(".db", "-recordings");
+    // Test machines may have little disk to spare; the full-disk rule has its own test.
+    c.media.recording_min_free_mb = 1;
     c
 }
 

@@ -357,6 +357,7 @@ impl Handler<Inbound> for EdgeRoom {
             RoomInput::Comment { id, .. }
             | RoomInput::Like { id, .. }
             | RoomInput::Control { id, .. } => *id,
+            RoomInput::Funnel { .. } => None,
         };
         let envelope = Up::Input {
             session: msg.session,

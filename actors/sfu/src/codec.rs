@@ -37,23 +37,27 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
     let Some(&first) = payload.first() else {
         return false;
     };
-    let extended = first & 0x80 != 0;
     let start = first & 0x10 != 0;
     let partition = first & 0x07;
     if !start || partition != 0 {
         return false;
     }
+    vp8_descriptor_len(payload)
+        .and_then(|at| payload.get(at))
+        .is_some_and(|header| header & 0x01 == 0)
+}
+
+/// Length of a VP8 RTP payload descriptor (RFC 7741 4.2): what comes before the VP8
+/// bitstream. `None` when the payload ends inside it.
+pub fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
+    let first = *payload.first()?;
     let mut at = 1;
-    if extended {
-        let Some(&ext) = payload.get(at) else {
-            return false;
-        };
+    if first & 0x80 != 0 {
+        let ext = *payload.get(at)?;
         at += 1;
         if ext & 0x80 != 0 {
             // PictureID: one byte, or two when its M bit is set.
-            let Some(&pid) = payload.get(at) else {
-                return false;
-            };
+            let pid = *payload.get(at)?;
             at += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if ext & 0x40 != 0 {
@@ -63,7 +67,7 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
             at += 1; // TID / KEYIDX
         }
     }
-    payload.get(at).is_some_and(|header| header & 0x01 == 0)
+    (at <= payload.len()).then_some(at)
 }
 
 /// H.264 (RFC 6184): an IDR slice (type 5) or an SPS (type 7) in a single NAL unit,

@@ -47,6 +47,26 @@ pub struct MediaConfig {
     pub initial_estimate_bps: u64,
     /// Largest SDP offer accepted, in bytes.
     pub max_sdp_bytes: usize,
+    /// Record each room's video (the publisher's highest simulcast layer, VP8, and its
+    /// Opus audio) to a WebM file for the room's replay.
+    pub record: bool,
+    /// Rooms never recorded, whatever `record` says.
+    pub record_exclude_rooms: Vec<String>,
+    /// Where recordings go: `<dir>/<room>/<start ms>.webm`, with a `.json` beside each
+    /// (keyframe index, media clock anchors, duration).
+    pub recording_dir: String,
+    /// Packets queued for a room's recorder; beyond it packets are dropped from the
+    /// recording only (`lockstep_media_recording_dropped_packets_total`), never from the
+    /// live stream, and the recording skips to the next keyframe.
+    pub recording_queue_packets: usize,
+    /// Recordings older than this many hours are deleted (0: kept whatever their age).
+    pub recording_max_age_hours: u64,
+    /// Recordings together may take at most this many MiB; the oldest are deleted first
+    /// (0: no limit).
+    pub recording_max_total_mb: u64,
+    /// A recording stops when its disk has less than this many MiB free (and on any
+    /// "no space" error); the live room goes on, `/readyz` names the reason.
+    pub recording_min_free_mb: u64,
 }
 
 impl Default for MediaConfig {
@@ -68,6 +88,13 @@ impl Default for MediaConfig {
             negotiation_timeout_ms: 10_000,
             initial_estimate_bps: 2_500_000,
             max_sdp_bytes: 64 * 1024,
+            record: true,
+            record_exclude_rooms: Vec::new(),
+            recording_dir: "recordings".into(),
+            recording_queue_packets: 4096,
+            recording_max_age_hours: 24 * 30,
+            recording_max_total_mb: 20 * 1024,
+            recording_min_free_mb: 1024,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::clock::FrameMark;
 use crate::config::MediaConfig;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
+use crate::record::RecordingHealth;
 use crate::room::{
     Caller, ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
     UserBanned,
@@ -33,6 +34,7 @@ pub struct MediaDirectory {
     metrics: MediaMetrics,
     on_live: LiveHook,
     admission: Arc<Admission>,
+    recording: Arc<RecordingHealth>,
 }
 
 impl std::fmt::Debug for MediaDirectory {
@@ -59,7 +61,25 @@ impl MediaDirectory {
             rooms: DashMap::new(),
             metrics,
             on_live,
+            recording: Arc::new(RecordingHealth::default()),
         })
+    }
+
+    /// Recordings in progress and those that stopped early.
+    pub fn recording(&self) -> &Arc<RecordingHealth> {
+        &self.recording
+    }
+
+    /// Applies recording retention (`media.recording_max_age_hours`,
+    /// `media.recording_max_total_mb`) now; returns the recordings deleted.
+    pub fn enforce_retention(&self, now: u64) -> Vec<std::path::PathBuf> {
+        crate::record::meta::enforce_retention(
+            std::path::Path::new(&self.cfg.recording_dir),
+            self.cfg.recording_max_age_hours * 3_600_000,
+            self.cfg.recording_max_total_mb * 1024 * 1024,
+            now,
+            &self.recording.active(),
+        )
     }
 
     pub fn config(&self) -> &MediaConfig {
@@ -98,8 +118,10 @@ impl MediaDirectory {
         );
         let pool = self.pool.clone();
         let admission = self.admission.clone();
+        let recording = self.recording.clone();
         let addr = MediaRoom::start_in_arbiter(self.pool.next(), move |_| {
             MediaRoom::new(id, cfg, pool, metrics, hook, frames, admission)
+                .with_recording(recording)
         });
         Entry { addr, latest_frame }
     }

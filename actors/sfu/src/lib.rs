@@ -23,6 +23,9 @@
 //! sends up (`SourceReady`, `SubscriberLeft`, `SubscriberReady`, …) and is handed
 //! `Recipient`s for them when it starts.
 //!
+//! - The recorder ([`record`]) — one thread per recorded room, fed by the track tasks
+//!   through a bounded queue, writing the highest layer and the audio to WebM.
+//!
 //! Pure cores: [`codec`] (keyframe detection), [`layers`] (layer choice, capacity
 //! estimate, switching with sequence rewriting), [`clock`] (layer timestamp alignment,
 //! latest frame), [`keyframe`] (request throttle).
@@ -39,6 +42,7 @@ pub mod keyframe;
 pub mod layers;
 pub mod metrics;
 pub mod packet;
+pub mod record;
 pub mod relay;
 pub mod room;
 mod subscriber;

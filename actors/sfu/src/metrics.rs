@@ -22,6 +22,13 @@ pub struct MediaMetrics {
     /// Panics contained, by actor kind (the server's shared counter; the SFU counts
     /// `relay`).
     pub actor_panics: IntCounterVec,
+    /// Recordings being written.
+    pub recordings: IntGauge,
+    /// Packets left out of a recording because its recorder's queue was full.
+    pub recording_dropped: IntCounter,
+    /// Recordings stopped (or never started) early, by reason (`disk_full`,
+    /// `write_failed`, `unsupported_codec`).
+    pub recording_stopped: IntCounterVec,
 }
 
 impl MediaMetrics {
@@ -48,7 +55,23 @@ impl MediaMetrics {
             ),
             layer_switches: counter("media_layer_switches_total", "Simulcast layer switches"),
             actor_panics: actor_panics.clone(),
+            recordings: gauge("media_recordings", "Recordings being written"),
+            recording_dropped: counter(
+                "media_recording_dropped_packets_total",
+                "Packets left out of recordings (recorder queue full)",
+            ),
+            recording_stopped: IntCounterVec::new(
+                prometheus::Opts::new(
+                    "media_recordings_stopped_total",
+                    "Recordings stopped early, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
         };
+        for reason in ["disk_full", "write_failed", "unsupported_codec"] {
+            m.recording_stopped.with_label_values(&[reason]);
+        }
         for c in [
             Box::new(m.publishers.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.subscribers.clone()),
@@ -57,6 +80,9 @@ impl MediaMetrics {
             Box::new(m.packets_dropped.clone()),
             Box::new(m.keyframe_requests.clone()),
             Box::new(m.layer_switches.clone()),
+            Box::new(m.recordings.clone()),
+            Box::new(m.recording_dropped.clone()),
+            Box::new(m.recording_stopped.clone()),
         ] {
             // Distinct constant names on a registry the server made for itself.
             registry.register(c).expect("media metric names are unique");

@@ -19,6 +19,7 @@ use crate::ingest::{Ingest, IngestEvents, Negotiate, SourceGone, SourceReady, St
 use crate::keyframe::KeyframeWanted;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
+use crate::record::{Recorder, RecordingHealth};
 use crate::relay::{
     AddSubscriber, DropSubscriber, Relay, RelayEvents, SetPreference, StopRelay, SubscriberLeft,
 };
@@ -122,6 +123,9 @@ pub struct MediaRoom {
     source: Option<Source>,
     subscribers: HashMap<MediaId, Admitted>,
     admission: Arc<Admission>,
+    recording: Arc<RecordingHealth>,
+    /// Started with the room's first publisher; closed when the room's media stops.
+    recorder: Option<Recorder>,
 }
 
 impl MediaRoom {
@@ -145,7 +149,14 @@ impl MediaRoom {
             source: None,
             subscribers: HashMap::new(),
             admission,
+            recording: Arc::default(),
+            recorder: None,
         }
+    }
+
+    pub fn with_recording(mut self, recording: Arc<RecordingHealth>) -> Self {
+        self.recording = recording;
+        self
     }
 
     /// Drops one subscriber from its relay (its admission slot is released with it).
@@ -215,6 +226,18 @@ impl Handler<Publish> for MediaRoom {
         let id = MediaId::random();
         let relays = Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect());
         let room = ctx.address();
+        match &self.recorder {
+            Some(recorder) => recorder.new_source(),
+            None => {
+                self.recorder = Recorder::start(
+                    &self.room,
+                    &self.cfg,
+                    &self.metrics,
+                    room.clone().recipient(),
+                    self.recording.clone(),
+                );
+            }
+        }
         let ingest = Ingest::new(
             id,
             IngestEvents {
@@ -226,6 +249,7 @@ impl Handler<Publish> for MediaRoom {
             self.latest_frame.clone(),
             self.metrics.clone(),
         )
+        .with_recorder(self.recorder.clone())
         .start();
         self.source = Some(Source {
             id,

@@ -19,7 +19,7 @@ use lockstep_protocol::SaleState;
 
 use super::core::{CoreLimits, Effect, InventoryCore, Reply, ReserveReply, Revealed, Write};
 use super::directory::SaleDirectory;
-use super::model::{Order, SaleSummary};
+use super::model::{Order, OrderOrigin, SaleSummary};
 use super::sink::{Answer, ReplySink};
 use crate::boundary::contain;
 use crate::clock::now_ms;
@@ -39,6 +39,8 @@ pub struct Reserve {
     pub buyer: String,
     pub qty: u32,
     pub key: String,
+    /// Where the buyer ordered (kept on the order).
+    pub origin: OrderOrigin,
     pub reply: ReplySink<ReserveReply>,
 }
 
@@ -453,8 +455,10 @@ impl Handler<Reserve> for Inventory {
 
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) {
         if let Some(req) = self.register(msg.reply, |w| &mut w.reserve) {
-            let (buyer, qty, key) = (msg.buyer, msg.qty, msg.key);
-            self.decide(ctx, |core| core.reserve(now_ms(), req, &buyer, qty, &key));
+            let (buyer, qty, key, origin) = (msg.buyer, msg.qty, msg.key, msg.origin);
+            self.decide(ctx, |core| {
+                core.reserve_from(now_ms(), req, &buyer, qty, &key, origin)
+            });
         }
     }
 }

@@ -26,7 +26,7 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::SmallRng};
 
 use super::error::SaleError;
-use super::model::{Order, OrderState, Phase, SaleRules, SaleSummary, order_id};
+use super::model::{Order, OrderOrigin, OrderState, Phase, SaleRules, SaleSummary, order_id};
 
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 128;
@@ -150,6 +150,7 @@ struct Pooled {
     buyer: String,
     qty: u32,
     key: String,
+    origin: OrderOrigin,
 }
 
 /// One sale's inventory.
@@ -330,8 +331,21 @@ impl InventoryCore {
         self.effects.push(Effect::Reply(req, Reply::Reveal(reply)));
     }
 
-    /// A reservation request.
+    /// A reservation request from the live room.
     pub fn reserve(&mut self, now: u64, req: u64, buyer: &str, qty: u32, key: &str) {
+        self.reserve_from(now, req, buyer, qty, key, OrderOrigin::default());
+    }
+
+    /// A reservation request; `origin` says where it was placed (kept on the order).
+    pub fn reserve_from(
+        &mut self,
+        now: u64,
+        req: u64,
+        buyer: &str,
+        qty: u32,
+        key: &str,
+        origin: OrderOrigin,
+    ) {
         if let Some(reply) = self.precheck(now, buyer, qty, key) {
             return self.reply_reserve(req, reply);
         }
@@ -343,12 +357,13 @@ impl InventoryCore {
                 buyer: buyer.to_owned(),
                 qty,
                 key: key.to_owned(),
+                origin,
             });
             return;
         }
         // Pooled requests arrived first: they are decided before this one.
         self.close_window(now);
-        self.decide(now, req, buyer, qty, key);
+        self.decide(now, req, buyer, qty, key, origin);
     }
 
     /// Checks everything that does not depend on the stock; `Some` is the answer.
@@ -387,7 +402,15 @@ impl InventoryCore {
         }
     }
 
-    fn decide(&mut self, now: u64, req: u64, buyer: &str, qty: u32, key: &str) {
+    fn decide(
+        &mut self,
+        now: u64,
+        req: u64,
+        buyer: &str,
+        qty: u32,
+        key: &str,
+        origin: OrderOrigin,
+    ) {
         // A pooled duplicate of a key decided earlier in the same window.
         if let Some(reply) = self.precheck(now, buyer, qty, key) {
             return self.reply_reserve(req, reply);
@@ -420,7 +443,7 @@ impl InventoryCore {
                 message: None,
             }
         } else {
-            let order = self.accept(now, buyer, qty, key);
+            let order = self.accept(now, buyer, qty, key, origin);
             ReserveReply {
                 outcome: OrderOutcome::Accepted,
                 order_id: Some(order.id.clone()),
@@ -438,7 +461,7 @@ impl InventoryCore {
         self.reply_reserve(req, reply);
     }
 
-    fn accept(&mut self, now: u64, buyer: &str, qty: u32, key: &str) -> Order {
+    fn accept(&mut self, now: u64, buyer: &str, qty: u32, key: &str, origin: OrderOrigin) -> Order {
         let seq = self.next_seq;
         self.next_seq += 1;
         let order = Order {
@@ -453,6 +476,8 @@ impl InventoryCore {
             expires_at: now + self.rules.reservation_ttl_ms,
             updated_at: now,
             remaining_after: self.remaining - qty,
+            source: origin.source,
+            replay: origin.replay,
         };
         self.remaining -= qty;
         self.reserved += qty;
@@ -481,7 +506,7 @@ impl InventoryCore {
         let mut pool = std::mem::take(&mut self.pool);
         pool.shuffle(&mut SmallRng::seed_from_u64(seed));
         for p in pool {
-            self.decide(now, p.req, &p.buyer, p.qty, &p.key);
+            self.decide(now, p.req, &p.buyer, p.qty, &p.key, p.origin);
         }
     }
 

@@ -15,7 +15,7 @@ pub use core::{
 };
 pub use directory::{Created, Epochs, SaleDirectory, SaleHandle};
 pub use error::SaleError;
-pub use requests::{Answerer, Buy, BuyerRequest};
+pub use requests::{Answerer, Buy, BuyerRequest, OutsideOrder};
 pub use sink::{Answer, Gate, Permit, ReplySink, reply_channel};
 
 #[cfg(test)]

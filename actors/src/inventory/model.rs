@@ -102,6 +102,57 @@ pub struct Order {
     pub updated_at: u64,
     /// Units the sale had left right after this order was accepted (its answer).
     pub remaining_after: u32,
+    /// Where the buyer ordered: the live room or its replay.
+    #[serde(default)]
+    pub source: OrderSource,
+    /// For an order from a replay: which replay and chapter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayRef>,
+}
+
+/// Where an order was placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    /// In the live room (its socket).
+    #[default]
+    Live,
+    /// From the room's replay.
+    Replay,
+}
+
+impl OrderSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Replay => "replay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "replay" {
+            Self::Replay
+        } else {
+            Self::Live
+        }
+    }
+}
+
+/// The replay and chapter an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayRef {
+    pub replay_id: i64,
+    /// The chapter's 1-based index.
+    pub chapter: u32,
+}
+
+/// Where a reservation request was placed, carried onto its order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderOrigin {
+    pub source: OrderSource,
+    pub replay: Option<ReplayRef>,
 }
 
 /// Counts of a sale, for the merchant.

@@ -7,7 +7,7 @@ use bytestring::ByteString;
 use lockstep_protocol::ServerMsg;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Order, sale_of_order};
+use super::model::{Order, OrderOrigin, sale_of_order};
 use super::{
     Answer, Cancel, ReplySink, Reserve, ReserveReply, SaleDirectory, SaleError, SaleHandle,
 };
@@ -27,6 +27,16 @@ pub enum BuyerRequest {
         order_id: String,
         id: Option<u64>,
     },
+}
+
+/// An order placed outside the live room (from a replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideOrder {
+    pub sale_id: String,
+    pub buyer: String,
+    pub qty: u32,
+    pub key: String,
+    pub origin: OrderOrigin,
 }
 
 /// Where the answer frame goes (the session's queue, or the node holding the session).
@@ -80,6 +90,7 @@ impl SaleDirectory {
                         buyer,
                         qty,
                         key,
+                        origin: Default::default(),
                         reply,
                     });
                 });
@@ -114,6 +125,32 @@ impl SaleDirectory {
     /// the sale is loaded (so one session's requests keep their order), else after loading
     /// it. The sink is answered with an error when there is no such sale in this room or
     /// the sale is too busy.
+    /// Reserves units of a sale of `room` outside the live room (from its replay):
+    /// `reply` gets the decision once it is durable.
+    pub fn reserve_from(
+        self: &Arc<Self>,
+        room: &str,
+        order: OutsideOrder,
+        reply: ReplySink<ReserveReply>,
+    ) {
+        let OutsideOrder {
+            sale_id,
+            buyer,
+            qty,
+            key,
+            origin,
+        } = order;
+        self.with_sale(room, sale_id, reply, move |sale, reply| {
+            sale.addr.do_send(Reserve {
+                buyer,
+                qty,
+                key,
+                origin,
+                reply,
+            });
+        });
+    }
+
     fn with_sale<T: 'static>(
         self: &Arc<Self>,
         room: &str,

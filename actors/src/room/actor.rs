@@ -17,6 +17,7 @@ use super::core::{Identity, Output, RoomCore, SessionId};
 use super::error::RoomError;
 use super::fanout::Fanout;
 use super::recovery::Durable;
+use crate::archive::Archive;
 use crate::boundary::contain;
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -72,6 +73,8 @@ pub struct StepDown;
 
 /// How often a room that keeps checkpoints hands over its durable state (when changed).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the room hands its record to the archive: the analytics' resolution.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// A session left (socket closed). Unknown sessions are ignored.
 #[derive(Message)]
@@ -91,9 +94,23 @@ pub struct Inbound {
 /// The room-level requests a session forwards.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RoomInput {
-    Comment { text: String, id: Option<u64> },
-    Like { count: u32, id: Option<u64> },
-    Control { cmd: ControlCmd, id: Option<u64> },
+    Comment {
+        text: String,
+        id: Option<u64>,
+    },
+    Like {
+        count: u32,
+        id: Option<u64>,
+    },
+    Control {
+        cmd: ControlCmd,
+        id: Option<u64>,
+    },
+    /// A product card's funnel step reported by the viewer page.
+    Funnel {
+        sale_id: String,
+        step: lockstep_protocol::FunnelStep,
+    },
 }
 
 /// A sale of this room changed stock or state (from its inventory actor).
@@ -141,6 +158,8 @@ pub struct Room {
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
     last_frame: Instant,
+    /// Where the room's record goes once a second (replay and analytics).
+    archive: Option<plain::Arc<dyn Archive>>,
 }
 
 impl Room {
@@ -165,6 +184,44 @@ impl Room {
             metrics,
             tick,
             last_frame: Instant::now(),
+            archive: None,
+        }
+    }
+
+    pub(crate) fn with_archive(mut self, archive: Option<plain::Arc<dyn Archive>>) -> Self {
+        self.archive = archive;
+        self
+    }
+
+    /// Hands the last second's record to the archive and updates the room's gauges.
+    fn archive_second(&mut self) {
+        let batch = self.core.take_archive(now_ms());
+        let room = [self.core.id()];
+        self.metrics
+            .room_online
+            .with_label_values(&room)
+            .set(batch.online as i64);
+        self.metrics
+            .room_comments
+            .with_label_values(&room)
+            .add(batch.comments as i64);
+        self.metrics
+            .room_likes
+            .with_label_values(&room)
+            .set(self.core.likes_total() as i64);
+        if let Some(archive) = &self.archive {
+            archive.append(self.core.id(), batch);
+        }
+    }
+
+    fn forget_gauges(&self) {
+        let room = [self.core.id()];
+        for gauge in [
+            &self.metrics.room_online,
+            &self.metrics.room_comments,
+            &self.metrics.room_likes,
+        ] {
+            let _ = gauge.remove_label_values(&room);
         }
     }
 
@@ -289,6 +346,10 @@ impl Room {
         if let Some(media) = &self.media {
             media.room_ended(self.core.id());
         }
+        self.archive_second();
+        if let Some(archive) = &self.archive {
+            archive.ended(self.core.id(), now_ms(), !self.core.allows_anonymous());
+        }
         ctx.stop();
     }
 }
@@ -306,10 +367,12 @@ impl Actor for Room {
         if self.broker.keeps_checkpoints() {
             ctx.run_interval(CHECKPOINT_EVERY, |room, _| room.checkpoint());
         }
+        ctx.run_interval(ARCHIVE_EVERY, |room, _| room.archive_second());
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.metrics.rooms.dec();
+        self.forget_gauges();
         // The last word on the room: ended, or as it was when its process stopped.
         if !self.stepped_down && self.broker.keeps_checkpoints() {
             self.checkpoint();
@@ -415,6 +478,10 @@ impl Handler<Inbound> for Room {
             }),
             RoomInput::Like { count, id } => {
                 self.guarded(ctx, |core| core.like(session, count, id));
+                None
+            }
+            RoomInput::Funnel { sale_id, step } => {
+                self.guarded(ctx, |core| core.funnel(session, &sale_id, step));
                 None
             }
             RoomInput::Control {

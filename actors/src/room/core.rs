@@ -16,6 +16,7 @@ use rand::{SeedableRng, rngs::SmallRng};
 
 use super::comments;
 use super::error::RoomError;
+use super::tally::Tally;
 use super::timeline::{OnlinePoint, Ring, TimelineEvent, TimelineKind};
 use crate::config::RoomConfig;
 use crate::limits::TokenBucket;
@@ -56,6 +57,7 @@ pub enum Output {
 #[derive(Debug)]
 pub(super) struct Member {
     pub(super) identity: Identity,
+    pub(super) joined_at: u64,
 }
 
 /// Per-user comment state, kept across reconnects so leaving does not reset limits.
@@ -102,6 +104,8 @@ pub struct RoomCore {
     pub(super) sale_stock: BTreeMap<String, SaleStock>,
     pub(super) rng: SmallRng,
     pub(super) out: VecDeque<Output>,
+    /// Counts and events for the archive (replay and analytics).
+    pub(super) tally: Tally,
 }
 
 impl RoomCore {
@@ -137,6 +141,7 @@ impl RoomCore {
             sale_stock: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
+            tally: Tally::default(),
             cfg,
         };
         core.record(
@@ -164,6 +169,15 @@ impl RoomCore {
 
     pub fn config(&self) -> &RoomConfig {
         &self.cfg
+    }
+
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Whether viewers without a token may join.
+    pub fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
     }
 
     pub fn id(&self) -> &str {
@@ -247,6 +261,11 @@ impl RoomCore {
             TimelineKind::Link {
                 sale_id: card.sale_id.clone(),
                 reveal_at: card.reveal_at,
+                reveal_rtp: card.reveal_rtp,
+                title: card.title.clone(),
+                image_url: card.image_url.clone(),
+                price_cents: card.sale_price_cents,
+                online: self.online(),
             },
         );
         self.sale_states
@@ -337,13 +356,20 @@ impl RoomCore {
         }
         if is_viewer {
             self.viewers += 1;
+            self.tally.joined();
         }
         let you = You {
             user: identity.user.clone(),
             name: identity.name.clone(),
             role: identity.role,
         };
-        self.members.insert(session, Member { identity });
+        self.members.insert(
+            session,
+            Member {
+                identity,
+                joined_at: now,
+            },
+        );
         self.empty_since = None;
         Ok(ServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
@@ -360,6 +386,7 @@ impl RoomCore {
         };
         if member.identity.role == Role::Viewer {
             self.viewers -= 1;
+            self.tally.left(now.saturating_sub(member.joined_at));
         }
         if let Some(user) = &member.identity.user
             && let Some(limits) = self.users.get_mut(user)
@@ -448,6 +475,7 @@ impl RoomCore {
     ) -> u64 {
         let id = self.next_comment_id;
         self.next_comment_id += 1;
+        let (comment_name, comment_text) = (name.clone(), text.clone());
         let comment = Comment {
             id,
             user: user.clone(),
@@ -462,7 +490,17 @@ impl RoomCore {
         } else {
             self.tick_viewer_comments.push(comment);
         }
-        self.record(now, TimelineKind::Comment { id, user, anchor });
+        self.tally.commented();
+        self.record(
+            now,
+            TimelineKind::Comment {
+                id,
+                user,
+                name: comment_name,
+                text: comment_text,
+                anchor,
+            },
+        );
         id
     }
 
@@ -480,6 +518,7 @@ impl RoomCore {
         }
         self.likes_total += u64::from(count);
         self.likes_delta += u64::from(count);
+        self.tally.liked(u64::from(count));
     }
 
     /// Likes another node gathered from its joined sessions since its last report (each
@@ -490,6 +529,7 @@ impl RoomCore {
         }
         self.likes_total += count;
         self.likes_delta += count;
+        self.tally.liked(count);
     }
 
     /// Whether comments are waiting for the next `tick` frame.
@@ -564,7 +604,10 @@ impl RoomCore {
     }
 
     pub(super) fn record(&mut self, at: u64, kind: TimelineKind) {
-        self.timeline.push(TimelineEvent { at, kind });
+        let event = TimelineEvent { at, kind };
+        self.tally
+            .event(&event, self.cfg.archive_max_pending_events);
+        self.timeline.push(event);
     }
 
     pub(super) fn notice(&mut self, action: ModerationAction, user: String, until: Option<u64>) {

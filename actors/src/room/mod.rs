@@ -8,6 +8,7 @@ mod core;
 mod error;
 mod fanout;
 mod recovery;
+mod tally;
 mod timeline;
 
 pub use actor::{

@@ -16,6 +16,8 @@ pub enum TimelineKind {
     Comment {
         id: u64,
         user: String,
+        name: String,
+        text: String,
         anchor: bool,
     },
     /// Likes received during one tick (taps are aggregated, not recorded one by one).
@@ -32,10 +34,18 @@ pub enum TimelineKind {
     SlowMode {
         seconds: u32,
     },
-    /// The anchor dropped a sale's link, to be revealed at `reveal_at`.
+    /// The anchor dropped a sale's link, to be revealed at `reveal_at` (on the video
+    /// frame `reveal_rtp`, when the room has video). The product as the card showed it
+    /// and the viewers present make the replay's chapter.
     Link {
         sale_id: String,
         reveal_at: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reveal_rtp: Option<u32>,
+        title: String,
+        image_url: String,
+        price_cents: u64,
+        online: u64,
     },
     /// A sale changed state.
     Sale {

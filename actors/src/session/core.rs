@@ -208,6 +208,9 @@ impl SessionCore {
             }
             ClientMsg::RtcLayer { layer, id } => Action::Media(MediaRequest::Layer { layer, id }),
             ClientMsg::RtcClose { id } => Action::Media(MediaRequest::Close { id }),
+            ClientMsg::Funnel { sale_id, step } => {
+                Action::Room(RoomInput::Funnel { sale_id, step })
+            }
             ClientMsg::Control { cmd, id } => match self.endpoint {
                 Endpoint::Control => Action::Room(RoomInput::Control { cmd, id }),
                 Endpoint::Viewer => {
@@ -229,7 +232,7 @@ fn request_id(msg: &ClientMsg) -> Option<u64> {
         | ClientMsg::RtcLayer { id, .. }
         | ClientMsg::RtcClose { id }
         | ClientMsg::Ping { id } => *id,
-        ClientMsg::Like { .. } | ClientMsg::TimeSync { .. } => None,
+        ClientMsg::Like { .. } | ClientMsg::TimeSync { .. } | ClientMsg::Funnel { .. } => None,
     }
 }
 

@@ -681,7 +681,7 @@ pub fn list_orders(
 ) -> Result<Vec<Order>, StoreError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 500);
     let mut stmt = tx.prepare_cached(
-        "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at, o.remaining_after
+        "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at, o.remaining_after, o.source, o.replay_id, o.chapter
          FROM orders o JOIN sales s ON s.id = o.sale_id
          WHERE s.merchant = ?1
            AND (?2 IS NULL OR o.sale_id = ?2)
@@ -711,7 +711,7 @@ pub fn get_order(
 ) -> Result<Option<Order>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at, o.remaining_after
+            "SELECT o.id, o.seq, o.sale_id, o.buyer, o.qty, o.key, o.state, o.created_at, o.expires_at, o.updated_at, o.remaining_after, o.source, o.replay_id, o.chapter
              FROM orders o JOIN sales s ON s.id = o.sale_id WHERE o.id = ?1 AND s.merchant = ?2",
             params![id, merchant],
             order_from_row,

@@ -5,15 +5,15 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::SaleWrites;
 use crate::clock::now_ms;
 use crate::inventory::Write;
-use crate::inventory::model::{Order, OrderState, Phase, SaleRules};
+use crate::inventory::model::{Order, OrderSource, OrderState, Phase, ReplayRef, SaleRules};
 
 pub(super) fn apply(tx: &Transaction<'_>, writes: &SaleWrites) -> rusqlite::Result<()> {
     for write in &writes.writes {
         match write {
             Write::Order(o) => {
                 tx.prepare_cached(
-                    "INSERT INTO orders (id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                    "INSERT INTO orders (id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after, source, replay_id, chapter)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 )?
                 .execute(params![
@@ -27,7 +27,10 @@ pub(super) fn apply(tx: &Transaction<'_>, writes: &SaleWrites) -> rusqlite::Resu
                     o.created_at as i64,
                     o.expires_at as i64,
                     o.updated_at as i64,
-                    o.remaining_after
+                    o.remaining_after,
+                    o.source.as_str(),
+                    o.replay.map(|r| r.replay_id),
+                    o.replay.map(|r| r.chapter)
                 ])?;
             }
             Write::Sale {
@@ -131,7 +134,7 @@ pub fn load_sale(tx: &Transaction<'_>, sale_id: &str) -> rusqlite::Result<Option
         return Ok(None);
     };
     let mut stmt = tx.prepare_cached(
-        "SELECT id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after
+        "SELECT id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, updated_at, remaining_after, source, replay_id, chapter
          FROM orders WHERE sale_id = ?1 ORDER BY seq",
     )?;
     sale.orders = stmt
@@ -167,5 +170,10 @@ pub(super) fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
         expires_at: r.get::<_, i64>(8)? as u64,
         updated_at: r.get::<_, i64>(9)? as u64,
         remaining_after: r.get(10)?,
+        source: OrderSource::parse(&r.get::<_, String>(11)?),
+        replay: match (r.get::<_, Option<i64>>(12)?, r.get::<_, Option<u32>>(13)?) {
+            (Some(replay_id), Some(chapter)) => Some(ReplayRef { replay_id, chapter }),
+            _ => None,
+        },
     })
 }

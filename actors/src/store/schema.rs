@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS orders (
     expires_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     remaining_after INTEGER NOT NULL,
+    -- 'live' or 'replay'; a replay order names its replay and chapter
+    source TEXT NOT NULL DEFAULT 'live',
+    replay_id INTEGER,
+    chapter INTEGER,
     UNIQUE (sale_id, buyer, key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders(sale_id, seq);
@@ -97,6 +101,7 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
+    add_order_source(conn)?;
     if cfg.max_size_mb > 0 {
         // The budget is in pages; a write that needs more fails with SQLITE_FULL, as on
         // a full disk.
@@ -104,6 +109,22 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
         let bytes = i64::try_from(cfg.max_size_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
         let pages = (bytes / page_size.max(1)).max(1);
         conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+/// Databases made before orders knew their source get the columns (every old order was
+/// placed in the live room).
+fn add_order_source(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('orders') WHERE name = 'source'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'live';
+             ALTER TABLE orders ADD COLUMN replay_id INTEGER;
+             ALTER TABLE orders ADD COLUMN chapter INTEGER;",
+        )?;
     }
     Ok(())
 }

@@ -77,6 +77,8 @@ fn orders(sale: &str, from: u64, n: u64) -> SaleWrites {
                     expires_at: 0,
                     updated_at: 0,
                     remaining_after: 0,
+                    source: Default::default(),
+                    replay: None,
                 })
             })
             .collect(),

@@ -1,9 +1,22 @@
 //! The synthetic video stream: VP8-shaped RTP payloads (a valid payload descriptor and
-//! keyframe bit, so the SFU's keyframe detection works on them) carrying a marker, the
-//! sender's clock and the frame number.
+//! keyframe bit, so the SFU's keyframe detection works on them, and on keyframes the
+//! VP8 uncompressed header with a start code and a size, as a recorder reads it)
+//! carrying a marker, the sender's clock and the frame number.
 
 /// Marks a synthetic payload.
 const MAGIC: &[u8; 4] = b"LKST";
+
+/// The size synthetic keyframes announce.
+pub const WIDTH: u16 = 1280;
+pub const HEIGHT: u16 = 720;
+
+/// A VP8 keyframe's uncompressed header (RFC 6386 9.1): the frame tag (P = 0, shown),
+/// the start code and the size.
+fn keyframe_header() -> [u8; 10] {
+    let [w0, w1] = WIDTH.to_le_bytes();
+    let [h0, h1] = HEIGHT.to_le_bytes();
+    [0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, w0, w1, h0, h1]
+}
 
 /// One frame split into RTP payloads of at most `mtu` bytes.
 pub fn frame_payloads(
@@ -19,7 +32,11 @@ pub fn frame_payloads(
             let mut p = Vec::with_capacity(mtu);
             if i == 0 {
                 p.push(0x10); // S = 1, partition 0
-                p.push(if keyframe { 0x00 } else { 0x01 }); // VP8 header: P bit
+                if keyframe {
+                    p.extend_from_slice(&keyframe_header());
+                } else {
+                    p.push(0x01); // VP8 header: P bit
+                }
             } else {
                 p.push(0x00);
             }
@@ -50,7 +67,7 @@ pub fn audio_payload(sent_us: u64) -> Vec<u8> {
 
 /// The send time (µs since the epoch) and frame number a synthetic payload carries.
 pub fn parse(payload: &[u8]) -> Option<(u64, u64)> {
-    let at = [1usize, 2]
+    let at = [1usize, 2, 11]
         .into_iter()
         .find(|&at| payload.get(at..at + 4) == Some(MAGIC.as_slice()))?;
     let sent = u64::from_be_bytes(payload.get(at + 4..at + 12)?.try_into().ok()?);

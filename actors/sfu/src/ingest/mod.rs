@@ -22,6 +22,7 @@ use crate::keyframe::{KeyframeDecision, KeyframeThrottle, KeyframeWanted};
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::packet::Deliver;
+use crate::record::Recorder;
 use crate::{MediaError, MediaId};
 
 mod track;
@@ -80,6 +81,7 @@ pub(crate) struct Ingest {
     /// Video layers and where to send their keyframe requests.
     layers: HashMap<LayerId, (u32, Arc<dyn TrackRemote>)>,
     throttle: KeyframeThrottle,
+    recorder: Option<Recorder>,
 }
 
 impl Ingest {
@@ -107,7 +109,14 @@ impl Ingest {
             ready: false,
             layers: HashMap::new(),
             throttle,
+            recorder: None,
         }
+    }
+
+    /// Every packet also goes to `recorder` (the room's recording), if any.
+    pub(crate) fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     fn announce_ready(&mut self) {
@@ -187,6 +196,7 @@ impl Handler<Negotiate> for Ingest {
             relays: self.relays.clone(),
             latest_frame: self.latest_frame.clone(),
             metrics: self.metrics.clone(),
+            recorder: self.recorder.clone(),
         };
         let negotiation = actix_rt::spawn(async move {
             let offer = engine::parse_offer(&msg.offer, &cfg)?;

@@ -17,6 +17,7 @@ use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::packet::{Deliver, MediaPacket};
+use crate::record::Recorder;
 
 /// A track opened (one message per simulcast layer).
 #[derive(Message)]
@@ -44,6 +45,8 @@ pub(crate) struct TrackSinks {
     pub relays: Arc<Vec<Recipient<Deliver>>>,
     pub latest_frame: Arc<Mutex<Option<FrameMark>>>,
     pub metrics: MediaMetrics,
+    /// The room's recording, if it is recorded: it gets every packet too.
+    pub recorder: Option<Recorder>,
 }
 
 struct Stream {
@@ -61,6 +64,9 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
             TrackRemoteEvent::OnOpen(init) => {
                 let codec: RTCRtpCodec = track.codec(init.ssrc).await.unwrap_or_default();
                 let layer = init.rid.map(|r| r.to_string()).unwrap_or_default();
+                if let Some(recorder) = &sinks.recorder {
+                    recorder.track(kind == RtpCodecKind::Video, &codec.mime_type);
+                }
                 streams.insert(
                     init.ssrc,
                     Stream {
@@ -86,6 +92,9 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
                     let media = Arc::new(media.packet);
                     for relay in sinks.relays.iter() {
                         relay.do_send(Deliver(media.clone()));
+                    }
+                    if let Some(recorder) = &sinks.recorder {
+                        recorder.packet(&media);
                     }
                 }
             }

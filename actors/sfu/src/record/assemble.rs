@@ -1,0 +1,240 @@
+//! Reassembles one simulcast layer's VP8 frames from its RTP packets, as they come
+//! (a little reordering is fine): a frame is complete with its first packet (start of
+//! partition 0), its last (marker bit) and every sequence number between. A frame that
+//! cannot complete — a packet lost, or dropped by the recorder's full queue — is given
+//! up once later frames are waiting, and frames are then skipped until the next
+//! keyframe, so the recording never holds a frame that references a missing one.
+
+use std::collections::BTreeMap;
+
+use crate::codec::vp8_descriptor_len;
+use bytes::{Bytes, BytesMut};
+
+/// Frames held waiting for a missing packet before the oldest is given up.
+const MAX_WAITING_FRAMES: usize = 4;
+
+/// A reassembled VP8 frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// On the room's media clock (90 kHz).
+    pub media_ts: u32,
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Parts {
+    /// By sequence number: (payload, starts partition 0, marker).
+    packets: BTreeMap<u16, (Bytes, bool, bool)>,
+}
+
+impl Parts {
+    /// The packets from head to marker, in order, when all are here.
+    fn complete(&self) -> Option<Vec<&Bytes>> {
+        let (&head, _) = self.packets.iter().find(|(_, p)| p.1)?;
+        let (&tail, _) = self.packets.iter().find(|(_, p)| p.2)?;
+        let count = usize::from(tail.wrapping_sub(head)) + 1;
+        if count > self.packets.len() {
+            return None;
+        }
+        (0..count)
+            .map(|i| self.packets.get(&head.wrapping_add(i as u16)).map(|p| &p.0))
+            .collect()
+    }
+}
+
+/// One layer's frame reassembly.
+#[derive(Debug)]
+pub struct FrameAssembler {
+    /// Frames in the order their first packet arrived.
+    waiting: Vec<(u32, Parts)>,
+    need_keyframe: bool,
+    /// Frames given up (a packet never came).
+    pub lost_frames: u64,
+}
+
+impl Default for FrameAssembler {
+    fn default() -> Self {
+        Self {
+            waiting: Vec::new(),
+            need_keyframe: true,
+            lost_frames: 0,
+        }
+    }
+}
+
+impl FrameAssembler {
+    /// Takes one packet; returns the frames it completed, in order.
+    pub fn push(&mut self, media_ts: u32, seq: u16, marker: bool, payload: Bytes) -> Vec<Frame> {
+        let head = starts_partition_zero(&payload);
+        match self.waiting.iter_mut().find(|(ts, _)| *ts == media_ts) {
+            Some((_, parts)) => {
+                parts.packets.insert(seq, (payload, head, marker));
+            }
+            None => {
+                let mut parts = Parts::default();
+                parts.packets.insert(seq, (payload, head, marker));
+                self.waiting.push((media_ts, parts));
+            }
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while let Some((ts, parts)) = self.waiting.first() {
+            if let Some(payloads) = parts.complete() {
+                let frame = depacketize(*ts, &payloads);
+                self.waiting.remove(0);
+                if let Some(frame) = frame
+                    && (frame.keyframe || !self.need_keyframe)
+                {
+                    self.need_keyframe = false;
+                    out.push(frame);
+                }
+                continue;
+            }
+            if self.waiting.len() > MAX_WAITING_FRAMES {
+                self.waiting.remove(0);
+                self.lost_frames += 1;
+                self.need_keyframe = true;
+                continue;
+            }
+            break;
+        }
+        out
+    }
+
+    /// Whether frames are being skipped until a keyframe comes.
+    pub fn needs_keyframe(&self) -> bool {
+        self.need_keyframe
+    }
+}
+
+/// VP8 payload descriptor (RFC 7741): S bit set and partition index 0.
+fn starts_partition_zero(payload: &[u8]) -> bool {
+    payload
+        .first()
+        .is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0)
+}
+
+/// The frame: each packet's bitstream after its payload descriptor, in order.
+fn depacketize(media_ts: u32, payloads: &[&Bytes]) -> Option<Frame> {
+    let mut data = BytesMut::new();
+    for payload in payloads {
+        data.extend_from_slice(&payload[vp8_descriptor_len(payload)?..]);
+    }
+    let data = data.freeze();
+    let keyframe = data.first().is_some_and(|b| b & 0x01 == 0);
+    Some(Frame {
+        media_ts,
+        keyframe,
+        data,
+    })
+}
+
+/// Width and height of a VP8 keyframe (its uncompressed header, RFC 6386 9.1).
+pub fn vp8_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    if frame.len() < 10 || frame[0] & 0x01 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff);
+    let height = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff);
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keyframe header for 640×360, then filler.
+    fn keyframe_bytes() -> Vec<u8> {
+        let mut f = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        f.extend_from_slice(&640u16.to_le_bytes());
+        f.extend_from_slice(&360u16.to_le_bytes());
+        f.extend_from_slice(&[7; 20]);
+        f
+    }
+
+    /// RTP payloads of one frame: a one-byte descriptor (S on the first) + a slice.
+    fn packets(frame: &[u8], chunk: usize) -> Vec<Bytes> {
+        frame
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, c)| {
+                let mut p = vec![if i == 0 { 0x10 } else { 0x00 }];
+                p.extend_from_slice(c);
+                Bytes::from(p)
+            })
+            .collect()
+    }
+
+    fn feed(a: &mut FrameAssembler, ts: u32, first_seq: u16, payloads: &[Bytes]) -> Vec<Frame> {
+        let last = payloads.len() - 1;
+        let mut out = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            out.extend(a.push(ts, first_seq.wrapping_add(i as u16), i == last, p.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_frame_split_over_packets_comes_back_whole_even_out_of_order() {
+        let key = keyframe_bytes();
+        let mut parts = packets(&key, 7);
+        parts.swap(1, 2);
+        let mut a = FrameAssembler::default();
+        let mut out = Vec::new();
+        let n = parts.len();
+        for (i, p) in parts.iter().enumerate() {
+            let seq = match i {
+                1 => 65535u16.wrapping_add(3),
+                2 => 65535u16.wrapping_add(2),
+                _ => 65535u16.wrapping_add(i as u16 + 1),
+            };
+            let marker = seq == 65535u16.wrapping_add(n as u16);
+            out.extend(a.push(9000, seq, marker, p.clone()));
+        }
+        assert_eq!(out.len(), 1);
+        assert!(out[0].keyframe);
+        assert_eq!(out[0].data.as_ref(), key.as_slice());
+        assert_eq!(vp8_keyframe_size(&out[0].data), Some((640, 360)));
+    }
+
+    #[test]
+    fn frames_wait_for_a_keyframe_and_a_loss_waits_for_the_next() {
+        let mut a = FrameAssembler::default();
+        let delta = [0x01u8, 5, 5, 5, 5];
+        assert!(
+            feed(&mut a, 1, 1, &packets(&delta, 3)).is_empty(),
+            "no keyframe yet"
+        );
+        let key = feed(&mut a, 2, 10, &packets(&keyframe_bytes(), 9));
+        assert_eq!(key.len(), 1);
+        assert_eq!(feed(&mut a, 3, 20, &packets(&delta, 3)).len(), 1);
+        // A frame loses its second packet: it and the frames after it are skipped.
+        let lossy = packets(&delta, 2);
+        a.push(4, 30, false, lossy[0].clone());
+        a.push(4, 32, true, lossy[2].clone());
+        let mut later = Vec::new();
+        for ts in 5..12 {
+            later.extend(feed(&mut a, ts, 40 + ts as u16 * 3, &packets(&delta, 3)));
+        }
+        assert!(later.is_empty(), "{later:?}");
+        assert!(a.needs_keyframe());
+        assert_eq!(a.lost_frames, 1);
+        let key = feed(&mut a, 20, 200, &packets(&keyframe_bytes(), 9));
+        assert_eq!(key.len(), 1);
+        assert!(key[0].keyframe);
+    }
+
+    #[test]
+    fn sizes_come_only_from_keyframes() {
+        assert_eq!(vp8_keyframe_size(&keyframe_bytes()), Some((640, 360)));
+        assert_eq!(
+            vp8_keyframe_size(&[0x01, 0, 0, 0x9d, 0x01, 0x2a, 1, 0, 1, 0]),
+            None
+        );
+        assert_eq!(vp8_keyframe_size(&[0x00; 4]), None);
+    }
+}

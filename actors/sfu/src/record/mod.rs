@@ -1,0 +1,468 @@
+//! Recording a room's video for its replay, off the forwarding path.
+//!
+//! A room's [`Recorder`] is a handle to a thread of its own fed through a bounded queue:
+//! track tasks hand it each packet with a `try_send` of an `Arc` (never waiting; a full
+//! queue drops the packet from the recording only and counts it). The thread keeps the
+//! publisher's highest simulcast layer (the largest keyframe seen, switching up on a
+//! keyframe when a bigger layer appears) and its Opus audio, reassembles VP8 frames
+//! ([`assemble`]), places them on one time axis (the room's media clock for video, the
+//! arrival of each session's first packet to line audio up) and writes WebM ([`mux`]).
+//! The file is closed when the room's media ends (every handle dropped). Disk trouble —
+//! less than `media.recording_min_free_mb` free, or a write failing for lack of space —
+//! stops the recording (its file closed as far as possible, the reason in its
+//! [`meta::RecordingMeta`], a metric, a log line and a `/readyz` warning), never the
+//! room. A publisher that sends anything but VP8 is not recorded (and says so).
+
+pub mod assemble;
+pub mod meta;
+pub mod mux;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::Recipient;
+use lockstep_runtime::now_ms;
+
+use crate::codec::vp8_descriptor_len;
+use crate::config::MediaConfig;
+use crate::keyframe::KeyframeWanted;
+use crate::layers::LayerId;
+use crate::metrics::MediaMetrics;
+use crate::packet::MediaPacket;
+use assemble::{FrameAssembler, vp8_keyframe_size};
+use meta::{ClockAnchor, RecordingMeta};
+use mux::{WebmWriter, WriteError};
+
+/// What a recorder is told.
+pub(crate) enum Input {
+    Packet(Arc<MediaPacket>),
+    /// A publisher track opened (its codec decides whether it can be recorded).
+    Track {
+        video: bool,
+        mime: String,
+    },
+    /// A new publisher session: its clocks start afresh.
+    NewSource,
+}
+
+/// Recording state shared by every room: recordings being written (retention never
+/// deletes them) and why recordings stopped early (for `/readyz`).
+#[derive(Debug, Default)]
+pub struct RecordingHealth {
+    active: Mutex<HashSet<PathBuf>>,
+    stopped: Mutex<HashMap<String, String>>,
+}
+
+impl RecordingHealth {
+    /// Rooms whose recording stopped early, with the reason.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = stopped
+            .iter()
+            .map(|(r, w)| (r.clone(), w.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn active(&self) -> HashSet<PathBuf> {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_active(&self, path: &Path, on: bool) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            active.insert(path.to_owned());
+        } else {
+            active.remove(path);
+        }
+    }
+
+    fn set_stopped(&self, room: &str, why: Option<String>) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => stopped.insert(room.to_owned(), why),
+            None => stopped.remove(room),
+        };
+    }
+}
+
+/// A room's recorder: cheap to clone; the recording closes when the last clone drops.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    tx: SyncSender<Input>,
+    metrics: MediaMetrics,
+}
+
+impl Recorder {
+    /// Starts recording `room` when the config says so.
+    pub(crate) fn start(
+        room: &str,
+        cfg: &MediaConfig,
+        metrics: &MediaMetrics,
+        keyframes: Recipient<KeyframeWanted>,
+        health: Arc<RecordingHealth>,
+    ) -> Option<Self> {
+        if !cfg.record || cfg.record_exclude_rooms.iter().any(|r| r == room) {
+            return None;
+        }
+        let (tx, rx) = sync_channel(cfg.recording_queue_packets.max(16));
+        let thread = Thread {
+            room: room.to_owned(),
+            dir: Path::new(&cfg.recording_dir).join(room),
+            min_free: cfg.recording_min_free_mb * 1024 * 1024,
+            playout_delay_ms: u64::from(cfg.playout_delay_ms),
+            metrics: metrics.clone(),
+            keyframes,
+            health,
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("record-{room}"))
+            .spawn(move || thread.run(rx));
+        if let Err(e) = spawned {
+            tracing::error!(room, error = %e, "cannot start the recorder");
+            return None;
+        }
+        Some(Self {
+            tx,
+            metrics: metrics.clone(),
+        })
+    }
+
+    fn send(&self, input: Input) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(input) {
+            self.metrics.recording_dropped.inc();
+        }
+    }
+
+    pub(crate) fn packet(&self, packet: &Arc<MediaPacket>) {
+        self.send(Input::Packet(packet.clone()));
+    }
+
+    pub(crate) fn track(&self, video: bool, mime: &str) {
+        self.send(Input::Track {
+            video,
+            mime: mime.to_ascii_lowercase(),
+        });
+    }
+
+    pub(crate) fn new_source(&self) {
+        self.send(Input::NewSource);
+    }
+}
+
+/// How long after the first video packet the recorder waits to learn every layer's
+/// size before it picks one.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Between two keyframe requests of the recorder's own.
+const KEYFRAME_ASK_EVERY: Duration = Duration::from_secs(1);
+/// Between two free-space checks.
+const SPACE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+struct Thread {
+    room: String,
+    dir: PathBuf,
+    min_free: u64,
+    playout_delay_ms: u64,
+    metrics: MediaMetrics,
+    keyframes: Recipient<KeyframeWanted>,
+    health: Arc<RecordingHealth>,
+}
+
+/// One publisher session's clocks on the recording's time axis.
+#[derive(Default)]
+struct SourceClock {
+    /// (media ms, video media-clock timestamp) of the session's first recorded frame.
+    video: Option<(u64, u32)>,
+    /// (media ms, audio RTP timestamp) of its first audio packet.
+    audio: Option<(u64, u32)>,
+}
+
+/// The recording being written.
+struct Recording {
+    writer: WebmWriter,
+    path: PathBuf,
+    meta: RecordingMeta,
+}
+
+struct State {
+    video_ok: bool,
+    audio_ok: bool,
+    /// The publisher's audio track opened (recordable or not).
+    audio_known: bool,
+    first_video_at: Option<Instant>,
+    sizes: HashMap<LayerId, (u32, u32)>,
+    chosen: Option<LayerId>,
+    assembler: FrameAssembler,
+    clock: SourceClock,
+    recording: Option<Recording>,
+    stopped: bool,
+    last_ask: Option<Instant>,
+    last_space_check: Instant,
+}
+
+impl Thread {
+    fn run(self, rx: Receiver<Input>) {
+        let mut state = State {
+            video_ok: false,
+            audio_ok: false,
+            audio_known: false,
+            first_video_at: None,
+            sizes: HashMap::new(),
+            chosen: None,
+            assembler: FrameAssembler::default(),
+            clock: SourceClock::default(),
+            recording: None,
+            stopped: false,
+            last_ask: None,
+            last_space_check: Instant::now(),
+        };
+        while let Ok(input) = rx.recv() {
+            if state.stopped {
+                continue;
+            }
+            if let Err(e) = self.take(&mut state, input) {
+                self.stop(&mut state, e);
+            }
+        }
+        self.close(&mut state);
+    }
+
+    fn take(&self, state: &mut State, input: Input) -> Result<(), WriteError> {
+        match input {
+            Input::Track { video: true, mime } => {
+                state.video_ok = mime == "video/vp8";
+                if !state.video_ok {
+                    tracing::warn!(room = %self.room, codec = %mime, "not recorded: recordings take VP8 video only");
+                    self.metrics
+                        .recording_stopped
+                        .with_label_values(&["unsupported_codec"])
+                        .inc();
+                }
+            }
+            Input::Track { video: false, mime } => {
+                state.audio_known = true;
+                state.audio_ok = mime == "audio/opus";
+            }
+            Input::NewSource => {
+                state.sizes.clear();
+                state.chosen = None;
+                state.audio_known = false;
+                state.first_video_at = None;
+                state.assembler = FrameAssembler::default();
+                state.clock = SourceClock::default();
+            }
+            Input::Packet(p) if p.video => self.video(state, &p)?,
+            Input::Packet(p) => self.audio(state, &p)?,
+        }
+        if state.last_space_check.elapsed() >= SPACE_CHECK_EVERY && state.recording.is_some() {
+            state.last_space_check = Instant::now();
+            self.check_space()?;
+        }
+        Ok(())
+    }
+
+    fn check_space(&self) -> Result<(), WriteError> {
+        match fs4::available_space(&self.dir) {
+            Ok(free) if free < self.min_free => Err(WriteError::DiskFull),
+            _ => Ok(()),
+        }
+    }
+
+    fn video(&self, state: &mut State, p: &MediaPacket) -> Result<(), WriteError> {
+        if !state.video_ok {
+            return Ok(());
+        }
+        let first = *state.first_video_at.get_or_insert_with(Instant::now);
+        if p.keyframe
+            && let Some(at) = vp8_descriptor_len(&p.packet.payload)
+            && let Some(size) = vp8_keyframe_size(&p.packet.payload[at..])
+        {
+            state.sizes.insert(p.layer.clone(), size);
+            let best = best_layer(&state.sizes);
+            // The file's tracks are fixed when it opens: wait for the audio track and
+            // every layer (without simulcast, no RID, there is one), or SETTLE.
+            let all_layers = p.layer.is_empty() || state.sizes.len() >= 3;
+            let settled = first.elapsed() >= SETTLE || (state.audio_known && all_layers);
+            if settled && best.as_ref() == Some(&p.layer) && state.chosen != best {
+                // Switch up on this keyframe: frames before it came from another layer.
+                state.chosen = best;
+                state.assembler = FrameAssembler::default();
+            }
+        }
+        if state.chosen.as_ref() != Some(&p.layer) {
+            if state.chosen.is_none() && first.elapsed() >= SETTLE {
+                self.ask_keyframe(state, best_layer(&state.sizes).unwrap_or(p.layer.clone()));
+            }
+            return Ok(());
+        }
+        let frames = state.assembler.push(
+            p.media_ts,
+            p.packet.header.sequence_number,
+            p.packet.header.marker,
+            p.packet.payload.clone(),
+        );
+        if state.assembler.needs_keyframe() {
+            self.ask_keyframe(state, p.layer.clone());
+        }
+        for frame in frames {
+            if state.recording.is_none() {
+                if !frame.keyframe {
+                    continue;
+                }
+                let Some((w, h)) = vp8_keyframe_size(&frame.data) else {
+                    continue;
+                };
+                self.open(state, w, h)?;
+            }
+            let now = now_ms();
+            let recording = state.recording.as_mut().expect("opened above");
+            let (base_ms, base_ts) = *state.clock.video.get_or_insert_with(|| {
+                let ms = now.saturating_sub(recording.meta.started_at);
+                recording.meta.anchors.push(ClockAnchor {
+                    media_ms: ms,
+                    rtp: frame.media_ts,
+                });
+                (ms, frame.media_ts)
+            });
+            let offset = i64::from(frame.media_ts.wrapping_sub(base_ts) as i32) / 90;
+            let Some(ms) = base_ms.checked_add_signed(offset) else {
+                continue;
+            };
+            recording
+                .writer
+                .frame(ms, true, frame.keyframe, frame.data)?;
+        }
+        Ok(())
+    }
+
+    fn audio(&self, state: &mut State, p: &MediaPacket) -> Result<(), WriteError> {
+        let Some(recording) = state.recording.as_mut().filter(|_| state.audio_ok) else {
+            return Ok(());
+        };
+        if !recording.writer.has_audio() || p.packet.payload.is_empty() {
+            return Ok(());
+        }
+        let ts = p.packet.header.timestamp;
+        let started_at = recording.meta.started_at;
+        let (base_ms, base_ts) = *state
+            .clock
+            .audio
+            .get_or_insert_with(|| (now_ms().saturating_sub(started_at), ts));
+        let offset = i64::from(ts.wrapping_sub(base_ts) as i32) / 48;
+        if let Some(ms) = base_ms.checked_add_signed(offset) {
+            recording
+                .writer
+                .frame(ms, false, true, p.packet.payload.clone())?;
+        }
+        Ok(())
+    }
+
+    fn ask_keyframe(&self, state: &mut State, layer: LayerId) {
+        if state
+            .last_ask
+            .is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_EVERY)
+        {
+            state.last_ask = Some(Instant::now());
+            self.keyframes.do_send(KeyframeWanted { layer });
+        }
+    }
+
+    fn open(&self, state: &mut State, width: u32, height: u32) -> Result<(), WriteError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| WriteError::Other(e.to_string()))?;
+        self.check_space()?;
+        let started_at = now_ms();
+        let file = format!("{started_at}.webm");
+        let path = self.dir.join(&file);
+        let writer = WebmWriter::create(&path, width, height, state.audio_ok)?;
+        let meta = RecordingMeta {
+            room: self.room.clone(),
+            file,
+            started_at,
+            playout_delay_ms: self.playout_delay_ms,
+            width,
+            height,
+            audio: state.audio_ok,
+            ..RecordingMeta::default()
+        };
+        meta.write(&self.dir)
+            .map_err(|e| WriteError::Other(e.to_string()))?;
+        self.health.set_active(&path, true);
+        self.health.set_stopped(&self.room, None);
+        self.metrics.recordings.inc();
+        tracing::info!(room = %self.room, path = %path.display(), width, height, "recording started");
+        state.recording = Some(Recording { writer, path, meta });
+        Ok(())
+    }
+
+    /// Closes the file and writes its description; `stopped` says why it ended early.
+    fn finish(&self, state: &mut State, stopped: Option<String>) {
+        let Some(Recording {
+            writer,
+            path,
+            mut meta,
+        }) = state.recording.take()
+        else {
+            return;
+        };
+        meta.keyframes_ms = writer.keyframes_ms.clone();
+        let bytes = writer.bytes();
+        match writer.finish() {
+            Ok(duration_ms) => {
+                meta.duration_ms = duration_ms;
+                meta.complete = true;
+            }
+            Err(e) => tracing::warn!(room = %self.room, error = ?e, "closing the recording failed"),
+        }
+        meta.bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(bytes);
+        meta.stopped = stopped;
+        if let Err(e) = meta.write(&self.dir) {
+            tracing::warn!(room = %self.room, error = %e, "writing the recording's description failed");
+        }
+        self.health.set_active(&path, false);
+        self.metrics.recordings.dec();
+        tracing::info!(room = %self.room, path = %path.display(), duration_ms = meta.duration_ms, "recording closed");
+    }
+
+    fn stop(&self, state: &mut State, e: WriteError) {
+        let (reason, why) = match &e {
+            WriteError::DiskFull => (
+                "disk_full",
+                format!(
+                    "recording of room {} stopped: less than {} MiB free on its disk (media.recording_min_free_mb)",
+                    self.room,
+                    self.min_free / (1024 * 1024)
+                ),
+            ),
+            WriteError::Other(m) => (
+                "write_failed",
+                format!("recording of room {} stopped: {m}", self.room),
+            ),
+        };
+        tracing::error!(room = %self.room, reason, "{why}");
+        self.metrics
+            .recording_stopped
+            .with_label_values(&[reason])
+            .inc();
+        self.health.set_stopped(&self.room, Some(why));
+        self.finish(state, Some(reason.to_owned()));
+        state.stopped = true;
+    }
+
+    fn close(&self, state: &mut State) {
+        self.finish(state, None);
+    }
+}
+
+fn best_layer(sizes: &HashMap<LayerId, (u32, u32)>) -> Option<LayerId> {
+    sizes
+        .iter()
+        .max_by_key(|(id, (w, h))| (w * h, (*id).clone()))
+        .map(|(id, _)| id.clone())
+}

@@ -1,0 +1,70 @@
+//! The archive: what a room leaves behind for its replay and its analytics dashboard.
+//!
+//! While a room runs, its actor hands the archive one [`ArchiveBatch`] a second — the
+//! timeline events since the last batch (comments with their text, likes, link drops,
+//! sale states, moderation) and that second's counts (online, joins, leaves, comments,
+//! likes, funnel steps, how long leaving viewers stayed). When the room ends, its
+//! run becomes a **replay** with an id. [`sqlite`] keeps all of it in an SQLite file of
+//! its own, written by one thread off the room's path; [`report`] and [`findings`]
+//! turn it into what the replay page and the dashboard show.
+
+pub mod findings;
+pub mod report;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::TimelineEvent;
+
+/// Upper bounds (exclusive, in seconds) of the "how long viewers stayed" buckets; the
+/// last bucket holds everyone who stayed longer than the last bound.
+pub const STAY_BOUNDS_SECS: [u64; 7] = [10, 30, 60, 300, 900, 1800, 3600];
+
+/// One second of a room, as its actor hands it over.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveBatch {
+    /// Server time of the batch (ms since the Unix epoch).
+    pub at: u64,
+    /// Viewers in the room at `at`.
+    pub online: u64,
+    pub joins: u64,
+    pub leaves: u64,
+    pub comments: u64,
+    pub likes: u64,
+    /// Leaving viewers per stay bucket (see [`STAY_BOUNDS_SECS`]).
+    pub stays: Vec<u64>,
+    /// New funnel steps per sale.
+    pub funnel: Vec<FunnelDelta>,
+    /// Timeline events since the previous batch.
+    pub events: Vec<TimelineEvent>,
+    /// Events the room could not keep for this batch (`room.archive_max_pending_events`).
+    pub events_dropped: u64,
+}
+
+/// Sessions that newly reported a product card shown or its Buy clicked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunnelDelta {
+    pub sale_id: String,
+    pub shown: u64,
+    pub clicked: u64,
+}
+
+/// A room run began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStarted {
+    pub room: String,
+    pub title: String,
+    /// Guests may not watch: the replay needs a token too.
+    pub members_only: bool,
+    pub at: u64,
+}
+
+/// Where rooms hand their record. Calls never block the room: an implementation queues
+/// them (bounded) and counts what it had to drop.
+pub trait Archive: Send + Sync {
+    fn started(&self, run: RunStarted);
+    fn append(&self, room: &str, batch: ArchiveBatch);
+    /// The room ended: its run becomes a finished replay. `members_only`: whether the
+    /// room admitted guests at the end (its replay follows).
+    fn ended(&self, room: &str, at: u64, members_only: bool);
+}

@@ -1,0 +1,187 @@
+//! Reading what a replay is made of, on a blocking thread: its rows in the archive's
+//! SQLite file, the orders of its sales in the store's (attached read-only), and its
+//! recording (the WebM and the description beside it).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use lockstep_actors::archive::report::{MediaMap, OrderSecond, ReplayData, RtpAnchor, SaleTotals};
+use lockstep_actors::archive::sqlite::{self, ReplayRow};
+use lockstep_sfu::record::meta::{RecordingMeta, recordings_of};
+use rusqlite::{Connection, params};
+
+/// Where a server keeps what replays read.
+#[derive(Debug, Clone)]
+pub struct ArchiveFiles {
+    /// The archive's SQLite file.
+    pub db: String,
+    /// The store's SQLite file (orders); `None` in cluster mode, where orders are in Redis.
+    pub store_db: Option<String>,
+    /// `media.recording_dir`.
+    pub recordings: PathBuf,
+}
+
+/// A replay with everything read for it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub row: ReplayRow,
+    pub data: ReplayData,
+    pub media: MediaMap,
+    pub recording: Option<(PathBuf, RecordingMeta)>,
+    /// Chapter sale → the sale a merchant opened for it in this replay.
+    pub replay_sales: HashMap<String, String>,
+}
+
+impl Loaded {
+    /// The sale a buyer of the chapter of `sale_id` buys from: the one opened for the
+    /// replay, if any, else the chapter's own.
+    pub fn buying_sale<'a>(&'a self, sale_id: &'a str) -> &'a str {
+        self.replay_sales
+            .get(sale_id)
+            .map_or(sale_id, String::as_str)
+    }
+}
+
+impl ArchiveFiles {
+    /// A connection to the archive, with the store attached as `store` when there is one.
+    pub fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = sqlite::open(&self.db)?;
+        if let Some(store) = self.store_db.as_deref().filter(|p| Path::new(p).exists()) {
+            let uri = format!("file:{store}?mode=ro");
+            conn.execute("ATTACH DATABASE ? AS store", [uri])?;
+        }
+        Ok(conn)
+    }
+
+    fn has_store(conn: &Connection) -> bool {
+        conn.query_row(
+            "SELECT 1 FROM pragma_database_list WHERE name = 'store'",
+            [],
+            |_| Ok(()),
+        )
+        .is_ok()
+    }
+
+    /// The recording made during `row`'s run of its room, if any.
+    pub fn recording_of(&self, row: &ReplayRow, now: u64) -> Option<(PathBuf, RecordingMeta)> {
+        let end = row.ended_at.unwrap_or(now);
+        recordings_of(&self.recordings, &row.room)
+            .into_iter()
+            .find(|(_, m)| m.started_at + 5_000 >= row.started_at && m.started_at <= end)
+    }
+
+    /// Loads replay `id`; `None` when there is none.
+    pub fn load(&self, id: i64, now: u64) -> rusqlite::Result<Option<Loaded>> {
+        let conn = self.connect()?;
+        let Some(row) = sqlite::get_replay(&conn, id)? else {
+            return Ok(None);
+        };
+        let links = sqlite::events_of_kind(&conn, id, "link")?;
+        let mut sale_ids: Vec<String> = links
+            .iter()
+            .filter_map(|l| l["sale_id"].as_str().map(str::to_owned))
+            .collect();
+        sale_ids.dedup();
+        let (sales, orders) = if Self::has_store(&conn) {
+            (
+                sale_totals(&conn, id, &sale_ids)?,
+                order_seconds(&conn, &row, now)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let data = ReplayData {
+            series: sqlite::series(&conn, id)?,
+            links,
+            sale_events: sqlite::events_of_kind(&conn, id, "sale")?,
+            funnel: sqlite::funnel(&conn, id)?,
+            stays: sqlite::stays(&conn, id)?,
+            edits: sqlite::chapter_edits(&conn, id)?,
+            sales,
+            orders,
+        };
+        let recording = self.recording_of(&row, now);
+        let media = match &recording {
+            Some((_, meta)) => MediaMap {
+                start_at: meta.started_at + meta.playout_delay_ms,
+                anchors: meta
+                    .anchors
+                    .iter()
+                    .map(|a| RtpAnchor {
+                        media_ms: a.media_ms,
+                        rtp: a.rtp,
+                    })
+                    .collect(),
+            },
+            None => MediaMap {
+                start_at: row.started_at,
+                anchors: Vec::new(),
+            },
+        };
+        Ok(Some(Loaded {
+            replay_sales: sqlite::replay_sales(&conn, id)?,
+            row,
+            data,
+            media,
+            recording,
+        }))
+    }
+}
+
+/// Per sale: orders placed live (with units, paid units, takings) and from replay `id`.
+fn sale_totals(
+    conn: &Connection,
+    id: i64,
+    sale_ids: &[String],
+) -> rusqlite::Result<Vec<SaleTotals>> {
+    let mut stmt = conn.prepare(
+        "SELECT COUNT(*) FILTER (WHERE o.source = 'live'),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'live'), 0),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'live' AND o.state = 'confirmed'), 0),
+                COALESCE(SUM(o.qty * s.price_cents) FILTER (WHERE o.source = 'live'), 0),
+                COUNT(*) FILTER (WHERE o.source = 'replay' AND o.replay_id = ?2),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'replay' AND o.replay_id = ?2), 0)
+         FROM store.orders o JOIN store.sales s ON s.id = o.sale_id
+         WHERE o.sale_id = ?1",
+    )?;
+    sale_ids
+        .iter()
+        .map(|sale| {
+            stmt.query_row(params![sale, id], |r| {
+                Ok(SaleTotals {
+                    sale_id: sale.clone(),
+                    orders: r.get::<_, i64>(0)? as u64,
+                    units: r.get::<_, i64>(1)? as u64,
+                    paid: r.get::<_, i64>(2)? as u64,
+                    gmv_cents: r.get::<_, i64>(3)? as u64,
+                    replay_orders: r.get::<_, i64>(4)? as u64,
+                    replay_units: r.get::<_, i64>(5)? as u64,
+                })
+            })
+        })
+        .collect()
+}
+
+/// Orders placed in the live room during the run, per second.
+fn order_seconds(
+    conn: &Connection,
+    row: &ReplayRow,
+    now: u64,
+) -> rusqlite::Result<Vec<OrderSecond>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.created_at / 1000, COUNT(*), SUM(o.qty), SUM(o.qty * s.price_cents)
+         FROM store.orders o JOIN store.sales s ON s.id = o.sale_id
+         WHERE s.room = ?1 AND o.source = 'live' AND o.created_at BETWEEN ?2 AND ?3
+         GROUP BY o.created_at / 1000 ORDER BY 1",
+    )?;
+    let end = row.ended_at.unwrap_or(now);
+    stmt.query_map(params![row.room, row.started_at as i64, end as i64], |r| {
+        Ok(OrderSecond {
+            t: r.get::<_, i64>(0)? as u64,
+            orders: r.get::<_, i64>(1)? as u64,
+            units: r.get::<_, i64>(2)? as u64,
+            gmv_cents: r.get::<_, i64>(3)? as u64,
+        })
+    })?
+    .collect()
+}
