@@ -30,6 +30,14 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// What a replay's media URL carries (see [`Auth::issue_media`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct MediaGrant {
+    sub: String,
+    replay: i64,
+    exp: u64,
+}
+
 /// Longest subject or merchant id a token may carry, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 
@@ -122,6 +130,26 @@ impl Auth {
             })?;
         claims.check_ids().map_err(TokenError::Invalid)?;
         Ok(claims)
+    }
+
+    /// A grant to fetch replay `replay`'s recording for `ttl_secs` (the `access` query of
+    /// its media URL: a `<video>` cannot send headers). It is no token: it carries no
+    /// role, so nothing but the media endpoint takes it.
+    pub fn issue_media(&self, replay: i64, ttl_secs: u64) -> String {
+        let grant = MediaGrant {
+            sub: "replay-media".into(),
+            replay,
+            exp: unix_now() + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &grant, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// The replay a media grant is for, if it is valid.
+    pub fn media_grant(&self, grant: &str) -> Option<i64> {
+        jsonwebtoken::decode::<MediaGrant>(grant, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims.replay)
     }
 
     /// The claims of a token if one was given (`None` without a token); an invalid

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use lockstep_actors::archive::report::{MediaMap, OrderSecond, ReplayData, RtpAnchor, SaleTotals};
+use lockstep_actors::archive::report::{
+    ChapterOrders, MediaMap, OrderSecond, ReplayData, RtpAnchor, SaleTotals,
+};
 use lockstep_actors::archive::sqlite::{self, ReplayRow};
 use lockstep_sfu::record::meta::{RecordingMeta, recordings_of};
 use rusqlite::{Connection, params};
@@ -77,18 +79,20 @@ impl ArchiveFiles {
             return Ok(None);
         };
         let links = sqlite::events_of_kind(&conn, id, "link")?;
-        let mut sale_ids: Vec<String> = links
-            .iter()
-            .filter_map(|l| l["sale_id"].as_str().map(str::to_owned))
-            .collect();
-        sale_ids.dedup();
-        let (sales, orders) = if Self::has_store(&conn) {
+        let mut sale_ids: Vec<String> = Vec::new();
+        for sale in links.iter().filter_map(|l| l["sale_id"].as_str()) {
+            if !sale_ids.iter().any(|s| s == sale) {
+                sale_ids.push(sale.to_owned());
+            }
+        }
+        let (sales, orders, replay_orders) = if Self::has_store(&conn) {
             (
-                sale_totals(&conn, id, &sale_ids)?,
+                sale_totals(&conn, &sale_ids)?,
                 order_seconds(&conn, &row, now)?,
+                chapter_orders(&conn, id)?,
             )
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         let data = ReplayData {
             series: sqlite::series(&conn, id)?,
@@ -99,6 +103,7 @@ impl ArchiveFiles {
             edits: sqlite::chapter_edits(&conn, id)?,
             sales,
             orders,
+            replay_orders,
         };
         let recording = self.recording_of(&row, now);
         let media = match &recording {
@@ -128,38 +133,47 @@ impl ArchiveFiles {
     }
 }
 
-/// Per sale: orders placed live (with units, paid units, takings) and from replay `id`.
-fn sale_totals(
-    conn: &Connection,
-    id: i64,
-    sale_ids: &[String],
-) -> rusqlite::Result<Vec<SaleTotals>> {
+/// Per sale: orders placed live, with the units still held or paid, the units paid
+/// and the takings (cancelled and expired orders count as orders, not as units).
+fn sale_totals(conn: &Connection, sale_ids: &[String]) -> rusqlite::Result<Vec<SaleTotals>> {
     let mut stmt = conn.prepare(
-        "SELECT COUNT(*) FILTER (WHERE o.source = 'live'),
-                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'live'), 0),
-                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'live' AND o.state = 'confirmed'), 0),
-                COALESCE(SUM(o.qty * s.price_cents) FILTER (WHERE o.source = 'live'), 0),
-                COUNT(*) FILTER (WHERE o.source = 'replay' AND o.replay_id = ?2),
-                COALESCE(SUM(o.qty) FILTER (WHERE o.source = 'replay' AND o.replay_id = ?2), 0)
+        "SELECT COUNT(*),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.state IN ('reserved', 'confirmed')), 0),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.state = 'confirmed'), 0),
+                COALESCE(SUM(o.qty * s.price_cents) FILTER (WHERE o.state IN ('reserved', 'confirmed')), 0)
          FROM store.orders o JOIN store.sales s ON s.id = o.sale_id
-         WHERE o.sale_id = ?1",
+         WHERE o.sale_id = ?1 AND o.source = 'live'",
     )?;
     sale_ids
         .iter()
         .map(|sale| {
-            stmt.query_row(params![sale, id], |r| {
+            stmt.query_row(params![sale], |r| {
                 Ok(SaleTotals {
                     sale_id: sale.clone(),
                     orders: r.get::<_, i64>(0)? as u64,
                     units: r.get::<_, i64>(1)? as u64,
                     paid: r.get::<_, i64>(2)? as u64,
                     gmv_cents: r.get::<_, i64>(3)? as u64,
-                    replay_orders: r.get::<_, i64>(4)? as u64,
-                    replay_units: r.get::<_, i64>(5)? as u64,
                 })
             })
         })
         .collect()
+}
+
+/// Orders placed from replay `id`, per chapter (to whichever sale the chapter sold from).
+fn chapter_orders(conn: &Connection, id: i64) -> rusqlite::Result<Vec<ChapterOrders>> {
+    let mut stmt = conn.prepare(
+        "SELECT chapter, COUNT(*), COALESCE(SUM(qty), 0) FROM store.orders
+         WHERE source = 'replay' AND replay_id = ?1 GROUP BY chapter",
+    )?;
+    stmt.query_map([id], |r| {
+        Ok(ChapterOrders {
+            chapter: r.get(0)?,
+            orders: r.get::<_, i64>(1)? as u64,
+            units: r.get::<_, i64>(2)? as u64,
+        })
+    })?
+    .collect()
 }
 
 /// Orders placed in the live room during the run, per second.
@@ -169,7 +183,9 @@ fn order_seconds(
     now: u64,
 ) -> rusqlite::Result<Vec<OrderSecond>> {
     let mut stmt = conn.prepare(
-        "SELECT o.created_at / 1000, COUNT(*), SUM(o.qty), SUM(o.qty * s.price_cents)
+        "SELECT o.created_at / 1000, COUNT(*),
+                COALESCE(SUM(o.qty) FILTER (WHERE o.state IN ('reserved', 'confirmed')), 0),
+                COALESCE(SUM(o.qty * s.price_cents) FILTER (WHERE o.state IN ('reserved', 'confirmed')), 0)
          FROM store.orders o JOIN store.sales s ON s.id = o.sale_id
          WHERE s.room = ?1 AND o.source = 'live' AND o.created_at BETWEEN ?2 AND ?3
          GROUP BY o.created_at / 1000 ORDER BY 1",

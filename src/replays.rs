@@ -11,11 +11,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::archive::report::{Chapter, analytics};
 use lockstep_actors::archive::sqlite;
 use lockstep_actors::clock::now_ms;
-use lockstep_protocol::{ErrorCode, Role, RoomId};
+use lockstep_protocol::{ErrorCode, RoomId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Claims, Watcher, unix_now};
+use crate::auth::Watcher;
 use crate::http::{ApiError, ErrorBody, bearer};
 use crate::replay_data::{ArchiveFiles, Loaded};
 use crate::state::AppState;
@@ -234,19 +234,6 @@ async fn current_sale(state: &AppState, sale_id: &str) -> Option<CurrentSale> {
     })
 }
 
-/// A short-lived viewer token for the media URL of a members-only replay (a `<video>`
-/// element cannot send an `Authorization` header).
-fn media_access(state: &AppState, room: &str) -> String {
-    state.auth.issue(&Claims {
-        sub: "replay-media".into(),
-        role: Role::Viewer,
-        room: Some(room.to_owned()),
-        merchant: None,
-        name: None,
-        exp: unix_now() + MEDIA_LINK_SECS,
-    })
-}
-
 /// A replay: its chapters (with each sale's current stock and price), its recording's
 /// URL, its time base and totals.
 #[utoipa::path(get, path = "/api/v1/replays/{id}", tag = "replays",
@@ -277,7 +264,10 @@ pub async fn get(
     let media_url = loaded.recording.as_ref().map(|_| {
         let base = format!("/api/v1/replays/{id}/media");
         if row.members_only {
-            format!("{base}?access={}", media_access(&state, &row.room))
+            format!(
+                "{base}?access={}",
+                state.auth.issue_media(id, MEDIA_LINK_SECS)
+            )
         } else {
             base
         }
@@ -370,7 +360,7 @@ pub async fn events(
 /// `?access=` of the media URL.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct MediaQuery {
-    /// The token the replay's `media_url` carries (members-only rooms).
+    /// The grant the replay's `media_url` carries (members-only rooms).
     pub access: Option<String>,
 }
 
@@ -400,8 +390,15 @@ pub async fn media(
     })
     .await?
     .ok_or_else(|| not_found(id))?;
-    let token = bearer(&req).or(query.access.as_deref());
-    watcher(&state, token, &row.room, row.members_only, id).await?;
+    // A grant from the replay's `media_url` (given only to whoever may watch it), or a
+    // token like the replay's own.
+    let granted = query
+        .access
+        .as_deref()
+        .is_some_and(|grant| state.auth.media_grant(grant) == Some(id));
+    if !granted {
+        watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
+    }
     let (path, _) = recording.ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, format!("replay {id} has no recording"))
     })?;
@@ -518,7 +515,23 @@ pub async fn open_replay_sale(
     let (id, sale_id) = path.into_inner();
     let merchant = crate::merchant::merchant_of(&req, &state)?;
     let body = body.into_inner();
+    if state.cluster.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "replay sales are not available in cluster mode yet",
+        ));
+    }
     let loaded = load(&state, id).await?;
+    if let Some(open) = loaded.replay_sales.get(&sale_id)
+        && current_sale(&state, open)
+            .await
+            .is_some_and(|s| s.state == "open" || s.state == "scheduled")
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSaleState,
+            format!("replay sale `{open}` of this chapter is still open; close it first"),
+        ));
+    }
     let report = analytics(&loaded.row, &loaded.data, &loaded.media, now_ms());
     if !report.chapters.iter().any(|c| c.sale_id == sale_id) {
         return Err(ApiError::new(
@@ -548,7 +561,7 @@ pub async fn open_replay_sale(
     let lockstep_actors::inventory::Created::Running(handle) = created else {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
-            "replay sales are opened on the node that runs the room (cluster mode)",
+            "the sale runs on another node",
         ));
     };
     let (reply, revealed) = lockstep_actors::inventory::reply_channel();

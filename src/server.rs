@@ -104,6 +104,7 @@ pub async fn run(
     directory.set_media(Arc::new(media::RoomVideo(media.clone())));
     let archive = start_archive(&config, &metrics, &directory, cluster.is_some())?;
     keep_recordings_bounded(media.clone());
+    let recordings = media.recording().clone();
     if let Some(cluster) = &cluster {
         cluster.set_directories(sales.clone(), directory.clone());
     }
@@ -184,6 +185,12 @@ pub async fn run(
     let result = server.await;
     for arbiter in arbiters {
         arbiter.stop();
+    }
+    // A recording's file is closed (Cues, duration) once its room's actors are gone with
+    // their arbiters: give the recorders a moment to finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !recordings.active().is_empty() && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     result
 }

@@ -495,6 +495,12 @@ async fn a_merchant_opens_a_replay_sale_once_the_live_one_ended() {
         .await;
     assert_eq!(stored["source"], "replay");
     assert_eq!(stored["sale_id"], replay_sale.as_str());
+    // What the replay earned counts on its chapter, whichever sale it went to.
+    let (_, replay) = get(&server, &path, None).await;
+    assert_eq!(replay["stats"]["replay_orders"], 1);
+    assert_eq!(replay["chapters"][0]["replay_orders"], 1);
+    // While that sale is open, another cannot be opened for the chapter.
+    assert_eq!(open("m1").await.unwrap().status(), 409);
     // The live sale's id no longer sells for this chapter's card... and a sale of no
     // chapter never did.
     let other = server.create_sale("m1", "r2", 5, 5, json!({})).await;

@@ -11,19 +11,27 @@ use super::STAY_BOUNDS_SECS;
 use super::findings::{Finding, findings};
 use super::sqlite::{ChapterEdit, FunnelRow, ReplayRow, SeriesRow};
 
-/// Orders of one sale placed during a replay's room run (and from its replay).
+/// Orders of one sale placed in the live room.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SaleTotals {
     pub sale_id: String,
     /// Orders accepted while the room was live.
     pub orders: u64,
+    /// Units of those still held or paid (not cancelled or expired).
     pub units: u64,
     /// Of those, units paid for.
     pub paid: u64,
     pub gmv_cents: u64,
-    /// Orders placed from the replay (`source: replay`), any time.
-    pub replay_orders: u64,
-    pub replay_units: u64,
+}
+
+/// Orders placed from one chapter of the replay (`source: replay`), whichever sale
+/// (the live one, or one opened for the replay) they went to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChapterOrders {
+    /// The chapter's 1-based index.
+    pub chapter: u32,
+    pub orders: u64,
+    pub units: u64,
 }
 
 /// Orders accepted in one second of the room.
@@ -120,6 +128,7 @@ pub struct ReplayData {
     pub edits: Vec<ChapterEdit>,
     pub sales: Vec<SaleTotals>,
     pub orders: Vec<OrderSecond>,
+    pub replay_orders: Vec<ChapterOrders>,
 }
 
 /// The chapters: the first drop of each sale's link, in order.
@@ -170,7 +179,11 @@ pub fn chapters(data: &ReplayData, media: &MediaMap) -> Vec<Chapter> {
             orders: totals.orders,
             units_sold: totals.units,
             paid: totals.paid,
-            replay_orders: totals.replay_orders,
+            replay_orders: data
+                .replay_orders
+                .iter()
+                .find(|o| o.chapter as usize == out.len() + 1)
+                .map_or(0, |o| o.orders),
             conversion: if online == 0 {
                 0.0
             } else {
@@ -282,15 +295,26 @@ pub struct Analytics {
     pub dropped: u64,
 }
 
+/// Most points one series has: a longer run is shown at a coarser step.
+const MAX_STEPS: u64 = 100_000;
+
 /// Builds the dashboard's view; `now` ends a live replay's axis.
 pub fn analytics(replay: &ReplayRow, data: &ReplayData, media: &MediaMap, now: u64) -> Analytics {
-    let end_ms = replay.ended_at.unwrap_or(now);
+    // A live run's axis ends now, or a minute after its last point (a run whose room
+    // stopped reporting does not stretch on).
+    let last_point_ms = data.series.last().map_or(replay.started_at, |p| p.t * 1000);
+    let end_ms = replay
+        .ended_at
+        .unwrap_or_else(|| now.min(last_point_ms + 60_000))
+        .max(replay.started_at);
+    let span_s = (end_ms - replay.started_at) / 1000;
+    let step = replay.resolution_s.max(span_s.div_ceil(MAX_STEPS));
     let series = fill(
         &data.series,
         &data.orders,
         replay.started_at / 1000,
         end_ms / 1000,
-        replay.resolution_s,
+        step,
     );
     let chapters = chapters(data, media);
     let totals = Totals {
@@ -301,7 +325,7 @@ pub fn analytics(replay: &ReplayRow, data: &ReplayData, media: &MediaMap, now: u
         orders: series.orders.iter().sum(),
         units: series.units.iter().sum(),
         gmv_cents: series.gmv_cents.iter().sum(),
-        replay_orders: data.sales.iter().map(|s| s.replay_orders).sum(),
+        replay_orders: data.replay_orders.iter().map(|o| o.orders).sum(),
     };
     let retention = data
         .stays
@@ -324,7 +348,7 @@ pub fn analytics(replay: &ReplayRow, data: &ReplayData, media: &MediaMap, now: u
         started_at: replay.started_at,
         ended_at: replay.ended_at,
         media_start_at: media.start_at,
-        resolution_s: replay.resolution_s,
+        resolution_s: step,
         series,
         chapters,
         retention,

@@ -5,7 +5,9 @@
 //! and retention.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -34,9 +36,11 @@ CREATE TABLE IF NOT EXISTS replay_events (
     replay_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (replay_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replay_events_by_kind ON replay_events(replay_id, kind, seq);
 CREATE TABLE IF NOT EXISTS replay_series (
     replay_id INTEGER NOT NULL,
     t INTEGER NOT NULL,
@@ -94,9 +98,13 @@ enum Job {
     Ended(String, u64, bool),
 }
 
-/// The archive's writing side: a handle to its thread.
+/// The archive's writing side: a handle to its thread. A room's seconds wait at most
+/// `archive.queue_depth` deep (beyond, they are dropped and counted); a run's start and
+/// end always get through.
 pub struct SqliteArchive {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    waiting: Arc<AtomicUsize>,
+    depth: usize,
     metrics: Metrics,
 }
 
@@ -104,12 +112,22 @@ impl SqliteArchive {
     /// Opens the database and starts the writer thread.
     pub fn start(cfg: &ArchiveConfig, metrics: &Metrics) -> rusqlite::Result<Self> {
         let conn = open(&cfg.path)?;
-        let (jobs, rx) = sync_channel(cfg.queue_depth.max(1));
+        // Runs left open by a process that stopped without ending its rooms end at their
+        // last second.
+        conn.execute(
+            "UPDATE replays SET ended_at = COALESCE(
+                (SELECT MAX(t) * 1000 FROM replay_series WHERE replay_id = replays.id), started_at)
+             WHERE ended_at IS NULL",
+            [],
+        )?;
+        let (jobs, rx) = channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             conn,
             cfg: cfg.clone(),
             metrics: metrics.clone(),
             runs: HashMap::new(),
+            waiting: waiting.clone(),
         };
         std::thread::Builder::new()
             .name("archive".into())
@@ -117,19 +135,16 @@ impl SqliteArchive {
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Self {
             jobs,
+            waiting,
+            depth: cfg.queue_depth.max(1),
             metrics: metrics.clone(),
         })
     }
 
     fn send(&self, job: Job) {
-        match self.jobs.try_send(job) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.metrics
-                    .archive_dropped
-                    .with_label_values(&["batch"])
-                    .inc();
-            }
+        if self.jobs.send(job).is_err() {
+            self.metrics.archive_failures.inc();
+            tracing::error!("the archive thread has stopped; room records are lost");
         }
     }
 }
@@ -140,6 +155,14 @@ impl Archive for SqliteArchive {
     }
 
     fn append(&self, room: &str, batch: ArchiveBatch) {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.depth {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.metrics
+                .archive_dropped
+                .with_label_values(&["batch"])
+                .inc();
+            return;
+        }
         self.send(Job::Append(room.to_owned(), batch));
     }
 
@@ -161,16 +184,18 @@ struct Writer {
     cfg: ArchiveConfig,
     metrics: Metrics,
     runs: HashMap<String, Run>,
+    /// Room seconds queued (shared with the handle, which bounds it).
+    waiting: Arc<AtomicUsize>,
 }
 
 const MAINTAIN_EVERY: Duration = Duration::from_secs(600);
 
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
-        let mut maintained = Instant::now() - MAINTAIN_EVERY;
+        let mut maintained: Option<Instant> = None;
         loop {
-            if maintained.elapsed() >= MAINTAIN_EVERY {
-                maintained = Instant::now();
+            if maintained.is_none_or(|at| at.elapsed() >= MAINTAIN_EVERY) {
+                maintained = Some(Instant::now());
                 if let Err(e) = self.maintain(crate::clock::now_ms()) {
                     self.failed(&e);
                 }
@@ -217,6 +242,7 @@ impl Writer {
                     );
                 }
                 Job::Append(room, batch) => {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
                     let run = match self.runs.remove(&room) {
                         Some(run) => run,
                         None => find_or_open_run(&tx, &room, batch.at)?,
@@ -285,7 +311,9 @@ fn close_open_runs(conn: &Connection, room: &str, at: u64) -> rusqlite::Result<(
     Ok(())
 }
 
-/// The room's open replay (the process restarted while it ran), or a new one.
+/// The room's open replay (its start was not seen: the archive failed a transaction),
+/// or a new one — members only until the room's end says otherwise, so a lost start
+/// never opens a private room's replay to guests.
 fn find_or_open_run(conn: &Connection, room: &str, at: u64) -> rusqlite::Result<Run> {
     let open: Option<(i64, i64, i64)> = conn
         .query_row(
@@ -308,7 +336,7 @@ fn find_or_open_run(conn: &Connection, room: &str, at: u64) -> rusqlite::Result<
         });
     }
     conn.execute(
-        "INSERT INTO replays (room, title, members_only, started_at) VALUES (?, ?, 0, ?)",
+        "INSERT INTO replays (room, title, members_only, started_at) VALUES (?, ?, 1, ?)",
         params![room, room, at as i64],
     )?;
     Ok(Run {
@@ -334,16 +362,23 @@ fn append(
         .inc_by(dropped_before);
     {
         let mut insert = conn.prepare_cached(
-            "INSERT INTO replay_events (replay_id, seq, at, body) VALUES (?, ?, ?, ?)",
+            "INSERT INTO replay_events (replay_id, seq, at, kind, body) VALUES (?, ?, ?, ?, ?)",
         )?;
         for event in &batch.events {
-            if run.events >= cfg.max_events_per_replay {
+            // The bound is for the chatter; links, sales and moderation always stay.
+            if run.events >= cfg.max_events_per_replay && event.kind.is_chatter() {
                 dropped += 1;
                 metrics.archive_dropped.with_label_values(&["event"]).inc();
                 continue;
             }
             let body = serde_json::to_string(event).unwrap_or_default();
-            insert.execute(params![run.id, run.next_seq, event.at as i64, body])?;
+            insert.execute(params![
+                run.id,
+                run.next_seq,
+                event.at as i64,
+                event.kind.name(),
+                body
+            ])?;
             run.next_seq += 1;
             run.events += 1;
         }
@@ -545,9 +580,8 @@ pub fn events_of_kind(
     id: i64,
     kind: &str,
 ) -> rusqlite::Result<Vec<serde_json::Value>> {
-    let mut stmt = conn.prepare(
-        "SELECT body FROM replay_events WHERE replay_id = ? AND json_extract(body, '$.kind') = ? ORDER BY seq",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT body FROM replay_events WHERE replay_id = ? AND kind = ? ORDER BY seq")?;
     let rows = stmt.query_map(params![id, kind], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for body in rows {

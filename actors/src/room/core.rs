@@ -386,7 +386,8 @@ impl RoomCore {
         };
         if member.identity.role == Role::Viewer {
             self.viewers -= 1;
-            self.tally.left(now.saturating_sub(member.joined_at));
+            self.tally
+                .left(session, now.saturating_sub(member.joined_at));
         }
         if let Some(user) = &member.identity.user
             && let Some(limits) = self.users.get_mut(user)

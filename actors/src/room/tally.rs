@@ -32,8 +32,12 @@ impl Tally {
         self.joins += 1;
     }
 
-    pub(super) fn left(&mut self, stayed_ms: u64) {
+    pub(super) fn left(&mut self, session: SessionId, stayed_ms: u64) {
         self.leaves += 1;
+        // Session ids are per connection: a session that left never reports again.
+        for sessions in self.seen.values_mut() {
+            sessions.remove(&session);
+        }
         let secs = stayed_ms / 1000;
         let bucket = STAY_BOUNDS_SECS
             .iter()
@@ -50,10 +54,11 @@ impl Tally {
         self.likes += count;
     }
 
-    /// Keeps `event` for the archive; beyond `max` waiting events the newest are dropped
-    /// (and counted) until the next drain.
+    /// Keeps `event` for the archive; beyond `max` waiting events the newest comments and
+    /// likes are dropped (and counted) until the next drain. Links, sales and moderation
+    /// always stay: they make the replay's chapters and its bans.
     pub(super) fn event(&mut self, event: &TimelineEvent, max: usize) {
-        if self.events.len() < max {
+        if self.events.len() < max || !event.kind.is_chatter() {
             self.events.push(event.clone());
         } else {
             self.events_dropped += 1;

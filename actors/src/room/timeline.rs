@@ -55,6 +55,28 @@ pub enum TimelineKind {
     },
 }
 
+impl TimelineKind {
+    /// The `kind` tag it is written with.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::State { .. } => "state",
+            Self::Comment { .. } => "comment",
+            Self::Likes { .. } => "likes",
+            Self::Pinned { .. } => "pinned",
+            Self::Moderation { .. } => "moderation",
+            Self::SlowMode { .. } => "slow_mode",
+            Self::Link { .. } => "link",
+            Self::Sale { .. } => "sale",
+        }
+    }
+
+    /// Comments and likes: what a busy room has a lot of, and the only events bounds
+    /// may drop (links, sales and moderation make chapters and bans).
+    pub fn is_chatter(&self) -> bool {
+        matches!(self, Self::Comment { .. } | Self::Likes { .. })
+    }
+}
+
 /// A timeline entry with its server time (ms since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineEvent {

@@ -120,10 +120,13 @@ fn add_order_source(conn: &Connection) -> rusqlite::Result<()> {
         .prepare("SELECT 1 FROM pragma_table_info('orders') WHERE name = 'source'")?
         .exists([])?;
     if !has {
+        // One transaction: all three columns, or none (and the next start tries again).
         conn.execute_batch(
-            "ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'live';
+            "BEGIN;
+             ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'live';
              ALTER TABLE orders ADD COLUMN replay_id INTEGER;
-             ALTER TABLE orders ADD COLUMN chapter INTEGER;",
+             ALTER TABLE orders ADD COLUMN chapter INTEGER;
+             COMMIT;",
         )?;
     }
     Ok(())

@@ -49,6 +49,9 @@ pub struct FrameAssembler {
     /// Frames in the order their first packet arrived.
     waiting: Vec<(u32, Parts)>,
     need_keyframe: bool,
+    /// The timestamp of the last frame completed or given up: a packet of it or of an
+    /// earlier frame (a duplicate, a late retransmission) is ignored.
+    done_ts: Option<u32>,
     /// Frames given up (a packet never came).
     pub lost_frames: u64,
 }
@@ -58,6 +61,7 @@ impl Default for FrameAssembler {
         Self {
             waiting: Vec::new(),
             need_keyframe: true,
+            done_ts: None,
             lost_frames: 0,
         }
     }
@@ -66,6 +70,12 @@ impl Default for FrameAssembler {
 impl FrameAssembler {
     /// Takes one packet; returns the frames it completed, in order.
     pub fn push(&mut self, media_ts: u32, seq: u16, marker: bool, payload: Bytes) -> Vec<Frame> {
+        if self
+            .done_ts
+            .is_some_and(|done| media_ts.wrapping_sub(done) as i32 <= 0)
+        {
+            return Vec::new();
+        }
         let head = starts_partition_zero(&payload);
         match self.waiting.iter_mut().find(|(ts, _)| *ts == media_ts) {
             Some((_, parts)) => {
@@ -85,6 +95,7 @@ impl FrameAssembler {
         while let Some((ts, parts)) = self.waiting.first() {
             if let Some(payloads) = parts.complete() {
                 let frame = depacketize(*ts, &payloads);
+                self.done_ts = Some(*ts);
                 self.waiting.remove(0);
                 if let Some(frame) = frame
                     && (frame.keyframe || !self.need_keyframe)
@@ -95,6 +106,7 @@ impl FrameAssembler {
                 continue;
             }
             if self.waiting.len() > MAX_WAITING_FRAMES {
+                self.done_ts = Some(*ts);
                 self.waiting.remove(0);
                 self.lost_frames += 1;
                 self.need_keyframe = true;
@@ -226,6 +238,19 @@ mod tests {
         let key = feed(&mut a, 20, 200, &packets(&keyframe_bytes(), 9));
         assert_eq!(key.len(), 1);
         assert!(key[0].keyframe);
+    }
+
+    #[test]
+    fn a_late_copy_of_a_written_frame_changes_nothing() {
+        let mut a = FrameAssembler::default();
+        let key = packets(&keyframe_bytes(), 9);
+        assert_eq!(feed(&mut a, 100, 1, &key).len(), 1);
+        // A retransmission of the keyframe's first packet arrives after it was written.
+        assert!(a.push(100, 1, false, key[0].clone()).is_empty());
+        let delta = [0x01u8, 5, 5, 5, 5];
+        assert_eq!(feed(&mut a, 103, 10, &packets(&delta, 3)).len(), 1);
+        assert!(!a.needs_keyframe());
+        assert_eq!(a.lost_frames, 0);
     }
 
     #[test]

@@ -175,13 +175,45 @@ struct Thread {
     health: Arc<RecordingHealth>,
 }
 
+/// One track's RTP clock on the recording's time axis: timestamps are unwrapped step by
+/// step (each step is read as a signed 32-bit difference), so a recording runs past
+/// the 32-bit wrap (13 hours at 90 kHz) without a jump.
+#[derive(Debug, Clone, Copy)]
+struct TrackClock {
+    /// Media position of the first timestamp seen.
+    base_ms: u64,
+    last_ts: u32,
+    /// Clock ticks since the first timestamp.
+    ticks: i64,
+    ticks_per_ms: i64,
+}
+
+impl TrackClock {
+    fn new(base_ms: u64, ts: u32, ticks_per_ms: i64) -> Self {
+        Self {
+            base_ms,
+            last_ts: ts,
+            ticks: 0,
+            ticks_per_ms,
+        }
+    }
+
+    /// The media position of `ts`; `None` before position 0.
+    fn ms(&mut self, ts: u32) -> Option<u64> {
+        self.ticks += i64::from(ts.wrapping_sub(self.last_ts) as i32);
+        self.last_ts = ts;
+        self.base_ms
+            .checked_add_signed(self.ticks.div_euclid(self.ticks_per_ms))
+    }
+}
+
 /// One publisher session's clocks on the recording's time axis.
 #[derive(Default)]
 struct SourceClock {
-    /// (media ms, video media-clock timestamp) of the session's first recorded frame.
-    video: Option<(u64, u32)>,
-    /// (media ms, audio RTP timestamp) of its first audio packet.
-    audio: Option<(u64, u32)>,
+    /// Video (the room's 90 kHz media clock), from the session's first recorded frame.
+    video: Option<TrackClock>,
+    /// Audio (48 kHz Opus), from the session's first audio packet.
+    audio: Option<TrackClock>,
 }
 
 /// The recording being written.
@@ -323,16 +355,15 @@ impl Thread {
             }
             let now = now_ms();
             let recording = state.recording.as_mut().expect("opened above");
-            let (base_ms, base_ts) = *state.clock.video.get_or_insert_with(|| {
+            let clock = state.clock.video.get_or_insert_with(|| {
                 let ms = now.saturating_sub(recording.meta.started_at);
                 recording.meta.anchors.push(ClockAnchor {
                     media_ms: ms,
                     rtp: frame.media_ts,
                 });
-                (ms, frame.media_ts)
+                TrackClock::new(ms, frame.media_ts, 90)
             });
-            let offset = i64::from(frame.media_ts.wrapping_sub(base_ts) as i32) / 90;
-            let Some(ms) = base_ms.checked_add_signed(offset) else {
+            let Some(ms) = clock.ms(frame.media_ts) else {
                 continue;
             };
             recording
@@ -351,12 +382,11 @@ impl Thread {
         }
         let ts = p.packet.header.timestamp;
         let started_at = recording.meta.started_at;
-        let (base_ms, base_ts) = *state
+        let clock = state
             .clock
             .audio
-            .get_or_insert_with(|| (now_ms().saturating_sub(started_at), ts));
-        let offset = i64::from(ts.wrapping_sub(base_ts) as i32) / 48;
-        if let Some(ms) = base_ms.checked_add_signed(offset) {
+            .get_or_insert_with(|| TrackClock::new(now_ms().saturating_sub(started_at), ts, 48));
+        if let Some(ms) = clock.ms(ts) {
             recording
                 .writer
                 .frame(ms, false, true, p.packet.payload.clone())?;
@@ -465,4 +495,27 @@ fn best_layer(sizes: &HashMap<LayerId, (u32, u32)>) -> Option<LayerId> {
         .iter()
         .max_by_key(|(id, (w, h))| (w * h, (*id).clone()))
         .map(|(id, _)| id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrackClock;
+
+    #[test]
+    fn a_track_clock_runs_on_past_the_32_bit_wrap() {
+        // Start 10 s before the wrap; step 20 hours of 90 kHz ticks, one second at a time.
+        let mut clock = TrackClock::new(500, u32::MAX - 900_000, 90);
+        let mut ts = u32::MAX - 900_000;
+        for second in 1..=20 * 3600u64 {
+            ts = ts.wrapping_add(90_000);
+            assert_eq!(clock.ms(ts), Some(500 + second * 1000));
+        }
+        // A frame that arrives a little late still lands where it belongs.
+        assert_eq!(
+            clock.ms(ts.wrapping_sub(9_000)),
+            Some(500 + 20 * 3600 * 1000 - 100)
+        );
+        let mut early = TrackClock::new(0, 1_000, 48);
+        assert_eq!(early.ms(1_000 - 480), None, "before position 0");
+    }
 }
