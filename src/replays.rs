@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use lockstep_actors::archive::report::{Chapter, analytics};
+use lockstep_actors::archive::report::{Chapter, Totals, analytics};
 use lockstep_actors::archive::sqlite;
 use lockstep_actors::clock::now_ms;
 use lockstep_protocol::{ErrorCode, RoomId};
@@ -56,6 +56,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) async fn load(state: &AppState, id: i64) -> Result<Loaded, ApiError> {
     let files = files(state)?.clone();
     blocking(move || files.load(id, now_ms()))
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Replay `id`'s row alone.
+async fn replay_row(state: &AppState, id: i64) -> Result<sqlite::ReplayRow, ApiError> {
+    let files = files(state)?.clone();
+    blocking(move || sqlite::get_replay(&files.connect()?, id))
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -183,18 +191,6 @@ pub struct ChapterView {
     pub sale: Option<CurrentSale>,
 }
 
-/// Totals of the room's run.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayStats {
-    pub peak_online: u64,
-    pub comments: u64,
-    pub likes: u64,
-    pub orders: u64,
-    pub units: u64,
-    pub gmv_cents: u64,
-    pub replay_orders: u64,
-}
-
 /// `GET /api/v1/replays/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplayView {
@@ -213,7 +209,7 @@ pub struct ReplayView {
     /// Media positions (ms) of the recording's keyframes.
     pub keyframes_ms: Vec<u64>,
     pub chapters: Vec<ChapterView>,
-    pub stats: ReplayStats,
+    pub stats: Totals,
 }
 
 async fn current_sale(state: &AppState, sale_id: &str) -> Option<CurrentSale> {
@@ -281,7 +277,6 @@ pub async fn get(
             Vec::new(),
         ),
     };
-    let t = report.totals;
     Ok(HttpResponse::Ok().json(ReplayView {
         id,
         room: row.room.clone(),
@@ -294,15 +289,7 @@ pub async fn get(
         media_start_at: loaded.media.start_at,
         keyframes_ms,
         chapters,
-        stats: ReplayStats {
-            peak_online: t.peak_online,
-            comments: t.comments,
-            likes: t.likes,
-            orders: t.orders,
-            units: t.units,
-            gmv_cents: t.gmv_cents,
-            replay_orders: t.replay_orders,
-        },
+        stats: report.totals,
     }))
 }
 
@@ -339,10 +326,7 @@ pub async fn events(
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let files = files(&state)?.clone();
-    let row = blocking(move || sqlite::get_replay(&files.connect()?, id))
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let row = replay_row(&state, id).await?;
     watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
     let files = crate::replays::files(&state)?.clone();
     let after = query.after.unwrap_or(0).max(0);
@@ -379,17 +363,9 @@ pub async fn media(
     query: web::Query<MediaQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let files = files(&state)?.clone();
-    let now = now_ms();
-    let (row, recording) = blocking(move || {
-        let Some(row) = sqlite::get_replay(&files.connect()?, id)? else {
-            return Ok(None);
-        };
-        let recording = files.recording_of(&row, now);
-        Ok(Some((row, recording)))
-    })
-    .await?
-    .ok_or_else(|| not_found(id))?;
+    let row = replay_row(&state, id).await?;
+    let (files, lookup) = (files(&state)?.clone(), row.clone());
+    let recording = blocking(move || Ok(files.recording_of(&lookup, now_ms()))).await?;
     // A grant from the replay's `media_url` (given only to whoever may watch it), or a
     // token like the replay's own.
     let granted = query

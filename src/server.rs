@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use actix::Arbiter;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use lockstep_actors::archive::sqlite::SqliteArchive;
@@ -227,9 +227,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/replays/{id}", web::get().to(pages::replay))
         .route("/api/v1/replays", web::get().to(replays::list))
         .route("/api/v1/replays/{id}", web::get().to(replays::get))
-        .route(
-            "/api/v1/replays/{id}/events",
-            web::get().to(replays::events),
+        .service(
+            web::resource("/api/v1/replays/{id}/events")
+                .wrap(Compress::default())
+                .route(web::get().to(replays::events)),
         )
         .route("/api/v1/replays/{id}/media", web::get().to(replays::media))
         .route(
@@ -240,9 +241,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/replays/{id}/chapters/{sale_id}/sale",
             web::post().to(replays::open_replay_sale),
         )
-        .route(
-            "/api/v1/rooms/{id}/analytics",
-            web::get().to(analytics::room_analytics),
+        // The dashboard's series and a replay's timeline are large and repetitive JSON:
+        // gzip when the client takes it.
+        .service(
+            web::resource("/api/v1/rooms/{id}/analytics")
+                .wrap(Compress::default())
+                .route(web::get().to(analytics::room_analytics)),
         )
         .route(
             "/api/v1/sales/{id}/orders",

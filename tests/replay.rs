@@ -255,6 +255,15 @@ async fn a_live_with_a_sale_becomes_a_replay_with_chapters_video_and_numbers() {
         .map(|l| l.split(',').nth(4).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(csv_comments, 1);
+    // The series travel gzipped to a client that takes it (a long room's are large).
+    let zipped = reqwest::Client::new()
+        .get(server.url(&analytics_path))
+        .bearer_auth(server.anchor_token("r1"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
 
     // Buying from the replay: the sale is still open.
     let order = |key: &str, chapter: u32| json!({"qty": 1, "key": key, "source": "replay", "replay_id": id, "chapter": chapter});

@@ -263,7 +263,9 @@ pub struct StayBucket {
     pub viewers: u64,
 }
 
+/// Totals of a room's run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Totals {
     pub peak_online: u64,
     pub joins: u64,
