@@ -54,9 +54,9 @@ def main():
             {"at": at + rng.randint(2000, 60000), "kind": "sale", "sale_id": sale, "state": "sold_out", "remaining": 0},
         ):
             seq += 1
-            events.append((rid, seq, body["at"], json.dumps(body)))
+            events.append((rid, seq, body["at"], body["kind"], json.dumps(body)))
         db.execute("INSERT INTO replay_funnel VALUES (?, ?, ?, ?)", (rid, sale, rng.randint(1000, 3000), rng.randint(200, 900)))
-    db.executemany("INSERT INTO replay_events VALUES (?, ?, ?, ?)", events)
+    db.executemany("INSERT INTO replay_events (replay_id, seq, at, kind, body) VALUES (?, ?, ?, ?, ?)", events)
     db.execute("UPDATE replays SET events = ? WHERE id = ?", (seq, rid))
     db.commit()
     print(rid)
