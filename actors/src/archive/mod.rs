@@ -12,6 +12,9 @@ pub mod findings;
 pub mod report;
 pub mod sqlite;
 
+#[cfg(test)]
+mod report_tests;
+
 use serde::{Deserialize, Serialize};
 
 use crate::room::TimelineEvent;

@@ -544,3 +544,84 @@ fn a_links_frame_is_fixed_by_its_first_drop_and_survives_a_restart() {
     );
     assert_eq!(links(&drain(&mut fresh))[0].reveal_rtp, Some(900));
 }
+
+#[test]
+fn the_archive_gets_each_seconds_counts_and_funnels_count_once_per_session() {
+    use lockstep_protocol::FunnelStep::{Clicked, Shown};
+    let mut r = room(RoomConfig::default());
+    let (a, v1, v2) = (SessionId(1), SessionId(2), SessionId(3));
+    r.join(0, a, anchor()).unwrap();
+    r.join(0, v1, viewer("u1")).unwrap();
+    r.join(0, v2, viewer("u2")).unwrap();
+    r.comment(10, v1, "hello", None);
+    r.like(v2, 5, None);
+    // Funnel steps count only for a sale whose link dropped here, once per session.
+    r.funnel(v1, "s1", Shown);
+    r.link_dropped(20, a, None, card("s1", 3_000), None, true);
+    for _ in 0..3 {
+        r.funnel(v1, "s1", Shown);
+    }
+    r.funnel(v2, "s1", Shown);
+    r.funnel(v2, "s1", Clicked);
+    r.funnel(a, "s1", Clicked);
+    r.leave(45_000, v2);
+    let batch = r.take_archive(45_000);
+    assert_eq!(
+        (
+            batch.online,
+            batch.joins,
+            batch.leaves,
+            batch.comments,
+            batch.likes
+        ),
+        (1, 2, 1, 1, 5)
+    );
+    assert_eq!(batch.funnel.len(), 1);
+    assert_eq!((batch.funnel[0].shown, batch.funnel[0].clicked), (2, 1));
+    assert_eq!(batch.stays[2], 1, "v2 stayed 45 s: the 30-60 s bucket");
+    let kinds: Vec<&str> = batch.events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        ["state", "comment", "link"],
+        "likes go in at the tick"
+    );
+    // The next second starts from zero; v1's repeat reports still count nothing.
+    r.funnel(v1, "s1", Shown);
+    let next = r.take_archive(46_000);
+    assert_eq!((next.joins, next.comments, next.funnel.len()), (0, 0, 0));
+}
+
+#[test]
+fn a_flood_of_chatter_never_pushes_out_a_link() {
+    let cfg = RoomConfig {
+        archive_max_pending_events: 3,
+        comment_rate_per_sec: 1_000.0,
+        comment_burst: 1_000,
+        ..RoomConfig::default()
+    };
+    let mut r = room(cfg);
+    let (a, v) = (SessionId(1), SessionId(2));
+    r.join(0, a, anchor()).unwrap();
+    r.join(0, v, viewer("u1")).unwrap();
+    for i in 0..10 {
+        r.comment(i, v, "spam", None);
+    }
+    r.link_dropped(20, a, None, card("s1", 3_000), None, true);
+    let batch = r.take_archive(30);
+    let comments = batch
+        .events
+        .iter()
+        .filter(|e| e.kind.name() == "comment")
+        .count() as u64;
+    assert_eq!(
+        comments + batch.events_dropped,
+        10,
+        "each comment kept or counted"
+    );
+    assert_eq!(
+        batch.events.len(),
+        4,
+        "three waiting, then the link past the bound"
+    );
+    assert_eq!(batch.events[3].kind.name(), "link");
+}
