@@ -5,14 +5,13 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_actors::archive::report::analytics;
-use lockstep_actors::archive::sqlite;
 use lockstep_actors::clock::now_ms;
 use lockstep_protocol::{ErrorCode, Role, RoomId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::http::{ApiError, ErrorBody, bearer};
-use crate::replays::{blocking, files, load};
+use crate::replays::{load, replays};
 use crate::state::AppState;
 
 /// What to export.
@@ -80,20 +79,17 @@ pub async fn room_analytics(
     may_read(&req, &state, &room).await?;
     let replay = match query.replay {
         Some(id) => id,
-        None => {
-            let files = files(&state)?.clone();
-            let lookup = room.clone();
-            blocking(move || sqlite::list_replays(&files.connect()?, &lookup, 1))
-                .await?
-                .first()
-                .map(|r| r.id)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::ReplayNotFound,
-                        format!("room {room} has no runs yet"),
-                    )
-                })?
-        }
+        None => replays(&state)?
+            .list(&room, 1)
+            .await?
+            .first()
+            .map(|r| r.id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ReplayNotFound,
+                    format!("room {room} has no runs yet"),
+                )
+            })?,
     };
     let loaded = load(&state, replay).await?;
     if loaded.row.room != room {

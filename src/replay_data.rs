@@ -1,9 +1,16 @@
-//! Reading what a replay is made of, on a blocking thread: its rows in the archive's
-//! SQLite file, the orders of its sales in the store's (attached read-only), and its
-//! recording (the WebM and the description beside it).
+//! Reading what a replay is made of: on one process, its rows in the archive's SQLite
+//! file and the orders of its sales in the store's (attached read-only), on a blocking
+//! thread; in a cluster, the same from Redis. And its recording on this node (the WebM
+//! and the description beside it).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use actix_web::web;
+use lockstep_cluster::archive::read::RedisReplays;
+use lockstep_protocol::ErrorCode;
+
+use crate::http::ApiError;
 
 use lockstep_actors::archive::report::{
     ChapterOrders, MediaMap, OrderSecond, ReplayData, RtpAnchor, SaleTotals,
@@ -64,14 +71,6 @@ impl ArchiveFiles {
         .is_ok()
     }
 
-    /// The recording made during `row`'s run of its room, if any.
-    pub fn recording_of(&self, row: &ReplayRow, now: u64) -> Option<(PathBuf, RecordingMeta)> {
-        let end = row.ended_at.unwrap_or(now);
-        recordings_of(&self.recordings, &row.room)
-            .into_iter()
-            .find(|(_, m)| m.started_at + 5_000 >= row.started_at && m.started_at <= end)
-    }
-
     /// Loads replay `id`; `None` when there is none.
     pub fn load(&self, id: i64, now: u64) -> rusqlite::Result<Option<Loaded>> {
         let conn = self.connect()?;
@@ -105,24 +104,8 @@ impl ArchiveFiles {
             orders,
             replay_orders,
         };
-        let recording = self.recording_of(&row, now);
-        let media = match &recording {
-            Some((_, meta)) => MediaMap {
-                start_at: meta.started_at + meta.playout_delay_ms,
-                anchors: meta
-                    .anchors
-                    .iter()
-                    .map(|a| RtpAnchor {
-                        media_ms: a.media_ms,
-                        rtp: a.rtp,
-                    })
-                    .collect(),
-            },
-            None => MediaMap {
-                start_at: row.started_at,
-                anchors: Vec::new(),
-            },
-        };
+        let recording = recording_in(&self.recordings, &row, now);
+        let media = media_map(&row, recording.as_ref());
         Ok(Some(Loaded {
             replay_sales: sqlite::replay_sales(&conn, id)?,
             row,
@@ -130,6 +113,35 @@ impl ArchiveFiles {
             media,
             recording,
         }))
+    }
+}
+
+/// The recording made on this node during `row`'s run of its room, if any.
+fn recording_in(dir: &Path, row: &ReplayRow, now: u64) -> Option<(PathBuf, RecordingMeta)> {
+    let end = row.ended_at.unwrap_or(now);
+    recordings_of(dir, &row.room)
+        .into_iter()
+        .find(|(_, m)| m.started_at + 5_000 >= row.started_at && m.started_at <= end)
+}
+
+/// Where media position 0 is in server time, and the recording's clock anchors.
+fn media_map(row: &ReplayRow, recording: Option<&(PathBuf, RecordingMeta)>) -> MediaMap {
+    match recording {
+        Some((_, meta)) => MediaMap {
+            start_at: meta.started_at + meta.playout_delay_ms,
+            anchors: meta
+                .anchors
+                .iter()
+                .map(|a| RtpAnchor {
+                    media_ms: a.media_ms,
+                    rtp: a.rtp,
+                })
+                .collect(),
+        },
+        None => MediaMap {
+            start_at: row.started_at,
+            anchors: Vec::new(),
+        },
     }
 }
 
@@ -200,4 +212,149 @@ fn order_seconds(
         })
     })?
     .collect()
+}
+
+/// Where a server reads replays: its own SQLite archive (one process), or the cluster's
+/// Redis (any node reads every room's), with this node's recordings either way.
+#[derive(Clone)]
+pub enum Replays {
+    Local(ArchiveFiles),
+    Shared {
+        redis: RedisReplays,
+        recordings: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Replays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Local(_) => "Replays::Local",
+            Self::Shared { .. } => "Replays::Shared",
+        })
+    }
+}
+
+/// Runs `f` on a blocking thread against the SQLite archive.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the archive did not answer; retry"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading the archive");
+            ApiError::new(ErrorCode::Unavailable, "the archive cannot be read; retry")
+        })
+}
+
+impl Replays {
+    pub async fn list(&self, room: &str, limit: usize) -> Result<Vec<ReplayRow>, ApiError> {
+        match self {
+            Self::Local(files) => {
+                let (files, room) = (files.clone(), room.to_owned());
+                blocking(move || sqlite::list_replays(&files.connect()?, &room, limit)).await
+            }
+            Self::Shared { redis, .. } => Ok(redis.list(room, limit).await?),
+        }
+    }
+
+    pub async fn row(&self, id: i64) -> Result<Option<ReplayRow>, ApiError> {
+        match self {
+            Self::Local(files) => {
+                let files = files.clone();
+                blocking(move || sqlite::get_replay(&files.connect()?, id)).await
+            }
+            Self::Shared { redis, .. } => Ok(redis.row(id).await?),
+        }
+    }
+
+    fn recordings(&self) -> &Path {
+        match self {
+            Self::Local(files) => &files.recordings,
+            Self::Shared { recordings, .. } => recordings,
+        }
+    }
+
+    /// The recording of `row`'s run on this node, if any (read off the async threads).
+    pub async fn recording_of(
+        &self,
+        row: &ReplayRow,
+        now: u64,
+    ) -> Result<Option<(PathBuf, RecordingMeta)>, ApiError> {
+        let (dir, row) = (self.recordings().to_owned(), row.clone());
+        blocking(move || Ok(recording_in(&dir, &row, now))).await
+    }
+
+    /// Replay `id` with everything read for it; `None` when there is none.
+    pub async fn load(&self, id: i64, now: u64) -> Result<Option<Loaded>, ApiError> {
+        match self {
+            Self::Local(files) => {
+                let files = files.clone();
+                blocking(move || files.load(id, now)).await
+            }
+            Self::Shared { redis, recordings } => {
+                let Some(row) = redis.row(id).await? else {
+                    return Ok(None);
+                };
+                let data = redis.data(&row, now).await?;
+                let (dir, lookup) = (recordings.clone(), row.clone());
+                let recording = blocking(move || Ok(recording_in(&dir, &lookup, now))).await?;
+                Ok(Some(Loaded {
+                    media: media_map(&row, recording.as_ref()),
+                    row,
+                    data,
+                    recording,
+                    replay_sales: HashMap::new(),
+                }))
+            }
+        }
+    }
+
+    /// Up to `limit` events after position `after`, with their positions.
+    pub async fn events_after(
+        &self,
+        id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, serde_json::Value)>, ApiError> {
+        match self {
+            Self::Local(files) => {
+                let files = files.clone();
+                blocking(move || sqlite::events_after(&files.connect()?, id, after, limit)).await
+            }
+            Self::Shared { redis, .. } => Ok(redis.events_after(id, after, limit).await?),
+        }
+    }
+
+    /// The moderation events of replay `id`.
+    pub async fn moderation(&self, id: i64) -> Result<Vec<serde_json::Value>, ApiError> {
+        match self {
+            Self::Local(files) => {
+                let files = files.clone();
+                blocking(move || sqlite::events_of_kind(&files.connect()?, id, "moderation")).await
+            }
+            Self::Shared { redis, .. } => Ok(redis.events_of_kind(id, "moderation").await?),
+        }
+    }
+
+    pub async fn edit_chapter(
+        &self,
+        id: i64,
+        sale_id: &str,
+        title: Option<String>,
+        hidden: Option<bool>,
+    ) -> Result<(), ApiError> {
+        match self {
+            Self::Local(files) => {
+                let (files, sale_id) = (files.clone(), sale_id.to_owned());
+                blocking(move || {
+                    sqlite::edit_chapter(&files.connect()?, id, &sale_id, title.as_deref(), hidden)
+                })
+                .await
+            }
+            Self::Shared { redis, .. } => Ok(redis
+                .edit_chapter(id, sale_id, title.as_deref(), hidden)
+                .await?),
+        }
+    }
 }

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Watcher;
 use crate::http::{ApiError, ErrorBody, bearer};
-use crate::replay_data::{ArchiveFiles, Loaded};
+use crate::replay_data::{Loaded, Replays, blocking};
 use crate::state::AppState;
 
 /// Most replays one list returns.
@@ -27,7 +27,7 @@ const MAX_EVENTS: usize = 5_000;
 /// How long a media link handed out for a members-only replay stays valid.
 const MEDIA_LINK_SECS: u64 = 6 * 3600;
 
-pub(crate) fn files(state: &AppState) -> Result<&ArchiveFiles, ApiError> {
+pub(crate) fn replays(state: &AppState) -> Result<&Replays, ApiError> {
     state.archive.as_deref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
@@ -40,38 +40,22 @@ fn not_found(id: i64) -> ApiError {
     ApiError::new(ErrorCode::ReplayNotFound, format!("no replay {id}"))
 }
 
-/// Runs `f` on a blocking thread against the archive.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the archive did not answer; retry"))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "reading the archive");
-            ApiError::new(ErrorCode::Unavailable, "the archive cannot be read; retry")
-        })
-}
-
 pub(crate) async fn load(state: &AppState, id: i64) -> Result<Loaded, ApiError> {
-    let files = files(state)?.clone();
-    blocking(move || files.load(id, now_ms()))
+    replays(state)?
+        .load(id, now_ms())
         .await?
         .ok_or_else(|| not_found(id))
 }
 
 /// Replay `id`'s row alone.
 async fn replay_row(state: &AppState, id: i64) -> Result<sqlite::ReplayRow, ApiError> {
-    let files = files(state)?.clone();
-    blocking(move || sqlite::get_replay(&files.connect()?, id))
-        .await?
-        .ok_or_else(|| not_found(id))
+    replays(state)?.row(id).await?.ok_or_else(|| not_found(id))
 }
 
 /// Users banned when the room's run ended (from its moderation events).
-fn banned(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<HashSet<String>> {
+async fn banned(state: &AppState, id: i64) -> Result<HashSet<String>, ApiError> {
     let mut banned = HashSet::new();
-    for e in sqlite::events_of_kind(conn, id, "moderation")? {
+    for e in replays(state)?.moderation(id).await? {
         let user = e["user"].as_str().unwrap_or_default().to_owned();
         match e["action"].as_str() {
             Some("banned") => banned.insert(user),
@@ -97,12 +81,10 @@ pub(crate) async fn watcher(
             "this room's replays need a token",
         ));
     }
-    if let Watcher::Viewer(user) = &watcher {
-        let files = files(state)?.clone();
-        let banned = blocking(move || banned(&files.connect()?, id)).await?;
-        if banned.contains(user) {
-            return Err(ApiError::new(ErrorCode::Banned, "banned from this room"));
-        }
+    if let Watcher::Viewer(user) = &watcher
+        && banned(state, id).await?.contains(user)
+    {
+        return Err(ApiError::new(ErrorCode::Banned, "banned from this room"));
     }
     Ok(watcher)
 }
@@ -152,9 +134,7 @@ pub async fn list(
         .map_err(|e| ApiError::new(ErrorCode::InvalidMessage, e.to_string()))?
         .to_string();
     let watcher = state.auth.watcher(bearer(&req), &room)?;
-    let files = files(&state)?.clone();
-    let lookup = room.clone();
-    let rows = blocking(move || sqlite::list_replays(&files.connect()?, &lookup, MAX_LIST)).await?;
+    let rows = replays(&state)?.list(&room, MAX_LIST).await?;
     let replays = rows
         .into_iter()
         .filter(|r| !r.members_only || watcher != Watcher::Guest)
@@ -328,16 +308,12 @@ pub async fn events(
     let id = id.into_inner();
     let row = replay_row(&state, id).await?;
     watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
-    let files = crate::replays::files(&state)?.clone();
     let after = query.after.unwrap_or(0).max(0);
-    let (events, next) = blocking(move || {
-        let page = sqlite::events_after(&files.connect()?, id, after, MAX_EVENTS)?;
-        let next = (page.len() == MAX_EVENTS)
-            .then(|| page.last().map(|(seq, _)| *seq))
-            .flatten();
-        Ok((page.into_iter().map(|(_, e)| e).collect(), next))
-    })
-    .await?;
+    let page = replays(&state)?.events_after(id, after, MAX_EVENTS).await?;
+    let next = (page.len() == MAX_EVENTS)
+        .then(|| page.last().map(|(seq, _)| *seq))
+        .flatten();
+    let events = page.into_iter().map(|(_, e)| e).collect();
     Ok(HttpResponse::Ok().json(EventPage { events, next }))
 }
 
@@ -364,8 +340,7 @@ pub async fn media(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let row = replay_row(&state, id).await?;
-    let (files, lookup) = (files(&state)?.clone(), row.clone());
-    let recording = blocking(move || Ok(files.recording_of(&lookup, now_ms()))).await?;
+    let recording = replays(&state)?.recording_of(&row, now_ms()).await?;
     // A grant from the replay's `media_url` (given only to whoever may watch it), or a
     // token like the replay's own.
     let granted = query
@@ -436,20 +411,16 @@ pub async fn edit_chapter(
             format!("replay {id} has no chapter for sale `{sale_id}`"),
         ));
     }
-    let files = files(&state)?.clone();
-    let hidden = body.hidden;
-    let edited = blocking(move || {
-        sqlite::edit_chapter(&files.connect()?, id, &sale_id, title.as_deref(), hidden)?;
-        let loaded = files.load(id, now_ms())?;
-        Ok(loaded.and_then(|l| {
-            analytics(&l.row, &l.data, &l.media, now_ms())
-                .chapters
-                .into_iter()
-                .find(|c| c.sale_id == sale_id)
-        }))
-    })
-    .await?
-    .ok_or_else(|| not_found(id))?;
+    let replays = replays(&state)?;
+    replays
+        .edit_chapter(id, &sale_id, title, body.hidden)
+        .await?;
+    let edited = load(&state, id).await?;
+    let edited = analytics(&edited.row, &edited.data, &edited.media, now_ms())
+        .chapters
+        .into_iter()
+        .find(|c| c.sale_id == sale_id)
+        .ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(edited))
 }
 
@@ -498,16 +469,6 @@ pub async fn open_replay_sale(
         ));
     }
     let loaded = load(&state, id).await?;
-    if let Some(open) = loaded.replay_sales.get(&sale_id)
-        && current_sale(&state, open)
-            .await
-            .is_some_and(|s| s.state == "open" || s.state == "scheduled")
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidSaleState,
-            format!("replay sale `{open}` of this chapter is still open; close it first"),
-        ));
-    }
     let report = analytics(&loaded.row, &loaded.data, &loaded.media, now_ms());
     if !report.chapters.iter().any(|c| c.sale_id == sale_id) {
         return Err(ApiError::new(
@@ -521,6 +482,16 @@ pub async fn open_replay_sale(
         .get_sale(merchant.clone(), sale_id.clone())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SaleNotFound, format!("no sale `{sale_id}`")))?;
+    if let Some(open) = loaded.replay_sales.get(&sale_id)
+        && current_sale(&state, open)
+            .await
+            .is_some_and(|s| s.state == "open" || s.state == "scheduled")
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSaleState,
+            format!("replay sale `{open}` of this chapter is still open; close it first"),
+        ));
+    }
     let new = lockstep_actors::store::NewSale {
         room: live.room,
         sku_id: live.sku_id,
@@ -547,8 +518,13 @@ pub async fn open_replay_sale(
         reply,
     });
     revealed.await?;
-    let files = files(&state)?.clone();
-    let (live_sale, replay_sale) = (sale_id, record.id.clone());
+    let Replays::Local(files) = replays(&state)? else {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "replay sales are not available in cluster mode yet",
+        ));
+    };
+    let (files, live_sale, replay_sale) = (files.clone(), sale_id, record.id.clone());
     blocking(move || {
         sqlite::set_replay_sale(&files.connect()?, id, &live_sale, &replay_sale, now_ms())
     })

@@ -28,7 +28,7 @@ use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
 use crate::health::Phase;
 use crate::limits::ConnLimits;
-use crate::replay_data::ArchiveFiles;
+use crate::replay_data::{ArchiveFiles, Replays};
 use crate::state::AppState;
 use crate::{
     analytics, health, http, media, merchant, middleware, openapi, pages, replay_orders, replays,
@@ -102,7 +102,7 @@ pub async fn run(
         media::live_hook(Arc::downgrade(&directory), config.media.playout_delay_ms),
     );
     directory.set_media(Arc::new(media::RoomVideo(media.clone())));
-    let archive = start_archive(&config, &metrics, &directory, cluster.is_some())?;
+    let archive = start_archive(&config, &metrics, &directory, cluster.as_ref())?;
     keep_recordings_bounded(media.clone());
     let recordings = media.recording().clone();
     if let Some(cluster) = &cluster {
@@ -292,10 +292,19 @@ fn start_archive(
     config: &Config,
     metrics: &Metrics,
     directory: &RoomDirectory,
-    cluster_mode: bool,
-) -> std::io::Result<Option<Arc<ArchiveFiles>>> {
+    cluster: Option<&Arc<Cluster>>,
+) -> std::io::Result<Option<Arc<Replays>>> {
     if !config.archive.enabled {
         return Ok(None);
+    }
+    let recordings = config.media.recording_dir.clone().into();
+    // A cluster keeps its rooms' records in the Redis every node reads.
+    if let Some(cluster) = cluster {
+        directory.set_archive(cluster.archive(&config.archive, metrics));
+        return Ok(Some(Arc::new(Replays::Shared {
+            redis: cluster.replays(),
+            recordings,
+        })));
     }
     let mut cfg = config.archive.clone();
     if cfg.path.is_empty() {
@@ -304,11 +313,11 @@ fn start_archive(
     let archive = SqliteArchive::start(&cfg, metrics)
         .map_err(|e| std::io::Error::other(format!("opening {}: {e}", cfg.path)))?;
     directory.set_archive(Arc::new(archive));
-    Ok(Some(Arc::new(ArchiveFiles {
+    Ok(Some(Arc::new(Replays::Local(ArchiveFiles {
         db: cfg.path,
-        store_db: (!cluster_mode).then(|| config.store.path.clone()),
-        recordings: config.media.recording_dir.clone().into(),
-    })))
+        store_db: Some(config.store.path.clone()),
+        recordings,
+    }))))
 }
 
 /// `path` with `suffix` before its extension: `data/lockstep.db` → `data/lockstep-archive.db`.

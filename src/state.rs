@@ -38,7 +38,7 @@ pub struct AppState {
     /// This process's membership of a cluster (`cluster.redis_url`), if any.
     pub cluster: Option<Arc<Cluster>>,
     /// Where replays are read from (`None` when `archive.enabled` is off).
-    pub archive: Option<Arc<crate::replay_data::ArchiveFiles>>,
+    pub archive: Option<Arc<crate::replay_data::Replays>>,
 }
 
 impl AppState {

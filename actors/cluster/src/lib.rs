@@ -11,6 +11,7 @@
 //!
 //! Without `cluster.redis_url` none of this runs: a process is a cluster of one.
 
+pub mod archive;
 mod broker;
 pub mod config;
 pub mod conn;
@@ -306,6 +307,24 @@ impl Cluster {
     /// The store the nodes share (catalogue, sales, orders), in Redis.
     pub fn storage(&self) -> Arc<dyn Storage> {
         Arc::new(self.storage.clone())
+    }
+
+    /// Where this node's rooms hand their record (replay, analytics): the shared Redis.
+    pub fn archive(
+        &self,
+        cfg: &lockstep_actors::config::ArchiveConfig,
+        metrics: &Metrics,
+    ) -> Arc<dyn lockstep_actors::archive::Archive> {
+        Arc::new(archive::RedisArchive::start(
+            self.storage.conn(),
+            cfg,
+            metrics,
+        ))
+    }
+
+    /// Every room's replays, as any node reads them.
+    pub fn replays(&self) -> archive::read::RedisReplays {
+        archive::read::RedisReplays::new(self.storage.conn(), self.storage.clone())
     }
 
     /// The epoch under which this node runs a room, `None` for rooms it does not own:

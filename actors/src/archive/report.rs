@@ -379,3 +379,67 @@ pub fn csv(series: &Series) -> String {
     }
     out
 }
+
+/// A sale of a replay's chapters: its id, price in cents and every order.
+pub type SaleOrders = (String, u64, Vec<crate::inventory::model::Order>);
+
+/// From the orders of a replay's sales (in chapter order): per sale what the live room
+/// sold, per second of the run (`start..=end`, ms) the live orders, and per chapter what
+/// replay `replay_id` sold. Cancelled and expired orders count as orders, not as units.
+/// The same numbers the single process reads from SQLite.
+pub fn order_totals(
+    sales: &[SaleOrders],
+    replay_id: i64,
+    start: u64,
+    end: u64,
+) -> (Vec<SaleTotals>, Vec<OrderSecond>, Vec<ChapterOrders>) {
+    use crate::inventory::model::{OrderSource, OrderState};
+    let held = |s: OrderState| matches!(s, OrderState::Reserved | OrderState::Confirmed);
+    let mut totals = Vec::new();
+    let mut seconds: std::collections::BTreeMap<u64, OrderSecond> = Default::default();
+    let mut chapters: std::collections::BTreeMap<u32, ChapterOrders> = Default::default();
+    for (sale_id, price, orders) in sales {
+        let mut t = SaleTotals {
+            sale_id: sale_id.clone(),
+            ..SaleTotals::default()
+        };
+        for o in orders {
+            let units = if held(o.state) { u64::from(o.qty) } else { 0 };
+            match (o.source, o.replay) {
+                (OrderSource::Live, _) => {
+                    t.orders += 1;
+                    t.units += units;
+                    t.gmv_cents += units * price;
+                    if o.state == OrderState::Confirmed {
+                        t.paid += u64::from(o.qty);
+                    }
+                    if (start..=end).contains(&o.created_at) {
+                        let s = o.created_at / 1000;
+                        let point = seconds.entry(s).or_insert(OrderSecond {
+                            t: s,
+                            ..OrderSecond::default()
+                        });
+                        point.orders += 1;
+                        point.units += units;
+                        point.gmv_cents += units * price;
+                    }
+                }
+                (OrderSource::Replay, Some(r)) if r.replay_id == replay_id => {
+                    let c = chapters.entry(r.chapter).or_insert(ChapterOrders {
+                        chapter: r.chapter,
+                        ..ChapterOrders::default()
+                    });
+                    c.orders += 1;
+                    c.units += u64::from(o.qty);
+                }
+                _ => {}
+            }
+        }
+        totals.push(t);
+    }
+    (
+        totals,
+        seconds.into_values().collect(),
+        chapters.into_values().collect(),
+    )
+}

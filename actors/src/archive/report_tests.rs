@@ -133,3 +133,52 @@ fn one_chapter_per_product_in_order_with_edits_and_sales() {
     );
     assert_eq!(got[1].orders, 0);
 }
+
+#[test]
+fn order_totals_count_live_orders_by_sale_and_second_and_replay_orders_by_chapter() {
+    use crate::inventory::model::{Order, OrderSource, OrderState, ReplayRef};
+    let order = |seq: u64, at: u64, qty: u32, state, replay: Option<(i64, u32)>| Order {
+        id: format!("s-{seq}"),
+        seq,
+        sale_id: "s".into(),
+        buyer: format!("b{seq}"),
+        qty,
+        key: "k".into(),
+        state,
+        created_at: at,
+        expires_at: at + 1,
+        updated_at: at,
+        remaining_after: 0,
+        source: if replay.is_some() {
+            OrderSource::Replay
+        } else {
+            OrderSource::Live
+        },
+        replay: replay.map(|(replay_id, chapter)| ReplayRef { replay_id, chapter }),
+    };
+    let sales = vec![(
+        "s".to_owned(),
+        500,
+        vec![
+            order(1, 10_100, 2, OrderState::Confirmed, None),
+            order(2, 10_900, 1, OrderState::Cancelled, None),
+            order(3, 12_000, 1, OrderState::Reserved, None),
+            order(4, 99_000, 1, OrderState::Reserved, Some((7, 1))),
+            order(5, 99_500, 3, OrderState::Reserved, Some((8, 1))),
+        ],
+    )];
+    let (totals, seconds, chapters) = super::report::order_totals(&sales, 7, 10_000, 20_000);
+    let t = &totals[0];
+    assert_eq!((t.orders, t.units, t.paid, t.gmv_cents), (3, 3, 2, 1_500));
+    let per_second: Vec<_> = seconds.iter().map(|s| (s.t, s.orders, s.units)).collect();
+    assert_eq!(per_second, [(10, 2, 2), (12, 1, 1)]);
+    assert_eq!(
+        chapters.len(),
+        1,
+        "another replay's orders are not this one's"
+    );
+    assert_eq!(
+        (chapters[0].chapter, chapters[0].orders, chapters[0].units),
+        (1, 1, 1)
+    );
+}

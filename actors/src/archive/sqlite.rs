@@ -693,3 +693,117 @@ pub fn replay_sales(
     stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ArchiveBatch;
+
+    fn writer(name: &str, cfg: ArchiveConfig) -> Writer {
+        let dir = std::env::temp_dir().join(format!("lockstep-archive-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.db"));
+        let _ = std::fs::remove_file(&path);
+        Writer {
+            conn: open(path.to_str().unwrap()).unwrap(),
+            cfg,
+            metrics: Metrics::new(),
+            runs: HashMap::new(),
+            waiting: Arc::default(),
+        }
+    }
+
+    fn second(at: u64, online: u64) -> ArchiveBatch {
+        ArchiveBatch {
+            at,
+            online,
+            joins: 1,
+            leaves: 0,
+            comments: 2,
+            likes: 3,
+            stays: vec![0; STAY_BOUNDS_SECS.len() + 1],
+            funnel: Vec::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+        }
+    }
+
+    /// A run of `room` from `start` (ms) for `secs` seconds, ended; returns its id.
+    fn run(w: &mut Writer, room: &str, start: u64, secs: u64) -> i64 {
+        let mut jobs = vec![Job::Started(RunStarted {
+            room: room.into(),
+            title: room.into(),
+            members_only: false,
+            at: start,
+        })];
+        for s in 0..secs {
+            w.waiting.fetch_add(1, Ordering::AcqRel);
+            jobs.push(Job::Append(
+                room.into(),
+                second(start + s * 1000, 10 + s % 7),
+            ));
+        }
+        jobs.push(Job::Ended(room.into(), start + secs * 1000, false));
+        w.apply(jobs).unwrap();
+        list_replays(&w.conn, room, 1).unwrap()[0].id
+    }
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn old_runs_are_downsampled_keeping_their_counts_then_deleted() {
+        let cfg = ArchiveConfig {
+            downsample_after_hours: 24,
+            downsample_secs: 10,
+            retention_days: 30,
+            ..ArchiveConfig::default()
+        };
+        let mut w = writer("maintain", cfg);
+        let t0 = 1_000 * HOUR;
+        let old = run(&mut w, "old", t0, 95);
+        let recent = run(&mut w, "recent", t0 + 20 * 24 * HOUR, 95);
+        let before = series(&w.conn, old).unwrap();
+        assert_eq!(before.len(), 95);
+
+        // A day and a bit later: the old run is kept at 10 s a point, nothing lost.
+        w.maintain(t0 + 25 * HOUR).unwrap();
+        let after = series(&w.conn, old).unwrap();
+        assert_eq!(after.len(), 10);
+        assert!(after.iter().all(|p| p.t % 10 == 0));
+        let sum = |s: &[SeriesRow], f: fn(&SeriesRow) -> u64| s.iter().map(f).sum::<u64>();
+        assert_eq!(sum(&after, |p| p.comments), sum(&before, |p| p.comments));
+        assert_eq!(sum(&after, |p| p.joins), 95);
+        assert_eq!(after[0].online, 16, "a point keeps its peak");
+        assert_eq!(get_replay(&w.conn, old).unwrap().unwrap().resolution_s, 10);
+        assert_eq!(
+            series(&w.conn, recent).unwrap().len(),
+            95,
+            "the recent run untouched"
+        );
+
+        // Past retention: the old run and all its rows go, the recent one stays.
+        w.maintain(t0 + 31 * 24 * HOUR).unwrap();
+        assert_eq!(get_replay(&w.conn, old).unwrap(), None);
+        assert!(series(&w.conn, old).unwrap().is_empty());
+        assert!(get_replay(&w.conn, recent).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_run_stops_taking_points_at_its_bound_and_counts_what_it_dropped() {
+        let cfg = ArchiveConfig {
+            max_points_per_replay: 30,
+            ..ArchiveConfig::default()
+        };
+        let mut w = writer("bounded", cfg);
+        let id = run(&mut w, "r", 1_000 * HOUR, 50);
+        assert_eq!(series(&w.conn, id).unwrap().len(), 30);
+        assert_eq!(get_replay(&w.conn, id).unwrap().unwrap().dropped, 20);
+        assert_eq!(
+            w.metrics
+                .archive_dropped
+                .with_label_values(&["point"])
+                .get(),
+            20
+        );
+    }
+}

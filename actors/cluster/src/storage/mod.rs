@@ -39,6 +39,23 @@ impl RedisStorage {
     }
 }
 
+impl RedisStorage {
+    /// A connection to the shared Redis.
+    pub(crate) fn conn(&self) -> RedisConn {
+        self.conn.clone()
+    }
+
+    /// Every order of a sale and its price in cents (0 when the sale is unknown), for
+    /// the replay's numbers.
+    pub async fn orders_and_price(&self, sale: &str) -> Result<(Vec<Order>, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        let price = catalog::sale_doc(&mut conn, sale)
+            .await?
+            .map_or(0, |doc| doc.record.price_cents);
+        Ok((sales::orders(&mut conn, sale).await?, price))
+    }
+}
+
 impl Storage for RedisStorage {
     fn create_product(&self, merchant: String, new: NewProduct, now: u64) -> StoreFuture<Product> {
         let mut conn = self.conn.clone();

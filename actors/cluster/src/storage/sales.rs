@@ -84,7 +84,7 @@ async fn state(conn: &mut RedisConn, sale: &str) -> Result<State, StoreError> {
     })
 }
 
-async fn orders(conn: &mut RedisConn, sale: &str) -> Result<Vec<Order>, StoreError> {
+pub(super) async fn orders(conn: &mut RedisConn, sale: &str) -> Result<Vec<Order>, StoreError> {
     let values: Vec<String> = redis::cmd("HVALS")
         .arg(keys::sale_orders(sale))
         .query_async(conn)

@@ -83,6 +83,8 @@ pub struct WebmWriter {
     order: u64,
     newest_ms: u64,
     last_ns: u64,
+    last_video_ns: Option<u64>,
+    last_audio_ns: Option<u64>,
     /// Media times (ms) of the keyframes written.
     pub keyframes_ms: Vec<u64>,
     error: Rc<Cell<Option<io::ErrorKind>>>,
@@ -152,6 +154,8 @@ impl WebmWriter {
             order: 0,
             newest_ms: 0,
             last_ns: 0,
+            last_video_ns: None,
+            last_audio_ns: None,
             keyframes_ms: Vec::new(),
             error,
             bytes,
@@ -193,8 +197,19 @@ impl WebmWriter {
     fn write_until(&mut self, ms: u64) -> Result<(), WriteError> {
         while self.pending.peek().is_some_and(|p| p.0.ms <= ms) {
             let Reverse(p) = self.pending.pop().expect("peeked");
-            // libwebm wants timestamps that never go back, across tracks.
-            let ns = (p.ms * 1_000_000).max(self.last_ns);
+            // libwebm wants timestamps that never go back, across tracks; and within a
+            // track two frames never share one (a layer switch's keyframe has the
+            // timestamp of the frame it replaces): such a frame moves 1 ms on.
+            let track_last = if p.video {
+                &mut self.last_video_ns
+            } else {
+                &mut self.last_audio_ns
+            };
+            let mut ns = (p.ms * 1_000_000).max(self.last_ns);
+            if track_last.is_some_and(|last| ns <= last) {
+                ns = track_last.unwrap_or(0) + 1_000_000;
+            }
+            *track_last = Some(ns);
             let segment = self.segment.as_mut().expect("open until finish");
             let result = if p.video {
                 segment.add_frame(self.video, &p.data, ns, p.keyframe)
@@ -317,6 +332,30 @@ mod tests {
         }
         assert_eq!(frames, 60 + 120);
         assert_eq!(first_video, Some(true), "the video starts with a keyframe");
+    }
+
+    #[test]
+    fn frames_of_one_track_never_share_a_timestamp() {
+        let path = scratch("same-ts.webm");
+        let mut w = WebmWriter::create(&path, 640, 360, false).unwrap();
+        // A layer switch: the new layer's keyframe carries the timestamp just written.
+        for (ms, key) in [
+            (0, true),
+            (33, false),
+            (66, false),
+            (66, true),
+            (100, false),
+        ] {
+            w.frame(ms, true, key, Bytes::from(vec![1; 100])).unwrap();
+        }
+        w.finish().unwrap();
+        let mut file = MatroskaFile::open(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut frame = Frame::default();
+        let mut times = Vec::new();
+        while file.next_frame(&mut frame).unwrap() {
+            times.push(frame.timestamp);
+        }
+        assert_eq!(times, [0, 33, 66, 67, 100]);
     }
 
     #[test]
