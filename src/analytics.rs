@@ -98,6 +98,11 @@ pub async fn room_analytics(
             format!("no replay {replay} in room {room}"),
         ));
     }
+    if let Some(node) = crate::replays::recorded_elsewhere(&state, &req, &loaded).await?
+        && let Ok(answer) = crate::forward::from_node(&state, &req, &node).await
+    {
+        return Ok(answer);
+    }
     let report = analytics(&loaded.row, &loaded.data, &loaded.media, now_ms());
     if csv {
         return Ok(HttpResponse::Ok()

@@ -4,11 +4,13 @@
 //! `Authorization`, `Content-Type`, body), and its answer returned as the owner gave it.
 //! The owner checks the token itself (every node shares `auth.secret`). A forwarded
 //! request carries `x-lockstep-forwarded`; a node never forwards one again (the room
-//! moved meanwhile: `unavailable`, retry).
+//! moved meanwhile: `unavailable`, retry). A replay's recording is streamed from the
+//! node that recorded it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use actix_web::body::SizedStream;
 use actix_web::http::{StatusCode, header};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
@@ -124,6 +126,77 @@ pub async fn call_owner(
             "the node running room `{room}` did not answer; retry"
         ))
     }))
+}
+
+/// Asks node `node` the same `GET` (a replay whose recording that node holds: it serves
+/// the recording, and the replay's times come from it) and streams its answer through,
+/// `Range` included, so seeking works.
+pub async fn from_node(
+    state: &AppState,
+    req: &HttpRequest,
+    node: &str,
+) -> Result<HttpResponse, ApiError> {
+    let unavailable = |message: String| ApiError::new(ErrorCode::Unavailable, message);
+    let cluster = state
+        .cluster
+        .as_ref()
+        .ok_or_else(|| unavailable("not a cluster".into()))?;
+    let url = cluster
+        .node_url(node)
+        .await
+        .map_err(|e| unavailable(format!("the cluster cannot be reached ({e}); retry")))?
+        .ok_or_else(|| {
+            unavailable(format!(
+                "node `{node}` holds this replay's recording but is not answering; retry later"
+            ))
+        })?;
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    let mut out = media_client()
+        .get(format!("{}{path}", url.trim_end_matches('/')))
+        .header(FORWARDED, cluster.node());
+    for name in [header::AUTHORIZATION, header::RANGE, header::IF_RANGE] {
+        if let Some(value) = req.headers().get(&name) {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = out.send().await.map_err(|e| {
+        tracing::warn!(node, error = %e, "asking the node that recorded a replay failed");
+        unavailable(format!(
+            "node `{node}` holding this recording did not answer; retry"
+        ))
+    })?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = HttpResponse::build(status);
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_RANGE,
+        header::ACCEPT_RANGES,
+        header::ETAG,
+        header::LAST_MODIFIED,
+    ] {
+        if let Some(value) = answer.headers().get(name.as_str()) {
+            response.insert_header((name, value.as_bytes()));
+        }
+    }
+    Ok(match answer.content_length() {
+        Some(len) => response.body(SizedStream::new(len, answer.bytes_stream())),
+        None => response.streaming(answer.bytes_stream()),
+    })
+}
+
+/// For recordings: no overall deadline (a long replay streams for as long as it plays).
+fn media_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds")
+    })
 }
 
 /// The owner's answer as this node's.

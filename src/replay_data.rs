@@ -326,6 +326,20 @@ impl Replays {
         }
     }
 
+    /// Cluster mode: the node holding replay `id`'s recording, when it is another node.
+    pub async fn recorded_elsewhere(
+        &self,
+        id: i64,
+        this_node: &str,
+    ) -> Result<Option<String>, ApiError> {
+        match self {
+            Self::Local(_) => Ok(None),
+            Self::Shared { redis, .. } => {
+                Ok(redis.node_of(id).await?.filter(|node| node != this_node))
+            }
+        }
+    }
+
     /// The moderation events of replay `id`.
     pub async fn moderation(&self, id: i64) -> Result<Vec<serde_json::Value>, ApiError> {
         match self {

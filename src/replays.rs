@@ -52,6 +52,25 @@ async fn replay_row(state: &AppState, id: i64) -> Result<sqlite::ReplayRow, ApiE
     replays(state)?.row(id).await?.ok_or_else(|| not_found(id))
 }
 
+/// Cluster mode: the node that recorded replay `loaded`, when this node holds no
+/// recording of it and the request was not forwarded already. The replay's times (media
+/// position 0, chapter positions) come from its recording, so that node answers.
+pub(crate) async fn recorded_elsewhere(
+    state: &AppState,
+    req: &HttpRequest,
+    loaded: &Loaded,
+) -> Result<Option<String>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    if loaded.recording.is_some() || req.headers().contains_key(crate::forward::FORWARDED) {
+        return Ok(None);
+    }
+    replays(state)?
+        .recorded_elsewhere(loaded.row.id, cluster.node())
+        .await
+}
+
 /// Users banned when the room's run ended (from its moderation events).
 async fn banned(state: &AppState, id: i64) -> Result<HashSet<String>, ApiError> {
     let mut banned = HashSet::new();
@@ -226,6 +245,12 @@ pub async fn get(
     let loaded = load(&state, id).await?;
     let row = &loaded.row;
     let watcher = watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
+    if let Some(node) = recorded_elsewhere(&state, &req, &loaded).await?
+        && let Ok(answer) = crate::forward::from_node(&state, &req, &node).await
+    {
+        return Ok(answer);
+    }
+    // (That node is gone: the replay without its recording's times.)
     let report = analytics(row, &loaded.data, &loaded.media, now_ms());
     let is_anchor = matches!(watcher, Watcher::Anchor(_));
     let mut chapters = Vec::new();
@@ -350,9 +375,21 @@ pub async fn media(
     if !granted {
         watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
     }
-    let (path, _) = recording.ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, format!("replay {id} has no recording"))
-    })?;
+    let Some((path, _)) = recording else {
+        // Cluster mode: the node that ran the room holds its recording.
+        if let Some(cluster) = &state.cluster
+            && let Some(node) = replays(&state)?
+                .recorded_elsewhere(id, cluster.node())
+                .await?
+            && !req.headers().contains_key(crate::forward::FORWARDED)
+        {
+            return crate::forward::from_node(&state, &req, &node).await;
+        }
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("replay {id} has no recording"),
+        ));
+    };
     let file = actix_files::NamedFile::open_async(&path)
         .await
         .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("replay {id} has no recording")))?

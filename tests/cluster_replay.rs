@@ -1,7 +1,8 @@
 //! Replays and analytics in cluster mode: a room runs on one node with viewers on
 //! another; its record goes to the shared Redis, so once it ends every node serves its
-//! replay (chapter, comments, likes) and its dashboard's numbers (orders from the shared
-//! store included) — on a standalone Redis and on a Redis Cluster.
+//! replay (chapter, comments, likes), its dashboard's numbers (orders from the shared
+//! store included) and its recording (streamed from the node that made it, byte ranges
+//! included) — on a standalone Redis and on a Redis Cluster.
 
 mod common;
 
@@ -36,9 +37,8 @@ async fn any_node_serves_the_replay(redis: RedisServer) {
         .create_sale("m1", "shop", 10, 10, json!({"per_buyer_limit": 2}))
         .await;
     let mut anchor = nodes[0].open_room("shop").await;
-    anchor
-        .send(json!({"type":"control","cmd":"go_live","id":1}))
-        .await;
+    // The anchor streams to the room's node, which records it.
+    let (_publisher, stop) = common::media::go_live(&nodes[0], &mut anchor, "shop").await;
     // A viewer on the other node comments, likes and buys.
     let (mut viewer, _) = nodes[1].join_viewer("shop", Some("bea")).await;
     viewer
@@ -48,7 +48,10 @@ async fn any_node_serves_the_replay(redis: RedisServer) {
         .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(2), .. }).then_some(()))
         .await;
     viewer.send(json!({"type":"like","count":4})).await;
-    TestServer::drop_link(&mut anchor, &sale, 0).await;
+    // With video the link shows after the playout delay: order once it is revealed.
+    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
+    let wait = reveal_at.saturating_sub(lockstep_actors::clock::now_ms()) + 20;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
     viewer
         .send(json!({"type":"order","sale_id":sale,"qty":2,"key":"k","id":3}))
         .await;
@@ -70,6 +73,7 @@ async fn any_node_serves_the_replay(redis: RedisServer) {
     anchor
         .send(json!({"type":"control","cmd":"end","id":4}))
         .await;
+    stop.cancel();
 
     // The node that did not run the room serves its replay.
     let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
@@ -121,6 +125,44 @@ async fn any_node_serves_the_replay(redis: RedisServer) {
         );
         assert_eq!(t["gmv_cents"], 5800);
     }
+
+    // The recording comes through the other node too, with byte ranges.
+    let replay = {
+        let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
+        loop {
+            let (_, replay) = get(&nodes[0], &format!("/api/v1/replays/{id}"), None).await;
+            if replay["duration_ms"].as_u64() > Some(0) && replay["media_url"].is_string() {
+                break replay;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no recording: {replay}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let media = replay["media_url"].as_str().unwrap();
+    // Node b recorded nothing itself: the replay's times come from the node that did.
+    let (_, elsewhere) = get(&nodes[1], &format!("/api/v1/replays/{id}"), None).await;
+    for field in ["media_url", "media_start_at", "duration_ms", "keyframes_ms"] {
+        assert_eq!(elsewhere[field], replay[field], "{field}");
+    }
+    let whole = reqwest::get(nodes[1].url(media)).await.unwrap();
+    assert_eq!(whole.status(), 200);
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3], "a WebM (EBML) file");
+    let ranged = reqwest::Client::new()
+        .get(nodes[1].url(media))
+        .header("Range", "bytes=10-59")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 10-59/{}", bytes.len())
+    );
+    assert_eq!(ranged.bytes().await.unwrap(), bytes.slice(10..60));
 
     // The anchor renames the chapter through the other node; everyone sees it.
     let resp = reqwest::Client::new()

@@ -34,6 +34,12 @@ impl Client {
         Self { ws }
     }
 
+    /// Connects, or `None` when the server is not there (a test that kills it).
+    pub async fn try_connect(url: &str) -> Option<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+        Some(Self { ws })
+    }
+
     /// Connects with a tiny kernel receive buffer, so a client that stops reading stalls
     /// the server's writes after kilobytes rather than megabytes.
     pub async fn connect_small_buffer(addr: SocketAddr, url: &str) -> Self {

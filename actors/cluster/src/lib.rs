@@ -187,6 +187,14 @@ impl Cluster {
         Ok(Some((node, url)))
     }
 
+    /// Where node `node` answers HTTP, if it said (and is alive).
+    pub async fn node_url(&self, node: &str) -> Result<Option<String>, ClusterError> {
+        Ok(redis::cmd("GET")
+            .arg(keys::node_url(node))
+            .query_async(&mut self.leases.conn())
+            .await?)
+    }
+
     /// The broker the rooms this node owns publish through.
     pub fn broker(&self) -> Arc<dyn Broker> {
         self.broker.clone()
@@ -317,6 +325,7 @@ impl Cluster {
     ) -> Arc<dyn lockstep_actors::archive::Archive> {
         Arc::new(archive::RedisArchive::start(
             self.storage.conn(),
+            self.node.clone(),
             cfg,
             metrics,
         ))

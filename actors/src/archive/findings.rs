@@ -167,9 +167,9 @@ fn duration(secs: u64) -> String {
     }
 }
 
-/// The step where the sum over the following 60 s is highest, and that sum.
+/// The busiest 60 s: its busiest step (the first, on a tie) and the sum over it.
 fn rolling_peak(values: &[u64], t: &[u64]) -> Option<(usize, u64)> {
-    let mut best: Option<(usize, u64)> = None;
+    let mut best: Option<(usize, usize, u64)> = None;
     let mut sum = 0;
     let mut tail = 0;
     for head in 0..values.len() {
@@ -178,11 +178,17 @@ fn rolling_peak(values: &[u64], t: &[u64]) -> Option<(usize, u64)> {
             sum -= values[tail];
             tail += 1;
         }
-        if best.is_none_or(|(_, b)| sum > b) {
-            best = Some((tail, sum));
+        if best.is_none_or(|(_, _, b)| sum > b) {
+            best = Some((tail, head, sum));
         }
     }
-    best
+    best.map(|(tail, head, sum)| {
+        let busiest = (tail..=head)
+            .rev()
+            .max_by_key(|&i| values[i])
+            .unwrap_or(tail);
+        (busiest, sum)
+    })
 }
 
 /// The longest stretch (start index, seconds) of at least [`QUIET_S`] with viewers
@@ -311,6 +317,7 @@ mod tests {
             "{}",
             peak.text
         );
+        assert_eq!(peak.at, 1_200_000, "the busy minute's busiest second");
         let quiet = f.iter().find(|f| f.kind == "quiet").unwrap();
         assert_eq!(quiet.at, 1_400_000);
         assert!(quiet.text.contains("quiet for 90 s"), "{}", quiet.text);

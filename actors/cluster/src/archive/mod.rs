@@ -77,12 +77,19 @@ pub struct RedisArchive {
 }
 
 impl RedisArchive {
-    /// Starts the writing task (on the current Tokio runtime).
-    pub(crate) fn start(conn: RedisConn, cfg: &ArchiveConfig, metrics: &Metrics) -> Self {
+    /// Starts the writing task (on the current Tokio runtime); `node` is this node, where
+    /// the runs it starts are recorded.
+    pub(crate) fn start(
+        conn: RedisConn,
+        node: String,
+        cfg: &ArchiveConfig,
+        metrics: &Metrics,
+    ) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             conn,
+            node,
             cfg: cfg.clone(),
             metrics: metrics.clone(),
             runs: HashMap::new(),
@@ -137,6 +144,8 @@ struct Run {
 
 struct Writer {
     conn: RedisConn,
+    /// This node: where the rooms it runs are recorded.
+    node: String,
     cfg: ArchiveConfig,
     metrics: Metrics,
     runs: HashMap<String, Run>,
@@ -182,6 +191,7 @@ impl Writer {
                 ("title", title.to_owned()),
                 ("members_only", u8::from(members_only).to_string()),
                 ("started_at", at.to_string()),
+                ("node", self.node.clone()),
                 ("resolution_s", "1".to_owned()),
                 ("dropped", "0".to_owned()),
             ])

@@ -60,6 +60,16 @@ impl RedisReplays {
         Ok(row_of(id, &meta))
     }
 
+    /// The node that ran replay `id`'s room when its run began (where it was recorded).
+    pub async fn node_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        redis::cmd("HGET")
+            .arg(keys::of(id, "meta"))
+            .arg("node")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(failed)
+    }
+
     /// The replays of `room`, newest first (at most `limit`).
     pub async fn list(&self, room: &str, limit: usize) -> Result<Vec<ReplayRow>, StoreError> {
         let ids: Vec<i64> = redis::cmd("ZREVRANGE")
