@@ -10,6 +10,7 @@ use lockstep_protocol::{ErrorCode, Role, RoomId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::forward::NodeAsk;
 use crate::http::{ApiError, ErrorBody, bearer};
 use crate::replays::{load, replays};
 use crate::state::AppState;
@@ -98,8 +99,14 @@ pub async fn room_analytics(
             format!("no replay {replay} in room {room}"),
         ));
     }
+    // The node that recorded the run answers for it (this run: `latest` may differ there).
+    let path = format!(
+        "/api/v1/rooms/{room}/analytics?replay={replay}{}",
+        if csv { "&format=csv" } else { "" }
+    );
     if let Some(node) = crate::replays::recorded_elsewhere(&state, &req, &loaded).await?
-        && let Ok(answer) = crate::forward::from_node(&state, &req, &node).await
+        && let Ok(answer) =
+            crate::forward::from_node(&state, &req, &node, NodeAsk::Json(Some(&path))).await
     {
         return Ok(answer);
     }

@@ -135,6 +135,7 @@ pub async fn from_node(
     state: &AppState,
     req: &HttpRequest,
     node: &str,
+    ask: NodeAsk<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let unavailable = |message: String| ApiError::new(ErrorCode::Unavailable, message);
     let cluster = state
@@ -150,11 +151,16 @@ pub async fn from_node(
                 "node `{node}` holds this replay's recording but is not answering; retry later"
             ))
         })?;
-    let path = req
+    let asked = req
         .uri()
         .path_and_query()
         .map_or(req.path(), |p| p.as_str());
-    let mut out = media_client()
+    let (http, path) = match ask {
+        NodeAsk::Media => (media_client(), asked),
+        NodeAsk::Json(Some(path)) => (client(), path),
+        NodeAsk::Json(None) => (client(), asked),
+    };
+    let mut out = http
         .get(format!("{}{path}", url.trim_end_matches('/')))
         .header(FORWARDED, cluster.node());
     for name in [header::AUTHORIZATION, header::RANGE, header::IF_RANGE] {
@@ -187,12 +193,22 @@ pub async fn from_node(
     })
 }
 
-/// For recordings: no overall deadline (a long replay streams for as long as it plays).
+/// What [`from_node`] asks: a recording (streamed for as long as it plays), or JSON
+/// (under the usual deadline), at `path` instead of the request's own when given.
+#[derive(Debug, Clone, Copy)]
+pub enum NodeAsk<'a> {
+    Media,
+    Json(Option<&'a str>),
+}
+
+/// For recordings: no overall deadline (a long replay streams for as long as it plays),
+/// but a node that stops sending is given up.
 fn media_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
+            .read_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds")

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Watcher;
+use crate::forward::NodeAsk;
 use crate::http::{ApiError, ErrorBody, bearer};
 use crate::replay_data::{Loaded, Replays, blocking};
 use crate::state::AppState;
@@ -246,7 +247,8 @@ pub async fn get(
     let row = &loaded.row;
     let watcher = watcher(&state, bearer(&req), &row.room, row.members_only, id).await?;
     if let Some(node) = recorded_elsewhere(&state, &req, &loaded).await?
-        && let Ok(answer) = crate::forward::from_node(&state, &req, &node).await
+        && let Ok(answer) =
+            crate::forward::from_node(&state, &req, &node, NodeAsk::Json(None)).await
     {
         return Ok(answer);
     }
@@ -383,7 +385,7 @@ pub async fn media(
                 .await?
             && !req.headers().contains_key(crate::forward::FORWARDED)
         {
-            return crate::forward::from_node(&state, &req, &node).await;
+            return crate::forward::from_node(&state, &req, &node, NodeAsk::Media).await;
         }
         return Err(ApiError::new(
             ErrorCode::NotFound,

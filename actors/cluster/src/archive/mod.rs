@@ -201,7 +201,7 @@ impl Writer {
         redis::pipe()
             .cmd("ZADD")
             .arg(keys::room(room))
-            .arg(id)
+            .arg(at)
             .arg(id)
             .ignore()
             .cmd("SET")
@@ -231,13 +231,16 @@ impl Writer {
     /// The room's open run (another node may have started it: the room moved here), or
     /// a new one — members only until the room's end says otherwise.
     async fn run_of(&mut self, room: &str, at: u64) -> RedisResult<Run> {
-        if let Some(run) = self.runs.remove(room) {
-            return Ok(run);
-        }
+        // The room's open run as Redis has it: another node may have ended it, or started
+        // the next one, since this node last wrote (the room moved away and back).
         let open: Option<i64> = redis::cmd("GET")
             .arg(keys::open(room))
             .query_async(&mut self.conn)
             .await?;
+        let cached = self.runs.remove(room);
+        if let Some(run) = cached.filter(|run| Some(run.id) == open) {
+            return Ok(run);
+        }
         if let Some(id) = open {
             let (points, events): (usize, usize) = redis::pipe()
                 .cmd("HLEN")
@@ -289,7 +292,16 @@ impl Writer {
             run.events += 1;
         }
         let t = batch.at / 1000;
-        let new_second = run.last_t != Some(t);
+        let new_second = match run.last_t {
+            Some(last) => last != t,
+            None => {
+                !redis::cmd("HEXISTS")
+                    .arg(keys::of(id, "series:online"))
+                    .arg(t)
+                    .query_async::<bool>(&mut self.conn)
+                    .await?
+            }
+        };
         if !new_second || run.points < self.cfg.max_points_per_replay {
             pipe.cmd("HSET")
                 .arg(keys::of(id, "series:online"))
@@ -339,6 +351,11 @@ impl Writer {
                 .arg(n)
                 .ignore();
         }
+        pipe.cmd("HSET")
+            .arg(keys::of(id, "meta"))
+            .arg("last_at")
+            .arg(batch.at)
+            .ignore();
         if dropped > 0 {
             pipe.cmd("HINCRBY")
                 .arg(keys::of(id, "meta"))
@@ -392,9 +409,18 @@ impl Writer {
             }
         }
         pipe.query_async::<()>(&mut self.conn).await?;
-        redis::cmd("DEL")
-            .arg(keys::open(room))
-            .query_async::<()>(&mut self.conn)
-            .await
+        let mut index = redis::pipe();
+        index.cmd("DEL").arg(keys::open(room)).ignore();
+        if self.cfg.retention_days > 0 {
+            // Runs past retention leave the room's index (their keys have expired).
+            let cutoff = at.saturating_sub(self.cfg.retention_days * 86_400_000);
+            index
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(keys::room(room))
+                .arg("-inf")
+                .arg(format!("({cutoff}"))
+                .ignore();
+        }
+        index.query_async::<()>(&mut self.conn).await
     }
 }

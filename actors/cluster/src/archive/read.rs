@@ -25,15 +25,20 @@ fn failed(e: redis::RedisError) -> StoreError {
     StoreError::Unreachable(e.to_string())
 }
 
-fn row_of(id: i64, meta: &HashMap<String, String>) -> Option<ReplayRow> {
+/// A run's row. `open`: the room's open run; a run not ended and not open was left
+/// behind by a node that stopped, and ends at its last second.
+fn row_of(id: i64, meta: &HashMap<String, String>, open: Option<i64>) -> Option<ReplayRow> {
     let num = |k: &str| meta.get(k).and_then(|v| v.parse::<u64>().ok());
+    let started_at = num("started_at")?;
+    let ended_at = num("ended_at")
+        .or_else(|| (open != Some(id)).then(|| num("last_at").unwrap_or(started_at)));
     Some(ReplayRow {
         id,
         room: meta.get("room")?.clone(),
         title: meta.get("title").cloned().unwrap_or_default(),
         members_only: num("members_only") != Some(0),
-        started_at: num("started_at")?,
-        ended_at: num("ended_at"),
+        started_at,
+        ended_at,
         resolution_s: num("resolution_s").unwrap_or(1),
         dropped: num("dropped").unwrap_or(0),
     })
@@ -57,7 +62,15 @@ impl RedisReplays {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(failed)?;
-        Ok(row_of(id, &meta))
+        let open = match meta.get("room").filter(|_| !meta.contains_key("ended_at")) {
+            Some(room) => redis::cmd("GET")
+                .arg(keys::open(room))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(failed)?,
+            None => None,
+        };
+        Ok(row_of(id, &meta, open))
     }
 
     /// The node that ran replay `id`'s room when its run began (where it was recorded).
@@ -103,6 +116,10 @@ impl RedisReplays {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.clamp(0, i64::MAX / 2);
         let list: Vec<String> = redis::cmd("LRANGE")
             .arg(keys::of(id, "events"))
             .arg(after)
@@ -270,5 +287,45 @@ impl RedisReplays {
         pipe.query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(fields: &[(&str, &str)]) -> HashMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_left_open_by_a_stopped_node_ends_at_its_last_second() {
+        let m = meta(&[
+            ("room", "r1"),
+            ("started_at", "1000"),
+            ("last_at", "9000"),
+            ("members_only", "0"),
+        ]);
+        assert_eq!(row_of(7, &m, Some(7)).unwrap().ended_at, None, "still open");
+        assert_eq!(row_of(7, &m, None).unwrap().ended_at, Some(9000));
+        assert_eq!(
+            row_of(7, &m, Some(8)).unwrap().ended_at,
+            Some(9000),
+            "a newer run"
+        );
+        let ended = meta(&[("room", "r1"), ("started_at", "1000"), ("ended_at", "5000")]);
+        let row = row_of(7, &ended, None).unwrap();
+        assert_eq!(row.ended_at, Some(5000));
+        assert!(
+            row.members_only,
+            "members only unless the room said otherwise"
+        );
+        assert!(
+            row_of(7, &meta(&[("title", "x")]), None).is_none(),
+            "no run"
+        );
     }
 }
