@@ -15,8 +15,11 @@ pub mod sqlite;
 #[cfg(test)]
 mod report_tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::room::TimelineEvent;
 
 /// Upper bounds (exclusive, in seconds) of the "how long viewers stayed" buckets; the
@@ -60,6 +63,60 @@ pub struct RunStarted {
     /// Guests may not watch: the replay needs a token too.
     pub members_only: bool,
     pub at: u64,
+}
+
+/// What an archive's writer is handed.
+#[derive(Debug)]
+pub enum ArchiveJob {
+    Started(RunStarted),
+    Append(String, ArchiveBatch),
+    /// The room ended at `.1`; `.2`: members only.
+    Ended(String, u64, bool),
+}
+
+/// The room seconds waiting for an archive's writer, bounded by `archive.queue_depth`:
+/// a second beyond the bound is dropped and counted
+/// (`lockstep_archive_dropped_total{what="batch"}`). A run's start and end are never
+/// bounded.
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    waiting: std::sync::Arc<AtomicUsize>,
+    depth: usize,
+    metrics: Metrics,
+}
+
+impl Backlog {
+    pub fn new(depth: usize, metrics: &Metrics) -> Self {
+        Self {
+            waiting: std::sync::Arc::default(),
+            depth: depth.max(1),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Whether a room's second may be queued (then it counts as waiting).
+    pub fn admit(&self) -> bool {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) < self.depth {
+            return true;
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.metrics
+            .archive_dropped
+            .with_label_values(&["batch"])
+            .inc();
+        false
+    }
+
+    /// The writer took a queued second.
+    pub fn taken(&self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A job could not be queued: the writer has stopped.
+    pub fn writer_gone(&self) {
+        self.metrics.archive_failures.inc();
+        tracing::error!("the archive writer has stopped; room records are lost");
+    }
 }
 
 /// Where rooms hand their record. Calls never block the room: an implementation queues

@@ -5,15 +5,13 @@
 //! and retention.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Archive, ArchiveBatch, RunStarted, STAY_BOUNDS_SECS};
+use super::{Archive, ArchiveBatch, ArchiveJob as Job, Backlog, RunStarted, STAY_BOUNDS_SECS};
 use crate::config::ArchiveConfig;
 use crate::metrics::Metrics;
 
@@ -92,20 +90,12 @@ pub fn open(path: &str) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-enum Job {
-    Started(RunStarted),
-    Append(String, ArchiveBatch),
-    Ended(String, u64, bool),
-}
-
 /// The archive's writing side: a handle to its thread. A room's seconds wait at most
 /// `archive.queue_depth` deep (beyond, they are dropped and counted); a run's start and
 /// end always get through.
 pub struct SqliteArchive {
     jobs: Sender<Job>,
-    waiting: Arc<AtomicUsize>,
-    depth: usize,
-    metrics: Metrics,
+    backlog: Backlog,
 }
 
 impl SqliteArchive {
@@ -121,30 +111,24 @@ impl SqliteArchive {
             [],
         )?;
         let (jobs, rx) = channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let backlog = Backlog::new(cfg.queue_depth, metrics);
         let writer = Writer {
             conn,
             cfg: cfg.clone(),
             metrics: metrics.clone(),
             runs: HashMap::new(),
-            waiting: waiting.clone(),
+            backlog: backlog.clone(),
         };
         std::thread::Builder::new()
             .name("archive".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Self {
-            jobs,
-            waiting,
-            depth: cfg.queue_depth.max(1),
-            metrics: metrics.clone(),
-        })
+        Ok(Self { jobs, backlog })
     }
 
     fn send(&self, job: Job) {
         if self.jobs.send(job).is_err() {
-            self.metrics.archive_failures.inc();
-            tracing::error!("the archive thread has stopped; room records are lost");
+            self.backlog.writer_gone();
         }
     }
 }
@@ -155,15 +139,9 @@ impl Archive for SqliteArchive {
     }
 
     fn append(&self, room: &str, batch: ArchiveBatch) {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.depth {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            self.metrics
-                .archive_dropped
-                .with_label_values(&["batch"])
-                .inc();
-            return;
+        if self.backlog.admit() {
+            self.send(Job::Append(room.to_owned(), batch));
         }
-        self.send(Job::Append(room.to_owned(), batch));
     }
 
     fn ended(&self, room: &str, at: u64, members_only: bool) {
@@ -185,7 +163,7 @@ struct Writer {
     metrics: Metrics,
     runs: HashMap<String, Run>,
     /// Room seconds queued (shared with the handle, which bounds it).
-    waiting: Arc<AtomicUsize>,
+    backlog: Backlog,
 }
 
 const MAINTAIN_EVERY: Duration = Duration::from_secs(600);
@@ -242,7 +220,7 @@ impl Writer {
                     );
                 }
                 Job::Append(room, batch) => {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    self.backlog.taken();
                     let run = match self.runs.remove(&room) {
                         Some(run) => run,
                         None => find_or_open_run(&tx, &room, batch.at)?,
@@ -709,7 +687,7 @@ mod tests {
             cfg,
             metrics: Metrics::new(),
             runs: HashMap::new(),
-            waiting: Arc::default(),
+            backlog: Backlog::new(usize::MAX, &Metrics::new()),
         }
     }
 
@@ -737,7 +715,7 @@ mod tests {
             at: start,
         })];
         for s in 0..secs {
-            w.waiting.fetch_add(1, Ordering::AcqRel);
+            assert!(w.backlog.admit());
             jobs.push(Job::Append(
                 room.into(),
                 second(start + s * 1000, 10 + s % 7),

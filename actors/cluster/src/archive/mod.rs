@@ -17,10 +17,8 @@
 pub mod read;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lockstep_actors::archive::{Archive, ArchiveBatch, RunStarted};
+use lockstep_actors::archive::{Archive, ArchiveBatch, ArchiveJob as Job, Backlog, RunStarted};
 use lockstep_actors::config::ArchiveConfig;
 use lockstep_actors::metrics::Metrics;
 use redis::RedisResult;
@@ -62,18 +60,10 @@ pub(crate) mod keys {
     }
 }
 
-enum Job {
-    Started(RunStarted),
-    Append(String, ArchiveBatch),
-    Ended(String, u64, bool),
-}
-
 /// The archive's writing side in Redis: a handle to its task.
 pub struct RedisArchive {
     jobs: mpsc::UnboundedSender<Job>,
-    waiting: Arc<AtomicUsize>,
-    depth: usize,
-    metrics: Metrics,
+    backlog: Backlog,
 }
 
 impl RedisArchive {
@@ -86,28 +76,22 @@ impl RedisArchive {
         metrics: &Metrics,
     ) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let backlog = Backlog::new(cfg.queue_depth, metrics);
         let writer = Writer {
             conn,
             node,
             cfg: cfg.clone(),
             metrics: metrics.clone(),
             runs: HashMap::new(),
-            waiting: waiting.clone(),
+            backlog: backlog.clone(),
         };
         tokio::spawn(writer.run(rx));
-        Self {
-            jobs,
-            waiting,
-            depth: cfg.queue_depth.max(1),
-            metrics: metrics.clone(),
-        }
+        Self { jobs, backlog }
     }
 
     fn send(&self, job: Job) {
         if self.jobs.send(job).is_err() {
-            self.metrics.archive_failures.inc();
-            tracing::error!("the archive task has stopped; room records are lost");
+            self.backlog.writer_gone();
         }
     }
 }
@@ -118,15 +102,9 @@ impl Archive for RedisArchive {
     }
 
     fn append(&self, room: &str, batch: ArchiveBatch) {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.depth {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            self.metrics
-                .archive_dropped
-                .with_label_values(&["batch"])
-                .inc();
-            return;
+        if self.backlog.admit() {
+            self.send(Job::Append(room.to_owned(), batch));
         }
-        self.send(Job::Append(room.to_owned(), batch));
     }
 
     fn ended(&self, room: &str, at: u64, members_only: bool) {
@@ -149,7 +127,7 @@ struct Writer {
     cfg: ArchiveConfig,
     metrics: Metrics,
     runs: HashMap<String, Run>,
-    waiting: Arc<AtomicUsize>,
+    backlog: Backlog,
 }
 
 impl Writer {
@@ -158,7 +136,7 @@ impl Writer {
             let done = match job {
                 Job::Started(run) => self.started(run).await,
                 Job::Append(room, batch) => {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    self.backlog.taken();
                     self.append(room, batch).await
                 }
                 Job::Ended(room, at, members_only) => self.ended(&room, at, members_only).await,
