@@ -14,7 +14,7 @@ use actix::Arbiter;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 
-use lockstep_actors::archive::sqlite::SqliteArchive;
+use lockstep_actors::archive::sqlite;
 use lockstep_actors::broker::{Broker, LocalBroker};
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
@@ -310,7 +310,7 @@ fn start_archive(
     if cfg.path.is_empty() {
         cfg.path = beside(&config.store.path, "-archive");
     }
-    let archive = SqliteArchive::start(&cfg, metrics)
+    let archive = sqlite::start(&cfg, metrics)
         .map_err(|e| std::io::Error::other(format!("opening {}: {e}", cfg.path)))?;
     directory.set_archive(Arc::new(archive));
     Ok(Some(Arc::new(Replays::Local(ArchiveFiles {

@@ -323,7 +323,7 @@ impl Cluster {
         cfg: &lockstep_actors::config::ArchiveConfig,
         metrics: &Metrics,
     ) -> Arc<dyn lockstep_actors::archive::Archive> {
-        Arc::new(archive::RedisArchive::start(
+        Arc::new(archive::start(
             self.storage.conn(),
             self.node.clone(),
             cfg,

@@ -119,6 +119,48 @@ impl Backlog {
     }
 }
 
+/// An archive's handle, whatever keeps it: jobs go to its writer (a thread, a task)
+/// through `send`, which says whether the writer took them; room seconds wait at most
+/// [`Backlog`]-deep.
+pub struct QueuedArchive {
+    send: Box<dyn Fn(ArchiveJob) -> bool + Send + Sync>,
+    backlog: Backlog,
+}
+
+impl QueuedArchive {
+    pub fn new(
+        backlog: Backlog,
+        send: impl Fn(ArchiveJob) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            send: Box::new(send),
+            backlog,
+        }
+    }
+
+    fn send(&self, job: ArchiveJob) {
+        if !(self.send)(job) {
+            self.backlog.writer_gone();
+        }
+    }
+}
+
+impl Archive for QueuedArchive {
+    fn started(&self, run: RunStarted) {
+        self.send(ArchiveJob::Started(run));
+    }
+
+    fn append(&self, room: &str, batch: ArchiveBatch) {
+        if self.backlog.admit() {
+            self.send(ArchiveJob::Append(room.to_owned(), batch));
+        }
+    }
+
+    fn ended(&self, room: &str, at: u64, members_only: bool) {
+        self.send(ArchiveJob::Ended(room.to_owned(), at, members_only));
+    }
+}
+
 /// Where rooms hand their record. Calls never block the room: an implementation queues
 /// them (bounded) and counts what it had to drop.
 pub trait Archive: Send + Sync {

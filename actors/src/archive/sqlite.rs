@@ -5,13 +5,13 @@
 //! and retention.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Archive, ArchiveBatch, ArchiveJob as Job, Backlog, RunStarted, STAY_BOUNDS_SECS};
+use super::{ArchiveBatch, ArchiveJob as Job, Backlog, QueuedArchive, STAY_BOUNDS_SECS};
 use crate::config::ArchiveConfig;
 use crate::metrics::Metrics;
 
@@ -90,63 +90,35 @@ pub fn open(path: &str) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The archive's writing side: a handle to its thread. A room's seconds wait at most
-/// `archive.queue_depth` deep (beyond, they are dropped and counted); a run's start and
-/// end always get through.
-pub struct SqliteArchive {
-    jobs: Sender<Job>,
-    backlog: Backlog,
-}
-
-impl SqliteArchive {
-    /// Opens the database and starts the writer thread.
-    pub fn start(cfg: &ArchiveConfig, metrics: &Metrics) -> rusqlite::Result<Self> {
-        let conn = open(&cfg.path)?;
-        // Runs left open by a process that stopped without ending its rooms end at their
-        // last second.
-        conn.execute(
-            "UPDATE replays SET ended_at = COALESCE(
-                (SELECT MAX(t) * 1000 FROM replay_series WHERE replay_id = replays.id), started_at)
-             WHERE ended_at IS NULL",
-            [],
-        )?;
-        let (jobs, rx) = channel();
-        let backlog = Backlog::new(cfg.queue_depth, metrics);
-        let writer = Writer {
-            conn,
-            cfg: cfg.clone(),
-            metrics: metrics.clone(),
-            runs: HashMap::new(),
-            backlog: backlog.clone(),
-        };
-        std::thread::Builder::new()
-            .name("archive".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Self { jobs, backlog })
-    }
-
-    fn send(&self, job: Job) {
-        if self.jobs.send(job).is_err() {
-            self.backlog.writer_gone();
-        }
-    }
-}
-
-impl Archive for SqliteArchive {
-    fn started(&self, run: RunStarted) {
-        self.send(Job::Started(run));
-    }
-
-    fn append(&self, room: &str, batch: ArchiveBatch) {
-        if self.backlog.admit() {
-            self.send(Job::Append(room.to_owned(), batch));
-        }
-    }
-
-    fn ended(&self, room: &str, at: u64, members_only: bool) {
-        self.send(Job::Ended(room.to_owned(), at, members_only));
-    }
+/// Opens the database and starts the writer thread; returns the rooms' handle to it.
+/// A room's seconds wait at most `archive.queue_depth` deep (beyond, they are dropped
+/// and counted); a run's start and end always get through.
+pub fn start(cfg: &ArchiveConfig, metrics: &Metrics) -> rusqlite::Result<QueuedArchive> {
+    let conn = open(&cfg.path)?;
+    // Runs left open by a process that stopped without ending its rooms end at their
+    // last second.
+    conn.execute(
+        "UPDATE replays SET ended_at = COALESCE(
+            (SELECT MAX(t) * 1000 FROM replay_series WHERE replay_id = replays.id), started_at)
+         WHERE ended_at IS NULL",
+        [],
+    )?;
+    let (jobs, rx) = channel();
+    let backlog = Backlog::new(cfg.queue_depth, metrics);
+    let writer = Writer {
+        conn,
+        cfg: cfg.clone(),
+        metrics: metrics.clone(),
+        runs: HashMap::new(),
+        backlog: backlog.clone(),
+    };
+    std::thread::Builder::new()
+        .name("archive".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(QueuedArchive::new(backlog, move |job: Job| {
+        jobs.send(job).is_ok()
+    }))
 }
 
 /// A replay being written: its id and how much it holds.
@@ -675,7 +647,7 @@ pub fn replay_sales(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::ArchiveBatch;
+    use crate::archive::{ArchiveBatch, RunStarted};
 
     fn writer(name: &str, cfg: ArchiveConfig) -> Writer {
         let dir = std::env::temp_dir().join(format!("lockstep-archive-{}", std::process::id()));

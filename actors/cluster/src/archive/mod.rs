@@ -10,7 +10,7 @@
 //! `series:<online|joins|leaves|comments|likes>` (hashes by Unix second), `funnel`,
 //! `stays`, `edits` (hashes). An ended run's keys expire after `archive.retention_days`.
 //!
-//! Writing ([`RedisArchive`]): one task takes the rooms' batches from a queue bounded
+//! Writing ([`start`]): one task takes the rooms' batches from a queue bounded
 //! like SQLite's (a run's start and end always get through) and writes each with one
 //! pipeline. Reading: [`read`].
 
@@ -18,7 +18,9 @@ pub mod read;
 
 use std::collections::HashMap;
 
-use lockstep_actors::archive::{Archive, ArchiveBatch, ArchiveJob as Job, Backlog, RunStarted};
+use lockstep_actors::archive::{
+    ArchiveBatch, ArchiveJob as Job, Backlog, QueuedArchive, RunStarted,
+};
 use lockstep_actors::config::ArchiveConfig;
 use lockstep_actors::metrics::Metrics;
 use redis::RedisResult;
@@ -60,56 +62,26 @@ pub(crate) mod keys {
     }
 }
 
-/// The archive's writing side in Redis: a handle to its task.
-pub struct RedisArchive {
-    jobs: mpsc::UnboundedSender<Job>,
-    backlog: Backlog,
-}
-
-impl RedisArchive {
-    /// Starts the writing task (on the current Tokio runtime); `node` is this node, where
-    /// the runs it starts are recorded.
-    pub(crate) fn start(
-        conn: RedisConn,
-        node: String,
-        cfg: &ArchiveConfig,
-        metrics: &Metrics,
-    ) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        let backlog = Backlog::new(cfg.queue_depth, metrics);
-        let writer = Writer {
-            conn,
-            node,
-            cfg: cfg.clone(),
-            metrics: metrics.clone(),
-            runs: HashMap::new(),
-            backlog: backlog.clone(),
-        };
-        tokio::spawn(writer.run(rx));
-        Self { jobs, backlog }
-    }
-
-    fn send(&self, job: Job) {
-        if self.jobs.send(job).is_err() {
-            self.backlog.writer_gone();
-        }
-    }
-}
-
-impl Archive for RedisArchive {
-    fn started(&self, run: RunStarted) {
-        self.send(Job::Started(run));
-    }
-
-    fn append(&self, room: &str, batch: ArchiveBatch) {
-        if self.backlog.admit() {
-            self.send(Job::Append(room.to_owned(), batch));
-        }
-    }
-
-    fn ended(&self, room: &str, at: u64, members_only: bool) {
-        self.send(Job::Ended(room.to_owned(), at, members_only));
-    }
+/// Starts the writing task (on the current Tokio runtime); returns the rooms' handle to
+/// it. `node` is this node, where the runs it starts are recorded.
+pub(crate) fn start(
+    conn: RedisConn,
+    node: String,
+    cfg: &ArchiveConfig,
+    metrics: &Metrics,
+) -> QueuedArchive {
+    let (jobs, rx) = mpsc::unbounded_channel();
+    let backlog = Backlog::new(cfg.queue_depth, metrics);
+    let writer = Writer {
+        conn,
+        node,
+        cfg: cfg.clone(),
+        metrics: metrics.clone(),
+        runs: HashMap::new(),
+        backlog: backlog.clone(),
+    };
+    tokio::spawn(writer.run(rx));
+    QueuedArchive::new(backlog, move |job: Job| jobs.send(job).is_ok())
 }
 
 /// A run being written: its id and how much it holds.
