@@ -26,6 +26,9 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 # tests/cluster*.rs start their own redis-server instances.
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+# tests/recording_h264.rs encodes its H.264 clip with ffmpeg (libx264) and reads the
+# recording back with ffprobe; the MP4 writer's unit tests use ffprobe too.
+command -v ffprobe >/dev/null 2>&1 || apt_packages+=(ffmpeg)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     echo "installing ${apt_packages[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive

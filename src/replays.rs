@@ -201,8 +201,11 @@ pub struct ReplayView {
     pub started_at: u64,
     pub ended_at: Option<u64>,
     pub duration_ms: u64,
-    /// The recording (WebM), ready to use as a `<video>` source; `null` without one.
+    /// The recording, ready to use as a `<video>` source; `null` without one.
     pub media_url: Option<String>,
+    /// Its container: `video/webm` (VP8 + Opus) or `video/mp4` (H.264 + Opus, from
+    /// publishers such as OBS); `null` without a recording.
+    pub media_type: Option<String>,
     /// Server time (ms) that media position 0 corresponds to: an event at time `at` is
     /// at media position `at - media_start_at`.
     pub media_start_at: u64,
@@ -275,6 +278,10 @@ pub async fn get(
             base
         }
     });
+    let media_type = loaded
+        .recording
+        .as_ref()
+        .map(|(path, _)| media_type(path).to_owned());
     let (duration_ms, keyframes_ms) = match &loaded.recording {
         Some((_, meta)) => (meta.duration_ms, meta.keyframes_ms.clone()),
         None => (
@@ -293,6 +300,7 @@ pub async fn get(
         ended_at: row.ended_at,
         duration_ms,
         media_url,
+        media_type,
         media_start_at: loaded.media.start_at,
         keyframes_ms,
         chapters,
@@ -351,11 +359,25 @@ pub struct MediaQuery {
     pub access: Option<String>,
 }
 
-/// The recording (WebM, VP8 + Opus), with HTTP range requests.
+/// A recording file's bytes (in the OpenAPI document).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RecordingFile(#[allow(dead_code)] Vec<u8>);
+
+/// The MIME type of a recording file: WebM for VP8, MP4 for H.264.
+fn media_type(path: &std::path::Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("mp4") => "video/mp4",
+        _ => "video/webm",
+    }
+}
+
+/// The recording (WebM with VP8 + Opus, or fragmented MP4 with H.264 + Opus), with HTTP
+/// range requests.
 #[utoipa::path(get, path = "/api/v1/replays/{id}/media", tag = "replays",
     params(("id" = i64, Path, description = "replay id"), MediaQuery),
-    responses((status = 200, description = "the WebM file", content_type = "video/webm"),
-        (status = 206, description = "the requested range", content_type = "video/webm"),
+    responses((status = 200, description = "the recording", content((RecordingFile = "video/webm"), (RecordingFile = "video/mp4"))),
+        (status = 206, description = "the requested range", content((RecordingFile = "video/webm"), (RecordingFile = "video/mp4"))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 416, description = "range not satisfiable"), (status = 503, body = ErrorBody)),
     security((), ("viewer" = []), ("anchor" = [])))]
@@ -395,7 +417,7 @@ pub async fn media(
     let file = actix_files::NamedFile::open_async(&path)
         .await
         .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("replay {id} has no recording")))?
-        .set_content_type("video/webm".parse().expect("a valid MIME type"))
+        .set_content_type(media_type(&path).parse().expect("a valid MIME type"))
         .use_etag(true)
         .use_last_modified(true);
     Ok(file.into_response(&req))

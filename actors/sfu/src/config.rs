@@ -52,8 +52,8 @@ pub struct MediaConfig {
     pub record: bool,
     /// Rooms never recorded, whatever `record` says.
     pub record_exclude_rooms: Vec<String>,
-    /// Where recordings go: `<dir>/<room>/<start ms>.webm`, with a `.json` beside each
-    /// (keyframe index, media clock anchors, duration).
+    /// Where recordings go: `<dir>/<room>/<start ms>.webm` (VP8) or `.mp4` (H.264), with
+    /// a `.json` beside each (keyframe index, media clock anchors, duration).
     pub recording_dir: String,
     /// Packets queued for a room's recorder; beyond it packets are dropped from the
     /// recording only (`lockstep_media_recording_dropped_packets_total`), never from the

@@ -1,6 +1,7 @@
-//! A WHIP publisher: offers one VP8 video and one Opus audio track, posts the offer to
-//! `/whip/{room}` with the anchor's token, and streams synthetic frames at a set bitrate
-//! and frame rate. A keyframe request from the SFU makes the next frame a keyframe.
+//! A WHIP publisher: offers one video track (VP8, or only H.264 as OBS does) and one
+//! Opus audio track, posts the offer to `/whip/{room}` with the anchor's token, and
+//! streams synthetic VP8 frames at a set bitrate and frame rate, or a real H.264 clip
+//! ([`H264Clip`]). A keyframe request from the SFU makes the next frame a keyframe.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,6 +24,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use webrtc::rtp_transceiver::RtpTransceiver;
 
+use super::h264_clip::{H264Clip, H264Source};
 use super::peer::{self, PeerEvent, connected, local_offer};
 use super::synthetic::{SendLog, audio_payload, frame_payloads, now_us};
 
@@ -122,13 +126,13 @@ struct Prepared {
     offer: String,
 }
 
-async fn prepare() -> anyhow::Result<Prepared> {
+async fn prepare(video_mime: &str) -> anyhow::Result<Prepared> {
     let (pc, mut events) = peer::build("127.0.0.1").await?;
     let video_ssrc = rand::random::<u32>();
     let audio_ssrc = rand::random::<u32>();
     let video_track = track(
         RtpCodecKind::Video,
-        codec(MIME_TYPE_VP8, 90_000, 0),
+        codec(video_mime, 90_000, 0),
         video_ssrc,
     );
     let audio_track = track(
@@ -148,6 +152,9 @@ async fn prepare() -> anyhow::Result<Prepared> {
     let audio_tr = pc
         .add_transceiver_from_track(audio_track.clone() as Arc<dyn TrackLocal>, sendonly())
         .await?;
+    if video_mime != MIME_TYPE_VP8 {
+        offer_only(&video_tr, video_mime).await?;
+    }
     let offer = local_offer(&pc, &mut events).await?;
     Ok(Prepared {
         pc,
@@ -162,17 +169,54 @@ async fn prepare() -> anyhow::Result<Prepared> {
     })
 }
 
+/// Makes the transceiver offer `mime` alone (as `setCodecPreferences` does in a
+/// browser, and as an encoder with one codec offers).
+async fn offer_only(transceiver: &Arc<dyn RtpTransceiver>, mime: &str) -> anyhow::Result<()> {
+    let sender = transceiver
+        .sender()
+        .await?
+        .context("the transceiver has no sender")?;
+    let codecs: Vec<_> = sender
+        .get_parameters()
+        .await?
+        .rtp_parameters
+        .codecs
+        .into_iter()
+        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .collect();
+    if codecs.is_empty() {
+        bail!("the media engine has no {mime}");
+    }
+    transceiver.set_codec_preferences(codecs).await?;
+    Ok(())
+}
+
 /// The offer a publisher makes (VP8 video and Opus audio, send-only, every candidate),
 /// without publishing: for tests that feed offers to a WHIP endpoint themselves.
 pub async fn sample_offer() -> anyhow::Result<String> {
-    let prepared = prepare().await?;
+    let prepared = prepare(MIME_TYPE_VP8).await?;
     let _ = prepared.pc.close().await;
     Ok(prepared.offer)
 }
 
 impl Publisher {
-    /// Publishes to `base` (e.g. `http://127.0.0.1:8080`) in `room` with an anchor token.
+    /// Publishes VP8 to `base` (e.g. `http://127.0.0.1:8080`) in `room` with an anchor
+    /// token.
     pub async fn connect(base: &str, room: &str, token: &str) -> anyhow::Result<Self> {
+        Self::connect_with(base, room, token, MIME_TYPE_VP8).await
+    }
+
+    /// Publishes H.264 (offered alone) for [`Publisher::stream_h264`].
+    pub async fn connect_h264(base: &str, room: &str, token: &str) -> anyhow::Result<Self> {
+        Self::connect_with(base, room, token, MIME_TYPE_H264).await
+    }
+
+    async fn connect_with(
+        base: &str,
+        room: &str,
+        token: &str,
+        video_mime: &str,
+    ) -> anyhow::Result<Self> {
         let Prepared {
             pc,
             mut events,
@@ -183,7 +227,7 @@ impl Publisher {
             video_ssrc,
             audio_ssrc,
             offer,
-        } = prepare().await?;
+        } = prepare(video_mime).await?;
         let response = reqwest::Client::new()
             .post(format!("{base}/whip/{room}"))
             .bearer_auth(token)
@@ -206,7 +250,7 @@ impl Publisher {
             .await?;
         connected(&mut events).await?;
         let video = Outgoing {
-            payload_type: payload_type(&video_tr, MIME_TYPE_VP8).await?,
+            payload_type: payload_type(&video_tr, video_mime).await?,
             track: video_track,
             ssrc: video_ssrc,
         };
@@ -244,15 +288,52 @@ impl Publisher {
         })
     }
 
-    /// Streams until `stop` resolves (or the connection fails).
+    /// Streams synthetic VP8 until `stop` resolves (or the connection fails).
     pub async fn stream(&self, opts: &PublishOptions, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
         let mut source = SyntheticSource::new(
             opts,
             (self.video.payload_type, self.video.ssrc),
             (self.audio.payload_type, self.audio.ssrc),
         );
-        let mut tick = source.ticker();
+        let tick = source.ticker();
+        self.send_frames(tick, stop, |keyframe| source.next_frame(keyframe))
+            .await;
+    }
+
+    /// Streams an H.264 clip at `fps` (looping) until `stop` resolves; returns the
+    /// pictures sent.
+    pub async fn stream_h264(
+        &self,
+        clip: &H264Clip,
+        fps: u32,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> u64 {
+        let mut source = H264Source::new(
+            clip,
+            fps,
+            PublishOptions::default().mtu,
+            (self.video.payload_type, self.video.ssrc),
+            (self.audio.payload_type, self.audio.ssrc),
+        );
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / fps.max(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        self.send_frames(tick, stop, |keyframe| {
+            let sent = now_us();
+            let (video, audio) = source.next_frame(keyframe, audio_payload(sent));
+            (video, audio, sent)
+        })
+        .await;
+        source.frames()
+    }
+
+    /// Sends a frame per tick from `next` (told whether a keyframe is wanted).
+    async fn send_frames(
+        &self,
+        mut tick: tokio::time::Interval,
+        stop: impl std::future::Future<Output = ()>,
+        mut next: impl FnMut(bool) -> (Vec<rtp::Packet>, rtp::Packet, u64),
+    ) {
+        tokio::pin!(stop);
         let mut events = self.events.lock().await;
         loop {
             tokio::select! {
@@ -263,8 +344,7 @@ impl Publisher {
                     _ => continue,
                 }
             }
-            let (video, audio, sent_us) =
-                source.next_frame(self.keyframe_wanted.swap(false, Ordering::Relaxed));
+            let (video, audio, sent_us) = next(self.keyframe_wanted.swap(false, Ordering::Relaxed));
             let mut written = 0;
             for packet in video {
                 if self.video.track.write_rtp(packet).await.is_err() {

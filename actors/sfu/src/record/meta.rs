@@ -16,11 +16,12 @@ pub struct ClockAnchor {
     pub rtp: u32,
 }
 
-/// What is known about one recording (`<start ms>.json` beside `<start ms>.webm`).
+/// What is known about one recording (`<start ms>.json` beside `<start ms>.webm`, or
+/// `.mp4` for H.264).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingMeta {
     pub room: String,
-    /// File name of the WebM, in the same folder.
+    /// File name of the recording (WebM or MP4), in the same folder.
     pub file: String,
     /// Server time (ms since the Unix epoch) the first recorded frame arrived.
     pub started_at: u64,
@@ -44,7 +45,7 @@ pub struct RecordingMeta {
 
 impl RecordingMeta {
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        let path = dir.join(self.file.replace(".webm", ".json"));
+        let path = dir.join(&self.file).with_extension("json");
         let tmp = path.with_extension("json.tmp");
         std::fs::write(
             &tmp,
@@ -75,9 +76,14 @@ pub fn recordings_of(dir: &Path, room: &str) -> Vec<(PathBuf, RecordingMeta)> {
 /// One recording on disk, for retention.
 #[derive(Debug)]
 struct OnDisk {
-    webm: PathBuf,
+    media: PathBuf,
     started_at: u64,
     bytes: u64,
+}
+
+/// Whether `path` names a recording file (the containers the recorder writes).
+pub fn is_recording(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "webm" || e == "mp4")
 }
 
 /// Deletes recordings older than `max_age_ms`, then the oldest until the rest take at
@@ -97,18 +103,18 @@ pub fn enforce_retention(
             .flatten()
             .flatten()
         {
-            let webm = file.path();
-            if webm.extension().is_none_or(|e| e != "webm") {
+            let media = file.path();
+            if !is_recording(&media) {
                 continue;
             }
-            let started_at = webm
+            let started_at = media
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
             all.push(OnDisk {
-                webm,
+                media,
                 started_at,
                 bytes,
             });
@@ -118,16 +124,16 @@ pub fn enforce_retention(
     let mut total: u64 = all.iter().map(|r| r.bytes).sum();
     let mut deleted = Vec::new();
     for r in all {
-        if active.contains(&r.webm) {
+        if active.contains(&r.media) {
             continue;
         }
         let too_old = max_age_ms > 0 && now.saturating_sub(r.started_at) > max_age_ms;
         let too_big = max_total_bytes > 0 && total > max_total_bytes;
         if too_old || too_big {
-            let _ = std::fs::remove_file(r.webm.with_extension("json"));
-            if std::fs::remove_file(&r.webm).is_ok() {
+            let _ = std::fs::remove_file(r.media.with_extension("json"));
+            if std::fs::remove_file(&r.media).is_ok() {
                 total = total.saturating_sub(r.bytes);
-                deleted.push(r.webm);
+                deleted.push(r.media);
             }
         }
     }
@@ -141,17 +147,24 @@ mod tests {
     fn fake(dir: &Path, room: &str, started_at: u64, bytes: usize) -> PathBuf {
         let folder = dir.join(room);
         std::fs::create_dir_all(&folder).unwrap();
-        let webm = folder.join(format!("{started_at}.webm"));
-        std::fs::write(&webm, vec![0u8; bytes]).unwrap();
+        // VP8 recordings are WebM, H.264 ones MP4: retention takes both.
+        let ext = if started_at.is_multiple_of(2_000) {
+            "mp4"
+        } else {
+            "webm"
+        };
+        let file = format!("{started_at}.{ext}");
+        let media = folder.join(&file);
+        std::fs::write(&media, vec![0u8; bytes]).unwrap();
         RecordingMeta {
             room: room.into(),
-            file: format!("{started_at}.webm"),
+            file,
             started_at,
             ..Default::default()
         }
         .write(&folder)
         .unwrap();
-        webm
+        media
     }
 
     fn scratch(name: &str) -> PathBuf {

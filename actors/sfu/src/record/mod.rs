@@ -4,18 +4,24 @@
 //! track tasks hand it each packet with a `try_send` of an `Arc` (never waiting; a full
 //! queue drops the packet from the recording only and counts it). The thread keeps the
 //! publisher's highest simulcast layer (the largest keyframe seen, switching up on a
-//! keyframe when a bigger layer appears) and its Opus audio, reassembles VP8 frames
-//! ([`assemble`]), places them on one time axis (the room's media clock for video, the
-//! arrival of each session's first packet to line audio up) and writes WebM ([`mux`]).
+//! keyframe when a bigger layer appears) and its Opus audio, reassembles VP8 or H.264
+//! frames ([`assemble`]), places them on one time axis (the room's media clock for
+//! video, the arrival of each session's first packet to line audio up) and writes them
+//! without transcoding: VP8 to WebM ([`mux`]), H.264 to fragmented MP4 ([`mp4`]), one
+//! time line for both tracks ([`interleave`]).
 //! The file is closed when the room's media ends (every handle dropped). Disk trouble —
 //! less than `media.recording_min_free_mb` free, or a write failing for lack of space —
 //! stops the recording (its file closed as far as possible, the reason in its
 //! [`meta::RecordingMeta`], a metric, a log line and a `/readyz` warning), never the
-//! room. A publisher that sends anything but VP8 is not recorded (and says so).
+//! room. A publisher whose video is neither VP8 nor H.264 is not recorded (and says so).
 
 pub mod assemble;
+pub mod h264;
+pub mod interleave;
 pub mod meta;
+pub mod mp4;
 pub mod mux;
+pub mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use lockstep_runtime::now_ms;
 
-use crate::codec::vp8_descriptor_len;
+use crate::codec::{VideoCodec, vp8_descriptor_len};
 use crate::config::MediaConfig;
 use crate::keyframe::KeyframeWanted;
 use crate::layers::LayerId;
@@ -34,7 +40,9 @@ use crate::metrics::MediaMetrics;
 use crate::packet::MediaPacket;
 use assemble::{FrameAssembler, vp8_keyframe_size};
 use meta::{ClockAnchor, RecordingMeta};
+use mp4::Mp4Writer;
 use mux::{WebmWriter, WriteError};
+use writer::MediaWriter;
 
 /// What a recorder is told.
 pub(crate) enum Input {
@@ -216,14 +224,24 @@ struct SourceClock {
     audio: Option<TrackClock>,
 }
 
+/// A recording file just created, before its description is written.
+struct NewFile {
+    writer: MediaWriter,
+    path: PathBuf,
+    started_at: u64,
+    size: (u32, u32),
+}
+
 /// The recording being written.
 struct Recording {
-    writer: WebmWriter,
+    writer: MediaWriter,
     path: PathBuf,
     meta: RecordingMeta,
 }
 
 struct State {
+    /// The publisher's video codec; recorded when VP8 or H.264.
+    codec: VideoCodec,
     video_ok: bool,
     audio_ok: bool,
     /// The publisher's audio track opened (recordable or not).
@@ -242,13 +260,14 @@ struct State {
 impl Thread {
     fn run(self, rx: Receiver<Input>) {
         let mut state = State {
+            codec: VideoCodec::Other,
             video_ok: false,
             audio_ok: false,
             audio_known: false,
             first_video_at: None,
             sizes: HashMap::new(),
             chosen: None,
-            assembler: FrameAssembler::default(),
+            assembler: FrameAssembler::new(VideoCodec::Other),
             clock: SourceClock::default(),
             recording: None,
             stopped: false,
@@ -269,9 +288,11 @@ impl Thread {
     fn take(&self, state: &mut State, input: Input) -> Result<(), WriteError> {
         match input {
             Input::Track { video: true, mime } => {
-                state.video_ok = mime == "video/vp8";
+                state.codec = VideoCodec::from_mime(&mime);
+                state.video_ok = state.codec != VideoCodec::Other;
+                state.assembler = FrameAssembler::new(state.codec);
                 if !state.video_ok {
-                    tracing::warn!(room = %self.room, codec = %mime, "not recorded: recordings take VP8 video only");
+                    tracing::warn!(room = %self.room, codec = %mime, "not recorded: recordings take VP8 or H.264 video");
                     self.metrics
                         .recording_stopped
                         .with_label_values(&["unsupported_codec"])
@@ -287,7 +308,7 @@ impl Thread {
                 state.chosen = None;
                 state.audio_known = false;
                 state.first_video_at = None;
-                state.assembler = FrameAssembler::default();
+                state.assembler = FrameAssembler::new(state.codec);
                 state.clock = SourceClock::default();
             }
             Input::Packet(p) if p.video => self.video(state, &p)?,
@@ -313,8 +334,7 @@ impl Thread {
         }
         let first = *state.first_video_at.get_or_insert_with(Instant::now);
         if p.keyframe
-            && let Some(at) = vp8_descriptor_len(&p.packet.payload)
-            && let Some(size) = vp8_keyframe_size(&p.packet.payload[at..])
+            && let Some(size) = layer_size(state.codec, &p.packet.payload)
         {
             state.sizes.insert(p.layer.clone(), size);
             let best = best_layer(&state.sizes);
@@ -325,7 +345,7 @@ impl Thread {
             if settled && best.as_ref() == Some(&p.layer) && state.chosen != best {
                 // Switch up on this keyframe: frames before it came from another layer.
                 state.chosen = best;
-                state.assembler = FrameAssembler::default();
+                state.assembler = FrameAssembler::new(state.codec);
             }
         }
         if state.chosen.as_ref() != Some(&p.layer) {
@@ -348,10 +368,10 @@ impl Thread {
                 if !frame.keyframe {
                     continue;
                 }
-                let Some((w, h)) = vp8_keyframe_size(&frame.data) else {
+                let Some(writer) = self.create_writer(state, &frame.data)? else {
                     continue;
                 };
-                self.open(state, w, h)?;
+                self.open(state, writer)?;
             }
             let now = now_ms();
             let recording = state.recording.as_mut().expect("opened above");
@@ -404,13 +424,62 @@ impl Thread {
         }
     }
 
-    fn open(&self, state: &mut State, width: u32, height: u32) -> Result<(), WriteError> {
+    /// The file for a recording whose first frame is `keyframe`: its size and, for
+    /// H.264, its parameter sets come from that frame (`None` when it lacks them).
+    fn create_writer(&self, state: &State, keyframe: &[u8]) -> Result<Option<NewFile>, WriteError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| WriteError::Other(e.to_string()))?;
         self.check_space()?;
         let started_at = now_ms();
-        let file = format!("{started_at}.webm");
-        let path = self.dir.join(&file);
-        let writer = WebmWriter::create(&path, width, height, state.audio_ok)?;
+        let path = |ext: &str| self.dir.join(format!("{started_at}.{ext}"));
+        let writer = match state.codec {
+            VideoCodec::H264 => {
+                let Some((sps, pps)) = h264::parameter_sets(keyframe) else {
+                    return Ok(None);
+                };
+                let Some(size) = h264::sps_size(&sps) else {
+                    return Ok(None);
+                };
+                let path = path("mp4");
+                let writer = Mp4Writer::create(&path, size, (sps, pps), state.audio_ok)?;
+                NewFile {
+                    writer: MediaWriter::Mp4(Box::new(writer)),
+                    path,
+                    started_at,
+                    size,
+                }
+            }
+            _ => {
+                let Some(size) = vp8_keyframe_size(keyframe) else {
+                    return Ok(None);
+                };
+                let path = path("webm");
+                let writer = WebmWriter::create(&path, size.0, size.1, state.audio_ok)?;
+                NewFile {
+                    writer: MediaWriter::Webm(writer),
+                    path,
+                    started_at,
+                    size,
+                }
+            }
+        };
+        Ok(Some(writer))
+    }
+
+    fn open(
+        &self,
+        state: &mut State,
+        NewFile {
+            writer,
+            path,
+            started_at,
+            size: (width, height),
+        }: NewFile,
+    ) -> Result<(), WriteError> {
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let meta = RecordingMeta {
             room: self.room.clone(),
             file,
@@ -426,7 +495,7 @@ impl Thread {
         self.health.set_active(&path, true);
         self.health.set_stopped(&self.room, None);
         self.metrics.recordings.inc();
-        tracing::info!(room = %self.room, path = %path.display(), width, height, "recording started");
+        tracing::info!(room = %self.room, path = %path.display(), width, height, container = writer.extension(), "recording started");
         state.recording = Some(Recording { writer, path, meta });
         Ok(())
     }
@@ -434,16 +503,17 @@ impl Thread {
     /// Closes the file and writes its description; `stopped` says why it ended early.
     fn finish(&self, state: &mut State, stopped: Option<String>) {
         let Some(Recording {
-            writer,
+            mut writer,
             path,
             mut meta,
         }) = state.recording.take()
         else {
             return;
         };
-        meta.keyframes_ms = writer.keyframes_ms.clone();
+        let finished = writer.finish();
+        meta.keyframes_ms = writer.keyframes_ms().to_vec();
         let bytes = writer.bytes();
-        match writer.finish() {
+        match finished {
             Ok(duration_ms) => {
                 meta.duration_ms = duration_ms;
                 meta.complete = true;
@@ -487,6 +557,16 @@ impl Thread {
 
     fn close(&self, state: &mut State) {
         self.finish(state, None);
+    }
+}
+
+/// The picture size a layer's keyframe packet declares (VP8: its frame header; H.264:
+/// the SPS it carries).
+fn layer_size(codec: VideoCodec, payload: &[u8]) -> Option<(u32, u32)> {
+    match codec {
+        VideoCodec::Vp8 => vp8_keyframe_size(&payload[vp8_descriptor_len(payload)?..]),
+        VideoCodec::H264 => h264::packet_size(payload),
+        VideoCodec::Other => None,
     }
 }
 

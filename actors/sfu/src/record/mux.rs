@@ -1,24 +1,20 @@
-//! Writes a recording's frames to a WebM file with libwebm (the `webm` crate): a VP8
-//! video track sized by the first keyframe, an Opus audio track when the publisher sends
-//! audio, frames interleaved in time order (a short reorder window, since audio and
-//! video arrive on their own schedules), Cues for seeking, and the duration on close.
-//! Keeps the keyframe index beside it and remembers why a write failed.
+//! Writes a VP8 recording's frames to a WebM file with libwebm (the `webm` crate): a
+//! VP8 video track sized by the first keyframe, an Opus audio track when the publisher
+//! sends audio, frames in time order ([`Interleaver`]), Cues for seeking, and the
+//! duration on close. Keeps the keyframe index beside it and remembers why a write
+//! failed.
 
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
+use super::interleave::{Interleaver, Timed};
 use bytes::Bytes;
 use webm::mux::{
     AudioCodecId, AudioTrack, Segment, SegmentBuilder, VideoCodecId, VideoTrack, Writer,
 };
-
-/// Frames are held this long (ms of media time) so the other track's can slot in.
-const REORDER_MS: u64 = 400;
 
 /// A file that remembers the kind of its last I/O error (libwebm only says "failed")
 /// and counts the bytes written.
@@ -64,27 +60,12 @@ impl Seek for TrackedFile {
     }
 }
 
-/// A frame waiting for its turn.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    ms: u64,
-    order: u64,
-    video: bool,
-    keyframe: bool,
-    data: Bytes,
-}
-
 /// An open WebM recording.
 pub struct WebmWriter {
     segment: Option<Segment<TrackedFile>>,
     video: VideoTrack,
     audio: Option<AudioTrack>,
-    pending: BinaryHeap<Reverse<Pending>>,
-    order: u64,
-    newest_ms: u64,
-    last_ns: u64,
-    last_video_ns: Option<u64>,
-    last_audio_ns: Option<u64>,
+    interleave: Interleaver,
     /// Media times (ms) of the keyframes written.
     pub keyframes_ms: Vec<u64>,
     error: Rc<Cell<Option<io::ErrorKind>>>,
@@ -150,12 +131,7 @@ impl WebmWriter {
             segment: Some(builder.build()),
             video,
             audio,
-            pending: BinaryHeap::new(),
-            order: 0,
-            newest_ms: 0,
-            last_ns: 0,
-            last_video_ns: None,
-            last_audio_ns: None,
+            interleave: Interleaver::default(),
             keyframes_ms: Vec::new(),
             error,
             bytes,
@@ -182,48 +158,32 @@ impl WebmWriter {
         if !video && self.audio.is_none() {
             return Ok(());
         }
-        self.order += 1;
-        self.newest_ms = self.newest_ms.max(ms);
-        self.pending.push(Reverse(Pending {
+        self.interleave.push(Timed {
             ms,
-            order: self.order,
             video,
             keyframe,
             data,
-        }));
-        self.write_until(self.newest_ms.saturating_sub(REORDER_MS))
+        });
+        while let Some(frame) = self.interleave.next_ready() {
+            self.write(frame)?;
+        }
+        Ok(())
     }
 
-    fn write_until(&mut self, ms: u64) -> Result<(), WriteError> {
-        while self.pending.peek().is_some_and(|p| p.0.ms <= ms) {
-            let Reverse(p) = self.pending.pop().expect("peeked");
-            // libwebm wants timestamps that never go back, across tracks; and within a
-            // track two frames never share one (a layer switch's keyframe has the
-            // timestamp of the frame it replaces): such a frame moves 1 ms on.
-            let track_last = if p.video {
-                &mut self.last_video_ns
-            } else {
-                &mut self.last_audio_ns
-            };
-            let mut ns = (p.ms * 1_000_000).max(self.last_ns);
-            if track_last.is_some_and(|last| ns <= last) {
-                ns = track_last.unwrap_or(0) + 1_000_000;
-            }
-            *track_last = Some(ns);
-            let segment = self.segment.as_mut().expect("open until finish");
-            let result = if p.video {
-                segment.add_frame(self.video, &p.data, ns, p.keyframe)
-            } else {
-                let audio = self.audio.expect("audio frames only with a track");
-                segment.add_frame(audio, &p.data, ns, true)
-            };
-            if result.is_err() {
-                return Err(self.error_now("writing a frame"));
-            }
-            self.last_ns = ns;
-            if p.video && p.keyframe {
-                self.keyframes_ms.push(ns / 1_000_000);
-            }
+    fn write(&mut self, frame: Timed) -> Result<(), WriteError> {
+        let ns = frame.ms * 1_000_000;
+        let segment = self.segment.as_mut().expect("open until finish");
+        let result = if frame.video {
+            segment.add_frame(self.video, &frame.data, ns, frame.keyframe)
+        } else {
+            let audio = self.audio.expect("audio frames only with a track");
+            segment.add_frame(audio, &frame.data, ns, true)
+        };
+        if result.is_err() {
+            return Err(self.error_now("writing a frame"));
+        }
+        if frame.video && frame.keyframe {
+            self.keyframes_ms.push(frame.ms);
         }
         Ok(())
     }
@@ -236,10 +196,19 @@ impl WebmWriter {
 
     /// Writes what is pending and closes the file (Cues, duration). Returns the duration
     /// in ms.
-    pub fn finish(mut self) -> Result<u64, WriteError> {
-        let written = self.write_until(u64::MAX);
-        let duration_ms = self.last_ns / 1_000_000;
-        let segment = self.segment.take().expect("open until finish");
+    pub fn finish(&mut self) -> Result<u64, WriteError> {
+        if self.segment.is_none() {
+            return Err(WriteError::Other("the recording is closed".to_owned()));
+        }
+        let mut written = Ok(());
+        while let Some(frame) = self.interleave.next_any() {
+            written = self.write(frame);
+            if written.is_err() {
+                break;
+            }
+        }
+        let duration_ms = self.interleave.last_ms();
+        let segment = self.segment.take().expect("checked above");
         // libwebm takes the duration in its timecode scale: milliseconds.
         let closed = segment.finalize(Some(duration_ms.max(1)));
         written?;
@@ -251,7 +220,8 @@ impl WebmWriter {
     }
 }
 
-fn classify(kind: io::ErrorKind, what: &str) -> WriteError {
+/// A failed write's error: a full disk told apart from the rest.
+pub(super) fn classify(kind: io::ErrorKind, what: &str) -> WriteError {
     match kind {
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => WriteError::DiskFull,
         _ => WriteError::Other(format!("{what}: {kind}")),
