@@ -16,6 +16,7 @@
 //! room. A publisher whose video is neither VP8 nor H.264 is not recorded (and says so).
 
 pub mod assemble;
+mod clock;
 pub mod h264;
 pub mod interleave;
 pub mod meta;
@@ -39,10 +40,10 @@ use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::packet::MediaPacket;
 use assemble::{FrameAssembler, vp8_keyframe_size};
+use clock::{SourceClock, TrackClock};
 use meta::{ClockAnchor, RecordingMeta};
-use mp4::Mp4Writer;
-use mux::{WebmWriter, WriteError};
-use writer::MediaWriter;
+use mux::WriteError;
+use writer::{MediaWriter, NewFile};
 
 /// What a recorder is told.
 pub(crate) enum Input {
@@ -183,55 +184,6 @@ struct Thread {
     health: Arc<RecordingHealth>,
 }
 
-/// One track's RTP clock on the recording's time axis: timestamps are unwrapped step by
-/// step (each step is read as a signed 32-bit difference), so a recording runs past
-/// the 32-bit wrap (13 hours at 90 kHz) without a jump.
-#[derive(Debug, Clone, Copy)]
-struct TrackClock {
-    /// Media position of the first timestamp seen.
-    base_ms: u64,
-    last_ts: u32,
-    /// Clock ticks since the first timestamp.
-    ticks: i64,
-    ticks_per_ms: i64,
-}
-
-impl TrackClock {
-    fn new(base_ms: u64, ts: u32, ticks_per_ms: i64) -> Self {
-        Self {
-            base_ms,
-            last_ts: ts,
-            ticks: 0,
-            ticks_per_ms,
-        }
-    }
-
-    /// The media position of `ts`; `None` before position 0.
-    fn ms(&mut self, ts: u32) -> Option<u64> {
-        self.ticks += i64::from(ts.wrapping_sub(self.last_ts) as i32);
-        self.last_ts = ts;
-        self.base_ms
-            .checked_add_signed(self.ticks.div_euclid(self.ticks_per_ms))
-    }
-}
-
-/// One publisher session's clocks on the recording's time axis.
-#[derive(Default)]
-struct SourceClock {
-    /// Video (the room's 90 kHz media clock), from the session's first recorded frame.
-    video: Option<TrackClock>,
-    /// Audio (48 kHz Opus), from the session's first audio packet.
-    audio: Option<TrackClock>,
-}
-
-/// A recording file just created, before its description is written.
-struct NewFile {
-    writer: MediaWriter,
-    path: PathBuf,
-    started_at: u64,
-    size: (u32, u32),
-}
-
 /// The recording being written.
 struct Recording {
     writer: MediaWriter,
@@ -368,7 +320,11 @@ impl Thread {
                 if !frame.keyframe {
                     continue;
                 }
-                let Some(writer) = self.create_writer(state, &frame.data)? else {
+                std::fs::create_dir_all(&self.dir).map_err(|e| WriteError::Other(e.to_string()))?;
+                self.check_space()?;
+                let Some(writer) =
+                    NewFile::create(&self.dir, state.codec, &frame.data, state.audio_ok)?
+                else {
                     continue;
                 };
                 self.open(state, writer)?;
@@ -422,47 +378,6 @@ impl Thread {
             state.last_ask = Some(Instant::now());
             self.keyframes.do_send(KeyframeWanted { layer });
         }
-    }
-
-    /// The file for a recording whose first frame is `keyframe`: its size and, for
-    /// H.264, its parameter sets come from that frame (`None` when it lacks them).
-    fn create_writer(&self, state: &State, keyframe: &[u8]) -> Result<Option<NewFile>, WriteError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| WriteError::Other(e.to_string()))?;
-        self.check_space()?;
-        let started_at = now_ms();
-        let path = |ext: &str| self.dir.join(format!("{started_at}.{ext}"));
-        let writer = match state.codec {
-            VideoCodec::H264 => {
-                let Some((sps, pps)) = h264::parameter_sets(keyframe) else {
-                    return Ok(None);
-                };
-                let Some(size) = h264::sps_size(&sps) else {
-                    return Ok(None);
-                };
-                let path = path("mp4");
-                let writer = Mp4Writer::create(&path, size, (sps, pps), state.audio_ok)?;
-                NewFile {
-                    writer: MediaWriter::Mp4(Box::new(writer)),
-                    path,
-                    started_at,
-                    size,
-                }
-            }
-            _ => {
-                let Some(size) = vp8_keyframe_size(keyframe) else {
-                    return Ok(None);
-                };
-                let path = path("webm");
-                let writer = WebmWriter::create(&path, size.0, size.1, state.audio_ok)?;
-                NewFile {
-                    writer: MediaWriter::Webm(writer),
-                    path,
-                    started_at,
-                    size,
-                }
-            }
-        };
-        Ok(Some(writer))
     }
 
     fn open(
@@ -575,27 +490,4 @@ fn best_layer(sizes: &HashMap<LayerId, (u32, u32)>) -> Option<LayerId> {
         .iter()
         .max_by_key(|(id, (w, h))| (w * h, (*id).clone()))
         .map(|(id, _)| id.clone())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TrackClock;
-
-    #[test]
-    fn a_track_clock_runs_on_past_the_32_bit_wrap() {
-        // Start 10 s before the wrap; step 20 hours of 90 kHz ticks, one second at a time.
-        let mut clock = TrackClock::new(500, u32::MAX - 900_000, 90);
-        let mut ts = u32::MAX - 900_000;
-        for second in 1..=20 * 3600u64 {
-            ts = ts.wrapping_add(90_000);
-            assert_eq!(clock.ms(ts), Some(500 + second * 1000));
-        }
-        // A frame that arrives a little late still lands where it belongs.
-        assert_eq!(
-            clock.ms(ts.wrapping_sub(9_000)),
-            Some(500 + 20 * 3600 * 1000 - 100)
-        );
-        let mut early = TrackClock::new(0, 1_000, 48);
-        assert_eq!(early.ms(1_000 - 480), None, "before position 0");
-    }
 }
