@@ -6,6 +6,8 @@
 //! every viewer shows it. Then `tests/browser/replay.mjs` opens the replay: two chapters,
 //! chapter 2 plays from its link, the chat replays in sync, Buy orders from the replay;
 //! and the dashboard: charts drawn, the live's numbers, a click opens the replay there.
+//! And an H.264 publisher's replay (`tests/browser/replay_h264.mjs`): the fragmented MP4
+//! plays from its chapter at the clip's size and seeks.
 //!
 //! Needs Chromium (`/usr/bin/chromium`, or `LOCKSTEP_CHROMIUM`), Node and
 //! `tests/browser/node_modules`; `./scripts/test.sh` installs them. Without them this test
@@ -17,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::media::{H264_HEIGHT, H264_WIDTH, encode_h264_clip, go_live_h264};
 use common::{TestServer, test_config};
+use lockstep_load::rtc::H264Clip;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -294,17 +298,11 @@ struct Live<'a> {
     likes: f64,
 }
 
-/// The ended room's replay and dashboard in Chromium (`replay.mjs`).
-async fn replay_and_dashboard(
-    tools: &Tools,
-    server: &TestServer,
-    artifacts: &Path,
-    live: &Live<'_>,
-) {
-    // The replay is ready once the archive closed the run and the recording is written.
+/// The id of `room`'s replay once the archive closed the run and the recording is written.
+async fn ended_replay(server: &TestServer, room: &str) -> i64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let replay_id = loop {
-        let list: Value = reqwest::get(server.url(&format!("/api/v1/replays?room={}", live.room)))
+    loop {
+        let list: Value = reqwest::get(server.url(&format!("/api/v1/replays?room={}", room)))
             .await
             .unwrap()
             .json()
@@ -318,16 +316,26 @@ async fn replay_and_dashboard(
                 .await
                 .unwrap();
             if replay["state"] == "ended" && replay["media_url"].is_string() {
-                break id;
+                return id;
             }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no replay of {}: {list}",
-            live.room
+            room
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// The ended room's replay and dashboard in Chromium (`replay.mjs`).
+async fn replay_and_dashboard(
+    tools: &Tools,
+    server: &TestServer,
+    artifacts: &Path,
+    live: &Live<'_>,
+) {
+    let replay_id = ended_replay(server, live.room).await;
     let config = json!({
         "baseUrl": format!("http://{}", server.addr),
         "room": live.room,
@@ -438,6 +446,83 @@ async fn replay_and_dashboard(
         (t - num(&click["expectedS"], "expected")).abs() < 3.0,
         "clicked two thirds along the axis ({} s), the replay opened at {t} s",
         click["expectedS"]
+    );
+    assert_screenshots(r["screenshots"].as_array().unwrap());
+}
+
+/// An H.264 publisher's replay in Chromium (`replay_h264.mjs`): the recording is the
+/// fragmented MP4 an encoder such as OBS leads to, and the replay page plays it from the
+/// chapter, at the clip's size, and seeks in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_replay_plays_in_chromium() {
+    let tools = tools();
+    let config = test_config();
+    let dir = PathBuf::from(config.store.path.replace(".db", "-h264"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = H264Clip::read(&encode_h264_clip(&dir)).unwrap();
+    let server = TestServer::start(config);
+    let sale = server.create_sale("m1", "h1", 20, 10, json!({})).await;
+    let mut anchor = server.open_room("h1").await;
+    let (stop, streaming) = go_live_h264(&server, &mut anchor, "h1", clip).await;
+    // The link drops a few seconds into the stream, and the stream goes on after it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    TestServer::drop_link(&mut anchor, &sale, 300).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    anchor
+        .send(json!({"type":"control","cmd":"end","id":3}))
+        .await;
+    stop.cancel();
+    streaming.await.unwrap();
+    let replay_id = ended_replay(&server, "h1").await;
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
+    let config = json!({
+        "baseUrl": format!("http://{}", server.addr),
+        "replayId": replay_id,
+        "viewerToken": server.viewer_token("carol"),
+        "artifactsDir": artifacts,
+        "chromium": tools.chromium,
+    });
+    let (r, stderr) = run_scenario(&tools, "replay_h264.mjs", &config).await;
+    println!("{r}");
+    std::fs::write(
+        artifacts.join("browser-replay-h264.json"),
+        format!("{r:#}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        r["ok"],
+        json!(true),
+        "H.264 replay scenario failed at step {}: {}\nstderr:\n{stderr}",
+        r["step"],
+        r["error"]
+    );
+    assert_eq!(r["mediaType"], "video/mp4");
+    let jump = &r["chapterJump"];
+    assert_eq!(jump["error"], Value::Null, "{jump}");
+    assert_eq!(
+        (num(&jump["width"], "width"), num(&jump["height"], "height")),
+        (f64::from(H264_WIDTH), f64::from(H264_HEIGHT)),
+        "{jump}"
+    );
+    let at = num(&jump["chapterMs"], "chapter time") / 1000.0;
+    let started = num(&jump["startedAt"], "position after the click");
+    assert!(
+        started > at - 4.0 && started < at + 1.0,
+        "jumped to {started} s for a chapter at {at} s"
+    );
+    assert!(
+        num(&jump["framesAdvanced"], "frames") > 0.0,
+        "no frame decoded: {jump}"
+    );
+    assert!(
+        num(&jump["after1s"], "position") > started,
+        "the video did not advance: {jump}"
+    );
+    let seek = &r["seek"];
+    assert!(
+        (num(&seek["at"], "position") - num(&seek["to"], "target")).abs() < 0.05,
+        "{seek}"
     );
     assert_screenshots(r["screenshots"].as_array().unwrap());
 }

@@ -9,73 +9,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::media::{WAIT, media_notice};
+use common::media::{
+    H264_FPS, H264_HEIGHT, H264_WIDTH, WAIT, encode_h264_clip, go_live_h264, run_tool,
+};
 use common::{TestServer, test_config};
-use lockstep_load::rtc::{H264Clip, Publisher};
-use lockstep_protocol::ServerMsg;
+use lockstep_load::rtc::H264Clip;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-const WIDTH: u32 = 640;
-const HEIGHT: u32 = 360;
-const FPS: u32 = 30;
-
-fn run(program: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/test.sh installs Debian's ffmpeg)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Two seconds of ffmpeg's test pattern in H.264 (baseline, a keyframe with its
-/// parameter sets every second) as an Annex B file.
-fn encode_clip(dir: &Path) -> PathBuf {
-    let path = dir.join("clip.h264");
-    let size = format!("testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}");
-    let params = format!("keyint={FPS}:min-keyint={FPS}:scenecut=0:repeat-headers=1");
-    run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &size,
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-            "-x264-params",
-            &params,
-            "-f",
-            "h264",
-            path.to_str().unwrap(),
-        ],
-    );
-    path
-}
 
 fn ffprobe(args: &[&str], file: &Path) -> String {
     let mut all = vec!["-v", "error"];
     all.extend_from_slice(args);
     all.push(file.to_str().unwrap());
-    String::from_utf8(run("ffprobe", &all).stdout).unwrap()
+    String::from_utf8(run_tool("ffprobe", &all).stdout).unwrap()
 }
 
 /// (pts in ms, keyframe) of the video packets, from `-read_intervals` on if given.
@@ -107,32 +54,12 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
     let config = test_config();
     let dir = PathBuf::from(config.store.path.replace(".db", "-h264"));
     std::fs::create_dir_all(&dir).unwrap();
-    let clip = H264Clip::read(&encode_clip(&dir)).unwrap();
-    assert_eq!(clip.units.len(), 2 * FPS as usize);
+    let clip = H264Clip::read(&encode_h264_clip(&dir)).unwrap();
+    assert_eq!(clip.units.len(), 2 * H264_FPS as usize);
 
     let server = TestServer::start(config);
     let mut anchor = server.open_room("r1").await;
-    anchor
-        .send(json!({"type":"control","cmd":"go_live","id":1}))
-        .await;
-    anchor
-        .recv_until(|m| matches!(m, ServerMsg::RoomState { .. }).then_some(()))
-        .await;
-    let publisher = Arc::new(
-        Publisher::connect_h264(&server.url(""), "r1", &server.anchor_token("r1"))
-            .await
-            .expect("WHIP publish with H.264 alone"),
-    );
-    let stop = CancellationToken::new();
-    let streaming = {
-        let (publisher, stop) = (publisher.clone(), stop.clone());
-        tokio::spawn(async move {
-            publisher
-                .stream_h264(&clip, FPS, stop.cancelled_owned())
-                .await
-        })
-    };
-    assert!(media_notice(&mut anchor).await.live, "the stream went live");
+    let (stop, streaming) = go_live_h264(&server, &mut anchor, "r1", clip).await;
     let started = tokio::time::Instant::now();
     // Long enough for several of the clip's keyframes (one a second) to be recorded.
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -184,7 +111,7 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
         &file,
     );
     assert!(
-        streams.contains(&format!("h264,{WIDTH},{HEIGHT}")),
+        streams.contains(&format!("h264,{H264_WIDTH},{H264_HEIGHT}")),
         "{streams}"
     );
     assert!(streams.contains("opus"), "{streams}");
@@ -202,7 +129,7 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
     let packets = video_packets(&file, None);
     assert!(packets[0].1, "the recording starts with a keyframe");
     assert!(
-        packets.len() as u64 >= duration * u64::from(FPS) / 1000 * 8 / 10,
+        packets.len() as u64 >= duration * u64::from(H264_FPS) / 1000 * 8 / 10,
         "{} pictures in {duration} ms",
         packets.len()
     );
@@ -214,7 +141,7 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
         assert_eq!(landed.first(), Some(&(k, true)), "seek to {k} ms");
     }
     // Every picture decodes, without a single decoder complaint.
-    let decoded = run(
+    let decoded = run_tool(
         "ffmpeg",
         &[
             "-v",
