@@ -38,6 +38,17 @@ struct MediaGrant {
     exp: u64,
 }
 
+/// What a node sends with its request for a room's stream (see [`Auth::issue_uplink`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct UplinkGrant {
+    sub: String,
+    room: String,
+    exp: u64,
+}
+
+/// The subject of an uplink grant, which no user token carries.
+const UPLINK_SUBJECT: &str = "node-uplink";
+
 /// Longest subject or merchant id a token may carry, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 
@@ -143,6 +154,26 @@ impl Auth {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &grant, &self.encoding)
             .expect("HS256 signing cannot fail")
+    }
+
+    /// A grant for one node to pull `room`'s stream from another (cluster mode), signed
+    /// with the secret every node shares; lasts `ttl_secs`.
+    pub fn issue_uplink(&self, room: &str, ttl_secs: u64) -> String {
+        let grant = UplinkGrant {
+            sub: UPLINK_SUBJECT.into(),
+            room: room.to_owned(),
+            exp: unix_now() + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &grant, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// The room an uplink grant is for, if it is valid.
+    pub fn uplink_grant(&self, grant: &str) -> Option<String> {
+        jsonwebtoken::decode::<UplinkGrant>(grant, &self.decoding, &self.validation)
+            .ok()
+            .filter(|data| data.claims.sub == UPLINK_SUBJECT)
+            .map(|data| data.claims.room)
     }
 
     /// The replay a media grant is for, if it is valid.

@@ -8,6 +8,7 @@
 mod analytics;
 pub mod auth;
 pub mod config;
+mod edge_media;
 mod forward;
 mod health;
 mod http;

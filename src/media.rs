@@ -168,13 +168,21 @@ pub async fn whep_subscribe(
 ) -> Result<HttpResponse, ApiError> {
     let room = room.into_inner();
     let body = sdp_bytes(&state, body).await?;
-    // Cluster mode: signalled through this node, the media flows from the room's node.
-    if let Some(answer) = forward::to_owner(&state, &req, body.clone(), &room).await {
-        return answer;
-    }
-    let (watcher, _) = crate::rooms::snapshot_for(&state, &req, &room).await?;
+    let owner = if crate::edge_media::serves(&state, &room) {
+        // Cluster mode: the room's node says who may watch; the video comes from this
+        // node's own SFU, pulling the stream from the room's node.
+        let watcher = edge_watcher(&state, &req, &room).await?;
+        crate::edge_media::pull(&state, &room).await?;
+        watcher
+    } else {
+        // Cluster mode without edge media: the media flows from the room's node.
+        if let Some(answer) = forward::to_owner(&state, &req, body.clone(), &room).await {
+            return answer;
+        }
+        let (watcher, _) = crate::rooms::snapshot_for(&state, &req, &room).await?;
+        watcher.user().map(str::to_owned)
+    };
     let offer = sdp_offer(&req, body)?;
-    let owner = watcher.user().map(str::to_owned);
     let (session, sdp) = state
         .media
         .subscribe(
@@ -188,6 +196,41 @@ pub async fn whep_subscribe(
     Ok(answer(format!("/whep/{room}/{session}"), sdp))
 }
 
+/// Whether the bearer of `req` may watch `room` (run by another node): the room's node
+/// decides, as for its own viewers. The viewer's user id (`None` for a guest).
+async fn edge_watcher(
+    state: &AppState,
+    req: &HttpRequest,
+    room: &str,
+) -> Result<Option<String>, ApiError> {
+    let watcher = state.auth.watcher(bearer(req), room)?;
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| vec![("authorization".to_owned(), v.as_bytes().to_vec())])
+        .unwrap_or_default();
+    let path = format!("/api/v1/rooms/{room}");
+    let answer = forward::call_owner(state, room, ("GET", &path), headers, Default::default())
+        .await
+        .unwrap_or_else(|| {
+            Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the room moved to this node meanwhile; retry",
+            ))
+        })?;
+    if !answer.status().is_success() {
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        let code = serde_json::from_value(body["name"].clone()).unwrap_or(ErrorCode::Unavailable);
+        let message = body["message"].as_str().map_or_else(
+            || format!("the room's node answered {status}"),
+            str::to_owned,
+        );
+        return Err(ApiError::new(code, message));
+    }
+    Ok(watcher.user().map(str::to_owned))
+}
+
 /// `DELETE /whep/{room}/{session}`: the player stops (see the module docs for who may).
 pub async fn whep_stop(
     req: HttpRequest,
@@ -195,7 +238,9 @@ pub async fn whep_stop(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, session) = path.into_inner();
-    if let Some(answer) = forward::to_owner(&state, &req, Default::default(), &room).await {
+    if !crate::edge_media::serves(&state, &room)
+        && let Some(answer) = forward::to_owner(&state, &req, Default::default(), &room).await
+    {
         return answer;
     }
     let caller = match state.auth.watcher(bearer(&req), &room)? {

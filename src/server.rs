@@ -133,6 +133,12 @@ pub async fn run(
         cluster,
         archive,
     });
+    if cluster_mode {
+        let weak = Arc::downgrade(&state.clone().into_inner());
+        state
+            .media
+            .on_pull_end(crate::edge_media::pull_end_hook(weak));
+    }
     let server_cfg = config.server.clone();
     let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);
     let send_buffer = server_cfg.socket_send_buffer_bytes;
@@ -220,6 +226,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/whip/{room}/{session}", web::patch().to(media::no_trickle))
         .route("/whep/{room}/{session}", web::patch().to(media::no_trickle))
         .route("/whep/{room}", web::post().to(media::whep_subscribe))
+        .route(
+            "/internal/v1/uplink/{room}",
+            web::post().to(crate::edge_media::uplink),
+        )
+        .route(
+            "/internal/v1/uplink/{room}/{id}",
+            web::delete().to(crate::edge_media::end_uplink),
+        )
         .route("/whep/{room}/{session}", web::delete().to(media::whep_stop))
         .route("/rooms/{room}", web::get().to(pages::viewer))
         .route("/rooms/{room}/anchor", web::get().to(pages::anchor))

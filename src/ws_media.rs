@@ -103,7 +103,8 @@ impl MediaLink {
                     outbound.clone(),
                     room.to_owned(),
                 );
-                if state.cluster.is_some() && state.directory.get(&room).is_none() {
+                let edge = crate::edge_media::serves(&state, &room);
+                if !edge && state.cluster.is_some() && state.directory.get(&room).is_none() {
                     actix_web::rt::spawn(async move {
                         let result =
                             remote::subscribe(&state, &room, sdp, viewer.owner.as_deref()).await;
@@ -112,10 +113,20 @@ impl MediaLink {
                     return;
                 }
                 actix_web::rt::spawn(async move {
-                    let result = state
-                        .media
-                        .subscribe(&room, sdp, preference, viewer.owner, viewer.source)
-                        .await;
+                    let pulled = if edge {
+                        crate::edge_media::pull(&state, &room).await
+                    } else {
+                        Ok(())
+                    };
+                    let result = match pulled {
+                        Ok(()) => {
+                            state
+                                .media
+                                .subscribe(&room, sdp, preference, viewer.owner, viewer.source)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
                     let mut slot = link.lock();
                     slot.negotiating = false;
                     match result {

@@ -1,8 +1,8 @@
 //! Cluster mode over HTTP: a request about a room that another node runs — its snapshot,
 //! its sales, an anchor opening it, a merchant closing its sale or confirming an order,
-//! the anchor's WHIP and a player's WHEP — is answered by any node, which forwards it to
-//! the room's node; the video then flows from that node's SFU. Concurrent openings of a
-//! room on one node keep one owner under one epoch.
+//! the anchor's WHIP and, with `cluster.edge_media` off, a player's WHEP — is answered by
+//! any node, which forwards it to the room's node; the video then flows from that node's
+//! SFU. Concurrent openings of a room on one node keep one owner under one epoch.
 
 mod common;
 
@@ -92,10 +92,19 @@ async fn any_node_answers_for_a_room_another_node_runs(redis: RedisServer) {
     assert_eq!(closed["summary"]["state"], "ended", "{closed}");
 }
 
+/// With `cluster.edge_media` off, video for every viewer flows from the room's node
+/// (with it on, the default, each node serves its own viewers: tests/cluster_media.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn video_published_and_played_through_other_nodes_flows_from_the_rooms_node() {
+async fn without_edge_media_video_played_through_other_nodes_flows_from_the_rooms_node() {
     let redis = RedisServer::start();
-    let nodes = nodes(&redis);
+    let nodes: Vec<TestServer> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut cfg = redis.node_config(name);
+            cfg.cluster.edge_media = false;
+            TestServer::start(cfg)
+        })
+        .collect();
     let mut anchor = nodes[0].open_room("tv").await;
     // The anchor's WHIP goes to node B, the player's WHEP to node C: both are signalled
     // through their node and answered by the room's node A, whose SFU carries the media.

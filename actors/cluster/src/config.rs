@@ -32,6 +32,10 @@ pub struct ClusterConfig {
     /// to forward requests about rooms it runs; empty: `http://` + the bound address,
     /// which must then be a concrete one (not 0.0.0.0).
     pub advertise_url: String,
+    /// Video for viewers on a node that does not run their room comes from this node's
+    /// own SFU, which pulls the room's stream once from the room's node (so a room's
+    /// video grows with the nodes); false: from the room's node's SFU directly.
+    pub edge_media: bool,
 }
 
 impl Default for ClusterConfig {
@@ -47,6 +51,7 @@ impl Default for ClusterConfig {
             allow_volatile_store: false,
             inventory_replicas: 0,
             advertise_url: String::new(),
+            edge_media: true,
         }
     }
 }

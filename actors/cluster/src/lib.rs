@@ -139,6 +139,12 @@ impl Cluster {
         }))
     }
 
+    /// Whether viewers of a room this node does not run get their video from this node's
+    /// own SFU (`cluster.edge_media`).
+    pub fn edge_media(&self) -> bool {
+        self.cfg.edge_media
+    }
+
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.node

@@ -27,6 +27,9 @@ pub struct MediaConfig {
     /// A peer connection (subscriber or publisher) that is not up this long after its
     /// answer is dropped, so offers that never complete do not hold video slots.
     pub connect_timeout_ms: u64,
+    /// Cluster mode: an edge node keeps pulling a room's stream from its owner this long
+    /// after its last subscriber of that room left, so a viewer who reloads starts at once.
+    pub pull_linger_ms: u64,
     /// Relay actors per room; subscribers are spread over them and over the arbiters.
     pub relay_shards: usize,
     /// Packets queued per subscriber before the newest are dropped for that subscriber
@@ -79,6 +82,7 @@ impl Default for MediaConfig {
             max_subscribers_total: 4_000,
             max_subscribers_per_ip: 50,
             connect_timeout_ms: 15_000,
+            pull_linger_ms: 10_000,
             relay_shards: 2,
             subscriber_queue_packets: 512,
             playout_delay_ms: 300,

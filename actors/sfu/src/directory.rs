@@ -16,9 +16,11 @@ use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::record::RecordingHealth;
 use crate::room::{
-    Caller, ChangeLayer, LiveHook, MediaRoom, Publish, Shutdown, Subscribe, Unpublish, Unsubscribe,
-    UserBanned,
+    Caller, ChangeLayer, CloseUplink, FinishPull, LiveHook, MediaRoom, OpenUplink, Publish,
+    PullEndHook, PullFailed, Shutdown, StartPull, Subscribe, Unpublish, Unsubscribe, Uplinked,
+    UserBanned, WhenLive,
 };
+use crate::uplink::UplinkAnswer;
 use crate::{MediaError, MediaId};
 
 struct Entry {
@@ -35,6 +37,7 @@ pub struct MediaDirectory {
     on_live: LiveHook,
     admission: Arc<Admission>,
     recording: Arc<RecordingHealth>,
+    on_pull_end: std::sync::OnceLock<PullEndHook>,
 }
 
 impl std::fmt::Debug for MediaDirectory {
@@ -62,7 +65,14 @@ impl MediaDirectory {
             metrics,
             on_live,
             recording: Arc::new(RecordingHealth::default()),
+            on_pull_end: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Cluster mode: `hook(room, uplink)` runs when this node stops pulling a room's
+    /// stream (set once, at start).
+    pub fn on_pull_end(&self, hook: PullEndHook) {
+        let _ = self.on_pull_end.set(hook);
     }
 
     /// Recordings in progress and those that stopped early.
@@ -119,9 +129,11 @@ impl MediaDirectory {
         let pool = self.pool.clone();
         let admission = self.admission.clone();
         let recording = self.recording.clone();
+        let pull_end = self.on_pull_end.get().cloned();
         let addr = MediaRoom::start_in_arbiter(self.pool.next(), move |_| {
             MediaRoom::new(id, cfg, pool, metrics, hook, frames, admission)
                 .with_recording(recording)
+                .with_pull_end(pull_end)
         });
         Entry { addr, latest_frame }
     }
@@ -226,6 +238,74 @@ impl MediaDirectory {
                 .unwrap_or(false),
             None => false,
         }
+    }
+
+    /// Cluster mode, on the node that owns `room`: an edge node pulls its stream.
+    pub async fn open_uplink(&self, room: &str, offer: String) -> Result<UplinkAnswer, MediaError> {
+        let addr = self.room(room).ok_or(MediaError::NotStreaming)?;
+        addr.send(OpenUplink { offer })
+            .await
+            .map_err(|_| MediaError::Stopped("media room"))?
+    }
+
+    /// Ends an edge's uplink of `room` (the edge stopped pulling).
+    pub fn close_uplink(&self, room: &str, id: MediaId) {
+        if let Some(addr) = self.room(room) {
+            addr.do_send(CloseUplink { id });
+        }
+    }
+
+    /// Edge nodes pulling `room`'s stream from this node.
+    pub async fn uplinks(&self, room: &str) -> usize {
+        match self.room(room) {
+            Some(addr) => addr.send(Uplinked).await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Cluster mode, on an edge node: makes sure `room`'s stream is pulled here from the
+    /// node that owns it, once whatever the number of subscribers; `owner` carries the
+    /// pull's offer there and brings back the answer. Returns once the stream is live
+    /// here (or `media.connect_timeout_ms` passed).
+    pub async fn ensure_pulled<F, Fut>(&self, room: &str, owner: F) -> Result<(), MediaError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<UplinkAnswer, MediaError>>,
+    {
+        if !self.cfg.enabled {
+            return Err(MediaError::NotStreaming);
+        }
+        let addr = self.room_or_start(room);
+        let stopped = |_| MediaError::Stopped("media room");
+        if let Some((id, offer)) = addr.send(StartPull).await.map_err(stopped)?? {
+            match owner(offer).await {
+                Ok(answer) => {
+                    let finished = addr
+                        .send(FinishPull {
+                            id,
+                            uplink: answer.id,
+                            sdp: answer.sdp,
+                            layers: answer.layers,
+                            audio: answer.audio_ssrc.is_some(),
+                        })
+                        .await
+                        .map_err(stopped)?;
+                    if let Err(e) = finished {
+                        addr.do_send(PullFailed { id });
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    addr.do_send(PullFailed { id });
+                    return Err(e);
+                }
+            }
+        }
+        let wait = std::time::Duration::from_millis(self.cfg.connect_timeout_ms);
+        tokio::time::timeout(wait, addr.send(WhenLive))
+            .await
+            .map_err(|_| MediaError::Upstream("its media did not start in time".into()))?
+            .map_err(stopped)
     }
 
     /// The room ended: stop its media (publisher, relays, subscribers).

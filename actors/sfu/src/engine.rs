@@ -122,6 +122,55 @@ pub async fn add_receivers(pc: &Arc<dyn PeerConnection>) -> Result<(), MediaErro
     Ok(())
 }
 
+/// How many video layers an edge's pull offers to receive (simulcast has at most three).
+pub const PULLED_VIDEO_LAYERS: usize = 3;
+
+/// An edge's offer to pull a room's stream: receive-only video transceivers, one per
+/// layer the owner may send, and one for the audio; waits until it carries every local
+/// candidate.
+pub async fn pull_offer(
+    pc: &Arc<dyn PeerConnection>,
+    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
+    cfg: &MediaConfig,
+) -> Result<String, MediaError> {
+    let kinds = std::iter::repeat_n(RtpCodecKind::Video, PULLED_VIDEO_LAYERS)
+        .chain(std::iter::once(RtpCodecKind::Audio));
+    for kind in kinds {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(MediaError::engine)?;
+    }
+    let offer = pc.create_offer(None).await.map_err(MediaError::engine)?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(MediaError::engine)?;
+    let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(PeerEvent::Gathered) => break,
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
+                    return Err(MediaError::ClosedWhileGathering);
+                }
+                Some(_) => {}
+            },
+            _ = &mut deadline => return Err(MediaError::GatheringTimedOut),
+        }
+    }
+    let local = pc
+        .local_description()
+        .await
+        .ok_or_else(|| MediaError::engine("no local description after offering"))?;
+    Ok(local.sdp)
+}
+
 /// Parses an SDP offer, with a clear error for anything that is not one.
 pub fn parse_offer(sdp: &str, cfg: &MediaConfig) -> Result<RTCSessionDescription, MediaError> {
     if sdp.len() > cfg.max_sdp_bytes {

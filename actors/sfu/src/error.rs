@@ -54,6 +54,9 @@ pub enum MediaError {
     /// webrtc-rs failed on our side of a negotiation; its reason follows.
     #[error("{0}")]
     Engine(String),
+    /// Cluster mode: the room's stream could not be pulled from the node that owns it.
+    #[error("the room's video could not be pulled from its node: {0}; retry")]
+    Upstream(String),
 }
 
 impl MediaError {
@@ -83,6 +86,7 @@ impl WireError for MediaError {
             | Self::ClosedWhileGathering
             | Self::GatheringTimedOut
             | Self::Engine(_) => ErrorCode::Internal,
+            Self::Upstream(_) => ErrorCode::Unavailable,
         }
     }
 }

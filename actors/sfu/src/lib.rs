@@ -46,6 +46,7 @@ pub mod record;
 pub mod relay;
 pub mod room;
 mod subscriber;
+pub mod uplink;
 
 pub use admission::{Admission, Ticket};
 pub use config::MediaConfig;

@@ -29,6 +29,12 @@ pub struct MediaMetrics {
     /// Recordings stopped (or never started) early, by reason (`disk_full`,
     /// `write_failed`, `unsupported_codec`).
     pub recording_stopped: IntCounterVec,
+    /// Edge nodes pulling a room's stream from this node (cluster mode).
+    pub uplinks: IntGauge,
+    /// Packets an uplink's full queue dropped.
+    pub uplink_dropped: IntCounter,
+    /// Rooms whose stream this node pulls from their owner (cluster mode).
+    pub pulls: IntGauge,
 }
 
 impl MediaMetrics {
@@ -68,6 +74,18 @@ impl MediaMetrics {
                 &["reason"],
             )
             .unwrap(),
+            uplinks: gauge(
+                "media_uplinks",
+                "Edge nodes pulling a stream from this node",
+            ),
+            uplink_dropped: counter(
+                "media_uplink_dropped_packets_total",
+                "Packets dropped for an edge node's uplink (its queue full)",
+            ),
+            pulls: gauge(
+                "media_pulls",
+                "Rooms whose stream this node pulls from their owner",
+            ),
         };
         for reason in ["disk_full", "write_failed", "unsupported_codec"] {
             m.recording_stopped.with_label_values(&[reason]);
@@ -83,6 +101,9 @@ impl MediaMetrics {
             Box::new(m.recordings.clone()),
             Box::new(m.recording_dropped.clone()),
             Box::new(m.recording_stopped.clone()),
+            Box::new(m.uplinks.clone()),
+            Box::new(m.uplink_dropped.clone()),
+            Box::new(m.pulls.clone()),
         ] {
             // Distinct constant names on a registry the server made for itself.
             registry.register(c).expect("media metric names are unique");

@@ -3,6 +3,12 @@
 //! arbiter pool, admits subscribers up to the cap and spreads them over the relays,
 //! passes their keyframe requests to the ingest, and reports the stream going live or
 //! away.
+//!
+//! Cluster mode: on the node that owns the room, the [`Uplinks`] actor sends the stream
+//! to every edge node pulling it ([`OpenUplink`]). On an edge node, the room's media
+//! comes from such a pull instead of a publisher ([`StartPull`], [`FinishPull`]): it
+//! starts with the edge's first subscriber and stops `media.pull_linger_ms` after the
+//! last one left.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,18 +21,27 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use crate::admission::{Admission, Ticket};
 use crate::clock::FrameMark;
 use crate::config::MediaConfig;
-use crate::ingest::{Ingest, IngestEvents, Negotiate, SourceGone, SourceReady, StopIngest};
+use crate::ingest::{
+    AcceptAnswer, Ingest, IngestEvents, Negotiate, PrepareOffer, SourceGone, SourceReady,
+    StopIngest,
+};
 use crate::keyframe::KeyframeWanted;
+use crate::layers::LayerId;
 use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::record::{Recorder, RecordingHealth};
 use crate::relay::{
     AddSubscriber, DropSubscriber, Relay, RelayEvents, SetPreference, StopRelay, SubscriberLeft,
 };
+use crate::uplink::{AddUplink, CountUplinks, DropUplink, UplinkAnswer, Uplinks};
 use crate::{MediaError, MediaId};
 
 /// Called when a room's stream goes live (true) or away (false).
 pub type LiveHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
+
+/// Called when an edge stops pulling a room's stream, with the room and the uplink's id
+/// at the owner (so the owner ends it at once rather than when its connection times out).
+pub type PullEndHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// The anchor publishes: answer its offer.
 #[derive(Message)]
@@ -92,6 +107,55 @@ pub struct UserBanned {
     pub user: String,
 }
 
+/// An edge node asks for the room's stream (this node owns the room).
+#[derive(Message)]
+#[rtype(result = "Result<UplinkAnswer, MediaError>")]
+pub struct OpenUplink {
+    pub offer: String,
+}
+
+/// Edge nodes pulling the room's stream from this node.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Uplinked;
+
+/// Starts pulling the room's stream from its owner (this node is an edge): the offer to
+/// carry to the owner, or `None` when the stream is here already (pulled or published).
+#[derive(Message)]
+#[rtype(result = "Result<Option<(MediaId, String)>, MediaError>")]
+pub struct StartPull;
+
+/// The owner's answer to a pull's offer.
+#[derive(Message)]
+#[rtype(result = "Result<(), MediaError>")]
+pub struct FinishPull {
+    pub id: MediaId,
+    /// The uplink's id at the owner.
+    pub uplink: String,
+    pub sdp: String,
+    pub layers: Vec<(u32, LayerId)>,
+    pub audio: bool,
+}
+
+/// A pull's offer found no owner to answer it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullFailed {
+    pub id: MediaId,
+}
+
+/// Ends one edge's uplink (this node owns the room).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseUplink {
+    pub id: MediaId,
+}
+
+/// Resolves once the room's stream is live here (at once if it is).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WhenLive;
+
 /// The room ended: close everything and stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -109,6 +173,10 @@ struct Source {
     id: MediaId,
     ingest: Addr<Ingest>,
     codecs: Option<(Option<RTCRtpCodec>, Option<RTCRtpCodec>)>,
+    /// Pulled from the room's owner (cluster mode), not published here.
+    pulled: bool,
+    /// A pull's uplink id at the owner, once answered.
+    uplink: Option<String>,
 }
 
 /// One room's media supervisor.
@@ -126,6 +194,11 @@ pub struct MediaRoom {
     recording: Arc<RecordingHealth>,
     /// Started with the room's first publisher; closed when the room's media stops.
     recorder: Option<Recorder>,
+    /// Sends the stream to edge nodes (cluster mode).
+    uplinks: Option<Addr<Uplinks>>,
+    /// Waiting for the stream to be live here.
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    on_pull_end: Option<PullEndHook>,
 }
 
 impl MediaRoom {
@@ -151,7 +224,16 @@ impl MediaRoom {
             admission,
             recording: Arc::default(),
             recorder: None,
+            uplinks: None,
+            waiters: Vec::new(),
+            on_pull_end: None,
         }
+    }
+
+    /// Tells `hook` when a pull of this room ends.
+    pub fn with_pull_end(mut self, hook: Option<PullEndHook>) -> Self {
+        self.on_pull_end = hook;
+        self
     }
 
     pub fn with_recording(mut self, recording: Arc<RecordingHealth>) -> Self {
@@ -174,18 +256,41 @@ impl MediaRoom {
         self.source.as_ref().is_some_and(|s| s.codecs.is_some())
     }
 
+    /// A pulled stream nobody here watches any more stops after the linger.
+    fn linger(&self, ctx: &mut Context<Self>) {
+        if !self.subscribers.is_empty() || !self.source.as_ref().is_some_and(|s| s.pulled) {
+            return;
+        }
+        let linger = std::time::Duration::from_millis(self.cfg.pull_linger_ms);
+        ctx.run_later(linger, |this, _| {
+            if this.subscribers.is_empty() && this.source.as_ref().is_some_and(|s| s.pulled) {
+                tracing::info!(room = %this.room, "no subscriber left: stopping the pull");
+                this.drop_source();
+            }
+        });
+    }
+
     /// Stops the publisher's ingest and drops every subscriber (their pages subscribe
     /// again when the stream is back).
     fn drop_source(&mut self) {
         let was_live = self.live();
+        let pulled = self.source.as_ref().is_some_and(|s| s.pulled);
         if let Some(source) = self.source.take() {
             source.ingest.do_send(StopIngest);
+            if let (Some(uplink), Some(hook)) = (&source.uplink, &self.on_pull_end) {
+                hook(&self.room, uplink);
+            }
         }
         for (id, admitted) in self.subscribers.drain() {
             self.relays[admitted.shard].do_send(DropSubscriber { id });
         }
+        if let Some(uplinks) = &self.uplinks {
+            uplinks.do_send(DropUplink(None));
+        }
         *self.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if was_live {
+        if pulled {
+            self.metrics.pulls.dec();
+        } else if was_live {
             self.metrics.publishers.dec();
             (self.on_live)(&self.room, false);
         }
@@ -201,6 +306,14 @@ impl Actor for MediaRoom {
             left: room.clone().recipient(),
             keyframes: room.recipient(),
         };
+        let (cfg, metrics, keyframes) = (
+            self.cfg.clone(),
+            self.metrics.clone(),
+            ctx.address().recipient(),
+        );
+        self.uplinks = Some(Uplinks::start_in_arbiter(self.pool.next(), move |_| {
+            Uplinks::new(cfg, metrics, keyframes)
+        }));
         for _shard in 0..self.cfg.relay_shards.max(1) {
             let arbiter = self.pool.next();
             let (cfg, events, metrics) = (self.cfg.clone(), events.clone(), self.metrics.clone());
@@ -215,6 +328,9 @@ impl Actor for MediaRoom {
         for relay in &self.relays {
             relay.do_send(StopRelay);
         }
+        if let Some(uplinks) = self.uplinks.take() {
+            uplinks.do_send(DropUplink(None));
+        }
     }
 }
 
@@ -224,7 +340,7 @@ impl Handler<Publish> for MediaRoom {
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
         self.drop_source();
         let id = MediaId::random();
-        let relays = Arc::new(self.relays.iter().map(|r| r.clone().recipient()).collect());
+        let relays = Arc::new(self.sinks());
         let room = ctx.address();
         match &self.recorder {
             Some(recorder) => recorder.new_source(),
@@ -255,6 +371,8 @@ impl Handler<Publish> for MediaRoom {
             id,
             ingest: ingest.clone(),
             codecs: None,
+            pulled: false,
+            uplink: None,
         });
         let request = ingest.send(Negotiate { offer: msg.offer });
         Box::pin(request.into_actor(self).map(move |result, this, _| {
@@ -290,9 +408,172 @@ impl Handler<SourceReady> for MediaRoom {
         };
         if source.codecs.is_none() {
             source.codecs = Some((msg.video_codec, msg.audio_codec));
-            self.metrics.publishers.inc();
-            (self.on_live)(&self.room, true);
+            if source.pulled {
+                self.metrics.pulls.inc();
+            } else {
+                self.metrics.publishers.inc();
+                (self.on_live)(&self.room, true);
+            }
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(());
+            }
         }
+    }
+}
+
+impl MediaRoom {
+    /// Where an ingest hands each packet: every relay shard and the uplinks.
+    fn sinks(&self) -> Vec<Recipient<crate::packet::Deliver>> {
+        let mut sinks: Vec<_> = self.relays.iter().map(|r| r.clone().recipient()).collect();
+        if let Some(uplinks) = &self.uplinks {
+            sinks.push(uplinks.clone().recipient());
+        }
+        sinks
+    }
+}
+
+impl Handler<OpenUplink> for MediaRoom {
+    type Result = ResponseFuture<Result<UplinkAnswer, MediaError>>;
+
+    fn handle(&mut self, msg: OpenUplink, _: &mut Context<Self>) -> Self::Result {
+        let codecs = self
+            .source
+            .as_ref()
+            .filter(|s| !s.pulled)
+            .and_then(|s| s.codecs.clone());
+        let (Some((video_codec, audio_codec)), Some(uplinks)) = (codecs, self.uplinks.clone())
+        else {
+            return Box::pin(async { Err(MediaError::NotStreaming) });
+        };
+        Box::pin(async move {
+            uplinks
+                .send(AddUplink {
+                    offer: msg.offer,
+                    video_codec,
+                    audio_codec,
+                })
+                .await
+                .map_err(|_| MediaError::Stopped("uplinks"))?
+        })
+    }
+}
+
+impl Handler<CloseUplink> for MediaRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseUplink, _: &mut Context<Self>) {
+        if let Some(uplinks) = &self.uplinks {
+            uplinks.do_send(DropUplink(Some(msg.id)));
+        }
+    }
+}
+
+impl Handler<Uplinked> for MediaRoom {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, _: Uplinked, _: &mut Context<Self>) -> Self::Result {
+        let uplinks = self.uplinks.clone();
+        Box::pin(async move {
+            match uplinks {
+                Some(u) => u.send(CountUplinks).await.unwrap_or(0),
+                None => 0,
+            }
+        })
+    }
+}
+
+impl Handler<StartPull> for MediaRoom {
+    type Result = ResponseActFuture<Self, Result<Option<(MediaId, String)>, MediaError>>;
+
+    fn handle(&mut self, _: StartPull, ctx: &mut Context<Self>) -> Self::Result {
+        if self.source.is_some() {
+            return Box::pin(fut::ready(Ok(None)));
+        }
+        let id = MediaId::random();
+        let room = ctx.address();
+        let ingest = Ingest::new(
+            id,
+            IngestEvents {
+                ready: room.clone().recipient(),
+                gone: room.recipient(),
+            },
+            self.cfg.clone(),
+            Arc::new(self.sinks()),
+            self.latest_frame.clone(),
+            self.metrics.clone(),
+        )
+        .start();
+        self.source = Some(Source {
+            id,
+            ingest: ingest.clone(),
+            codecs: None,
+            pulled: true,
+            uplink: None,
+        });
+        tracing::info!(room = %self.room, "pulling the stream from the room's owner");
+        let request = ingest.send(PrepareOffer);
+        Box::pin(request.into_actor(self).map(move |result, this, _| {
+            let offer = result
+                .map_err(|_| MediaError::Stopped("ingest"))
+                .and_then(|r| r);
+            match offer {
+                Ok(sdp) => Ok(Some((id, sdp))),
+                Err(e) => {
+                    if this.source.as_ref().is_some_and(|s| s.id == id) {
+                        this.source = None;
+                    }
+                    Err(e)
+                }
+            }
+        }))
+    }
+}
+
+impl Handler<FinishPull> for MediaRoom {
+    type Result = ResponseFuture<Result<(), MediaError>>;
+
+    fn handle(&mut self, msg: FinishPull, _: &mut Context<Self>) -> Self::Result {
+        let Some(source) = self.source.as_mut().filter(|s| s.id == msg.id && s.pulled) else {
+            return Box::pin(async { Err(MediaError::NotStreaming) });
+        };
+        source.uplink = Some(msg.uplink);
+        let ingest = source.ingest.clone();
+        Box::pin(async move {
+            ingest
+                .send(AcceptAnswer {
+                    sdp: msg.sdp,
+                    layers: msg.layers,
+                    audio: msg.audio,
+                })
+                .await
+                .map_err(|_| MediaError::Stopped("ingest"))?
+        })
+    }
+}
+
+impl Handler<PullFailed> for MediaRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullFailed, _: &mut Context<Self>) {
+        if self.source.as_ref().is_some_and(|s| s.id == msg.id) {
+            self.drop_source();
+        }
+    }
+}
+
+impl Handler<WhenLive> for MediaRoom {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: WhenLive, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.live() {
+            let _ = tx.send(());
+        } else {
+            self.waiters.push(tx);
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 
@@ -372,7 +653,7 @@ impl Handler<Subscribe> for MediaRoom {
 impl Handler<Unsubscribe> for MediaRoom {
     type Result = Result<(), MediaError>;
 
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) -> Self::Result {
         let Some(admitted) = self.subscribers.get(&msg.id) else {
             return Err(MediaError::NoSubscriber);
         };
@@ -387,6 +668,7 @@ impl Handler<Unsubscribe> for MediaRoom {
             }
         }
         self.drop_subscriber(msg.id);
+        self.linger(ctx);
         Ok(())
     }
 }
@@ -410,8 +692,9 @@ impl Handler<UserBanned> for MediaRoom {
 impl Handler<SubscriberLeft> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: SubscriberLeft, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SubscriberLeft, ctx: &mut Context<Self>) {
         self.subscribers.remove(&msg.id);
+        self.linger(ctx);
     }
 }
 

@@ -84,7 +84,11 @@ pub(crate) struct Outgoing {
     pub packet: rtp::Packet,
 }
 
-fn local_track(kind: RtpCodecKind, codec: &RTCRtpCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+pub(crate) fn local_track(
+    kind: RtpCodecKind,
+    codec: &RTCRtpCodec,
+    ssrc: u32,
+) -> Arc<TrackLocalStaticRTP> {
     let label = if kind == RtpCodecKind::Video {
         "video"
     } else {
@@ -106,7 +110,7 @@ fn local_track(kind: RtpCodecKind, codec: &RTCRtpCodec, ssrc: u32) -> Arc<TrackL
     )))
 }
 
-async fn payload_type(sender: &Arc<dyn RtpSender>, codec: &RTCRtpCodec) -> Option<u8> {
+pub(crate) async fn payload_type(sender: &Arc<dyn RtpSender>, codec: &RTCRtpCodec) -> Option<u8> {
     let params = sender.get_parameters().await.ok()?;
     let codecs = &params.rtp_parameters.codecs;
     codecs

@@ -4,6 +4,11 @@
 //! section it offered has opened) or gone (connection failed or closed, video ended),
 //! and sends keyframe requests up to the publisher — at most one per layer per interval,
 //! later ones folded into one deferred request.
+//!
+//! On an edge node (cluster mode) the same actor pulls the room's stream from the node
+//! that owns the room instead: it makes the offer ([`PrepareOffer`]), the server carries
+//! it to the owner, and the owner's answer ([`AcceptAnswer`]) names each layer's track;
+//! from there it is an ingest like any other, its keyframe requests going upstream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -59,6 +64,21 @@ pub(crate) struct IngestEvents {
     pub gone: Recipient<SourceGone>,
 }
 
+/// An edge's offer to pull the room's stream from its owner (see the module docs).
+#[derive(Message)]
+#[rtype(result = "Result<String, MediaError>")]
+pub(crate) struct PrepareOffer;
+
+/// The owner's answer to [`PrepareOffer`]'s offer: the SDP and the SSRC of each video
+/// layer's track.
+#[derive(Message)]
+#[rtype(result = "Result<(), MediaError>")]
+pub(crate) struct AcceptAnswer {
+    pub sdp: String,
+    pub layers: Vec<(u32, LayerId)>,
+    pub audio: bool,
+}
+
 /// The connection failed or closed.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -82,6 +102,8 @@ pub(crate) struct Ingest {
     layers: HashMap<LayerId, (u32, Arc<dyn TrackRemote>)>,
     throttle: KeyframeThrottle,
     recorder: Option<Recorder>,
+    /// A pull's connection events, between its offer and the owner's answer.
+    pull_events: Option<tokio::sync::mpsc::UnboundedReceiver<PeerEvent>>,
 }
 
 impl Ingest {
@@ -110,6 +132,7 @@ impl Ingest {
             layers: HashMap::new(),
             throttle,
             recorder: None,
+            pull_events: None,
         }
     }
 
@@ -135,6 +158,30 @@ impl Ingest {
         let opened =
             usize::from(self.video_codec.is_some()) + usize::from(self.audio_codec.is_some());
         self.expected > 0 && opened >= self.expected
+    }
+
+    fn sinks(&self, ctx: &Context<Self>) -> TrackSinks {
+        let me = ctx.address();
+        TrackSinks {
+            opened: me.clone().recipient(),
+            ended: me.recipient(),
+            relays: self.relays.clone(),
+            latest_frame: self.latest_frame.clone(),
+            metrics: self.metrics.clone(),
+            recorder: self.recorder.clone(),
+            relayed: None,
+        }
+    }
+
+    /// Gives up on a stream whose media does not start within the connect timeout.
+    fn expect_media(&self, ctx: &mut Context<Self>) {
+        let connect_timeout = Duration::from_millis(self.cfg.connect_timeout_ms);
+        ctx.run_later(connect_timeout, |this, ctx| {
+            if !this.ready {
+                tracing::info!(publisher = %this.id, "publisher's media did not start in time");
+                ctx.stop();
+            }
+        });
     }
 
     fn send_pli(&self, ssrc: u32, track: Arc<dyn TrackRemote>) {
@@ -190,14 +237,7 @@ impl Handler<Negotiate> for Ingest {
     fn handle(&mut self, msg: Negotiate, ctx: &mut Context<Self>) -> Self::Result {
         let cfg = self.cfg.clone();
         let me = ctx.address();
-        let sinks = TrackSinks {
-            opened: me.clone().recipient(),
-            ended: me.clone().recipient(),
-            relays: self.relays.clone(),
-            latest_frame: self.latest_frame.clone(),
-            metrics: self.metrics.clone(),
-            recorder: self.recorder.clone(),
-        };
+        let sinks = self.sinks(ctx);
         let negotiation = actix_rt::spawn(async move {
             let offer = engine::parse_offer(&msg.offer, &cfg)?;
             let expected = sending_sections(&msg.offer).min(2);
@@ -220,20 +260,7 @@ impl Handler<Negotiate> for Ingest {
             for track in early {
                 actix_rt::spawn(track::run(track, sinks.clone()));
             }
-            actix_rt::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    match event {
-                        PeerEvent::Track(track) => {
-                            actix_rt::spawn(track::run(track, sinks.clone()));
-                        }
-                        PeerEvent::State(
-                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
-                        ) => break,
-                        _ => {}
-                    }
-                }
-                me.do_send(ConnectionEnded);
-            });
+            actix_rt::spawn(run_events(events, sinks, me));
             Ok((pc, expected, answer))
         });
         // The negotiation is its own task, so a panic inside webrtc-rs (parsing or
@@ -247,27 +274,105 @@ impl Handler<Negotiate> for Ingest {
                 Err(MediaError::Unprocessable)
             })
         };
-        let connect_timeout = Duration::from_millis(self.cfg.connect_timeout_ms);
-        Box::pin(work.into_actor(self).map(move |result, this, ctx| match result {
-            Ok((pc, expected, answer)) => {
-                this.pc = Some(pc);
-                this.expected = expected;
-                if this.all_opened() {
-                    this.announce_ready();
-                }
-                // A publisher whose media never starts must not hold the room's stream.
-                ctx.run_later(connect_timeout, |this, ctx| {
-                    if !this.ready {
-                        tracing::info!(publisher = %this.id, "publisher's media did not start in time");
-                        ctx.stop();
+        Box::pin(
+            work.into_actor(self)
+                .map(move |result, this, ctx| match result {
+                    Ok((pc, expected, answer)) => {
+                        this.pc = Some(pc);
+                        this.expected = expected;
+                        if this.all_opened() {
+                            this.announce_ready();
+                        }
+                        // A publisher whose media never starts must not hold the room's stream.
+                        this.expect_media(ctx);
+                        Ok(answer)
                     }
-                });
-                Ok(answer)
+                    Err(e) => {
+                        ctx.stop();
+                        Err(e)
+                    }
+                }),
+        )
+    }
+}
+
+/// Runs a connection's events: a task per track, until the connection ends.
+async fn run_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    sinks: TrackSinks,
+    ingest: Addr<Ingest>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            PeerEvent::Track(track) => {
+                actix_rt::spawn(track::run(track, sinks.clone()));
+            }
+            PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) => {
+                break;
+            }
+            _ => {}
+        }
+    }
+    ingest.do_send(ConnectionEnded);
+}
+
+impl Handler<PrepareOffer> for Ingest {
+    type Result = ResponseActFuture<Self, Result<String, MediaError>>;
+
+    fn handle(&mut self, _: PrepareOffer, _: &mut Context<Self>) -> Self::Result {
+        let cfg = self.cfg.clone();
+        let offering = actix_rt::spawn(async move {
+            let (pc, mut events) = engine::build_peer(&cfg).await?;
+            match engine::pull_offer(&pc, &mut events, &cfg).await {
+                Ok(sdp) => Ok((pc, events, sdp)),
+                Err(e) => {
+                    let _ = pc.close().await;
+                    Err(e)
+                }
+            }
+        });
+        let work = async move { offering.await.unwrap_or(Err(MediaError::Unprocessable)) };
+        Box::pin(work.into_actor(self).map(|result, this, ctx| match result {
+            Ok((pc, events, sdp)) => {
+                this.pc = Some(pc);
+                this.pull_events = Some(events);
+                this.expect_media(ctx);
+                Ok(sdp)
             }
             Err(e) => {
                 ctx.stop();
                 Err(e)
             }
+        }))
+    }
+}
+
+impl Handler<AcceptAnswer> for Ingest {
+    type Result = ResponseActFuture<Self, Result<(), MediaError>>;
+
+    fn handle(&mut self, msg: AcceptAnswer, ctx: &mut Context<Self>) -> Self::Result {
+        let (Some(pc), Some(events)) = (self.pc.clone(), self.pull_events.take()) else {
+            return Box::pin(fut::ready(Err(MediaError::NotStreaming)));
+        };
+        let mut sinks = self.sinks(ctx);
+        sinks.relayed = Some(Arc::new(msg.layers.into_iter().collect()));
+        self.expected = 1 + usize::from(msg.audio);
+        let me = ctx.address();
+        let applying = actix_rt::spawn(async move {
+            let answer = webrtc::peer_connection::RTCSessionDescription::answer(msg.sdp)
+                .map_err(|e| MediaError::Unparsable(e.to_string()))?;
+            pc.set_remote_description(answer)
+                .await
+                .map_err(|e| MediaError::NotApplicable(e.to_string()))?;
+            actix_rt::spawn(run_events(events, sinks, me));
+            Ok(())
+        });
+        let work = async move { applying.await.unwrap_or(Err(MediaError::Unprocessable)) };
+        Box::pin(work.into_actor(self).map(|result, _, ctx| {
+            if result.is_err() {
+                ctx.stop();
+            }
+            result
         }))
     }
 }

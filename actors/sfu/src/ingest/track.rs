@@ -1,7 +1,9 @@
 //! Track tasks: one per publisher track, on its ingest actor's arbiter. Each reads RTP,
 //! learns each simulcast layer's SSRC, marks keyframes, aligns layer timestamps onto the
 //! room's media clock, and hands every packet to every relay (one cheap `Arc` per relay).
-//! It tells its ingest when a layer opens and when the track ends.
+//! It tells its ingest when a layer opens and when the track ends. A track pulled from
+//! the room's owner (cluster mode) names its layer by SSRC and is on the media clock
+//! already.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,9 @@ pub(crate) struct TrackSinks {
     pub metrics: MediaMetrics,
     /// The room's recording, if it is recorded: it gets every packet too.
     pub recorder: Option<Recorder>,
+    /// A stream pulled from the room's owner (cluster mode): each video track's layer
+    /// by its SSRC, and timestamps already on the room's media clock.
+    pub relayed: Option<Arc<HashMap<u32, LayerId>>>,
 }
 
 struct Stream {
@@ -63,7 +68,10 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
         match event {
             TrackRemoteEvent::OnOpen(init) => {
                 let codec: RTCRtpCodec = track.codec(init.ssrc).await.unwrap_or_default();
-                let layer = init.rid.map(|r| r.to_string()).unwrap_or_default();
+                let layer = match &sinks.relayed {
+                    Some(layers) => layers.get(&init.ssrc).cloned().unwrap_or_default(),
+                    None => init.rid.map(|r| r.to_string()).unwrap_or_default(),
+                };
                 if let Some(recorder) = &sinks.recorder {
                     recorder.track(kind == RtpCodecKind::Video, &codec.mime_type);
                 }
@@ -84,7 +92,8 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
             }
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 sinks.metrics.packets_in.inc();
-                if let Some(media) = classify(kind, &streams, &mut clock, packet) {
+                let relayed = sinks.relayed.is_some();
+                if let Some(media) = classify(kind, &streams, &mut clock, packet, relayed) {
                     if media.video_reference_frame {
                         *sinks.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) =
                             clock.latest();
@@ -115,6 +124,7 @@ fn classify(
     streams: &HashMap<u32, Stream>,
     clock: &mut MediaClock,
     packet: rtp::Packet,
+    relayed: bool,
 ) -> Option<Classified> {
     let stream = streams.get(&packet.header.ssrc)?;
     let now = now_ms();
@@ -131,7 +141,12 @@ fn classify(
         });
     }
     let before = clock.latest();
-    let media_ts = clock.packet(&stream.layer, packet.header.timestamp, now)?;
+    let media_ts = if relayed {
+        // The owner sends every layer on the room's media clock already.
+        packet.header.timestamp
+    } else {
+        clock.packet(&stream.layer, packet.header.timestamp, now)?
+    };
     let keyframe = stream.codec.starts_keyframe(&packet.payload);
     Some(Classified {
         video_reference_frame: clock.latest() != before,
