@@ -160,3 +160,55 @@ async fn only_a_node_s_grant_opens_an_uplink() {
     assert_eq!(metric(&node, "lockstep_media_uplinks").await, 0);
     stop.cancel();
 }
+
+/// A join storm on an edge (each new viewer wants a keyframe to start on) reaches the
+/// publisher as at most one request per layer per `media.keyframe_request_interval_ms`:
+/// the edge folds its viewers' requests into its own upstream ones, and the owner folds
+/// those with its own viewers'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyframe_storm_on_an_edge_reaches_the_publisher_throttled() {
+    const VIEWERS: usize = 24;
+    let redis = RedisServer::start();
+    let nodes: Vec<TestServer> = ["a", "b"]
+        .iter()
+        .map(|name| TestServer::start(redis.node_config(name)))
+        .collect();
+    let interval = Duration::from_millis(nodes[1].config.media.keyframe_request_interval_ms);
+    let mut anchor = nodes[0].open_room("tv").await;
+    let (publisher, stop) = go_live(&nodes[0], &mut anchor, "tv").await;
+    let first = Subscriber::whep(&nodes[1].url(""), "tv", None)
+        .await
+        .unwrap();
+    first.wait_video(50, WAIT).await.unwrap();
+    let asked = || {
+        publisher
+            .keyframe_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let (before, upstream_before) = (
+        asked(),
+        metric(&nodes[1], "lockstep_media_keyframe_requests_total").await,
+    );
+    let started = Instant::now();
+    let edge = nodes[1].url("");
+    let joins = (0..VIEWERS).map(|_| Subscriber::whep(&edge, "tv", None));
+    let storm: Vec<Subscriber> = futures_util::future::try_join_all(joins).await.unwrap();
+    for sub in &storm {
+        sub.wait_video(50, WAIT).await.unwrap();
+        assert!(
+            sub.stats().keyframes >= 1,
+            "every viewer started on a keyframe"
+        );
+    }
+    let elapsed = started.elapsed();
+    let bound = (elapsed.as_secs_f64() / interval.as_secs_f64()).ceil() as u64 + 1;
+    let reached = asked() - before;
+    let upstream =
+        metric(&nodes[1], "lockstep_media_keyframe_requests_total").await - upstream_before;
+    assert!(
+        reached <= bound && upstream <= bound,
+        "{VIEWERS} viewers joining over {elapsed:?}: {upstream} requests left the edge, \
+         {reached} reached the publisher (at most {bound})"
+    );
+    stop.cancel();
+}
