@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use lockstep_protocol::ErrorCode;
-use lockstep_sfu::room::PullEndHook;
+use lockstep_sfu::room::PullHooks;
 use lockstep_sfu::uplink::UplinkAnswer;
 use lockstep_sfu::{MediaError, MediaId};
 use serde::{Deserialize, Serialize};
@@ -82,9 +82,37 @@ async fn ask_owner(state: &AppState, room: &str, sdp: String) -> Result<UplinkAn
     serde_json::from_str(&text).map_err(|e| MediaError::Upstream(format!("unreadable answer: {e}")))
 }
 
-/// What this node does when it stops pulling a room's stream: ends its uplink at the
-/// room's node (in the background).
-pub fn pull_end_hook(state: Weak<AppState>) -> PullEndHook {
+/// Between two attempts to pull a room's stream again after a pull broke.
+const REPULL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What this node does when it stops pulling a room's stream (ends its uplink at the
+/// room's node) and when a pull breaks while it has viewers (pulls again, from whichever
+/// node owns the room now, until it works or `media.connect_timeout_ms` passed), in the
+/// background.
+pub fn pull_hooks(state: Weak<AppState>) -> PullHooks {
+    let weak = state.clone();
+    let lost = Arc::new(move |room: &str| {
+        let Some(state) = weak.upgrade() else { return };
+        let room = room.to_owned();
+        actix_web::rt::spawn(async move {
+            let give_up = tokio::time::Instant::now()
+                + std::time::Duration::from_millis(state.media.config().connect_timeout_ms);
+            while tokio::time::Instant::now() < give_up && serves(&state, &room) {
+                match pull(&state, &room).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(room, error = %e, "pulling again failed; retrying"),
+                }
+                tokio::time::sleep(REPULL_EVERY).await;
+            }
+        });
+    });
+    PullHooks {
+        ended: end_hook(state),
+        lost,
+    }
+}
+
+fn end_hook(state: Weak<AppState>) -> lockstep_sfu::room::PullEndHook {
     Arc::new(move |room: &str, uplink: &str| {
         let Some(state) = state.upgrade() else { return };
         let (room, uplink) = (room.to_owned(), uplink.to_owned());

@@ -135,9 +135,7 @@ pub async fn run(
     });
     if cluster_mode {
         let weak = Arc::downgrade(&state.clone().into_inner());
-        state
-            .media
-            .on_pull_end(crate::edge_media::pull_end_hook(weak));
+        state.media.on_pulls(crate::edge_media::pull_hooks(weak));
     }
     let server_cfg = config.server.clone();
     let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);

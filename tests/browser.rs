@@ -259,6 +259,111 @@ async fn live_room_in_real_browsers() {
     server.stop();
 }
 
+/// The live scenario on two cluster nodes (`cluster.edge_media` on): the anchor and the
+/// desktop viewer on the room's node, the phone and the guest on the other, whose SFU
+/// pulls the stream from the room's node. Every viewer decodes video and audio, shows the
+/// card at `reveal_at`, and the same frame (by RTP timestamp) is presented within the
+/// single server's bounds on both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_room_on_two_nodes_in_real_browsers() {
+    let tools = tools();
+    let redis = common::redis::RedisServer::start();
+    let nodes: Vec<TestServer> = ["a", "b"]
+        .iter()
+        .map(|name| TestServer::start(redis.node_config(name)))
+        .collect();
+    let room = "browser-two-nodes";
+    let opened = reqwest::Client::new()
+        .post(nodes[0].url("/api/v1/rooms"))
+        .bearer_auth(nodes[0].anchor_token(room))
+        .json(&json!({"id": room, "title": "Two nodes"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        opened.status().is_success(),
+        "open room: {}",
+        opened.status()
+    );
+    let sale = nodes[0].create_sale("m1", room, 20, 10, json!({})).await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts/two-nodes");
+    let (a, b) = (
+        format!("http://{}", nodes[0].addr),
+        format!("http://{}", nodes[1].addr),
+    );
+    let config = json!({
+        "baseUrl": a,
+        "viewerBaseUrls": [a, b, b],
+        "room": room,
+        "anchorToken": nodes[0].anchor_token(room),
+        "viewerTokens": [nodes[0].viewer_token("alice"), nodes[0].viewer_token("bob")],
+        "saleId": sale,
+        "artifactsDir": artifacts,
+        "chromium": tools.chromium,
+    });
+    let (r, stderr) = run_scenario(&tools, "live.mjs", &config).await;
+    println!("{r}");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(
+        artifacts.join("browser-live-two-nodes.json"),
+        format!("{r:#}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        r["ok"],
+        json!(true),
+        "two-node scenario failed at step {}: {}\nstderr:\n{stderr}",
+        r["step"],
+        r["error"]
+    );
+    let reveal_at = num(&r["reveal_at"], "reveal_at");
+    for v in r["viewers"].as_array().unwrap() {
+        let name = &v["name"];
+        assert!(
+            num(&v["framesDecodedDelta"], "frames") > 0.0,
+            "{name}: no video: {v}"
+        );
+        assert!(
+            num(&v["audioBytesDelta"], "audio") > 0.0,
+            "{name}: no audio: {v}"
+        );
+        let shown = num(&v["linkShownAt"], "linkShownAt");
+        assert!(
+            shown >= reveal_at - MAX_LINK_EARLY_MS && shown <= reveal_at + MAX_LINK_LATE_MS,
+            "{name} on {} showed the card at {shown}, reveal_at {reveal_at}",
+            v["node"]
+        );
+    }
+    assert!(
+        num(&r["linkSpreadMs"], "linkSpreadMs") <= MAX_LINK_SPREAD_MS,
+        "viewers on two nodes showed the card {} ms apart",
+        r["linkSpreadMs"]
+    );
+    let spread = &r["frameSpread"];
+    assert!(
+        num(&spread["commonFrames"], "commonFrames") >= 10.0,
+        "too few frames seen by every viewer to compare: {spread}"
+    );
+    assert!(
+        num(&spread["medianMs"], "frame spread median") <= MAX_FRAME_SPREAD_MEDIAN_MS,
+        "viewers on two nodes display the same frame too far apart: {spread}"
+    );
+    // Node B's viewers were served by B's own SFU, fed by one uplink from A.
+    let counter = |node: &TestServer, name: &'static str| {
+        let url = node.url("/metrics");
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        }
+    };
+    assert!(counter(&nodes[1], "lockstep_media_packets_out_total").await > 0.0);
+    assert!(counter(&nodes[0], "lockstep_media_uplink_packets_total").await > 0.0);
+    assert_screenshots(r["screenshots"].as_array().unwrap());
+}
+
 fn assert_screenshots(shots: &[Value]) {
     for s in shots {
         let path = PathBuf::from(s.as_str().unwrap());

@@ -8,81 +8,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Client;
+use common::node::Node;
 use common::redis::RedisServer;
 use lockstep::auth::{Auth, Claims, unix_now};
 use lockstep_load::linearizability::{Event, Op, Ret, SaleSpec, check};
 use lockstep_protocol::{OrderOutcome, Role, ServerMsg};
 use serde_json::{Value, json};
 
-const LEASE_MS: u64 = 1_500;
+use common::node::LEASE_MS;
 const ALLOTTED: u32 = 1_000_000;
 const LIMIT: u32 = 1_000_000;
-
-struct Node {
-    child: Child,
-    port: u16,
-}
-
-impl Node {
-    async fn start(redis: &RedisServer, name: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .arg("serve")
-            .env("LOCKSTEP_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("LOCKSTEP_SERVER__LOG", "warn")
-            .env("LOCKSTEP_SESSION__MSG_RATE_PER_SEC", "10000.0")
-            .env("LOCKSTEP_SESSION__MSG_BURST", "10000")
-            .env("LOCKSTEP_SALES__MAX_ORDERS_PER_BUYER", "4294967295")
-            .env("LOCKSTEP_CLUSTER__REDIS_URL", redis.url())
-            .env("LOCKSTEP_CLUSTER__NODE_ID", name)
-            .env("LOCKSTEP_CLUSTER__LEASE_MS", LEASE_MS.to_string())
-            .env("LOCKSTEP_CLUSTER__ALIVE_INTERVAL_MS", "250")
-            .env("LOCKSTEP_CLUSTER__NODE_TIMEOUT_MS", "1500")
-            .env("LOCKSTEP_CLUSTER__JOIN_TIMEOUT_MS", "3000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server binary");
-        let node = Self { child, port };
-        let deadline = Instant::now() + common::EVENT_TIMEOUT;
-        while reqwest::get(node.url("/healthz")).await.is_err() {
-            assert!(Instant::now() < deadline, "node {name} did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        node
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn ws(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn token(role: Role, sub: &str, room: Option<&str>, merchant: Option<&str>) -> String {
     Auth::new(&lockstep::Config::default().auth.secret).issue(&Claims {

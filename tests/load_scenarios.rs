@@ -269,6 +269,7 @@ async fn subscribers_scenario_receives_the_whole_stream() {
         fps: 30,
         concurrency: 3,
         bind: "127.0.0.1".into(),
+        edges_only: false,
         janus_url: String::new(),
         janus_mountpoint: 1,
         janus_rtp_video: "127.0.0.2:5004".parse().unwrap(),
@@ -288,8 +289,9 @@ async fn subscribers_scenario_receives_the_whole_stream() {
         "received {received} of {expected}"
     );
     assert_eq!(report.counter("sequence_gaps"), 0);
-    // Every received packet's latency was measured.
+    // Every received packet's latency was measured, and every subscriber's first frame.
     assert!(report.histograms["forwarding_latency"].count() * 100 >= received * 99);
+    assert_eq!(report.histograms["first_frame"].count(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

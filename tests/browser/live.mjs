@@ -5,7 +5,8 @@
 //
 // Config: { baseUrl, room, anchorToken, viewerTokens: [t1, t2], saleId, secondSaleId?,
 //           artifactsDir, chromium?, stepTimeoutMs?, media? (default true),
-//           layer? (default "high") }
+//           layer? (default "high"), viewerBaseUrls? ([url per viewer]: a cluster's
+//           nodes, each viewer on its own; default baseUrl for all) }
 //
 // Steps: the anchor goes live and publishes over WHIP; the viewers (two signed in, one
 // of them phone-sized, one guest) subscribe and decode video and audio; the anchor drops
@@ -115,9 +116,13 @@ async function main() {
     { name: 'viewer-phone', token: viewerTokens[1], viewport: { width: 390, height: 844 }, extra: { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } },
     { name: 'viewer-guest', token: null, viewport: { width: 1024, height: 768 } },
   ];
-  const viewers = await step('open_viewers', () => Promise.all(viewerSpecs.map((v) =>
-    open(v.name, v.token ? `${roomPath}#token=${v.token}` : roomPath, v.viewport, v.extra || {}))));
-  result.viewers = viewers.map((v, i) => ({ name: v.name, signedIn: !!viewerSpecs[i].token, viewport: `${viewerSpecs[i].viewport.width}x${viewerSpecs[i].viewport.height}` }));
+  const viewerRoom = (i) => `${(cfg.viewerBaseUrls || [])[i] || baseUrl}/rooms/${encodeURIComponent(room)}`;
+  const viewers = await step('open_viewers', () => Promise.all(viewerSpecs.map((v, i) =>
+    open(v.name, v.token ? `${viewerRoom(i)}#token=${v.token}` : viewerRoom(i), v.viewport, v.extra || {}))));
+  result.viewers = viewers.map((v, i) => ({
+    name: v.name, signedIn: !!viewerSpecs[i].token, node: (cfg.viewerBaseUrls || [])[i] || baseUrl,
+    viewport: `${viewerSpecs[i].viewport.width}x${viewerSpecs[i].viewport.height}`,
+  }));
 
   await step('viewers_join', () => Promise.all(viewers.map((v) =>
     until(v, () => window.lockstep && window.lockstep.you && window.lockstep.state === 'live', null, 'welcome in a live room'))));

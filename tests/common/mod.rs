@@ -6,6 +6,7 @@
 
 mod client;
 pub mod media;
+pub mod node;
 pub mod redis;
 mod server;
 

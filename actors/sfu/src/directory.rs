@@ -17,7 +17,7 @@ use crate::metrics::MediaMetrics;
 use crate::record::RecordingHealth;
 use crate::room::{
     Caller, ChangeLayer, CloseUplink, FinishPull, LiveHook, MediaRoom, OpenUplink, Publish,
-    PullEndHook, PullFailed, Shutdown, StartPull, Subscribe, Unpublish, Unsubscribe, Uplinked,
+    PullFailed, PullHooks, Shutdown, StartPull, Subscribe, Unpublish, Unsubscribe, Uplinked,
     UserBanned, WhenLive,
 };
 use crate::uplink::UplinkAnswer;
@@ -37,7 +37,7 @@ pub struct MediaDirectory {
     on_live: LiveHook,
     admission: Arc<Admission>,
     recording: Arc<RecordingHealth>,
-    on_pull_end: std::sync::OnceLock<PullEndHook>,
+    pull_hooks: std::sync::OnceLock<PullHooks>,
 }
 
 impl std::fmt::Debug for MediaDirectory {
@@ -65,14 +65,14 @@ impl MediaDirectory {
             metrics,
             on_live,
             recording: Arc::new(RecordingHealth::default()),
-            on_pull_end: std::sync::OnceLock::new(),
+            pull_hooks: std::sync::OnceLock::new(),
         })
     }
 
-    /// Cluster mode: `hook(room, uplink)` runs when this node stops pulling a room's
-    /// stream (set once, at start).
-    pub fn on_pull_end(&self, hook: PullEndHook) {
-        let _ = self.on_pull_end.set(hook);
+    /// Cluster mode: what to do when this node stops pulling a room's stream, or its
+    /// pull breaks while it has viewers (set once, at start).
+    pub fn on_pulls(&self, hooks: PullHooks) {
+        let _ = self.pull_hooks.set(hooks);
     }
 
     /// Recordings in progress and those that stopped early.
@@ -129,11 +129,11 @@ impl MediaDirectory {
         let pool = self.pool.clone();
         let admission = self.admission.clone();
         let recording = self.recording.clone();
-        let pull_end = self.on_pull_end.get().cloned();
+        let pull_hooks = self.pull_hooks.get().cloned();
         let addr = MediaRoom::start_in_arbiter(self.pool.next(), move |_| {
             MediaRoom::new(id, cfg, pool, metrics, hook, frames, admission)
                 .with_recording(recording)
-                .with_pull_end(pull_end)
+                .with_pull_hooks(pull_hooks)
         });
         Entry { addr, latest_frame }
     }

@@ -139,6 +139,18 @@ impl LayerSwitch {
         waiting
     }
 
+    /// The stream's source changed (an edge pulls from a new owner): the subscriber waits
+    /// for the new source's next keyframe of the wanted layer, and its sequence numbers go
+    /// on from the last one sent, as after a layer switch. True when a keyframe must be
+    /// asked for.
+    pub fn restart(&mut self) -> bool {
+        if self.target.is_none() {
+            self.target = self.current.clone();
+        }
+        self.current = None;
+        self.target.is_some()
+    }
+
     /// Decides one packet of `layer` with sequence number `seq`; `keyframe` if it starts
     /// a keyframe.
     pub fn packet(&mut self, layer: &LayerId, seq: u16, keyframe: bool) -> Forward {

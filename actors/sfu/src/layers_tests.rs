@@ -80,6 +80,25 @@ fn switches_wait_for_a_keyframe_and_keep_sequence_numbers_continuous() {
 }
 
 #[test]
+fn after_a_restart_the_new_source_starts_on_a_keyframe_and_sequence_numbers_go_on() {
+    let mut s = LayerSwitch::default();
+    let high: LayerId = "high".into();
+    s.want(high.clone());
+    assert_eq!(s.packet(&high, 10, true), Forward::Send { seq: 10 });
+    assert_eq!(s.packet(&high, 11, false), Forward::Send { seq: 11 });
+    assert!(s.restart(), "a keyframe is needed");
+    // The new source numbers its packets afresh.
+    assert_eq!(
+        s.packet(&high, 40_000, false),
+        Forward::Skip,
+        "no keyframe yet"
+    );
+    assert_eq!(s.packet(&high, 40_001, true), Forward::Send { seq: 12 });
+    assert_eq!(s.packet(&high, 40_002, false), Forward::Send { seq: 13 });
+    assert!(!LayerSwitch::default().restart(), "nothing to restart");
+}
+
+#[test]
 fn layer_rates_measure_per_second() {
     let mut r = LayerRates::default();
     assert!(!r.add(&"a".into(), 1000, 1));

@@ -31,6 +31,8 @@ pub struct MediaMetrics {
     pub recording_stopped: IntCounterVec,
     /// Edge nodes pulling a room's stream from this node (cluster mode).
     pub uplinks: IntGauge,
+    /// Packets queued to edge nodes' uplinks.
+    pub uplink_packets: IntCounter,
     /// Packets an uplink's full queue dropped.
     pub uplink_dropped: IntCounter,
     /// Rooms whose stream this node pulls from their owner (cluster mode).
@@ -78,6 +80,10 @@ impl MediaMetrics {
                 "media_uplinks",
                 "Edge nodes pulling a stream from this node",
             ),
+            uplink_packets: counter(
+                "media_uplink_packets_total",
+                "RTP packets queued to edge nodes' uplinks",
+            ),
             uplink_dropped: counter(
                 "media_uplink_dropped_packets_total",
                 "Packets dropped for an edge node's uplink (its queue full)",
@@ -102,6 +108,7 @@ impl MediaMetrics {
             Box::new(m.recording_dropped.clone()),
             Box::new(m.recording_stopped.clone()),
             Box::new(m.uplinks.clone()),
+            Box::new(m.uplink_packets.clone()),
             Box::new(m.uplink_dropped.clone()),
             Box::new(m.pulls.clone()),
         ] {

@@ -73,6 +73,12 @@ pub(crate) struct RelayEvents {
     pub keyframes: Recipient<KeyframeWanted>,
 }
 
+/// The stream's source changed (a pull from a new owner): every subscriber waits for
+/// the new source's keyframe, its sequence numbers going on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RestartSubscribers;
+
 /// Drops every subscriber and stops.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -296,6 +302,22 @@ impl Handler<SubscriberKeyframe> for Relay {
             self.room.keyframes.do_send(KeyframeWanted {
                 layer: layer.clone(),
             });
+        }
+    }
+}
+
+impl Handler<RestartSubscribers> for Relay {
+    type Result = ();
+
+    fn handle(&mut self, _: RestartSubscribers, _: &mut Context<Self>) {
+        for sub in self.subs.values_mut() {
+            if sub.switch.restart()
+                && let Some(layer) = sub.switch.target()
+            {
+                self.room.keyframes.do_send(KeyframeWanted {
+                    layer: layer.clone(),
+                });
+            }
         }
     }
 }

@@ -31,7 +31,8 @@ use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::record::{Recorder, RecordingHealth};
 use crate::relay::{
-    AddSubscriber, DropSubscriber, Relay, RelayEvents, SetPreference, StopRelay, SubscriberLeft,
+    AddSubscriber, DropSubscriber, Relay, RelayEvents, RestartSubscribers, SetPreference,
+    StopRelay, SubscriberLeft,
 };
 use crate::uplink::{AddUplink, CountUplinks, DropUplink, UplinkAnswer, Uplinks};
 use crate::{MediaError, MediaId};
@@ -42,6 +43,18 @@ pub type LiveHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
 /// Called when an edge stops pulling a room's stream, with the room and the uplink's id
 /// at the owner (so the owner ends it at once rather than when its connection times out).
 pub type PullEndHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Called when an edge's pull of a room's stream broke (the owner died or its stream was
+/// replaced) while the edge has viewers: the edge pulls again, from whichever node owns
+/// the room now, and the viewers keep their connections meanwhile.
+pub type PullLostHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What an edge's SFU tells the server about its pulls.
+#[derive(Clone)]
+pub struct PullHooks {
+    pub ended: PullEndHook,
+    pub lost: PullLostHook,
+}
 
 /// The anchor publishes: answer its offer.
 #[derive(Message)]
@@ -198,7 +211,9 @@ pub struct MediaRoom {
     uplinks: Option<Addr<Uplinks>>,
     /// Waiting for the stream to be live here.
     waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    on_pull_end: Option<PullEndHook>,
+    pull_hooks: Option<PullHooks>,
+    /// A pull broke: its viewers are kept while the stream is pulled again.
+    resuming: bool,
 }
 
 impl MediaRoom {
@@ -226,13 +241,14 @@ impl MediaRoom {
             recorder: None,
             uplinks: None,
             waiters: Vec::new(),
-            on_pull_end: None,
+            pull_hooks: None,
+            resuming: false,
         }
     }
 
-    /// Tells `hook` when a pull of this room ends.
-    pub fn with_pull_end(mut self, hook: Option<PullEndHook>) -> Self {
-        self.on_pull_end = hook;
+    /// Tells `hooks` when a pull of this room ends or breaks.
+    pub fn with_pull_hooks(mut self, hooks: Option<PullHooks>) -> Self {
+        self.pull_hooks = hooks;
         self
     }
 
@@ -277,8 +293,8 @@ impl MediaRoom {
         let pulled = self.source.as_ref().is_some_and(|s| s.pulled);
         if let Some(source) = self.source.take() {
             source.ingest.do_send(StopIngest);
-            if let (Some(uplink), Some(hook)) = (&source.uplink, &self.on_pull_end) {
-                hook(&self.room, uplink);
+            if let (Some(uplink), Some(hooks)) = (&source.uplink, &self.pull_hooks) {
+                (hooks.ended)(&self.room, uplink);
             }
         }
         for (id, admitted) in self.subscribers.drain() {
@@ -410,6 +426,12 @@ impl Handler<SourceReady> for MediaRoom {
             source.codecs = Some((msg.video_codec, msg.audio_codec));
             if source.pulled {
                 self.metrics.pulls.inc();
+                if std::mem::take(&mut self.resuming) {
+                    tracing::info!(room = %self.room, "the pull is back: its viewers go on");
+                    for relay in &self.relays {
+                        relay.do_send(RestartSubscribers);
+                    }
+                }
             } else {
                 self.metrics.publishers.inc();
                 (self.on_live)(&self.room, true);
@@ -555,7 +577,15 @@ impl Handler<PullFailed> for MediaRoom {
     type Result = ();
 
     fn handle(&mut self, msg: PullFailed, _: &mut Context<Self>) {
-        if self.source.as_ref().is_some_and(|s| s.id == msg.id) {
+        if self.source.as_ref().is_none_or(|s| s.id != msg.id) {
+            return;
+        }
+        if self.resuming {
+            // Pulling again after a break: the viewers wait for the next attempt.
+            if let Some(source) = self.source.take() {
+                source.ingest.do_send(StopIngest);
+            }
+        } else {
             self.drop_source();
         }
     }
@@ -580,10 +610,34 @@ impl Handler<WhenLive> for MediaRoom {
 impl Handler<SourceGone> for MediaRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: SourceGone, _: &mut Context<Self>) {
-        if self.source.as_ref().is_some_and(|s| s.id == msg.publisher) {
-            tracing::info!(room = %self.room, publisher = %msg.publisher, "publisher gone");
-            self.drop_source();
+    fn handle(&mut self, msg: SourceGone, ctx: &mut Context<Self>) {
+        let Some(source) = self.source.as_ref().filter(|s| s.id == msg.publisher) else {
+            return;
+        };
+        let lost = self.pull_hooks.as_ref().map(|h| h.lost.clone());
+        match lost {
+            Some(lost) if source.pulled && !self.subscribers.is_empty() => {
+                // Keep the viewers; pull again from whoever owns the room now.
+                tracing::info!(room = %self.room, "the pull broke: pulling again");
+                if source.codecs.is_some() {
+                    self.metrics.pulls.dec();
+                }
+                self.source = None;
+                self.resuming = true;
+                lost(&self.room);
+                let wait = std::time::Duration::from_millis(self.cfg.connect_timeout_ms);
+                ctx.run_later(wait, |this, _| {
+                    if this.resuming && !this.live() {
+                        tracing::info!(room = %this.room, "the pull did not come back: dropping its viewers");
+                        this.resuming = false;
+                        this.drop_source();
+                    }
+                });
+            }
+            _ => {
+                tracing::info!(room = %self.room, publisher = %msg.publisher, "publisher gone");
+                self.drop_source();
+            }
         }
     }
 }

@@ -146,7 +146,9 @@ impl Handler<Deliver> for Uplinks {
                 header,
                 payload: media.packet.payload.clone(),
             };
-            if leg.queue.try_send((stamp.track, packet)).is_err() {
+            if leg.queue.try_send((stamp.track, packet)).is_ok() {
+                self.metrics.uplink_packets.inc();
+            } else {
                 self.metrics.uplink_dropped.inc();
             }
         }

@@ -57,6 +57,16 @@ impl Nodes {
         self.0[0]
     }
 
+    /// How many servers the run has.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the run has no server (never: [`Conn::nodes`] refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The server of the run's `global`-th connection.
     pub fn of(&self, global: usize) -> SocketAddr {
         self.0[global % self.0.len()]

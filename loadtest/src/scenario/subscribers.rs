@@ -52,6 +52,10 @@ pub struct SubscribersArgs {
     /// Address the subscribers' ICE binds to.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Lockstep cluster: subscribe only through the nodes after the first (the room's
+    /// node), so every subscriber's video crosses from the room's node to an edge.
+    #[arg(long)]
+    pub edges_only: bool,
     #[arg(long, default_value = "http://127.0.0.2:8088/janus")]
     pub janus_url: String,
     #[arg(long, default_value_t = 1)]
@@ -109,16 +113,21 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
         let permit = gate.clone().acquire_owned().await?;
         let (args, progress) = (args.clone(), progress.clone());
         pending.push(tokio::spawn(async move {
+            let asked_us = now_us();
             let sub = subscribe(&args, i).await;
             drop(permit);
             progress.inc(1);
-            sub
+            sub.map(|s| (s, asked_us))
         }));
     }
     let mut subs = Vec::new();
+    let mut asked = Vec::new();
     for task in pending {
         match task.await? {
-            Ok(sub) => subs.push(sub),
+            Ok((sub, asked_us)) => {
+                subs.push(sub);
+                asked.push(asked_us);
+            }
             Err(e) => {
                 report.add("subscribe_failed", 1);
                 report_failure(&e);
@@ -129,6 +138,13 @@ pub async fn run(args: SubscribersArgs, slot: Slot) -> anyhow::Result<Report> {
     report.add("subscribers_target", args.subscribers as u64);
     report.add("subscribers_connected", subs.len() as u64);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    // Time to first frame: from asking (the WHEP request) to the first video frame.
+    let first_frame = report.hist("first_frame");
+    for ((s, _), asked_us) in subs.iter().zip(&asked) {
+        if let Some((_, arrived_us)) = s.stats().frames.first() {
+            first_frame.record_us(arrived_us.saturating_sub(*asked_us));
+        }
+    }
 
     // The window is in send time: a packet sent in it counts on both sides, whenever
     // it arrives (one second of grace after the window for the last ones in flight).
@@ -186,7 +202,12 @@ async fn subscribe(
 ) -> anyhow::Result<(Subscriber, Option<JanusWatch>)> {
     match args.target {
         SfuTarget::Lockstep => {
-            let server = args.conn.nodes()?.of(i);
+            let nodes = args.conn.nodes()?;
+            let server = if args.edges_only && nodes.len() > 1 {
+                nodes.of(1 + i % (nodes.len() - 1))
+            } else {
+                nodes.of(i)
+            };
             let viewer = token(&args.conn.secret, "viewer", "load-viewer", None, None);
             let sub = Subscriber::whep(&format!("http://{server}"), &args.conn.room, Some(&viewer))
                 .await?;

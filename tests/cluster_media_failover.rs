@@ -1,0 +1,149 @@
+//! Video across an owner failover, with real server processes: the anchor publishes to
+//! the room's node A; a player on node C — which has no viewer socket in the room, so it
+//! does not take the room over — watches through C's own SFU. A is killed (`kill -9`);
+//! B, which has a viewer in the room, takes it over after the lease; the anchor publishes
+//! again (through C, forwarded to B). C notices its pull broke, pulls from B, and the
+//! player gets video again on the connection it had: a freeze, not a reconnect.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Client;
+use common::media::WAIT;
+use common::node::{LEASE_MS, Node};
+use common::redis::RedisServer;
+use lockstep::auth::{Auth, Claims, unix_now};
+use lockstep_load::rtc::{PublishOptions, Publisher, Subscriber};
+use lockstep_protocol::{Role, ServerMsg};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn token(role: Role, sub: &str, room: Option<&str>) -> String {
+    Auth::new(&lockstep::Config::default().auth.secret).issue(&Claims {
+        sub: sub.into(),
+        role,
+        room: room.map(Into::into),
+        merchant: None,
+        name: None,
+        exp: unix_now() + 600,
+    })
+}
+
+/// Publishes to `room` through `node` until the token fires.
+async fn publish(node: &Node, room: &str) -> CancellationToken {
+    let publisher = Publisher::connect(
+        &node.url(""),
+        room,
+        &token(Role::Anchor, "anchor", Some(room)),
+    )
+    .await
+    .expect("WHIP publish");
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        publisher
+            .stream(&PublishOptions::default(), until.cancelled_owned())
+            .await;
+    });
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
+    let redis = RedisServer::start();
+    // Connections to a dead node are noticed within ~2 s.
+    let env = [
+        ("LOCKSTEP_MEDIA__ICE_DISCONNECTED_TIMEOUT_MS", "500"),
+        ("LOCKSTEP_MEDIA__ICE_FAILED_TIMEOUT_MS", "1500"),
+        ("LOCKSTEP_MEDIA__RECORD", "false"),
+    ];
+    let a = Node::start_with(&redis, "a", &env).await;
+    let b = Node::start_with(&redis, "b", &env).await;
+    let c = Node::start_with(&redis, "c", &env).await;
+    let room = "tv";
+    let mut anchor = Client::connect(&a.ws(&format!("/ws/rooms/{room}/control"))).await;
+    anchor
+        .send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "anchor", Some(room))}))
+        .await;
+    assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
+    anchor
+        .send(json!({"type":"control","cmd":"go_live","id":1}))
+        .await;
+    anchor
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
+        .await;
+    let first = publish(&a, room).await;
+    // B has a viewer in the room (it takes the room over); C only a player.
+    let mut watcher = Client::connect(&b.ws(&format!("/ws/rooms/{room}"))).await;
+    watcher
+        .send(json!({"type":"join","protocol":1,"token":token(Role::Viewer, "vic", None)}))
+        .await;
+    assert!(matches!(watcher.recv().await, ServerMsg::Welcome { .. }));
+    let mut player = None;
+    let deadline = Instant::now() + WAIT;
+    while player.is_none() {
+        // The stream goes live a moment after the publisher connects.
+        match Subscriber::whep(&c.url(""), room, None).await {
+            Ok(p) => player = Some(p),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no WHEP on C: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let player = player.unwrap();
+    player.wait_video(100, WAIT).await.unwrap();
+
+    a.signal("-KILL");
+    let killed = Instant::now();
+    first.cancel();
+    // The anchor publishes again once B runs the room (WHIP through C reaches B).
+    let deadline = killed + Duration::from_millis(4 * LEASE_MS) + WAIT;
+    let second = loop {
+        match Publisher::connect(&c.url(""), room, &token(Role::Anchor, "anchor", Some(room))).await
+        {
+            Ok(publisher) => {
+                let stop = CancellationToken::new();
+                let until = stop.clone();
+                tokio::spawn(async move {
+                    publisher
+                        .stream(&PublishOptions::default(), until.cancelled_owned())
+                        .await;
+                });
+                break stop;
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the anchor could not publish again: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let republished = killed.elapsed();
+    // The same player, on the same connection, gets video again.
+    let before = player.stats();
+    player
+        .wait_video(before.video_packets + 100, WAIT)
+        .await
+        .expect("the edge's player got video again without reconnecting");
+    let frames = player.stats().frames;
+    let killed_us = lockstep_load::rtc::synthetic::now_us() - killed.elapsed().as_micros() as u64;
+    let last_before = frames.iter().rev().find(|f| f.1 < killed_us).map(|f| f.1);
+    let first_after = frames.iter().find(|f| f.1 > killed_us).map(|f| f.1);
+    let freeze_ms = match (last_before, first_after) {
+        (Some(x), Some(y)) => (y - x) / 1000,
+        _ => 0,
+    };
+    println!(
+        "owner killed; the anchor published again after {republished:?}; the edge player's video froze {freeze_ms} ms"
+    );
+    assert!(first_after.is_some(), "no frame after the failover");
+    assert!(
+        player.stats().keyframes >= 2,
+        "it started again on a keyframe"
+    );
+    second.cancel();
+}
