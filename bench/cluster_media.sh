@@ -8,6 +8,9 @@
 #            edge pulls the stream once and serves its own third
 #   edges    the same cluster, every subscriber on an edge (`--edges-only`): every
 #            packet a subscriber gets crossed the hop
+#   edges-nocache  the same without the relays' keyframe cache
+#            (media.keyframe_cache_packets = 0): a new viewer waits for a keyframe asked
+#            of the publisher, for the time to first frame with and without it
 # Every Lockstep process and Redis run on core $SERVER_CPU, the generator on $LOAD_CPU
 # (this machine has 2 cores: the cluster's nodes share one, so this measures what the
 # hop costs, not how far three machines go). Cases interleave (single cluster edges,
@@ -25,7 +28,9 @@
 #   bench/cluster_media.sh summary bench/results/cluster-media-*.jsonl
 # Env (defaults): CASES (single cluster edges), N (200), RUNS (2), DURATION (20), WARMUP
 #   (3), NODES (3), BASE_PORT (18140: nodes on 18140..), REDIS_PORT (16440), SERVER_CPU
-#   (0), LOAD_CPU (1), BENCH_TMP (/var/tmp), LOCKSTEP / LOAD (target/release/...).
+#   (0), LOAD_CPU (1), BENCH_TMP (/var/tmp), LOCKSTEP / LOAD (target/release/...),
+#   BENCH_KEEP_LOGS (unset; set: copy each run's logs and report to
+#   bench/results/cluster-media-logs/<results name>/).
 # Every process the script starts is killed when it exits (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +43,7 @@ fi
 
 LOCKSTEP=${LOCKSTEP:-target/release/lockstep}
 LOAD=${LOAD:-target/release/lockstep-load}
-CASES=${CASES:-single cluster edges}
+CASES=${CASES:-single cluster edges edges-nocache}
 N=${N:-200}
 RUNS=${RUNS:-2}
 DURATION=${DURATION:-20}
@@ -55,13 +60,11 @@ ensure_binaries
 load_has_flag subscribers edges-only || die "$LOAD has no \`subscribers --edges-only\`"
 warn_if_busy
 RESULTS="bench/results/cluster-media-$(date +%Y%m%d-%H%M%S).jsonl"
-SCRATCH=$(mktemp -d "${BENCH_TMP:-/var/tmp}/lockstep-cluster-media.XXXXXX")
-on_cleanup "rm -rf '$SCRATCH'"
 CLK_TCK=$(getconf CLK_TCK)
 
 # Starts the run's servers; sets NODE_PIDS and NODE_PORTS.
 start_servers() {
-    local case=$1 dir=$2 count=1 redis_env=()
+    local case=$1 dir=$2 count=1 redis_env=() cache=600
     NODE_PIDS=()
     NODE_PORTS=()
     if [ "$case" != single ]; then
@@ -72,6 +75,7 @@ start_servers() {
         NODE_PORTS+=("redis")
         redis_env=(LOCKSTEP_CLUSTER__REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
     fi
+    [ "$case" = edges-nocache ] && cache=0
     local i port
     for i in $(seq 0 $((count - 1))); do
         port=$((BASE_PORT + i))
@@ -80,7 +84,8 @@ start_servers() {
             LOCKSTEP_MEDIA__MAX_SUBSCRIBERS_PER_ROOM=100000 \
             LOCKSTEP_MEDIA__MAX_SUBSCRIBERS_PER_IP=100000 \
             LOCKSTEP_MEDIA__MAX_SUBSCRIBERS_TOTAL=100000 \
-            LOCKSTEP_MEDIA__RECORD=false
+            LOCKSTEP_MEDIA__RECORD=false \
+            LOCKSTEP_MEDIA__KEYFRAME_CACHE_PACKETS="$cache"
         NODE_PIDS+=("$SERVER_PID")
         NODE_PORTS+=("$port")
     done
@@ -103,13 +108,16 @@ snapshot() {
 log "results -> $RESULTS"
 for run in $(seq 1 "$RUNS"); do
     for case in $CASES; do
-        dir="$SCRATCH/$case-$run"
+        dir="$BENCH_TMP_DIR/$case-$run"
         mkdir -p "$dir"
         log "$case run $run: N=$N"
         start_servers "$case" "$dir"
-        servers=$(printf '127.0.0.1:%s,' "${NODE_PORTS[@]}" | sed -e 's/redis,//; s/127.0.0.1:redis,//; s/,$//')
+        servers=""
+        for port in "${NODE_PORTS[@]}"; do
+            [ "$port" = redis ] || servers="${servers:+$servers,}127.0.0.1:$port"
+        done
         extra=()
-        [ "$case" = edges ] && extra=(--edges-only)
+        case $case in edges*) extra=(--edges-only) ;; esac
         # The window opens after every subscriber connected and the warm-up: snapshot
         # the processes when the generator says so (it logs the window's start), and at
         # its end.
@@ -142,6 +150,10 @@ for run in $(seq 1 "$RUNS"); do
         python3 bench/summary/cluster_media.py record --case "$case" --run "$run" --subscribers "$N" \
             --report "$dir/report.json" --before "$dir/before.txt" --after "$dir/after.txt" \
             --clk-tck "$CLK_TCK" --load-rc "$load_rc" --duration "$DURATION" >>"$RESULTS"
+        if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+            mkdir -p "bench/results/cluster-media-logs/$(basename "$RESULTS" .jsonl)"
+            cp -r "$dir" "bench/results/cluster-media-logs/$(basename "$RESULTS" .jsonl)/"
+        fi
         for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
         sleep 1
     done

@@ -86,6 +86,8 @@ async fn viewers_on_every_node_get_the_same_frames_from_their_own_node() {
     assert_eq!(metric(&nodes[1], "lockstep_media_pulls").await, 1);
     assert_eq!(metric(&nodes[2], "lockstep_media_pulls").await, 1);
     assert_eq!(metric(&nodes[0], "lockstep_media_pulls").await, 0);
+    // Later viewers on an edge started from its relays' cached keyframe group.
+    assert!(metric(&nodes[1], "lockstep_media_keyframe_cache_hits_total").await >= 1);
 
     // The same frames under the same RTP timestamps everywhere: over the second every
     // subscriber was receiving, a frame the owner's player got is one every edge player

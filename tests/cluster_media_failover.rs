@@ -147,3 +147,81 @@ async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
     );
     second.cancel();
 }
+
+/// The longest gap (ms) between two video frames a player received.
+fn longest_gap_ms(player: &Subscriber) -> u64 {
+    let frames = player.stats().frames;
+    frames
+        .windows(2)
+        .map(|w| w[1].1.saturating_sub(w[0].1) / 1000)
+        .max()
+        .unwrap_or(0)
+}
+
+/// A stalled edge (its process frozen with `SIGSTOP` for two seconds) loses packets for
+/// that edge only: the players on the owner and on the other edge get every packet,
+/// without a gap, while the frozen edge's player sees one; once the edge resumes its
+/// player gets video again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_edge_loses_packets_for_that_edge_only() {
+    let redis = RedisServer::start();
+    let env = [("LOCKSTEP_MEDIA__RECORD", "false")];
+    let a = Node::start_with(&redis, "a", &env).await;
+    let b = Node::start_with(&redis, "b", &env).await;
+    let c = Node::start_with(&redis, "c", &env).await;
+    let room = "tv";
+    let mut anchor = Client::connect(&a.ws(&format!("/ws/rooms/{room}/control"))).await;
+    anchor
+        .send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "anchor", Some(room))}))
+        .await;
+    assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
+    anchor
+        .send(json!({"type":"control","cmd":"go_live","id":1}))
+        .await;
+    anchor
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
+        .await;
+    let stream = publish(&a, room).await;
+    let mut players = Vec::new();
+    for node in [&a, &b, &c] {
+        let deadline = Instant::now() + WAIT;
+        let player = loop {
+            match Subscriber::whep(&node.url(""), room, None).await {
+                Ok(p) => break p,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WHEP: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        player.wait_video(100, WAIT).await.unwrap();
+        players.push(player);
+    }
+    let lost_before: Vec<u64> = players.iter().map(|p| p.stats().lost).collect();
+    b.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.signal("-CONT");
+    let resumed = players[1].stats().video_packets;
+    players[1]
+        .wait_video(resumed + 50, WAIT)
+        .await
+        .expect("the stalled edge's player gets video again");
+    for (i, name) in [(0, "owner"), (2, "other edge")] {
+        assert_eq!(
+            players[i].stats().lost,
+            lost_before[i],
+            "the {name}'s player lost packets while another edge stalled"
+        );
+        assert!(
+            longest_gap_ms(&players[i]) < 500,
+            "the {name}'s player had a {} ms gap",
+            longest_gap_ms(&players[i])
+        );
+    }
+    assert!(
+        longest_gap_ms(&players[1]) >= 1500,
+        "the stalled edge's player saw no gap ({} ms)",
+        longest_gap_ms(&players[1])
+    );
+    stream.cancel();
+}

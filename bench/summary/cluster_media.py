@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from summary.common import fmt, get, load_json, mean, now_iso, num, rows_of, table  # noqa: E402
 
-CASES = ["single", "cluster", "edges"]
+CASES = ["single", "cluster", "edges", "edges-nocache"]
 
 
 def parse_snapshot(path):

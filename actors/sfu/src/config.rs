@@ -30,6 +30,9 @@ pub struct MediaConfig {
     /// Cluster mode: an edge node keeps pulling a room's stream from its owner this long
     /// after its last subscriber of that room left, so a viewer who reloads starts at once.
     pub pull_linger_ms: u64,
+    /// Packets of a layer's latest keyframe group each relay keeps so a new viewer
+    /// starts at once (0: none; a longer group is not kept).
+    pub keyframe_cache_packets: usize,
     /// Relay actors per room; subscribers are spread over them and over the arbiters.
     pub relay_shards: usize,
     /// Packets queued per subscriber before the newest are dropped for that subscriber
@@ -83,6 +86,7 @@ impl Default for MediaConfig {
             max_subscribers_per_ip: 50,
             connect_timeout_ms: 15_000,
             pull_linger_ms: 10_000,
+            keyframe_cache_packets: 600,
             relay_shards: 2,
             subscriber_queue_packets: 512,
             playout_delay_ms: 300,

@@ -37,6 +37,7 @@ pub mod config;
 pub mod directory;
 pub mod engine;
 mod error;
+pub mod gop;
 mod ingest;
 pub mod keyframe;
 pub mod layers;

@@ -37,6 +37,8 @@ pub struct MediaMetrics {
     pub uplink_dropped: IntCounter,
     /// Rooms whose stream this node pulls from their owner (cluster mode).
     pub pulls: IntGauge,
+    /// New subscribers started from a relay's cached keyframe group.
+    pub keyframe_cache_hits: IntCounter,
 }
 
 impl MediaMetrics {
@@ -92,6 +94,10 @@ impl MediaMetrics {
                 "media_pulls",
                 "Rooms whose stream this node pulls from their owner",
             ),
+            keyframe_cache_hits: counter(
+                "media_keyframe_cache_hits_total",
+                "New subscribers started from a cached keyframe group",
+            ),
         };
         for reason in ["disk_full", "write_failed", "unsupported_codec"] {
             m.recording_stopped.with_label_values(&[reason]);
@@ -111,6 +117,7 @@ impl MediaMetrics {
             Box::new(m.uplink_packets.clone()),
             Box::new(m.uplink_dropped.clone()),
             Box::new(m.pulls.clone()),
+            Box::new(m.keyframe_cache_hits.clone()),
         ] {
             // Distinct constant names on a registry the server made for itself.
             registry.register(c).expect("media metric names are unique");

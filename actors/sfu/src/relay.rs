@@ -3,7 +3,8 @@
 //! subscriber (SSRC, payload type, sequence number across layer switches, aligned
 //! timestamp, playout delay) and `try_send` into its bounded queue; a full queue drops
 //! that packet for that subscriber only and lowers its capacity estimate. Once a second
-//! the relay re-picks every subscriber's simulcast layer.
+//! the relay re-picks every subscriber's simulcast layer. A new subscriber is sent its
+//! layer's latest keyframe group ([`GopCache`]) as soon as its connection is up.
 //!
 //! Panics are contained where they can start: forwarding to one subscriber runs inside
 //! a panic boundary (a panic drops that subscriber, counted in
@@ -22,6 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
 use crate::config::MediaConfig;
+use crate::gop::{GopCache, fast_start_times};
 use crate::keyframe::KeyframeWanted;
 use crate::layers::{
     Estimator, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
@@ -108,11 +110,13 @@ pub struct Relay {
     metrics: MediaMetrics,
     subs: HashMap<MediaId, Sub>,
     rates: LayerRates,
+    gop: GopCache,
 }
 
 impl Relay {
     pub(crate) fn new(cfg: Arc<MediaConfig>, room: RelayEvents, metrics: MediaMetrics) -> Self {
         Self {
+            gop: GopCache::new(cfg.keyframe_cache_packets),
             cfg,
             room,
             metrics,
@@ -181,6 +185,7 @@ impl Handler<Deliver> for Relay {
         {
             self.close_window();
         }
+        self.gop.push(&media);
         self.forward(&media);
     }
 }
@@ -288,7 +293,28 @@ impl Handler<SubscriberReady> for Relay {
     fn handle(&mut self, msg: SubscriberReady, _: &mut Context<Self>) {
         if let Some(sub) = self.subs.get_mut(&msg.id) {
             sub.ready = true;
-            // Start on the layer the preference picks (or the first one seen).
+            // Start on the layer the preference picks (or the first one seen), from its
+            // latest keyframe group when there is one: no keyframe to wait for then.
+            let layers = self.rates.rates();
+            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps()) {
+                sub.switch.want(layer);
+            }
+            if let Some(target) = sub.switch.target().cloned() {
+                let group = self.gop.group(&target);
+                for (media, ts) in group.iter().zip(fast_start_times(group)) {
+                    let squeezed = MediaPacket {
+                        video: true,
+                        layer: media.layer.clone(),
+                        keyframe: media.keyframe,
+                        media_ts: ts,
+                        packet: media.packet.clone(),
+                    };
+                    forward_one(sub, &squeezed, &self.metrics, &mut |_| {});
+                }
+                if !group.is_empty() {
+                    self.metrics.keyframe_cache_hits.inc();
+                }
+            }
             self.pick_layers();
         }
     }
