@@ -349,18 +349,8 @@ async fn live_room_on_two_nodes_in_real_browsers() {
         "viewers on two nodes display the same frame too far apart: {spread}"
     );
     // Node B's viewers were served by B's own SFU, fed by one uplink from A.
-    let counter = |node: &TestServer, name: &'static str| {
-        let url = node.url("/metrics");
-        async move {
-            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .and_then(|n| n.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        }
-    };
-    assert!(counter(&nodes[1], "lockstep_media_packets_out_total").await > 0.0);
-    assert!(counter(&nodes[0], "lockstep_media_uplink_packets_total").await > 0.0);
+    assert!(nodes[1].metric("lockstep_media_packets_out_total").await > 0.0);
+    assert!(nodes[0].metric("lockstep_media_uplink_packets_total").await > 0.0);
     assert_screenshots(r["screenshots"].as_array().unwrap());
 }
 

@@ -15,33 +15,6 @@ use common::media::{WAIT, go_live, ws_subscribe};
 use common::redis::RedisServer;
 use lockstep_load::rtc::Subscriber;
 
-/// A gauge or counter on a node's `/metrics`, 0 when absent.
-async fn metric(node: &TestServer, name: &str) -> u64 {
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .map_or(0, |n| n as u64)
-}
-
-/// Waits until `name` on `node` reads `want`.
-async fn wait_metric(node: &TestServer, name: &str, want: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = metric(node, name).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} stayed {got}, not {want}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The RTP timestamps of the video frames a subscriber received.
 fn frame_times(sub: &Subscriber) -> BTreeSet<u32> {
     sub.stats().frames.iter().map(|(ts, _)| *ts).collect()
@@ -79,15 +52,29 @@ async fn viewers_on_every_node_get_the_same_frames_from_their_own_node() {
     }
 
     // Each node serves its own viewers; each edge pulls once.
-    assert_eq!(metric(&nodes[0], "lockstep_media_subscribers").await, 2);
-    assert_eq!(metric(&nodes[1], "lockstep_media_subscribers").await, 3);
-    assert_eq!(metric(&nodes[2], "lockstep_media_subscribers").await, 3);
-    assert_eq!(metric(&nodes[0], "lockstep_media_uplinks").await, 2);
-    assert_eq!(metric(&nodes[1], "lockstep_media_pulls").await, 1);
-    assert_eq!(metric(&nodes[2], "lockstep_media_pulls").await, 1);
-    assert_eq!(metric(&nodes[0], "lockstep_media_pulls").await, 0);
+    assert_eq!(
+        nodes[0].metric("lockstep_media_subscribers").await as u64,
+        2
+    );
+    assert_eq!(
+        nodes[1].metric("lockstep_media_subscribers").await as u64,
+        3
+    );
+    assert_eq!(
+        nodes[2].metric("lockstep_media_subscribers").await as u64,
+        3
+    );
+    assert_eq!(nodes[0].metric("lockstep_media_uplinks").await as u64, 2);
+    assert_eq!(nodes[1].metric("lockstep_media_pulls").await as u64, 1);
+    assert_eq!(nodes[2].metric("lockstep_media_pulls").await as u64, 1);
+    assert_eq!(nodes[0].metric("lockstep_media_pulls").await as u64, 0);
     // Later viewers on an edge started from its relays' cached keyframe group.
-    assert!(metric(&nodes[1], "lockstep_media_keyframe_cache_hits_total").await >= 1);
+    assert!(
+        nodes[1]
+            .metric("lockstep_media_keyframe_cache_hits_total")
+            .await as u64
+            >= 1
+    );
 
     // The same frames under the same RTP timestamps everywhere: over the second every
     // subscriber was receiving, a frame the owner's player got is one every edge player
@@ -131,9 +118,11 @@ async fn viewers_on_every_node_get_the_same_frames_from_their_own_node() {
         }
     }
     drop(viewer);
-    wait_metric(&nodes[2], "lockstep_media_subscribers", 0).await;
-    wait_metric(&nodes[2], "lockstep_media_pulls", 0).await;
-    wait_metric(&nodes[0], "lockstep_media_uplinks", 1).await;
+    nodes[2]
+        .wait_metric("lockstep_media_subscribers", 0.0)
+        .await;
+    nodes[2].wait_metric("lockstep_media_pulls", 0.0).await;
+    nodes[0].wait_metric("lockstep_media_uplinks", 1.0).await;
     // B's viewers still get video.
     let before = subs[2].1.stats().video_packets;
     subs[2].1.wait_video(before + 50, WAIT).await.unwrap();
@@ -159,7 +148,7 @@ async fn only_a_node_s_grant_opens_an_uplink() {
     assert_eq!(ask(None).await, 401);
     assert_eq!(ask(Some(node.viewer_token("vic"))).await, 403);
     assert_eq!(ask(Some(node.anchor_token("tv"))).await, 403);
-    assert_eq!(metric(&node, "lockstep_media_uplinks").await, 0);
+    assert_eq!(node.metric("lockstep_media_uplinks").await as u64, 0);
     stop.cancel();
 }
 
@@ -189,7 +178,9 @@ async fn a_keyframe_storm_on_an_edge_reaches_the_publisher_throttled() {
     };
     let (before, upstream_before) = (
         asked(),
-        metric(&nodes[1], "lockstep_media_keyframe_requests_total").await,
+        nodes[1]
+            .metric("lockstep_media_keyframe_requests_total")
+            .await as u64,
     );
     let started = Instant::now();
     let edge = nodes[1].url("");
@@ -205,8 +196,10 @@ async fn a_keyframe_storm_on_an_edge_reaches_the_publisher_throttled() {
     let elapsed = started.elapsed();
     let bound = (elapsed.as_secs_f64() / interval.as_secs_f64()).ceil() as u64 + 1;
     let reached = asked() - before;
-    let upstream =
-        metric(&nodes[1], "lockstep_media_keyframe_requests_total").await - upstream_before;
+    let upstream = nodes[1]
+        .metric("lockstep_media_keyframe_requests_total")
+        .await as u64
+        - upstream_before;
     assert!(
         reached <= bound && upstream <= bound,
         "{VIEWERS} viewers joining over {elapsed:?}: {upstream} requests left the edge, \

@@ -49,6 +49,44 @@ async fn publish(node: &Node, room: &str) -> CancellationToken {
     stop
 }
 
+/// Opens `room` on `node` with its anchor's control channel and goes live; the anchor's
+/// socket (keep it: the room ends with it).
+async fn live_room(node: &Node, room: &str) -> Client {
+    let mut anchor = Client::connect(&node.ws(&format!("/ws/rooms/{room}/control"))).await;
+    anchor
+        .send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "anchor", Some(room))}))
+        .await;
+    assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
+    anchor
+        .send(json!({"type":"control","cmd":"go_live","id":1}))
+        .await;
+    anchor
+        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
+        .await;
+    anchor
+}
+
+/// A WHEP player on `node` once the stream is live there, with its first video.
+async fn play(node: &Node, room: &str) -> Subscriber {
+    let deadline = Instant::now() + WAIT;
+    let player = loop {
+        // The stream goes live a moment after the publisher connects.
+        match Subscriber::whep(&node.url(""), room, None).await {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no WHEP on port {}: {e}",
+                    node.port
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    player.wait_video(100, WAIT).await.unwrap();
+    player
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
     let redis = RedisServer::start();
@@ -62,17 +100,7 @@ async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
     let b = Node::start_with(&redis, "b", &env).await;
     let c = Node::start_with(&redis, "c", &env).await;
     let room = "tv";
-    let mut anchor = Client::connect(&a.ws(&format!("/ws/rooms/{room}/control"))).await;
-    anchor
-        .send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "anchor", Some(room))}))
-        .await;
-    assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
-    anchor
-        .send(json!({"type":"control","cmd":"go_live","id":1}))
-        .await;
-    anchor
-        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
-        .await;
+    let _anchor = live_room(&a, room).await;
     let first = publish(&a, room).await;
     // B has a viewer in the room (it takes the room over); C only a player.
     let mut watcher = Client::connect(&b.ws(&format!("/ws/rooms/{room}"))).await;
@@ -80,20 +108,7 @@ async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
         .send(json!({"type":"join","protocol":1,"token":token(Role::Viewer, "vic", None)}))
         .await;
     assert!(matches!(watcher.recv().await, ServerMsg::Welcome { .. }));
-    let mut player = None;
-    let deadline = Instant::now() + WAIT;
-    while player.is_none() {
-        // The stream goes live a moment after the publisher connects.
-        match Subscriber::whep(&c.url(""), room, None).await {
-            Ok(p) => player = Some(p),
-            Err(e) => {
-                assert!(Instant::now() < deadline, "no WHEP on C: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let player = player.unwrap();
-    player.wait_video(100, WAIT).await.unwrap();
+    let player = play(&c, room).await;
 
     a.signal("-KILL");
     let killed = Instant::now();
@@ -170,32 +185,11 @@ async fn a_stalled_edge_loses_packets_for_that_edge_only() {
     let b = Node::start_with(&redis, "b", &env).await;
     let c = Node::start_with(&redis, "c", &env).await;
     let room = "tv";
-    let mut anchor = Client::connect(&a.ws(&format!("/ws/rooms/{room}/control"))).await;
-    anchor
-        .send(json!({"type":"join","protocol":1,"token":token(Role::Anchor, "anchor", Some(room))}))
-        .await;
-    assert!(matches!(anchor.recv().await, ServerMsg::Welcome { .. }));
-    anchor
-        .send(json!({"type":"control","cmd":"go_live","id":1}))
-        .await;
-    anchor
-        .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(1), .. }).then_some(()))
-        .await;
+    let _anchor = live_room(&a, room).await;
     let stream = publish(&a, room).await;
     let mut players = Vec::new();
     for node in [&a, &b, &c] {
-        let deadline = Instant::now() + WAIT;
-        let player = loop {
-            match Subscriber::whep(&node.url(""), room, None).await {
-                Ok(p) => break p,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "no WHEP: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
-        player.wait_video(100, WAIT).await.unwrap();
-        players.push(player);
+        players.push(play(node, room).await);
     }
     let lost_before: Vec<u64> = players.iter().map(|p| p.stats().lost).collect();
     b.signal("-STOP");

@@ -35,6 +35,14 @@ async fn viewers_on_websocket_and_whep_receive_the_anchors_stream() {
     assert!(whep_sub.location().unwrap().starts_with("/whep/r1/"));
     ws_sub.wait_video(300, WAIT).await.unwrap();
     whep_sub.wait_video(300, WAIT).await.unwrap();
+    // Latency of live packets only: a new subscriber first gets the latest keyframe
+    // group, sent when it connected and carrying the older send times of its frames.
+    let now = lockstep_load::rtc::synthetic::now_us();
+    for sub in [&ws_sub, &whep_sub] {
+        sub.set_window(now, u64::MAX);
+        let seen = sub.stats().video_packets;
+        sub.wait_video(seen + 100, WAIT).await.unwrap();
+    }
     let (a, b) = (ws_sub.stats(), whep_sub.stats());
     for s in [&a, &b] {
         assert!(s.audio_packets > 10, "audio arrives: {s:?}");

@@ -11,12 +11,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::media::{
-    H264_FPS, H264_HEIGHT, H264_WIDTH, WAIT, encode_h264_clip, go_live_h264, run_tool,
-};
+use common::media::{H264_FPS, H264_HEIGHT, H264_WIDTH, encode_h264_clip, go_live_h264, run_tool};
 use common::{TestServer, test_config};
 use lockstep_load::rtc::H264Clip;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn ffprobe(args: &[&str], file: &Path) -> String {
     let mut all = vec!["-v", "error"];
@@ -71,15 +69,19 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
     let sent = streaming.await.unwrap();
     assert!(sent >= 60, "{sent} pictures sent");
 
-    let list = common_wait(&server, "/api/v1/replays?room=r1", |b| {
-        b["replays"].as_array().is_some_and(|r| !r.is_empty())
-    })
-    .await;
+    let list = server
+        .wait_json("/api/v1/replays?room=r1", None, |b| {
+            b["replays"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
     let id = list["replays"][0]["id"].as_i64().unwrap();
-    let replay = common_wait(&server, &format!("/api/v1/replays/{id}"), |b| {
-        b["state"] == "ended" && b["media_url"].is_string() && b["duration_ms"].as_u64() > Some(0)
-    })
-    .await;
+    let replay = server
+        .wait_json(&format!("/api/v1/replays/{id}"), None, |b| {
+            b["state"] == "ended"
+                && b["media_url"].is_string()
+                && b["duration_ms"].as_u64() > Some(0)
+        })
+        .await;
     assert_eq!(replay["media_type"], "video/mp4", "{replay}");
     let duration = replay["duration_ms"].as_u64().unwrap();
     assert!(
@@ -186,22 +188,4 @@ async fn an_h264_publisher_is_recorded_to_mp4_that_ffmpeg_reads_and_decodes() {
         .unwrap();
     assert_eq!(ranged.status(), 206);
     assert_eq!(ranged.bytes().await.unwrap().len(), 100);
-}
-
-/// Polls `path` until `done` says the body is what the test waits for.
-async fn common_wait(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let resp = reqwest::get(server.url(path)).await.unwrap();
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status == 200 && done(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never became ready: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

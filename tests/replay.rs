@@ -26,33 +26,13 @@ async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Valu
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Polls `path` until `done` says the body is what the test waits for.
-async fn wait_for(
-    server: &TestServer,
-    path: &str,
-    token: Option<&str>,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = get(server, path, token).await;
-        if status == 200 && done(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never became ready: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The only replay of `room` (waiting for the archive to have it).
 async fn replay_id(server: &TestServer, room: &str) -> i64 {
-    let list = wait_for(server, &format!("/api/v1/replays?room={room}"), None, |b| {
-        b["replays"].as_array().is_some_and(|r| !r.is_empty())
-    })
-    .await;
+    let list = server
+        .wait_json(&format!("/api/v1/replays?room={room}"), None, |b| {
+            b["replays"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
     list["replays"][0]["id"].as_i64().unwrap()
 }
 
@@ -102,10 +82,13 @@ async fn a_live_with_a_sale_becomes_a_replay_with_chapters_video_and_numbers() {
 
     let id = replay_id(&server, "r1").await;
     let path = format!("/api/v1/replays/{id}");
-    let replay = wait_for(&server, &path, None, |b| {
-        b["state"] == "ended" && b["media_url"].is_string() && b["duration_ms"].as_u64() > Some(0)
-    })
-    .await;
+    let replay = server
+        .wait_json(&path, None, |b| {
+            b["state"] == "ended"
+                && b["media_url"].is_string()
+                && b["duration_ms"].as_u64() > Some(0)
+        })
+        .await;
     assert_eq!(replay["title"], "Room r1");
     let chapters = replay["chapters"].as_array().unwrap();
     assert_eq!(chapters.len(), 1, "{replay}");
@@ -305,7 +288,9 @@ async fn a_live_with_a_sale_becomes_a_replay_with_chapters_video_and_numbers() {
         404
     );
     assert_eq!(buy(None, order("r-3", 1)).await.unwrap().status(), 401);
-    let replay = wait_for(&server, &path, None, |b| b["stats"]["replay_orders"] == 1).await;
+    let replay = server
+        .wait_json(&path, None, |b| b["stats"]["replay_orders"] == 1)
+        .await;
     assert_eq!(replay["chapters"][0]["sale"]["remaining"], 8);
 }
 
@@ -332,10 +317,11 @@ async fn members_only_replays_need_a_token_and_the_anchor_may_rename_or_hide_cha
         .send(json!({"type":"control","cmd":"end","id":4}))
         .await;
     let viewer = server.viewer_token("v1");
-    let list = wait_for(&server, "/api/v1/replays?room=r1", Some(&viewer), |b| {
-        b["replays"][0]["state"] == "ended"
-    })
-    .await;
+    let list = server
+        .wait_json("/api/v1/replays?room=r1", Some(&viewer), |b| {
+            b["replays"][0]["state"] == "ended"
+        })
+        .await;
     let id = list["replays"][0]["id"].as_i64().unwrap();
     let path = format!("/api/v1/replays/{id}");
     // Guests see no members-only replay; the banned user gets none either.
@@ -456,7 +442,9 @@ async fn a_merchant_opens_a_replay_sale_once_the_live_one_ended() {
         .await;
     let id = replay_id(&server, "r1").await;
     let path = format!("/api/v1/replays/{id}");
-    let replay = wait_for(&server, &path, None, |b| b["state"] == "ended").await;
+    let replay = server
+        .wait_json(&path, None, |b| b["state"] == "ended")
+        .await;
     assert_eq!(replay["chapters"][0]["sale"]["state"], "ended");
     let viewer = server.viewer_token("v1");
     let order = json!({"qty": 1, "key": "k", "source": "replay", "replay_id": id, "chapter": 1});

@@ -24,15 +24,20 @@ pub async fn go_live(
     anchor: &mut Client,
     room: &str,
 ) -> (std::sync::Arc<Publisher>, CancellationToken) {
+    send_go_live(anchor).await;
+    let publishing = go_live_publisher_only(server, room).await;
+    assert!(media_notice(anchor).await.live, "the stream went live");
+    publishing
+}
+
+/// The anchor goes live on its control channel (the room's state changes).
+async fn send_go_live(anchor: &mut Client) {
     anchor
         .send(json!({"type":"control","cmd":"go_live","id":1}))
         .await;
     anchor
         .recv_until(|m| matches!(m, ServerMsg::RoomState { .. }).then_some(()))
         .await;
-    let publishing = go_live_publisher_only(server, room).await;
-    assert!(media_notice(anchor).await.live, "the stream went live");
-    publishing
 }
 
 pub async fn media_notice(client: &mut Client) -> MediaInfo {
@@ -148,12 +153,7 @@ pub async fn go_live_h264(
     room: &str,
     clip: H264Clip,
 ) -> (CancellationToken, tokio::task::JoinHandle<u64>) {
-    anchor
-        .send(json!({"type":"control","cmd":"go_live","id":1}))
-        .await;
-    anchor
-        .recv_until(|m| matches!(m, ServerMsg::RoomState { .. }).then_some(()))
-        .await;
+    send_go_live(anchor).await;
     let publisher = Arc::new(
         Publisher::connect_h264(&server.url(""), room, &server.anchor_token(room))
             .await

@@ -256,6 +256,34 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Polls `GET path` (with `token`, if any) until it answers 200 with a JSON body
+    /// `done` accepts; returns that body (fails after the media wait).
+    pub async fn wait_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + super::media::WAIT;
+        loop {
+            let mut req = reqwest::Client::new().get(self.url(path));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never became ready: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `/readyz`: its status and body.
     pub async fn readyz(&self) -> (u16, Value) {
         let resp = reqwest::get(self.url("/readyz")).await.unwrap();

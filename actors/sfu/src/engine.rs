@@ -150,25 +150,36 @@ pub async fn pull_offer(
     pc.set_local_description(offer)
         .await
         .map_err(MediaError::engine)?;
-    let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(PeerEvent::Gathered) => break,
-                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
-                    return Err(MediaError::ClosedWhileGathering);
-                }
-                Some(_) => {}
-            },
-            _ = &mut deadline => return Err(MediaError::GatheringTimedOut),
-        }
-    }
+    wait_gathered(events, cfg).await?;
     let local = pc
         .local_description()
         .await
         .ok_or_else(|| MediaError::engine("no local description after offering"))?;
     Ok(local.sdp)
+}
+
+/// Waits until every local candidate is gathered (`media.negotiation_timeout_ms` at
+/// most); returns the tracks that opened meanwhile.
+async fn wait_gathered(
+    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
+    cfg: &MediaConfig,
+) -> Result<Vec<Arc<dyn TrackRemote>>, MediaError> {
+    let mut early_tracks = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(PeerEvent::Gathered) => return Ok(early_tracks),
+                Some(PeerEvent::Track(track)) => early_tracks.push(track),
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
+                    return Err(MediaError::ClosedWhileGathering);
+                }
+                Some(PeerEvent::State(_)) => {}
+            },
+            _ = &mut deadline => return Err(MediaError::GatheringTimedOut),
+        }
+    }
 }
 
 /// Parses an SDP offer, with a clear error for anything that is not one.
@@ -202,24 +213,7 @@ pub async fn answer(
     pc.set_local_description(answer)
         .await
         .map_err(MediaError::engine)?;
-    let mut early_tracks = Vec::new();
-    let deadline = tokio::time::sleep(Duration::from_millis(cfg.negotiation_timeout_ms));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(PeerEvent::Gathered) => break,
-                Some(PeerEvent::Track(track)) => early_tracks.push(track),
-                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => {
-                    return Err(MediaError::ClosedWhileGathering);
-                }
-                Some(PeerEvent::State(_)) => {}
-            },
-            _ = &mut deadline => {
-                return Err(MediaError::GatheringTimedOut);
-            }
-        }
-    }
+    let early_tracks = wait_gathered(events, cfg).await?;
     let local = pc
         .local_description()
         .await

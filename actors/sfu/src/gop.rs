@@ -51,6 +51,15 @@ impl GopCache {
         }
     }
 
+    /// A layer with a group, if any (before the relay knows the layers' rates).
+    pub fn any_layer(&self) -> Option<LayerId> {
+        self.layers
+            .iter()
+            .filter(|(_, group)| !group.is_empty())
+            .map(|(layer, _)| layer.clone())
+            .max()
+    }
+
     /// The latest keyframe group of `layer` (empty when there is none).
     pub fn group(&self, layer: &LayerId) -> &[Arc<MediaPacket>] {
         self.layers.get(layer).map_or(&[], Vec::as_slice)
@@ -121,6 +130,7 @@ mod tests {
         cache.push(&packet("h", 99, false, false)); // audio is not cached
         assert_eq!(seqs(&cache, "h"), [4, 5]);
         assert_eq!(seqs(&cache, "l"), [50, 51]);
+        assert_eq!(cache.any_layer(), Some("l".into()));
         assert!(seqs(&cache, "m").is_empty());
     }
 

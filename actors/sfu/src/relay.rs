@@ -296,7 +296,9 @@ impl Handler<SubscriberReady> for Relay {
             // Start on the layer the preference picks (or the first one seen), from its
             // latest keyframe group when there is one: no keyframe to wait for then.
             let layers = self.rates.rates();
-            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps()) {
+            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps())
+                .or_else(|| self.gop.any_layer())
+            {
                 sub.switch.want(layer);
             }
             if let Some(target) = sub.switch.target().cloned() {

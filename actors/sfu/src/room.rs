@@ -356,7 +356,6 @@ impl Handler<Publish> for MediaRoom {
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
         self.drop_source();
         let id = MediaId::random();
-        let relays = Arc::new(self.sinks());
         let room = ctx.address();
         match &self.recorder {
             Some(recorder) => recorder.new_source(),
@@ -370,19 +369,10 @@ impl Handler<Publish> for MediaRoom {
                 );
             }
         }
-        let ingest = Ingest::new(
-            id,
-            IngestEvents {
-                ready: room.clone().recipient(),
-                gone: room.recipient(),
-            },
-            self.cfg.clone(),
-            relays,
-            self.latest_frame.clone(),
-            self.metrics.clone(),
-        )
-        .with_recorder(self.recorder.clone())
-        .start();
+        let ingest = self
+            .new_ingest(id, room)
+            .with_recorder(self.recorder.clone())
+            .start();
         self.source = Some(Source {
             id,
             ingest: ingest.clone(),
@@ -444,6 +434,22 @@ impl Handler<SourceReady> for MediaRoom {
 }
 
 impl MediaRoom {
+    /// An ingest (a publisher's, or a pull's) reporting to this room and handing every
+    /// packet to its relays and uplinks.
+    fn new_ingest(&self, id: MediaId, room: Addr<Self>) -> Ingest {
+        Ingest::new(
+            id,
+            IngestEvents {
+                ready: room.clone().recipient(),
+                gone: room.recipient(),
+            },
+            self.cfg.clone(),
+            Arc::new(self.sinks()),
+            self.latest_frame.clone(),
+            self.metrics.clone(),
+        )
+    }
+
     /// Where an ingest hands each packet: every relay shard and the uplinks.
     fn sinks(&self) -> Vec<Recipient<crate::packet::Deliver>> {
         let mut sinks: Vec<_> = self.relays.iter().map(|r| r.clone().recipient()).collect();
@@ -513,18 +519,7 @@ impl Handler<StartPull> for MediaRoom {
         }
         let id = MediaId::random();
         let room = ctx.address();
-        let ingest = Ingest::new(
-            id,
-            IngestEvents {
-                ready: room.clone().recipient(),
-                gone: room.recipient(),
-            },
-            self.cfg.clone(),
-            Arc::new(self.sinks()),
-            self.latest_frame.clone(),
-            self.metrics.clone(),
-        )
-        .start();
+        let ingest = self.new_ingest(id, room).start();
         self.source = Some(Source {
             id,
             ingest: ingest.clone(),

@@ -14,6 +14,8 @@ use rtc::rtp;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 
+use super::publisher::rtp_packet;
+
 /// One picture: its NAL units in Annex B form, parameter sets included.
 #[derive(Debug, Clone)]
 pub struct AccessUnit {
@@ -138,19 +140,9 @@ impl<'a> H264Source<'a> {
     }
 }
 
+/// The next packet of `stream` (payload type, SSRC, next sequence number).
 fn packet(stream: &mut (u8, u32, u16), ts: u32, marker: bool, payload: Bytes) -> rtp::Packet {
     let seq = stream.2;
     stream.2 = seq.wrapping_add(1);
-    rtp::Packet {
-        header: rtp::header::Header {
-            version: 2,
-            marker,
-            payload_type: stream.0,
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc: stream.1,
-            ..Default::default()
-        },
-        payload,
-    }
+    rtp_packet((stream.0, stream.1), seq, ts, marker, payload)
 }

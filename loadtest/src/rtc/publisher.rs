@@ -450,7 +450,14 @@ impl SyntheticSource {
     }
 }
 
-fn rtp_packet(stream: (u8, u32), seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> rtp::Packet {
+/// An RTP packet of `stream` (payload type, SSRC).
+pub(crate) fn rtp_packet(
+    stream: (u8, u32),
+    seq: u16,
+    ts: u32,
+    marker: bool,
+    payload: impl Into<bytes::Bytes>,
+) -> rtp::Packet {
     rtp::Packet {
         header: rtp::header::Header {
             version: 2,
