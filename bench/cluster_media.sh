@@ -16,9 +16,11 @@
 # hop costs, not how far three machines go). Cases interleave (single cluster edges,
 # ...), $RUNS (2) times, fresh servers each run. For each run: loss, forwarding latency
 # (send to receive) p50/p99, time to first frame (WHEP request to the first video
-# frame) p50/p99, and per node the CPU seconds in the measured window (/proc/PID/stat)
+# frame) p50/p99, per node the CPU seconds in the measured window (/proc/PID/stat)
 # over the packets it forwarded in it (to its subscribers, plus to edges' uplinks on the
-# owner), from its /metrics.
+# owner), from its /metrics, and over the join storm (from the servers' start to the
+# window) the keyframe requests each node sent upstream (an edge to the owner, the owner
+# to the publisher) and the viewers started from a cached keyframe group.
 #
 # Results: one JSON line per run in bench/results/cluster-media-<date>.jsonl, then a
 # table and the ratios cluster / single (bench/summary/cluster_media.py).
@@ -100,7 +102,7 @@ snapshot() {
             "/proc/${NODE_PIDS[$i]}/stat" >>"$out"
         [ "${NODE_PORTS[$i]}" = redis ] && continue
         curl -s "http://127.0.0.1:${NODE_PORTS[$i]}/metrics" |
-            awk -v n="${NODE_PORTS[$i]}" '/^lockstep_media_(packets_out_total|uplink_packets_total|subscribers|pulls|uplinks) / { print "metric", n, $1, $2 }' >>"$out"
+            awk -v n="${NODE_PORTS[$i]}" '/^lockstep_media_(packets_out_total|uplink_packets_total|subscribers|pulls|uplinks|keyframe_requests_total|keyframe_cache_hits_total) / { print "metric", n, $1, $2 }' >>"$out"
     done
     date +%s.%N | awk '{ print "time", "-", $1 }' >>"$out"
 }
@@ -121,6 +123,7 @@ for run in $(seq 1 "$RUNS"); do
         # The window opens after every subscriber connected and the warm-up: snapshot
         # the processes when the generator says so (it logs the window's start), and at
         # its end.
+        snapshot "$dir/start.txt"
         set +e
         timeout -k 10 $((WARMUP + DURATION + 180 + N / 2)) taskset -c "$LOAD_CPU" "$LOAD" subscribers \
             --target lockstep --servers "$servers" --room "$ROOM" --subscribers "$N" \
@@ -148,7 +151,7 @@ for run in $(seq 1 "$RUNS"); do
         load_rc=$?
         set -e
         python3 bench/summary/cluster_media.py record --case "$case" --run "$run" --subscribers "$N" \
-            --report "$dir/report.json" --before "$dir/before.txt" --after "$dir/after.txt" \
+            --report "$dir/report.json" --start "$dir/start.txt" --before "$dir/before.txt" --after "$dir/after.txt" \
             --clk-tck "$CLK_TCK" --load-rc "$load_rc" --duration "$DURATION" >>"$RESULTS"
         if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
             mkdir -p "bench/results/cluster-media-logs/$(basename "$RESULTS" .jsonl)"

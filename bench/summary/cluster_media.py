@@ -37,6 +37,7 @@ def record(argv):
     args = dict(zip(argv[::2], argv[1::2]))
     report = load_json(args["--report"]) or {}
     t0, m0, s0 = parse_snapshot(args["--before"])
+    _, mstart, _ = parse_snapshot(args["--start"]) if "--start" in args else ({}, {}, None)
     t1, m1, s1 = parse_snapshot(args["--after"])
     clk = int(args["--clk-tck"])
     nodes = {}
@@ -52,6 +53,12 @@ def record(argv):
             node["subscribers"] = int(m1[name].get("lockstep_media_subscribers", 0))
             node["pulls"] = int(m1[name].get("lockstep_media_pulls", 0))
             node["uplinks"] = int(m1[name].get("lockstep_media_uplinks", 0))
+
+            def joins(metric):
+                return int(m0.get(name, {}).get(metric, 0) - mstart.get(name, {}).get(metric, 0))
+
+            node["join_keyframe_requests"] = joins("lockstep_media_keyframe_requests_total")
+            node["join_cache_hits"] = joins("lockstep_media_keyframe_cache_hits_total")
             forwarded = node["packets_out"] + node["uplink_packets"]
             node["us_per_packet"] = round(cpu * 1e6 / forwarded, 2) if forwarded else None
         nodes[name] = node
@@ -92,7 +99,8 @@ def summary(paths):
         per_node = "; ".join(
             f"{name}: {fmt(n.get('us_per_packet'), '.1f')} µs/pkt ({n.get('subscribers', '-')} subs"
             + (f", {n['uplinks']} uplinks" if n.get("uplinks") else "")
-            + ")"
+            + f"; joins: {n.get('join_keyframe_requests', '-')} keyframe requests up, "
+            + f"{n.get('join_cache_hits', '-')} cache starts)"
             for name, n in r["nodes"].items()
             if "packets_out" in n
         )
