@@ -210,14 +210,14 @@ async fn edge_watcher(
         .map(|v| vec![("authorization".to_owned(), v.as_bytes().to_vec())])
         .unwrap_or_default();
     let path = format!("/api/v1/rooms/{room}");
-    let answer = forward::call_owner(state, room, ("GET", &path), headers, Default::default())
-        .await
-        .unwrap_or_else(|| {
-            Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "the room moved to this node meanwhile; retry",
-            ))
-        })?;
+    let Some(answer) =
+        forward::call_owner(state, room, ("GET", &path), headers, Default::default()).await
+    else {
+        // Nobody runs the room (or it just moved here): answer as for a local room.
+        let (watcher, _) = crate::rooms::snapshot_for(state, req, room).await?;
+        return Ok(watcher.user().map(str::to_owned));
+    };
+    let answer = answer?;
     if !answer.status().is_success() {
         let status = answer.status();
         let body: serde_json::Value = answer.json().await.unwrap_or_default();

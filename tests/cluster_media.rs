@@ -146,6 +146,15 @@ async fn only_a_node_s_grant_opens_an_uplink() {
         async move { req.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(ask(None).await, 401);
+    // A player asking a node for a room nobody runs gets the single server's answer.
+    let nobody = reqwest::Client::new()
+        .post(node.url("/whep/nobody"))
+        .header("content-type", "application/sdp")
+        .body(offer.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status().as_u16(), 404);
     assert_eq!(ask(Some(node.viewer_token("vic"))).await, 403);
     assert_eq!(ask(Some(node.anchor_token("tv"))).await, 403);
     assert_eq!(node.metric("lockstep_media_uplinks").await as u64, 0);
