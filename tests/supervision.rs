@@ -32,7 +32,8 @@ async fn panics(server: &TestServer, actor: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_room_restarts_with_its_state_and_moderation() {
     let server = TestServer::start(test_config());
-    let mut anchor = server.open_room("r1").await;
+    // The hooks are armed process-wide: a room id no other test here uses.
+    let mut anchor = server.open_room("restarting").await;
     anchor
         .send(json!({"type":"control","cmd":"go_live","id":1}))
         .await;
@@ -42,8 +43,8 @@ async fn a_panicking_room_restarts_with_its_state_and_moderation() {
     anchor
         .recv_until(|m| matches!(m, ServerMsg::Ack { id: Some(2), .. }).then_some(()))
         .await;
-    let (mut viewer, _) = server.join_viewer("r1", Some("alice")).await;
-    arm(&server, "room:r1").await;
+    let (mut viewer, _) = server.join_viewer("restarting", Some("alice")).await;
+    arm(&server, "room:restarting").await;
     viewer
         .send(json!({"type":"comment","text":"this one trips the hook","id":7}))
         .await;
@@ -52,12 +53,12 @@ async fn a_panicking_room_restarts_with_its_state_and_moderation() {
     assert_eq!(anchor.ended().await, Ended::Closed(1012));
     assert_eq!(panics(&server, "room").await, 1.0);
     // ... and the room is still open, still live, and mallory is still banned.
-    let (mut back, welcome) = server.join_viewer("r1", Some("alice")).await;
+    let (mut back, welcome) = server.join_viewer("restarting", Some("alice")).await;
     let ServerMsg::Welcome { room, .. } = welcome else {
         panic!("rejoin refused: {welcome:?}")
     };
     assert_eq!(room.state, RoomState::Live);
-    let (_, refused) = server.join_viewer("r1", Some("mallory")).await;
+    let (_, refused) = server.join_viewer("restarting", Some("mallory")).await;
     assert!(
         matches!(
             refused,
