@@ -87,8 +87,8 @@ const REPULL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What this node does when it stops pulling a room's stream (ends its uplink at the
 /// room's node) and when a pull breaks while it has viewers (pulls again, from whichever
-/// node owns the room now, until it works or `media.connect_timeout_ms` passed), in the
-/// background.
+/// node owns the room now, until it works or twice `media.connect_timeout_ms` passed), in
+/// the background.
 pub fn pull_hooks(state: Weak<AppState>) -> PullHooks {
     let weak = state.clone();
     let lost = Arc::new(move |room: &str| {
@@ -96,7 +96,7 @@ pub fn pull_hooks(state: Weak<AppState>) -> PullHooks {
         let room = room.to_owned();
         actix_web::rt::spawn(async move {
             let give_up = tokio::time::Instant::now()
-                + std::time::Duration::from_millis(state.media.config().connect_timeout_ms);
+                + std::time::Duration::from_millis(2 * state.media.config().connect_timeout_ms);
             while tokio::time::Instant::now() < give_up && serves(&state, &room) {
                 match pull(&state, &room).await {
                     Ok(()) => return,

@@ -19,6 +19,10 @@ use lockstep_protocol::{Role, ServerMsg};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// The tests here start three node processes each: one at a time, so a test's timing is
+/// not another's load.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn token(role: Role, sub: &str, room: Option<&str>) -> String {
     Auth::new(&lockstep::Config::default().auth.secret).issue(&Claims {
         sub: sub.into(),
@@ -89,6 +93,7 @@ async fn play(node: &Node, room: &str) -> Subscriber {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_player_keeps_its_connection_across_an_owner_failover() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let redis = RedisServer::start();
     // Connections to a dead node are noticed within ~2 s.
     let env = [
@@ -179,6 +184,7 @@ fn longest_gap_ms(player: &Subscriber) -> u64 {
 /// player gets video again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_edge_loses_packets_for_that_edge_only() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let redis = RedisServer::start();
     let env = [("LOCKSTEP_MEDIA__RECORD", "false")];
     let a = Node::start_with(&redis, "a", &env).await;

@@ -9,6 +9,19 @@ use super::redis::RedisServer;
 /// The nodes' `cluster.lease_ms`.
 pub const LEASE_MS: u64 = 1_500;
 
+/// Where a node's log goes: `target/tmp/lockstep-tests/node-<name>-<pid>-<port>.log`,
+/// for reading after a failed test.
+fn log_file(name: &str) -> Stdio {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lockstep-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!(
+        "node-{name}-{}-{}.log",
+        std::process::id(),
+        lockstep_actors::clock::now_ms()
+    ));
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 /// One node: its process and HTTP port.
 pub struct Node {
     pub child: Child,
@@ -30,7 +43,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
             .arg("serve")
             .env("LOCKSTEP_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("LOCKSTEP_SERVER__LOG", "warn")
+            .env("LOCKSTEP_SERVER__LOG", "info")
             .env("LOCKSTEP_SESSION__MSG_RATE_PER_SEC", "10000.0")
             .env("LOCKSTEP_SESSION__MSG_BURST", "10000")
             .env("LOCKSTEP_SALES__MAX_ORDERS_PER_BUYER", "4294967295")
@@ -41,7 +54,7 @@ impl Node {
             .env("LOCKSTEP_CLUSTER__NODE_TIMEOUT_MS", "1500")
             .env("LOCKSTEP_CLUSTER__JOIN_TIMEOUT_MS", "3000")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(log_file(name))
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server binary");

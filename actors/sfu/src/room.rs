@@ -620,7 +620,7 @@ impl Handler<SourceGone> for MediaRoom {
                 self.source = None;
                 self.resuming = true;
                 lost(&self.room);
-                let wait = std::time::Duration::from_millis(self.cfg.connect_timeout_ms);
+                let wait = std::time::Duration::from_millis(2 * self.cfg.connect_timeout_ms);
                 ctx.run_later(wait, |this, _| {
                     if this.resuming && !this.live() {
                         tracing::info!(room = %this.room, "the pull did not come back: dropping its viewers");
