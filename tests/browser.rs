@@ -36,6 +36,11 @@ const MAX_LINK_LATE_MS: f64 = 500.0;
 /// The median spread of one frame's display time across the viewers.
 const MAX_FRAME_SPREAD_MEDIAN_MS: f64 = 250.0;
 
+/// Each scenario starts up to four Chromium instances (with fake cameras encoding
+/// simulcast) on a 2-core machine: run one at a time, so one scenario's encoders are not
+/// starved by another's (a starved encoder makes a sparse recording).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Tools {
     chromium: PathBuf,
     scenario_dir: PathBuf,
@@ -122,6 +127,7 @@ fn num(v: &Value, what: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_room_in_real_browsers() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let tools = tools();
     let server = TestServer::start(test_config());
     let room = "browser-live";
@@ -252,6 +258,7 @@ async fn live_room_in_real_browsers() {
 /// single server's bounds on both nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_room_on_two_nodes_in_real_browsers() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let tools = tools();
     let redis = common::redis::RedisServer::start();
     let nodes: Vec<TestServer> = ["a", "b"]
@@ -548,6 +555,7 @@ async fn replay_and_dashboard(
 /// chapter, at the clip's size, and seeks in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h264_replay_plays_in_chromium() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let tools = tools();
     let config = test_config();
     let dir = PathBuf::from(config.store.path.replace(".db", "-h264"));
