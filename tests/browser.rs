@@ -215,6 +215,7 @@ async fn live_room_in_real_browsers() {
         );
         assert_eq!(v["ended"], json!(true), "{name} did not show the end");
     }
+    assert_layers_on_reports(&server).await;
     assert_viewers_in_step(&r);
 
     let switch = &r["layerSwitch"];
@@ -327,11 +328,27 @@ async fn live_room_on_two_nodes_in_real_browsers() {
             v["node"]
         );
     }
+    assert_layers_on_reports(&nodes[0]).await;
     assert_viewers_in_step(&r);
     // Node B's viewers were served by B's own SFU, fed by one uplink from A.
     assert!(nodes[1].metric("lockstep_media_packets_out_total").await > 0.0);
     assert!(nodes[0].metric("lockstep_media_uplink_packets_total").await > 0.0);
     assert_screenshots(r["screenshots"].as_array().unwrap());
+}
+
+/// Chromium's simulcast layers were put on the room's media clock by its RTCP sender
+/// reports (the high and mid layers onto the low one), so a frame has one timestamp
+/// whatever layer a viewer gets.
+async fn assert_layers_on_reports(server: &TestServer) {
+    let by = |how: &str| format!("lockstep_media_layers_aligned_total{{by=\"{how}\"}}");
+    let reports = server.metric(&by("reports")).await;
+    let arrival = server.metric(&by("arrival")).await;
+    let moved = server.metric(&by("moved")).await;
+    println!("layers aligned: {reports} by reports, {arrival} by arrival, {moved} moved");
+    assert!(
+        reports + moved >= 2.0,
+        "Chromium's sender reports did not align its layers ({reports} by reports, {arrival} by arrival)"
+    );
 }
 
 /// The viewers showed the card, and each video frame (by RTP timestamp), within the

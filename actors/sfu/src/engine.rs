@@ -73,10 +73,7 @@ pub async fn build_peer(
         .map_err(MediaError::engine)?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(MediaError::engine)?
-        .with(
-            Slot::from(14_000),
-            crate::keyframe::KeyframeRequestTap::default(),
-        );
+        .with(Slot::from(14_000), crate::rtcp_tap::RtcpTap::default());
     let mut settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)

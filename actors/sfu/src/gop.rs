@@ -6,12 +6,17 @@
 //! ([`fast_start_times`]): one RTP tick apart, ending at the latest frame's own
 //! timestamp, so the viewer decodes them at once and shows the latest, and its playout
 //! clock is set by live frames — replayed at their old timestamps, a second-old burst
-//! would shift that viewer's playout against everyone else's. Bounded: a group longer than `media.keyframe_cache_packets`
+//! would shift that viewer's playout against everyone else's. Only a live layer's group
+//! is replayed: one whose latest packet is older than [`GopCache::MAX_AGE`] (the
+//! publisher paused that layer) would set the viewer's playout clock by a stale frame,
+//! and every live frame after it would look late to the player, which then shows them
+//! early, out of step with the room. Bounded: a group longer than `media.keyframe_cache_packets`
 //! is dropped until the next keyframe (a publisher that sends keyframes only on request
 //! has no cache then, and its new viewers ask as before).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::layers::LayerId;
 use crate::packet::MediaPacket;
@@ -20,10 +25,28 @@ use crate::packet::MediaPacket;
 #[derive(Debug, Default)]
 pub struct GopCache {
     max_packets: usize,
-    layers: HashMap<LayerId, Vec<Arc<MediaPacket>>>,
+    layers: HashMap<LayerId, Group>,
+}
+
+#[derive(Debug)]
+struct Group {
+    packets: Vec<Arc<MediaPacket>>,
+    /// When its latest packet came.
+    last_at: Instant,
+}
+
+impl Group {
+    fn live(&self, now: Instant) -> Option<&[Arc<MediaPacket>]> {
+        (!self.packets.is_empty()
+            && now.saturating_duration_since(self.last_at) <= GopCache::MAX_AGE)
+            .then_some(self.packets.as_slice())
+    }
 }
 
 impl GopCache {
+    /// A group whose latest packet is older than this is not replayed (its layer paused).
+    pub const MAX_AGE: Duration = Duration::from_millis(250);
+
     /// A cache of at most `max_packets` per layer (0: no cache).
     pub fn new(max_packets: usize) -> Self {
         Self {
@@ -32,37 +55,48 @@ impl GopCache {
         }
     }
 
-    /// Takes one forwarded packet.
-    pub fn push(&mut self, packet: &Arc<MediaPacket>) {
+    /// Takes one forwarded packet, arrived at `now`.
+    pub fn push(&mut self, packet: &Arc<MediaPacket>, now: Instant) {
         if !packet.video || self.max_packets == 0 {
             return;
         }
-        let group = self.layers.entry(packet.layer.clone()).or_default();
+        let group = self
+            .layers
+            .entry(packet.layer.clone())
+            .or_insert_with(|| Group {
+                packets: Vec::new(),
+                last_at: now,
+            });
+        group.last_at = now;
+        let packets = &mut group.packets;
         if packet.keyframe {
-            group.clear();
-            group.push(packet.clone());
-        } else if !group.is_empty() {
-            if group.len() >= self.max_packets {
+            packets.clear();
+            packets.push(packet.clone());
+        } else if !packets.is_empty() {
+            if packets.len() >= self.max_packets {
                 // Too long a group to replay: none until the next keyframe.
-                group.clear();
+                packets.clear();
             } else {
-                group.push(packet.clone());
+                packets.push(packet.clone());
             }
         }
     }
 
-    /// A layer with a group, if any (before the relay knows the layers' rates).
-    pub fn any_layer(&self) -> Option<LayerId> {
+    /// A layer with a live group, if any (before the relay knows the layers' rates).
+    pub fn any_layer(&self, now: Instant) -> Option<LayerId> {
         self.layers
             .iter()
-            .filter(|(_, group)| !group.is_empty())
+            .filter(|(_, group)| group.live(now).is_some())
             .map(|(layer, _)| layer.clone())
             .max()
     }
 
-    /// The latest keyframe group of `layer` (empty when there is none).
-    pub fn group(&self, layer: &LayerId) -> &[Arc<MediaPacket>] {
-        self.layers.get(layer).map_or(&[], Vec::as_slice)
+    /// The latest keyframe group of `layer` if its layer is live at `now` (else empty).
+    pub fn group(&self, layer: &LayerId, now: Instant) -> &[Arc<MediaPacket>] {
+        self.layers
+            .get(layer)
+            .and_then(|g| g.live(now))
+            .unwrap_or(&[])
     }
 }
 
@@ -107,7 +141,7 @@ mod tests {
 
     fn seqs(cache: &GopCache, layer: &str) -> Vec<u16> {
         cache
-            .group(&layer.into())
+            .group(&layer.into(), Instant::now())
             .iter()
             .map(|p| p.packet.header.sequence_number)
             .collect()
@@ -125,13 +159,28 @@ mod tests {
             ("h", 4, true),
             ("h", 5, false),
         ] {
-            cache.push(&packet(layer, seq, key, true));
+            cache.push(&packet(layer, seq, key, true), Instant::now());
         }
-        cache.push(&packet("h", 99, false, false)); // audio is not cached
+        cache.push(&packet("h", 99, false, false), Instant::now()); // audio is not cached
         assert_eq!(seqs(&cache, "h"), [4, 5]);
         assert_eq!(seqs(&cache, "l"), [50, 51]);
-        assert_eq!(cache.any_layer(), Some("l".into()));
+        assert_eq!(cache.any_layer(Instant::now()), Some("l".into()));
         assert!(seqs(&cache, "m").is_empty());
+    }
+
+    #[test]
+    fn a_paused_layers_group_is_not_replayed() {
+        let mut cache = GopCache::new(100);
+        let t0 = Instant::now();
+        cache.push(&packet("h", 1, true, true), t0);
+        cache.push(&packet("l", 50, true, true), t0);
+        // The low layer goes on; the high one pauses.
+        let later = t0 + GopCache::MAX_AGE + Duration::from_millis(10);
+        cache.push(&packet("l", 51, false, true), later);
+        assert!(cache.group(&"h".into(), later).is_empty());
+        assert_eq!(cache.group(&"l".into(), later).len(), 2);
+        assert_eq!(cache.any_layer(later), Some("l".into()));
+        assert_eq!(cache.group(&"h".into(), t0).len(), 1);
     }
 
     #[test]
@@ -160,18 +209,19 @@ mod tests {
     #[test]
     fn a_group_over_the_bound_is_dropped_until_the_next_keyframe() {
         let mut cache = GopCache::new(3);
-        cache.push(&packet("h", 1, true, true));
-        cache.push(&packet("h", 2, false, true));
-        cache.push(&packet("h", 3, false, true));
+        let now = Instant::now();
+        cache.push(&packet("h", 1, true, true), now);
+        cache.push(&packet("h", 2, false, true), now);
+        cache.push(&packet("h", 3, false, true), now);
         assert_eq!(seqs(&cache, "h"), [1, 2, 3]);
-        cache.push(&packet("h", 4, false, true));
+        cache.push(&packet("h", 4, false, true), now);
         assert!(seqs(&cache, "h").is_empty());
-        cache.push(&packet("h", 5, false, true));
+        cache.push(&packet("h", 5, false, true), now);
         assert!(seqs(&cache, "h").is_empty(), "no keyframe yet");
-        cache.push(&packet("h", 6, true, true));
+        cache.push(&packet("h", 6, true, true), now);
         assert_eq!(seqs(&cache, "h"), [6]);
         let mut off = GopCache::new(0);
-        off.push(&packet("h", 1, true, true));
+        off.push(&packet("h", 1, true, true), now);
         assert!(seqs(&off, "h").is_empty());
     }
 }

@@ -1,18 +1,13 @@
-//! Keyframe requests: subscribers' PLI/FIR reach the application through a small
-//! interceptor, travel up the tree as [`KeyframeWanted`] (relay → media room → ingest),
+//! Keyframe requests: subscribers' PLI/FIR reach the application through
+//! [`crate::rtcp_tap::RtcpTap`], travel up the tree as [`KeyframeWanted`] (relay → media room → ingest),
 //! and go to the publisher at most once per interval per layer, however many
 //! subscribers ask (a thousand viewers joining must not make the anchor's encoder send
 //! a thousand keyframes).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::Message;
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 
 use crate::layers::LayerId;
 
@@ -78,64 +73,6 @@ impl KeyframeThrottle {
         self.deferred.remove(&ssrc);
         self.last_sent.insert(ssrc, now);
     }
-}
-
-/// Passes inbound PLI and FIR to the application (the SFU relays them upstream) and
-/// leaves every other inbound RTCP packet to the interceptors before it.
-#[derive(Default)]
-pub struct KeyframeRequestTap {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-fn asks_for_keyframe(packet: &dyn rtc::rtcp::Packet) -> bool {
-    let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let requests: Vec<_> = packets
-                .iter()
-                .filter(|p| asks_for_keyframe(p.as_ref()))
-                .cloned()
-                .collect();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(requests);
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod packet;
 pub mod record;
 pub mod relay;
 pub mod room;
+pub mod rtcp_tap;
 mod subscriber;
 pub mod uplink;
 

@@ -39,6 +39,10 @@ pub struct MediaMetrics {
     pub pulls: IntGauge,
     /// New subscribers started from a relay's cached keyframe group.
     pub keyframe_cache_hits: IntCounter,
+    /// Simulcast layers put on the room's media clock, by how: `arrival` (first, by
+    /// arrival), then by the publisher's sender reports: `reports` (they agreed within
+    /// 1 ms) or `moved` (the arrival match was off and was corrected).
+    pub layers_aligned: IntCounterVec,
 }
 
 impl MediaMetrics {
@@ -98,9 +102,20 @@ impl MediaMetrics {
                 "media_keyframe_cache_hits_total",
                 "New subscribers started from a cached keyframe group",
             ),
+            layers_aligned: IntCounterVec::new(
+                prometheus::Opts::new(
+                    "media_layers_aligned_total",
+                    "Simulcast layers put on the media clock, by how",
+                ),
+                &["by"],
+            )
+            .unwrap(),
         };
         for reason in ["disk_full", "write_failed", "unsupported_codec"] {
             m.recording_stopped.with_label_values(&[reason]);
+        }
+        for by in ["reports", "arrival", "moved"] {
+            m.layers_aligned.with_label_values(&[by]);
         }
         for c in [
             Box::new(m.publishers.clone()) as Box<dyn prometheus::core::Collector>,
@@ -118,6 +133,7 @@ impl MediaMetrics {
             Box::new(m.uplink_dropped.clone()),
             Box::new(m.pulls.clone()),
             Box::new(m.keyframe_cache_hits.clone()),
+            Box::new(m.layers_aligned.clone()),
         ] {
             // Distinct constant names on a registry the server made for itself.
             registry.register(c).expect("media metric names are unique");

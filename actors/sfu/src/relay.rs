@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -185,7 +186,7 @@ impl Handler<Deliver> for Relay {
         {
             self.close_window();
         }
-        self.gop.push(&media);
+        self.gop.push(&media, Instant::now());
         self.forward(&media);
     }
 }
@@ -297,12 +298,12 @@ impl Handler<SubscriberReady> for Relay {
             // latest keyframe group when there is one: no keyframe to wait for then.
             let layers = self.rates.rates();
             if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps())
-                .or_else(|| self.gop.any_layer())
+                .or_else(|| self.gop.any_layer(Instant::now()))
             {
                 sub.switch.want(layer);
             }
             if let Some(target) = sub.switch.target().cloned() {
-                let group = self.gop.group(&target);
+                let group = self.gop.group(&target, Instant::now());
                 for (media, ts) in group.iter().zip(fast_start_times(group)) {
                     let squeezed = MediaPacket {
                         video: true,

@@ -22,6 +22,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::MediaConfig;
 use crate::engine::{self, PLAYOUT_DELAY_URI, PeerEvent};
+use crate::rtcp_tap::asks_for_keyframe;
 use crate::{MediaError, MediaId};
 
 /// The subscriber's connection is up: start forwarding to it (writer → relay).
@@ -215,7 +216,9 @@ pub(crate) async fn write_loop(
     let requests = async move {
         if let Some(track) = feedback {
             while let Some(event) = track.poll().await {
-                if let TrackLocalEvent::OnRtcpPacket(_) = event {
+                if let TrackLocalEvent::OnRtcpPacket(packets) = event
+                    && packets.iter().any(|p| asks_for_keyframe(p.as_ref()))
+                {
                     asker.do_send(SubscriberKeyframe { id });
                 }
             }

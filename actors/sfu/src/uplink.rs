@@ -26,6 +26,7 @@ use crate::keyframe::KeyframeWanted;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::packet::Deliver;
+use crate::rtcp_tap::asks_for_keyframe;
 use crate::subscriber::{local_track, payload_type};
 use crate::{MediaError, MediaId};
 
@@ -332,7 +333,9 @@ async fn write_loop(
         let keyframes = keyframes.clone();
         actix_rt::spawn(async move {
             while let Some(event) = track.poll().await {
-                if let TrackLocalEvent::OnRtcpPacket(_) = event {
+                if let TrackLocalEvent::OnRtcpPacket(packets) = event
+                    && packets.iter().any(|p| asks_for_keyframe(p.as_ref()))
+                {
                     keyframes.do_send(KeyframeWanted {
                         layer: layer.clone(),
                     });

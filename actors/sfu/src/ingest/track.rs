@@ -1,6 +1,6 @@
 //! Track tasks: one per publisher track, on its ingest actor's arbiter. Each reads RTP,
 //! learns each simulcast layer's SSRC, marks keyframes, aligns layer timestamps onto the
-//! room's media clock, and hands every packet to every relay (one cheap `Arc` per relay).
+//! room's media clock (from the publisher's sender reports), and hands every packet to every relay (one cheap `Arc` per relay).
 //! It tells its ingest when a layer opens and when the track ends. A track pulled from
 //! the room's owner (cluster mode) names its layer by SSRC and is on the media clock
 //! already.
@@ -14,12 +14,13 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::clock::{FrameMark, MediaClock};
+use crate::clock::{FrameMark, MediaClock, Realigned};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
 use crate::metrics::MediaMetrics;
 use crate::packet::{Deliver, MediaPacket};
 use crate::record::Recorder;
+use crate::rtcp_tap::sender_report;
 
 /// A track opened (one message per simulcast layer).
 #[derive(Message)]
@@ -93,7 +94,16 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 sinks.metrics.packets_in.inc();
                 let relayed = sinks.relayed.is_some();
-                if let Some(media) = classify(kind, &streams, &mut clock, packet, relayed) {
+                let matched_before = clock.matched_by_arrival();
+                let classified = classify(kind, &streams, &mut clock, packet, relayed);
+                if clock.matched_by_arrival() != matched_before {
+                    sinks
+                        .metrics
+                        .layers_aligned
+                        .with_label_values(&["arrival"])
+                        .inc();
+                }
+                if let Some(media) = classified {
                     if media.video_reference_frame {
                         *sinks.latest_frame.lock().unwrap_or_else(|e| e.into_inner()) =
                             clock.latest();
@@ -107,11 +117,47 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
                     }
                 }
             }
+            TrackRemoteEvent::OnRtcpPacket(packets)
+                if sinks.relayed.is_none() && kind == RtpCodecKind::Video =>
+            {
+                align_by_reports(&streams, &mut clock, &packets, &sinks.metrics);
+            }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
     }
     sinks.ended.do_send(TrackEnded { kind });
+}
+
+/// Puts layers on the media clock by the publisher's sender reports.
+fn align_by_reports(
+    streams: &HashMap<u32, Stream>,
+    clock: &mut MediaClock,
+    packets: &[Box<dyn rtc::rtcp::Packet>],
+    metrics: &MediaMetrics,
+) {
+    for report in packets.iter().filter_map(|p| sender_report(p.as_ref())) {
+        let Some(stream) = streams.get(&report.ssrc) else {
+            continue;
+        };
+        for (layer, change) in clock.sender_report(&stream.layer, report.ntp_time, report.rtp_time)
+        {
+            match change {
+                Realigned::Aligned => {
+                    tracing::debug!(%layer, "layer aligned by sender reports");
+                    metrics.layers_aligned.with_label_values(&["reports"]).inc();
+                }
+                Realigned::Moved { by_ms } => {
+                    tracing::info!(
+                        %layer,
+                        by_ms,
+                        "a layer matched by arrival moved onto the sender reports' clock"
+                    );
+                    metrics.layers_aligned.with_label_values(&["moved"]).inc();
+                }
+            }
+        }
+    }
 }
 
 struct Classified {
