@@ -19,7 +19,7 @@ use futures_util::{FutureExt, StreamExt};
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::inventory::{Buy, BuyerRequest, SaleError};
-use lockstep_actors::outbound::{Drain, Outbound};
+use lockstep_actors::outbound::{Drain, Outbound, SyncRequest};
 use lockstep_actors::room::{Inbound, Join, Leave, RoomLink, SessionId};
 use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
 use lockstep_actors::sync::Arc;
@@ -237,11 +237,8 @@ impl Session {
                 Flow::Continue
             }
             Action::TimeSync { t0, t1 } => {
-                self.reply(ServerMsg::TimeSync {
-                    t0,
-                    t1,
-                    t2: now_ms_f64(),
-                });
+                // Answered by the writer, ahead of the queued frames (see Outbound).
+                self.outbound.push_time_sync(SyncRequest { t0, t1 });
                 Flow::Continue
             }
             Action::Ignore | Action::Pong => Flow::Continue,
@@ -402,9 +399,25 @@ impl Session {
 /// Drains the queue into the socket until the queue asks for a close or the socket dies.
 async fn write_loop(outbound: Arc<Outbound>, mut socket: actix_ws::Session, grace: Duration) {
     let mut batch = Vec::new();
+    let mut syncs = Vec::new();
     loop {
+        outbound.take_time_syncs(&mut syncs);
+        let answered_any = !syncs.is_empty();
+        for SyncRequest { t0, t1 } in syncs.drain(..) {
+            // Stamped as it is written: the client's offset estimate assumes the answer
+            // left when it says.
+            let answer = ServerMsg::TimeSync {
+                t0,
+                t1,
+                t2: now_ms_f64(),
+            };
+            if socket.text(answer.to_json()).await.is_err() {
+                outbound.finish();
+                return;
+            }
+        }
         let drain = outbound.drain(&mut batch);
-        let wrote_any = !batch.is_empty();
+        let wrote_any = answered_any || !batch.is_empty();
         for frame in batch.drain(..) {
             tokio::select! {
                 biased;

@@ -209,6 +209,7 @@ async fn link_drop_scenario_displays_the_link_together() {
         ramp: 2_000,
         countdown_ms: 1_000,
         sync_samples: 3,
+        resync_samples: 2,
     };
     let report = link_drop::run(args, slot(0, 1, 0)).await.unwrap();
     assert_eq!(report.counter("viewers"), 100);

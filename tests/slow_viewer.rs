@@ -83,3 +83,76 @@ async fn slow_viewer_is_cut_and_others_keep_receiving() {
     assert_eq!(server.metric("lockstep_slow_viewer_cuts_total").await, 1.0);
     assert!(server.metric("lockstep_queue_drops_total").await >= 1.0);
 }
+
+/// A viewer behind on reading still gets its clock-sync answer ahead of the room's frames
+/// waiting for it, stamped when it was written — a clock estimate made during a busy
+/// moment is not skewed by the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_sync_answers_overtake_a_backlog() {
+    let mut cfg = test_config();
+    cfg.session.outbound_queue_frames = 1_000;
+    cfg.room.tick_ms = 5;
+    cfg.server.socket_send_buffer_bytes = 16 * 1024;
+    cfg.session.msg_rate_per_sec = 10_000.0;
+    cfg.session.msg_burst = 10_000;
+    cfg.room.comment_max_chars = 4000;
+    cfg.session.max_frame_bytes = 16 * 1024;
+    cfg.session.close_grace_ms = 30_000;
+    let server = TestServer::start(cfg);
+    let anchor = server.open_room("r1").await;
+    let mut behind =
+        common::Client::connect_small_buffer(server.addr, &server.ws_url("/ws/rooms/r1")).await;
+    behind
+        .send(json!({"type":"join","protocol":1,"token":server.viewer_token("behind")}))
+        .await;
+    assert!(matches!(behind.recv().await, ServerMsg::Welcome { .. }));
+    let (mut pacer, _) = server.join_viewer("r1", Some("pacer")).await;
+    // 300 frames of 3 KB each are sent to `behind`, which does not read: far more than
+    // its socket buffers hold, so most of them wait in its queue.
+    const SAYS: usize = 300;
+    let text = "x".repeat(3000);
+    let (mut anchor_tx, _acks) = anchor.split_acks();
+    for i in 0..SAYS {
+        let say = json!({"type":"control","cmd":"say","text":format!("{i} {text}")});
+        anchor_tx
+            .send(Message::text(say.to_string()))
+            .await
+            .unwrap();
+        let prefix = format!("{i} ");
+        pacer
+            .recv_until(|m| match m {
+                ServerMsg::Tick { comments, .. }
+                    if comments.iter().any(|c| c.text.starts_with(&prefix)) =>
+                {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await;
+    }
+    behind.send(json!({"type":"time_sync","t0":1.0})).await;
+    let mut comments_before = 0;
+    let (t1, t2) = loop {
+        match behind.recv().await {
+            ServerMsg::TimeSync { t0, t1, t2 } => {
+                assert_eq!(t0, 1.0);
+                break (t1, t2);
+            }
+            ServerMsg::Tick { comments, .. } => comments_before += comments.len(),
+            _ => {}
+        }
+    };
+    assert!(
+        comments_before < SAYS / 2,
+        "the answer waited behind {comments_before} of {SAYS} queued comments"
+    );
+    assert!(t2 >= t1, "answered at {t2} before it was read at {t1}");
+    // The backlog is still delivered, in full, after the answer.
+    let mut rest = comments_before;
+    while rest < SAYS {
+        if let ServerMsg::Tick { comments, .. } = behind.recv().await {
+            rest += comments.len();
+        }
+    }
+    assert_eq!(rest, SAYS);
+}

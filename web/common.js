@@ -304,11 +304,21 @@ export class RoomSocket {
   startSync() {
     clearInterval(this.syncTimer);
     // A burst of samples right after joining, then a few every 20 s.
-    const burst = (n) => {
-      for (let i = 0; i < n; i++) setTimeout(() => this.send({ type: 'time_sync', t0: perfNow() }), i * 120);
-    };
-    burst(6);
-    this.syncTimer = setInterval(() => burst(3), 20000);
+    this.syncBurst(6);
+    this.syncTimer = setInterval(() => this.syncBurst(3), 20000);
+  }
+
+  syncBurst(n) {
+    for (let i = 0; i < n; i++) setTimeout(() => this.send({ type: 'time_sync', t0: perfNow() }), i * 120);
+  }
+
+  /** A few more clock-sync exchanges before server time `serverMs` (a reveal), at a
+   * random moment in the first half of the time left, so a room's viewers do not all
+   * ask at once. The best exchange of all (smallest round trip) keeps winning. */
+  resyncBefore(serverMs) {
+    const left = serverMs - this.serverNow();
+    if (left < 600) return;
+    setTimeout(() => this.syncBurst(3), Math.random() * (left / 2 - 300));
   }
 
   syncSample({ t0, t1, t2 }) {

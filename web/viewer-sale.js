@@ -19,7 +19,8 @@ import { describeError, el, formatPrice, newKey, perfNow } from './common.js';
  * - `channel`: the room WebSocket as used here: `send(msg)` (fire and forget; the
  *   card's funnel steps `shown` and `clicked` are reported with it), `request(msg)` (a promise of the reply
  *   carrying the same id; rejects when not connected), `serverNow()` (server time, ms
- *   since the epoch) and `clockOffsetMs()` (server time minus `perfNow()`).
+ *   since the epoch), `clockOffsetMs()` (server time minus `perfNow()`) and
+ *   `resyncBefore(serverMs)` (a few more clock-sync exchanges before that moment).
  *
  * Returns `{onLink, onSaleStock, onWelcome, hideCountdown, refresh}`: `onLink(card)` for
  * the welcome's and broadcast `link`, `onSaleStock(saleId, remaining, state?)` for `sale`
@@ -47,6 +48,9 @@ export function createViewerSale({ st, lockstep, ui, channel }) {
     link = card;
     lockstep.link = card;
     if (!sameSale) {
+      // Exchanges made while the room was busy (say, during a join storm) may all have
+      // been delayed; a few more in the quiet countdown pin the reveal to the clock.
+      if (card.reveal_at > channel.serverNow()) channel.resyncBefore(card.reveal_at);
       sale = { state: 'open', remaining: card.remaining };
       lockstep.linkShownAt = null;
       lockstep.linkShownPerf = null;

@@ -148,6 +148,7 @@ const media = createViewerMedia({
     request: (msg) => (sock ? sock.request(msg) : Promise.reject(new Error('not connected'))),
     nextId: () => (sock ? sock.nextId++ : 0),
     clockOffsetMs: () => (sock ? sock.offsetMs : 0),
+    resyncBefore: (serverMs) => sock?.resyncBefore(serverMs),
   },
 });
 
@@ -263,6 +264,7 @@ const sale = createViewerSale({
     request: (msg) => (sock ? sock.request(msg) : Promise.reject(new Error('not connected'))),
     serverNow: () => sock.serverNow(),
     clockOffsetMs: () => (sock ? sock.offsetMs : 0),
+    resyncBefore: (serverMs) => sock?.resyncBefore(serverMs),
   },
 });
 

@@ -6,6 +6,11 @@
 //! it held, refuses everything after, and the writer closes the socket with
 //! [`CloseCode::SlowConsumer`]. A slow viewer therefore costs the room one failed push,
 //! never a wait. A graceful close (`close`) is delivered after the frames queued before it.
+//!
+//! Clock-sync requests do not wait in that queue: [`Outbound::push_time_sync`] puts them
+//! beside it, the writer answers them before the frames waiting, and stamps the answer's
+//! send time when it writes it — so a backlog of room frames does not make a client's
+//! clock estimate wrong (an answer stamped early and sent late reads as a skewed clock).
 
 use std::collections::VecDeque;
 
@@ -41,9 +46,17 @@ enum Status {
     Done,
 }
 
+/// A `time_sync` waiting for its answer: the client's send time and when the server read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyncRequest {
+    pub t0: f64,
+    pub t1: f64,
+}
+
 #[derive(Debug)]
 struct State {
     frames: VecDeque<ByteString>,
+    syncs: Vec<SyncRequest>,
     status: Status,
 }
 
@@ -56,11 +69,16 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// At most this many clock-sync requests wait unanswered; later ones are ignored (a
+    /// client syncs with a handful of exchanges, one at a time).
+    pub const MAX_WAITING_SYNCS: usize = 8;
+
     /// A queue holding at most `capacity` frames (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
+                syncs: Vec::new(),
                 status: Status::Open,
             }),
             wake: Notify::new(),
@@ -87,6 +105,24 @@ impl Outbound {
         Push::Queued
     }
 
+    /// Queues a clock-sync request ahead of the frames. False (and ignored) when the
+    /// queue is not open or [`Self::MAX_WAITING_SYNCS`] already wait.
+    pub fn push_time_sync(&self, request: SyncRequest) -> bool {
+        let mut state = self.lock();
+        if !matches!(state.status, Status::Open) || state.syncs.len() >= Self::MAX_WAITING_SYNCS {
+            return false;
+        }
+        state.syncs.push(request);
+        drop(state);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Moves the waiting clock-sync requests into `out` (the writer answers them first).
+    pub fn take_time_syncs(&self, out: &mut Vec<SyncRequest>) {
+        out.append(&mut self.lock().syncs);
+    }
+
     /// Asks the writer to close with `code` after the frames already queued.
     /// Has no effect if the queue is already closing or done.
     pub fn close(&self, code: CloseCode) {
@@ -103,6 +139,7 @@ impl Outbound {
         let mut state = self.lock();
         state.status = Status::Done;
         state.frames.clear();
+        state.syncs.clear();
     }
 
     /// Moves every queued frame into `out`; tells the writer whether to close afterwards.
@@ -189,6 +226,27 @@ mod tests {
         let q = Outbound::new(2);
         q.finish();
         assert_eq!(q.push(frame("a")), Push::Closed);
+    }
+
+    #[test]
+    fn time_syncs_wait_beside_the_frames_and_are_bounded() {
+        let q = Outbound::new(4);
+        q.push(frame("a"));
+        let sync = |t0| SyncRequest { t0, t1: 1.0 };
+        for i in 0..Outbound::MAX_WAITING_SYNCS {
+            assert!(q.push_time_sync(sync(i as f64)));
+        }
+        assert!(!q.push_time_sync(sync(99.0)));
+        let mut syncs = Vec::new();
+        q.take_time_syncs(&mut syncs);
+        assert_eq!(syncs.len(), Outbound::MAX_WAITING_SYNCS);
+        assert_eq!(syncs[0], sync(0.0));
+        // The frames are still there, in order, after the syncs were taken.
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out), Drain::Open);
+        assert_eq!(out, vec![frame("a")]);
+        q.close(CloseCode::RoomEnded);
+        assert!(!q.push_time_sync(sync(1.0)));
     }
 
     #[tokio::test]

@@ -3,6 +3,12 @@
 //! its corrected clock reaches `reveal_at`. Reports when the message arrived (spread, and
 //! how many had it before the reveal) and when each client *displayed* it — the
 //! displayed-at spread is what a viewer would notice.
+//!
+//! Clients sync as the viewer page does: a few exchanges after joining, and a few more
+//! once the link is announced (at a random moment in the countdown's first half, so the
+//! room is not asked all at once); the exchange with the smallest round trip of all wins.
+//! Exchanges made during the join storm may all have been delayed; those made in the
+//! quiet countdown are not.
 
 use std::time::{Duration, Instant};
 
@@ -25,15 +31,21 @@ pub struct LinkDropArgs {
     /// Countdown the anchor asks for, ms.
     #[arg(long, default_value_t = 3000)]
     pub countdown_ms: u64,
-    /// Clock-sync exchanges per client (the one with the smallest round trip wins).
+    /// Clock-sync exchanges per client after joining (the one with the smallest round
+    /// trip wins).
     #[arg(long, default_value_t = 5)]
     pub sync_samples: u32,
+    /// Clock-sync exchanges per client again once the link is announced (0: none).
+    #[arg(long, default_value_t = 3)]
+    pub resync_samples: u32,
 }
 
 /// What one client saw. All times are true time in ms: the generator and the server share
 /// one host clock, so a local instant *is* the server time of that instant; the estimated
 /// offset is what a real client would use, and its error is what spreads the display.
 struct Shown {
+    /// Round trip of the clock-sync exchange the client used.
+    sync_rtt_ms: f64,
     arrived_ms: f64,
     /// When the client shows the link by its corrected clock: the later of the arrival and
     /// `reveal_at − offset`. What a client with its own CPU achieves (plus its own timer
@@ -44,26 +56,56 @@ struct Shown {
     woke_ms: f64,
 }
 
+/// A client's clock estimate: of every exchange so far, the one with the smallest round
+/// trip (its offset error is at most half its round trip).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockEstimate {
+    best: Option<(f64, f64)>,
+}
+
+impl ClockEstimate {
+    /// One exchange: sent at `t0`, read by the server at `t1`, answered at `t2`, answer
+    /// read at `t3`.
+    pub fn sample(&mut self, t0: f64, t1: f64, t2: f64, t3: f64) {
+        let rtt = (t3 - t0) - (t2 - t1);
+        let offset = ((t1 - t0) + (t2 - t3)) / 2.0;
+        if self.best.is_none_or(|(r, _)| rtt < r) {
+            self.best = Some((rtt, offset));
+        }
+    }
+
+    /// Server time minus local time, ms (0 before any exchange).
+    pub fn offset(&self) -> f64 {
+        self.best.map_or(0.0, |(_, o)| o)
+    }
+
+    /// The round trip of the exchange the offset comes from, ms.
+    pub fn rtt(&self) -> f64 {
+        self.best.map_or(f64::INFINITY, |(r, _)| r)
+    }
+
+    /// Runs `samples` exchanges, one after the other.
+    pub async fn exchange(&mut self, ws: &mut wire::Ws, samples: u32) -> anyhow::Result<()> {
+        for _ in 0..samples {
+            let t0 = now_ns() as f64 / 1e6;
+            frames::send(ws, &ClientMsg::TimeSync { t0 }).await?;
+            let (t1, t2) = frames::wait_for(ws, |m| match m {
+                ServerMsg::TimeSync { t1, t2, .. } => Some((t1, t2)),
+                _ => None,
+            })
+            .await?;
+            self.sample(t0, t1, t2, now_ns() as f64 / 1e6);
+        }
+        Ok(())
+    }
+}
+
 /// Runs `samples` clock-sync exchanges; returns the offset (server − local, ms) of the
 /// exchange with the smallest round trip.
 pub async fn clock_offset(ws: &mut wire::Ws, samples: u32) -> anyhow::Result<f64> {
-    let mut best: Option<(f64, f64)> = None;
-    for _ in 0..samples.max(1) {
-        let t0 = now_ns() as f64 / 1e6;
-        frames::send(ws, &ClientMsg::TimeSync { t0 }).await?;
-        let (t1, t2) = frames::wait_for(ws, |m| match m {
-            ServerMsg::TimeSync { t1, t2, .. } => Some((t1, t2)),
-            _ => None,
-        })
-        .await?;
-        let t3 = now_ns() as f64 / 1e6;
-        let rtt = (t3 - t0) - (t2 - t1);
-        let offset = ((t1 - t0) + (t2 - t3)) / 2.0;
-        if best.is_none_or(|(r, _)| rtt < r) {
-            best = Some((rtt, offset));
-        }
-    }
-    Ok(best.map_or(0.0, |(_, o)| o))
+    let mut clock = ClockEstimate::default();
+    clock.exchange(ws, samples.max(1)).await?;
+    Ok(clock.offset())
 }
 
 /// Creates a product and a sale in `room` through the merchant API (the room's anchor
@@ -176,30 +218,38 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     let mut tasks = Vec::new();
     for i in 0..args.viewers {
         tokio::time::sleep_until((started + per_join * i as u32).into()).await;
-        let (room, ready, progress, samples) = (
+        let (room, ready, progress, samples, resync) = (
             args.conn.room.clone(),
             ready.clone(),
             progress.clone(),
             args.sync_samples,
+            args.resync_samples,
         );
+        let resync_within = Duration::from_millis(args.countdown_ms / 2);
         let server = nodes.of(i);
         tasks.push(tokio::spawn(async move {
             let joined = async {
                 let mut ws =
                     wire::join_receiver(Target::Lockstep, server, None, &room, None).await?;
-                let offset = clock_offset(&mut ws, samples).await?;
-                anyhow::Ok((ws, offset))
+                let mut clock = ClockEstimate::default();
+                clock.exchange(&mut ws, samples.max(1)).await?;
+                anyhow::Ok((ws, clock))
             }
             .await;
             progress.inc(1);
             ready.wait().await;
-            let (mut ws, offset) = joined?;
+            let (mut ws, mut clock) = joined?;
             let reveal_at = frames::wait_for(&mut ws, |m| match m {
                 ServerMsg::Link { link } => Some(link.reveal_at),
                 _ => None,
             })
             .await? as f64;
             let arrived_local = now_ns() as f64 / 1e6;
+            if resync > 0 {
+                tokio::time::sleep(resync_within.mul_f64(rand::random::<f64>())).await;
+                clock.exchange(&mut ws, resync).await?;
+            }
+            let offset = clock.offset();
             // Show it when the corrected clock reaches reveal_at.
             let show_local = reveal_at - offset;
             if show_local > arrived_local {
@@ -211,6 +261,7 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
             let displayed_local = now_ns() as f64 / 1e6;
             let _ = ws.close(None).await;
             anyhow::Ok(Shown {
+                sync_rtt_ms: clock.rtt(),
                 arrived_ms: arrived_local,
                 displayed_ms: arrived_local.max(show_local),
                 woke_ms: displayed_local,
@@ -230,11 +281,13 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     let mut off_reveal = Hist::default();
     let mut woke = Hist::default();
     let mut arrival = Hist::default();
+    let mut sync_rtt = Hist::default();
     let drop_at = reveal_at - args.countdown_ms as f64;
     for s in &shown {
         off_reveal.record_us(((s.displayed_ms - reveal_at).abs() * 1000.0) as u64);
         woke.record_us(((s.woke_ms - reveal_at).abs() * 1000.0) as u64);
         arrival.record_us(((s.arrived_ms - drop_at).max(0.0) * 1000.0) as u64);
+        sync_rtt.record_us((s.sync_rtt_ms.max(0.0) * 1000.0) as u64);
     }
     let spread = |f: fn(&Shown) -> f64| {
         let (lo, hi) = shown
@@ -279,6 +332,7 @@ pub async fn run(args: LinkDropArgs, slot: Slot) -> anyhow::Result<Report> {
     report
         .histograms
         .insert("arrival_after_drop".into(), arrival);
+    report.histograms.insert("sync_rtt".into(), sync_rtt);
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }
