@@ -142,6 +142,45 @@ async fn retries_are_idempotent_and_limits_hold_across_orders() {
     assert_eq!(view["summary"]["buyers"], 1);
 }
 
+/// After a sell-out, refusals and repeats of a decided key are answered without a
+/// store commit: they write nothing and wait for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_after_a_sell_out_cost_the_store_nothing() {
+    let server = TestServer::start(test_config());
+    let sale = server.create_sale("m1", "r1", 1, 1, json!({})).await;
+    let mut anchor = server.open_room("r1").await;
+    let (mut winner, _) = server.join_viewer("r1", Some("winner")).await;
+    let mut others = Vec::new();
+    for i in 0..20 {
+        others.push(server.join_viewer("r1", Some(&format!("v{i}"))).await.0);
+    }
+    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
+    wait_until(reveal_at).await;
+    let order = json!({"type":"order","sale_id":sale,"qty":1,"key":"k"});
+    winner.send(order.clone()).await;
+    let won = winner.recv_until(order_result).await;
+    assert_eq!(won.0, OrderOutcome::Accepted);
+    let commits = server.metric("lockstep_store_commits_total").await;
+    assert!(commits >= 1.0, "the accepted order was committed");
+    for v in &mut others {
+        v.send(order.clone()).await;
+    }
+    for v in &mut others {
+        assert_eq!(v.recv_until(order_result).await.0, OrderOutcome::SoldOut);
+    }
+    winner.send(order).await;
+    assert_eq!(
+        winner.recv_until(order_result).await,
+        won,
+        "a repeat gets the first answer"
+    );
+    assert_eq!(
+        server.metric("lockstep_store_commits_total").await,
+        commits,
+        "refusals and repeats made store commits"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_reservation_returns_its_unit() {
     let server = TestServer::start(test_config());

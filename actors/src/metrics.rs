@@ -29,6 +29,8 @@ pub struct Metrics {
     pub store_failures: IntCounter,
     /// Jobs waiting for the store thread.
     pub store_queue: IntGauge,
+    /// Group commits of sales' writes (each one transaction, one fsync).
+    pub store_commits: IntCounter,
     /// Sales whose inventory actor is loaded.
     pub sales_loaded: IntGauge,
     /// Requests waiting for a sale's answer, over all sales.
@@ -90,6 +92,8 @@ impl Metrics {
         let store_failures =
             IntCounter::new("store_failures_total", "Store commits that failed").unwrap();
         let store_queue = IntGauge::new("store_queue_depth", "Jobs waiting for the store").unwrap();
+        let store_commits =
+            IntCounter::new("store_commits_total", "Group commits of sales' writes").unwrap();
         let sales_loaded = IntGauge::new("sales_loaded", "Sales with a loaded actor").unwrap();
         let sale_pending =
             IntGauge::new("sale_pending_requests", "Requests waiting for a sale").unwrap();
@@ -160,6 +164,7 @@ impl Metrics {
             Box::new(client_errors.clone()),
             Box::new(store_failures.clone()),
             Box::new(store_queue.clone()),
+            Box::new(store_commits.clone()),
             Box::new(sales_loaded.clone()),
             Box::new(sale_pending.clone()),
             Box::new(actor_panics.clone()),
@@ -188,6 +193,7 @@ impl Metrics {
             client_errors,
             store_failures,
             store_queue,
+            store_commits,
             sales_loaded,
             sale_pending,
             actor_panics,

@@ -1,8 +1,11 @@
 //! The inventory actor: one per sale, a thin shell around [`InventoryCore`]. Its single
 //! mailbox is the sale's decision order. After each burst of messages it flushes: the
 //! decisions' writes go to the store as one batch (group-committed with every other
-//! sale's), and only when that batch is durable are the buyers answered. Stock changes
-//! are pushed to the sale's room, coalesced per flush.
+//! sale's), and only when that batch is durable are the buyers answered. Answers that
+//! wrote nothing (refusals after a sell-out, a repeated key) cost the store nothing: they
+//! are given at once when no flush is in flight, or ride on the latest flush in flight
+//! (flushes commit in order, so it holds everything they depend on). Stock changes are
+//! pushed to the sale's room, coalesced per flush.
 //!
 //! It also supervises its core. If a commit fails, or the core panics, memory may be
 //! ahead of the database: every request not yet durable is answered `unavailable`, the
@@ -11,7 +14,7 @@
 //! again. An ended sale with no reservation left retires (stops) after
 //! `sales.retire_after_secs` and is loaded again on demand.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -158,6 +161,11 @@ pub struct Inventory {
     stock: Option<(u32, SaleState)>,
     flush_queued: bool,
     flushes_in_flight: usize,
+    /// Number of the latest flush sent to the store.
+    last_flush: u64,
+    /// Answers that wrote nothing (refusals after a sell-out, repeats of a decided key),
+    /// each waiting only for the flush in flight that holds what it depends on.
+    riders: VecDeque<(u64, Vec<Decided>)>,
     window_timer: Option<SpawnHandle>,
     /// Set while the core is being rebuilt from the database (after a failed commit or
     /// a panic): memory may be ahead of disk, so every request is refused.
@@ -182,6 +190,8 @@ impl Inventory {
             stock: None,
             flush_queued: false,
             flushes_in_flight: 0,
+            last_flush: 0,
+            riders: VecDeque::new(),
             window_timer: None,
             rebuilding: false,
             dormant_since: None,
@@ -292,7 +302,8 @@ impl Inventory {
             return;
         }
         self.rebuilding = true;
-        for decided in self.replies.drain(..) {
+        let riders = self.riders.drain(..).flat_map(|(_, answers)| answers);
+        for decided in self.replies.drain(..).chain(riders) {
             (decided.0)(Err(REBUILDING));
         }
         self.waiting.refuse_all(REBUILDING);
@@ -413,12 +424,19 @@ impl Handler<Flush> for Inventory {
         }
         let replies = std::mem::take(&mut self.replies);
         let writes = std::mem::take(&mut self.writes);
-        if writes.is_empty() && replies.is_empty() {
+        if writes.is_empty() {
+            // Nothing to persist: these answers depend only on decisions already durable
+            // or in the latest flush in flight (flushes commit in order). No store work.
+            if self.flushes_in_flight == 0 {
+                replies.into_iter().for_each(|decided| (decided.0)(Ok(())));
+            } else if !replies.is_empty() {
+                match self.riders.back_mut() {
+                    Some((flush, answers)) if *flush == self.last_flush => answers.extend(replies),
+                    _ => self.riders.push_back((self.last_flush, replies)),
+                }
+            }
             return;
         }
-        // Even with nothing new to persist, these answers may depend on an earlier flush
-        // still committing: they queue behind it with an empty batch, and the store
-        // refuses that batch if an earlier one of this sale failed.
         let epoch = self
             .wiring
             .epochs
@@ -431,15 +449,22 @@ impl Handler<Flush> for Inventory {
         };
         let store = self.wiring.store.clone();
         self.flushes_in_flight += 1;
+        self.last_flush += 1;
+        let flush = self.last_flush;
         ctx.spawn(async move { store.write(batch).await }.into_actor(self).map(
             move |result, inv, ctx| {
                 inv.flushes_in_flight -= 1;
+                let riders = match inv.riders.front() {
+                    Some((after, _)) if *after == flush => inv.riders.pop_front().map(|r| r.1),
+                    _ => None,
+                };
+                let answers = replies.into_iter().chain(riders.into_iter().flatten());
                 match result {
                     // Durable, and so is everything this sale decided before it.
-                    Ok(()) => replies.into_iter().for_each(|decided| (decided.0)(Ok(()))),
+                    Ok(()) => answers.for_each(|decided| (decided.0)(Ok(()))),
                     Err(e) => {
                         tracing::error!(sale = %inv.sale_id(), error = %e, "sale write failed; rebuilding the sale from the database");
-                        for decided in replies {
+                        for decided in answers {
                             (decided.0)(Err(REBUILDING));
                         }
                         inv.fail(ctx);

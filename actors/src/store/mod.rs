@@ -325,6 +325,9 @@ impl Worker {
             }
             tx.commit()
         })();
+        if result.is_ok() {
+            self.metrics.store_commits.inc();
+        }
         if let Err(e) = &result {
             self.metrics.store_failures.inc();
             let mut failing = lock(&self.shared.failing);
