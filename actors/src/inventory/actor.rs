@@ -454,11 +454,13 @@ impl Handler<Flush> for Inventory {
         ctx.spawn(async move { store.write(batch).await }.into_actor(self).map(
             move |result, inv, ctx| {
                 inv.flushes_in_flight -= 1;
-                let riders = match inv.riders.front() {
-                    Some((after, _)) if *after == flush => inv.riders.pop_front().map(|r| r.1),
-                    _ => None,
-                };
-                let answers = replies.into_iter().chain(riders.into_iter().flatten());
+                // Commits are in order, so this flush being durable makes every earlier
+                // one durable too, whatever order their completions are seen in.
+                let mut riders = Vec::new();
+                while inv.riders.front().is_some_and(|(after, _)| *after <= flush) {
+                    riders.extend(inv.riders.pop_front().map(|r| r.1).unwrap_or_default());
+                }
+                let answers = replies.into_iter().chain(riders);
                 match result {
                     // Durable, and so is everything this sale decided before it.
                     Ok(()) => answers.for_each(|decided| (decided.0)(Ok(()))),
