@@ -2,7 +2,9 @@
 //! inventory actor's mailbox, decisions are group-committed to SQLite (WAL,
 //! synchronous = FULL, fsync per commit) and each buyer is answered only after its order
 //! is durable. Prints throughput and latency percentiles.
-//! `cargo bench -p lockstep-actors --bench durable_orders -- [CONCURRENT] [ORDERS]`
+//! `cargo bench -p lockstep-actors --bench durable_orders -- [CONCURRENT] [ORDERS]
+//! [CACHE_MB] [CHECKPOINT_MS]` (the last two default to `store.cache_mb` and
+//! `store.checkpoint_interval_ms`; `2 0` is SQLite's own cache and automatic checkpoints).
 
 use std::time::Instant;
 
@@ -21,15 +23,23 @@ fn main() {
         .collect();
     let concurrent = args.first().copied().unwrap_or(2_000) as usize;
     let orders = args.get(1).copied().unwrap_or(200_000);
-    actix_rt::System::new().block_on(run(concurrent, orders));
+    let defaults = StoreConfig::default();
+    let cache_mb = args.get(2).copied().unwrap_or(defaults.cache_mb);
+    let checkpoint_ms = args
+        .get(3)
+        .copied()
+        .unwrap_or(defaults.checkpoint_interval_ms);
+    actix_rt::System::new().block_on(run(concurrent, orders, cache_mb, checkpoint_ms));
 }
 
-async fn run(concurrent: usize, orders: u64) {
+async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) {
     let dir = std::env::temp_dir().join(format!("lockstep-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let metrics = Metrics::new();
     let store_cfg = StoreConfig {
         path: dir.join("bench.db").to_string_lossy().into_owned(),
+        cache_mb,
+        checkpoint_interval_ms: checkpoint_ms,
         ..StoreConfig::default()
     };
     let store = Store::open(&store_cfg, &metrics).unwrap();
@@ -124,7 +134,12 @@ async fn run(concurrent: usize, orders: u64) {
     let elapsed = started.elapsed().as_secs_f64();
     let done = per_client * concurrent as u64;
     println!(
-        "durable_orders: {done} accepted orders, {concurrent} concurrent buyers, {:.0} orders/s, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        "durable_orders: {done} accepted orders, {concurrent} concurrent buyers, cache {cache_mb} MiB, checkpoints {}, {:.0} orders/s, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        if checkpoint_ms == 0 {
+            "in the commit".to_owned()
+        } else {
+            format!("every {checkpoint_ms} ms off the commit path")
+        },
         done as f64 / elapsed,
         all.value_at_quantile(0.50) as f64 / 1000.0,
         all.value_at_quantile(0.99) as f64 / 1000.0,

@@ -177,6 +177,12 @@ pub struct StoreConfig {
     /// Largest database file, in MiB (0 = no limit beyond the disk's). Writes that would
     /// pass it fail like a full disk: the sale refuses orders until space is made.
     pub max_size_mb: u64,
+    /// SQLite's page cache for the writer, in MiB (SQLite's own default is 2 MiB, small
+    /// enough that a big batch spills pages and re-reads index pages from disk).
+    pub cache_mb: u64,
+    /// WAL checkpoints run on their own thread this often, off the commit path (0:
+    /// SQLite's automatic checkpoint, inside the commit that crosses 1,000 pages).
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -186,6 +192,8 @@ impl Default for StoreConfig {
             synchronous_full: true,
             queue_depth: 10_000,
             max_size_mb: 0,
+            cache_mb: 64,
+            checkpoint_interval_ms: 500,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! bounded queue (`store.queue_depth`). Sale writes use **group commit**: every write
 //! batch that is waiting when the thread is free is applied in one transaction, and each
 //! caller is told only after that transaction has committed (with `synchronous = FULL`,
-//! after the fsync). Other jobs (merchant API reads and writes) run one transaction each,
+//! after the fsync). WAL checkpoints run on a thread of their own ([`checkpoint`]), not
+//! inside a commit. Other jobs (merchant API reads and writes) run one transaction each,
 //! in arrival order, so a job never sees a state older than a write acknowledged before
 //! it was sent.
 //!
@@ -18,6 +19,7 @@
 //! from it, so nothing acknowledged is lost and nothing hangs.
 
 mod catalog;
+mod checkpoint;
 mod grants;
 mod sales;
 mod schema;
@@ -25,6 +27,7 @@ mod storage;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 use lockstep_protocol::{ErrorCode, WireError};
 use rusqlite::Connection;
@@ -133,6 +136,8 @@ pub struct Store {
     shared: Arc<Shared>,
     metrics: Metrics,
     depth: usize,
+    /// Stops the checkpoint thread when the last handle is dropped.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -166,11 +171,19 @@ impl Store {
             .name("lockstep-store".into())
             .spawn(move || thread.run())
             .map_err(|_| StoreError::Stopped)?;
+        let checkpointer = match cfg.checkpoint_interval_ms {
+            0 => None,
+            ms => Some(Arc::new(
+                checkpoint::Checkpointer::spawn(path.to_owned(), Duration::from_millis(ms))
+                    .map_err(|_| StoreError::Stopped)?,
+            )),
+        };
         Ok(Self {
             tx,
             shared,
             metrics: metrics.clone(),
             depth,
+            _checkpointer: checkpointer,
         })
     }
 

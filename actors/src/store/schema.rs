@@ -99,6 +99,14 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    let cache_kib = i64::try_from(cfg.cache_mb.saturating_mul(1024)).unwrap_or(i64::MAX);
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    if cfg.checkpoint_interval_ms > 0 {
+        // Checkpoints run on their own thread (store::checkpoint), not in a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    }
+    // After a checkpoint lets the WAL start over, its file is cut back to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
     add_order_source(conn)?;
