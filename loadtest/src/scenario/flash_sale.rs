@@ -70,9 +70,12 @@ pub async fn run(args: FlashSaleArgs, slot: Slot) -> anyhow::Result<Report> {
     );
     let nodes = args.conn.nodes()?;
     let started = Instant::now();
-    let (events, window) = match args.target {
+    let (events, window, reveal_ns) = match args.target {
         SaleTarget::Lockstep => lockstep(&args, &nodes, started, slot.progress).await?,
-        SaleTarget::Redis => redis_baseline(&args, nodes.first(), started).await?,
+        SaleTarget::Redis => {
+            let (events, window) = redis_baseline(&args, nodes.first(), started).await?;
+            (events, window, None)
+        }
     };
     let mut report = Report::new(
         "flash-sale",
@@ -83,6 +86,21 @@ pub async fn run(args: FlashSaleArgs, slot: Slot) -> anyhow::Result<Report> {
         },
     );
     verify(&args, &events, window, &mut report);
+    if let Some(reveal_ns) = reveal_ns {
+        // When each buyer had its last answer, counted from the reveal: in a sell-out,
+        // how soon every buyer knew.
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        for e in &events {
+            if let (Some(c), Op::Reserve { buyer, .. }) = (e.complete, &e.op) {
+                let t = last.entry(buyer.as_str()).or_default();
+                *t = (*t).max(c);
+            }
+        }
+        let hist = report.hist("buyer_answered_after_reveal");
+        for c in last.values() {
+            hist.record_us(c.saturating_sub(reveal_ns) / 1000);
+        }
+    }
     if let Some(path) = &args.history {
         let lines: Vec<String> = events.iter().map(event_json).collect();
         std::fs::write(path, lines.join("\n") + "\n")?;
@@ -198,7 +216,7 @@ async fn lockstep(
     nodes: &super::Nodes,
     started: Instant,
     progress: bool,
-) -> anyhow::Result<(Vec<Event>, f64)> {
+) -> anyhow::Result<(Vec<Event>, f64, Option<u64>)> {
     let server = nodes.first();
     let mut anchor = open_anchor(server, &args.conn).await?;
     let sale = create_sale(
@@ -238,6 +256,9 @@ async fn lockstep(
     }
     joining.finish_and_clear();
     let reveal_at = drop_link(&mut anchor, &sale, args.countdown_ms).await? as f64;
+    // The reveal on this run's clock (the generator shares the server's host clock).
+    let reveal_ns = (started.elapsed().as_nanos() as f64 + reveal_at * 1e6 - wire::now_ns() as f64)
+        .max(0.0) as u64;
     let tasks: Vec<_> = buyers
         .into_iter()
         .map(|(buyer, ws, offset)| {
@@ -256,7 +277,7 @@ async fn lockstep(
         events.extend(t.await?);
     }
     let window = storm_secs(&events);
-    Ok((events, window))
+    Ok((events, window, Some(reveal_ns)))
 }
 
 /// Seconds from the first invoke to the last completion.
