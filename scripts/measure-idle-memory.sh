@@ -4,6 +4,7 @@
 # Usage: scripts/measure-idle-memory.sh [VIEWERS]   (default 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ulimit -n "$(ulimit -Hn)"
 N="${1:-5000}"
 PORT="${PORT:-18181}"
 cargo build --release --locked -p lockstep -p lockstep-load >/dev/null
@@ -11,15 +12,16 @@ LOCKSTEP_SERVER__LOG=warn ./target/release/lockstep serve --bind "127.0.0.1:$POR
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.1; done
-TOKEN=$(./target/release/lockstep token --role anchor --room mem)
-# Open the room with one viewer first so the baseline includes the room itself.
-./target/release/lockstep-load hold --server "127.0.0.1:$PORT" --room mem --anchor-token "$TOKEN" --viewers 1 --hold-secs 1 >/dev/null
+# Warm up with a small run first so the baseline includes the server's own start-up
+# allocations (a room, its actors, the first connections' buffers).
+./target/release/lockstep-load join-storm --server "127.0.0.1:$PORT" --room mem \
+    --viewers 100 --hold-secs 1 >/dev/null
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 BEFORE=$(rss)
-./target/release/lockstep-load hold --server "127.0.0.1:$PORT" --room mem --anchor-token "$TOKEN" \
-    --viewers "$N" --rate 1000 --hold-secs 6 &
+./target/release/lockstep-load join-storm --server "127.0.0.1:$PORT" --room mem \
+    --viewers "$N" --rate 1000 --hold-secs 8 >/dev/null &
 LOAD=$!
-# Sample once every viewer has joined and settled (the generator holds them 6 s).
+# Sample once every viewer has joined and settled (the generator holds them 8 s).
 until [ "$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^lockstep_connections / {print $2}')" -ge "$((N + 1))" ]; do sleep 0.2; done
 sleep 3
 AFTER=$(rss)

@@ -1,12 +1,19 @@
 //! `join-storm`: opens N connections and joins them as fast as the server accepts (or at
 //! `--rate` per second), holding them open; reports joins per second, join latency and
-//! failures.
+//! failures. Against Lockstep, a watcher joined before the storm likes every 50 ms (so
+//! every room tick has something to carry) and records the gaps between the ticks it
+//! receives during the storm (`tick_gap`; the room ticks every `room.tick_ms`): a room
+//! busy with joins that stalls its tick shows it there.
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use lockstep_protocol::{ClientMsg, ServerMsg};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::{Slot, bar, token};
+use crate::frames;
 use crate::report::{Hist, Report};
 use crate::wire::{self, Publisher, Target};
 
@@ -45,6 +52,14 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
         Some(Publisher::connect(args.target, server, &args.conn.room, Some(&anchor)).await?)
     } else {
         None
+    };
+    let watcher = match &_anchor {
+        Some(_) => {
+            let ws = wire::join_receiver(args.target, server, None, &args.conn.room, None).await?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            Some((stop, tokio::spawn(tick_gaps(ws, stopped))))
+        }
+        None => None,
     };
     super::sleep_until_unix_ms(slot.start_at_ms).await;
     let mine = slot.share(args.viewers);
@@ -101,7 +116,41 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
         report.extra.insert("first_error".into(), json!(e));
     }
     report.histograms.insert("join".into(), joins);
+    if let Some((stop, gaps)) = watcher {
+        let _ = stop.send(());
+        report.histograms.insert("tick_gap".into(), gaps.await?);
+    }
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     drop(held);
     Ok(report)
+}
+
+/// Likes every 50 ms and records the time between consecutive room ticks received,
+/// until `stop`.
+async fn tick_gaps(mut ws: wire::Ws, mut stop: tokio::sync::oneshot::Receiver<()>) -> Hist {
+    let mut gaps = Hist::default();
+    let mut last: Option<Instant> = None;
+    let mut like = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        let frame = tokio::select! {
+            _ = &mut stop => return gaps,
+            _ = like.tick() => {
+                if frames::send(&mut ws, &ClientMsg::Like { count: 1 }).await.is_err() {
+                    return gaps;
+                }
+                continue;
+            }
+            frame = ws.next() => frame,
+        };
+        let Some(Ok(Message::Text(text))) = frame else {
+            return gaps;
+        };
+        if let Ok(ServerMsg::Tick { .. }) = frames::decode(&text) {
+            let now = Instant::now();
+            if let Some(before) = last {
+                gaps.record_us((now - before).as_micros() as u64);
+            }
+            last = Some(now);
+        }
+    }
 }
