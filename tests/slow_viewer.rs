@@ -8,6 +8,31 @@ use lockstep_protocol::ServerMsg;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The anchor says `count` comments of `text`, each once the previous one reached
+/// `pacer`, so every comment travels in its own frame (the anchor's own copies are read
+/// and dropped).
+async fn say_paced(anchor: common::Client, pacer: &mut common::Client, count: usize, text: &str) {
+    let (mut anchor_tx, _acks) = anchor.split_acks();
+    for i in 0..count {
+        let say = json!({"type":"control","cmd":"say","text":format!("{i} {text}")});
+        anchor_tx
+            .send(Message::text(say.to_string()))
+            .await
+            .unwrap();
+        let prefix = format!("{i} ");
+        pacer
+            .recv_until(|m| match m {
+                ServerMsg::Tick { comments, .. }
+                    if comments.iter().any(|c| c.text.starts_with(&prefix)) =>
+                {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_viewer_is_cut_and_others_keep_receiving() {
     let mut cfg = test_config();
@@ -56,25 +81,7 @@ async fn slow_viewer_is_cut_and_others_keep_receiving() {
     // The anchor keeps reading (it receives the broadcasts too). Each comment is sent once
     // the previous one reached the pacer, so every comment travels in its own frame and
     // the slow viewer's backlog grows frame by frame.
-    let (mut anchor_tx, _acks) = anchor.split_acks();
-    for i in 0..SAYS {
-        let say = json!({"type":"control","cmd":"say","text":format!("{i} {text}")});
-        anchor_tx
-            .send(Message::text(say.to_string()))
-            .await
-            .unwrap();
-        let prefix = format!("{i} ");
-        pacer
-            .recv_until(|m| match m {
-                ServerMsg::Tick { comments, .. }
-                    if comments.iter().any(|c| c.text.starts_with(&prefix)) =>
-                {
-                    Some(())
-                }
-                _ => None,
-            })
-            .await;
-    }
+    say_paced(anchor, &mut pacer, SAYS, &text).await;
     for r in readers {
         assert_eq!(r.await.unwrap(), SAYS, "a fast viewer missed comments");
     }
@@ -111,25 +118,7 @@ async fn clock_sync_answers_overtake_a_backlog() {
     // its socket buffers hold, so most of them wait in its queue.
     const SAYS: usize = 300;
     let text = "x".repeat(3000);
-    let (mut anchor_tx, _acks) = anchor.split_acks();
-    for i in 0..SAYS {
-        let say = json!({"type":"control","cmd":"say","text":format!("{i} {text}")});
-        anchor_tx
-            .send(Message::text(say.to_string()))
-            .await
-            .unwrap();
-        let prefix = format!("{i} ");
-        pacer
-            .recv_until(|m| match m {
-                ServerMsg::Tick { comments, .. }
-                    if comments.iter().any(|c| c.text.starts_with(&prefix)) =>
-                {
-                    Some(())
-                }
-                _ => None,
-            })
-            .await;
-    }
+    say_paced(anchor, &mut pacer, SAYS, &text).await;
     behind.send(json!({"type":"time_sync","t0":1.0})).await;
     let mut comments_before = 0;
     let (t1, t2) = loop {

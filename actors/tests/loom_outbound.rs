@@ -1,10 +1,10 @@
 //! loom models of the outbound queue: room threads push while a session's writer drains.
-//! Run with `RUSTFLAGS="--cfg lockstep_loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p lockstep-actors --release --test loom_outbound`
+//! Run with `RUSTFLAGS="--cfg lockstep_loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p lockstep-actors --test loom_outbound`
 //! (the project's own cfg: under `--cfg loom` tokio compiles out what actix-rt needs).
 #![cfg(lockstep_loom)]
 
 use bytestring::ByteString;
-use lockstep_actors::outbound::{Drain, Outbound, Push};
+use lockstep_actors::outbound::{Drain, Outbound, Push, SyncRequest};
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::CloseCode;
 use loom::thread;
@@ -133,5 +133,38 @@ fn frames_queued_before_close_are_written_before_it() {
             Push::Closed => assert!(got.is_empty()),
             Push::Overflowed => unreachable!("capacity 4 cannot overflow with one frame"),
         }
+    });
+}
+
+/// A clock-sync request pushed while frames are pushed from another thread is taken by
+/// the writer (it loops as `write_loop` does: syncs first, then frames), and neither push
+/// loses the writer's wake-up.
+#[test]
+fn a_time_sync_beside_frames_is_never_lost() {
+    loom::model(|| {
+        let q = Arc::new(Outbound::new(8));
+        let frames = {
+            let q = q.clone();
+            thread::spawn(move || {
+                assert_eq!(q.push(ByteString::from("f")), Push::Queued);
+            })
+        };
+        let sync = {
+            let q = q.clone();
+            thread::spawn(move || assert!(q.push_time_sync(SyncRequest { t0: 1.0, t1: 2.0 })))
+        };
+        let (mut syncs, mut got) = (Vec::new(), Vec::new());
+        while syncs.is_empty() || got.is_empty() {
+            let before = (syncs.len(), got.len());
+            q.take_time_syncs(&mut syncs);
+            assert_eq!(q.drain(&mut got), Drain::Open);
+            if (syncs.len(), got.len()) == before {
+                q.wait_blocking();
+            }
+        }
+        frames.join().unwrap();
+        sync.join().unwrap();
+        assert_eq!(syncs, vec![SyncRequest { t0: 1.0, t1: 2.0 }]);
+        assert_eq!(got, vec![ByteString::from("f")]);
     });
 }
