@@ -4,7 +4,8 @@
 //! track tasks hand it each packet with a `try_send` of an `Arc` (never waiting; a full
 //! queue drops the packet from the recording only and counts it). The thread keeps the
 //! publisher's highest simulcast layer (the largest keyframe seen, switching up on a
-//! keyframe when a bigger layer appears) and its Opus audio, reassembles VP8 or H.264
+//! keyframe when a bigger layer appears, and down to the biggest layer still sending when
+//! the publisher pauses the recorded one for half a second) and its Opus audio, reassembles VP8 or H.264
 //! frames ([`assemble`]), places them on one time axis (the room's media clock for
 //! video, the arrival of each session's first packet to line audio up) and writes them
 //! without transcoding: VP8 to WebM ([`mux`]), H.264 to fragmented MP4 ([`mp4`]), one
@@ -200,6 +201,9 @@ struct State {
     audio_known: bool,
     first_video_at: Option<Instant>,
     sizes: HashMap<LayerId, (u32, u32)>,
+    /// When each video layer last sent a packet (a publisher pauses layers it cannot
+    /// afford; a paused layer is not recorded).
+    last_seen: HashMap<LayerId, Instant>,
     chosen: Option<LayerId>,
     assembler: FrameAssembler,
     clock: SourceClock,
@@ -218,6 +222,7 @@ impl Thread {
             audio_known: false,
             first_video_at: None,
             sizes: HashMap::new(),
+            last_seen: HashMap::new(),
             chosen: None,
             assembler: FrameAssembler::new(VideoCodec::Other),
             clock: SourceClock::default(),
@@ -285,11 +290,13 @@ impl Thread {
             return Ok(());
         }
         let first = *state.first_video_at.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        state.last_seen.insert(p.layer.clone(), now);
         if p.keyframe
             && let Some(size) = layer_size(state.codec, &p.packet.payload)
         {
             state.sizes.insert(p.layer.clone(), size);
-            let best = best_layer(&state.sizes);
+            let best = best_live_layer(&state.sizes, &state.last_seen, now);
             // The file's tracks are fixed when it opens: wait for the audio track and
             // every layer (without simulcast, no RID, there is one), or SETTLE.
             let all_layers = p.layer.is_empty() || state.sizes.len() >= 3;
@@ -301,8 +308,15 @@ impl Thread {
             }
         }
         if state.chosen.as_ref() != Some(&p.layer) {
-            if state.chosen.is_none() && first.elapsed() >= SETTLE {
-                self.ask_keyframe(state, best_layer(&state.sizes).unwrap_or(p.layer.clone()));
+            let chosen_paused = state
+                .chosen
+                .as_ref()
+                .is_some_and(|c| !is_live(&state.last_seen, c, now));
+            if (state.chosen.is_none() && first.elapsed() >= SETTLE) || chosen_paused {
+                // Nothing recorded yet, or the recorded layer went quiet: ask the best
+                // live layer for the keyframe to (re)start on.
+                let best = best_live_layer(&state.sizes, &state.last_seen, now);
+                self.ask_keyframe(state, best.unwrap_or(p.layer.clone()));
             }
             return Ok(());
         }
@@ -485,9 +499,51 @@ fn layer_size(codec: VideoCodec, payload: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
-fn best_layer(sizes: &HashMap<LayerId, (u32, u32)>) -> Option<LayerId> {
+/// A layer that sent nothing for this long is paused: recording moves to a live one.
+const LAYER_PAUSED: Duration = Duration::from_millis(500);
+
+fn is_live(last_seen: &HashMap<LayerId, Instant>, layer: &LayerId, now: Instant) -> bool {
+    last_seen
+        .get(layer)
+        .is_some_and(|at| now.saturating_duration_since(*at) < LAYER_PAUSED)
+}
+
+/// The biggest layer still sending.
+fn best_live_layer(
+    sizes: &HashMap<LayerId, (u32, u32)>,
+    last_seen: &HashMap<LayerId, Instant>,
+    now: Instant,
+) -> Option<LayerId> {
     sizes
         .iter()
+        .filter(|(id, _)| is_live(last_seen, id, now))
         .max_by_key(|(id, (w, h))| (w * h, (*id).clone()))
         .map(|(id, _)| id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_biggest_layer_still_sending_is_recorded() {
+        let now = Instant::now();
+        let sizes: HashMap<LayerId, (u32, u32)> = [
+            ("low".into(), (320, 180)),
+            ("mid".into(), (640, 360)),
+            ("high".into(), (1280, 720)),
+        ]
+        .into();
+        let mut seen: HashMap<LayerId, Instant> = sizes.keys().map(|l| (l.clone(), now)).collect();
+        assert_eq!(best_live_layer(&sizes, &seen, now), Some("high".into()));
+        // The publisher pauses its top layer: after half a second, mid is recorded.
+        let later = now + LAYER_PAUSED;
+        seen.insert("low".into(), later);
+        seen.insert("mid".into(), later);
+        assert!(!is_live(&seen, &"high".into(), later));
+        assert_eq!(best_live_layer(&sizes, &seen, later), Some("mid".into()));
+        // It comes back.
+        seen.insert("high".into(), later);
+        assert_eq!(best_live_layer(&sizes, &seen, later), Some("high".into()));
+    }
 }
