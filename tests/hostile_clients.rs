@@ -177,6 +177,17 @@ async fn the_process_wide_connection_limit_holds_and_frees_slots() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Free every slot first: the metrics request needs one too, and the connection that
+    // just got its 200 is closed by the server only once it notices the client left.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + common::EVENT_TIMEOUT;
+    while !matches!(reqwest::get(server.url("/metrics")).await, Ok(r) if r.status() == 200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no slot for /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(server.metric("lockstep_connections_refused_total").await >= 1.0);
 }
 
