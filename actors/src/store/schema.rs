@@ -2,7 +2,7 @@
 //! `allotted = remaining + reserved + sold + released`, where reserved and sold are
 //! the sums of the sale's reserved and confirmed orders.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::config::StoreConfig;
 
@@ -53,25 +53,6 @@ CREATE TABLE IF NOT EXISTS sales (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sales_by_merchant ON sales(merchant, id);
-CREATE TABLE IF NOT EXISTS orders (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    sale_id TEXT NOT NULL REFERENCES sales(id),
-    buyer TEXT NOT NULL,
-    qty INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    remaining_after INTEGER NOT NULL,
-    -- 'live' or 'replay'; a replay order names its replay and chapter
-    source TEXT NOT NULL DEFAULT 'live',
-    replay_id INTEGER,
-    chapter INTEGER,
-    UNIQUE (sale_id, buyer, key)
-);
-CREATE INDEX IF NOT EXISTS orders_by_sale ON orders(sale_id, seq);
 -- merchants a room's anchor lets sell in the room
 CREATE TABLE IF NOT EXISTS room_merchants (
     room TEXT NOT NULL,
@@ -109,7 +90,11 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
-    add_order_source(conn)?;
+    if table_sql(conn, "orders")?.is_some() {
+        add_order_source(conn)?;
+        cluster_orders(conn)?;
+    }
+    conn.execute_batch(&orders_table("orders"))?;
     if cfg.max_size_mb > 0 {
         // The budget is in pages; a write that needs more fails with SQLITE_FULL, as on
         // a full disk.
@@ -119,6 +104,66 @@ pub fn migrate(conn: &mut Connection, cfg: &StoreConfig) -> rusqlite::Result<()>
         conn.pragma_update(None, "max_page_count", pages)?;
     }
     Ok(())
+}
+
+/// The orders table, named `name`. Rows are clustered by order id (`<sale>-<seq>`), so
+/// the orders of one flush land on a few neighbouring pages of the table and of its
+/// by-sale index. That a `(sale, buyer, key)` is decided once is the inventory core's
+/// rule (one writer per sale, its keys rebuilt from these rows on recovery), not an
+/// index: a unique index over buyers and keys put every order on a page of its own.
+fn orders_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+            id TEXT PRIMARY KEY NOT NULL,
+            seq INTEGER NOT NULL,
+            sale_id TEXT NOT NULL REFERENCES sales(id),
+            buyer TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            remaining_after INTEGER NOT NULL,
+            -- 'live' or 'replay'; a replay order names its replay and chapter
+            source TEXT NOT NULL DEFAULT 'live',
+            replay_id INTEGER,
+            chapter INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS orders_by_sale ON {name}(sale_id, seq);"
+    )
+}
+
+const ORDER_COLUMNS: &str = "id, seq, sale_id, buyer, qty, key, state, created_at, expires_at, \
+                             updated_at, remaining_after, source, replay_id, chapter";
+
+fn table_sql(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Databases made with orders in rowid order (and a unique index over buyers and keys)
+/// get the clustered table, rows copied, in one transaction.
+fn cluster_orders(conn: &mut Connection) -> rusqlite::Result<()> {
+    let clustered = table_sql(conn, "orders")?.is_some_and(|sql| sql.contains("WITHOUT ROWID"));
+    if clustered {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    // The old table's index has the new one's name; it goes with the old table.
+    tx.execute_batch(&format!(
+        "DROP INDEX IF EXISTS orders_by_sale;
+         {create}
+         INSERT INTO orders_clustered ({ORDER_COLUMNS}) SELECT {ORDER_COLUMNS} FROM orders;
+         DROP TABLE orders;
+         ALTER TABLE orders_clustered RENAME TO orders;",
+        create = orders_table("orders_clustered")
+    ))?;
+    tx.commit()
 }
 
 /// Databases made before orders knew their source get the columns (every old order was
@@ -150,3 +195,7 @@ pub fn probe_write(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM store_probe", [])?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;

@@ -98,15 +98,16 @@ async fn after_a_failed_commit_no_later_batch_of_that_sale_succeeds() {
         seq += 500;
         assert!(seq < 1_000_000, "the budget never filled");
     }
-    // The victim's batch needs room and fails; an empty batch of the same sale sent
+    // The victim's batch (four times the filler's last, which did not fit) needs room
+    // and fails; an empty batch of the same sale sent
     // right behind it (a retry answered from memory) must fail too, while another
     // sale's empty batch commits.
     let (failed, behind, other) = tokio::join!(
-        store.write(orders(&victim, 1, 500)),
+        store.write(orders(&victim, 1, 2_000)),
         async {
             tokio::task::yield_now().await;
             store.call(|_| Ok(())).await.unwrap(); // the failed batch commits first
-            store.write(orders(&victim, 501, 0)).await
+            store.write(orders(&victim, 2_001, 0)).await
         },
         async {
             tokio::task::yield_now().await;
