@@ -41,7 +41,7 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
     let server = nodes.first();
     let mut report = Report::new("join-storm", args.target.name());
     // Opening the room is the anchor's job; the anchor stays connected during the run.
-    let _anchor = if slot.index == 0 && args.target == Target::Lockstep {
+    let anchor = if slot.index == 0 && args.target == Target::Lockstep {
         let anchor = token(
             &args.conn.secret,
             "anchor",
@@ -53,7 +53,7 @@ pub async fn run(args: JoinStormArgs, slot: Slot) -> anyhow::Result<Report> {
     } else {
         None
     };
-    let watcher = match &_anchor {
+    let watcher = match &anchor {
         Some(_) => {
             let ws = wire::join_receiver(args.target, server, None, &args.conn.room, None).await?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
