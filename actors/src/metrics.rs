@@ -19,6 +19,8 @@ pub struct Metrics {
     pub frames_out: IntCounter,
     /// Time to push one broadcast into every session queue of a room.
     pub fanout_seconds: Histogram,
+    /// How late a room's tick ran after it was due (its arbiter thread was busy).
+    pub tick_lag_seconds: Histogram,
     /// Frames dropped because a session's queue overflowed.
     pub queue_drops: IntCounter,
     /// Sessions cut for not reading fast enough.
@@ -81,6 +83,14 @@ impl Metrics {
                     0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05,
                 ],
             ),
+        )
+        .unwrap();
+        let tick_lag_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "room_tick_lag_seconds",
+                "How late a room's tick ran after it was due",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
         )
         .unwrap();
         let queue_drops =
@@ -159,6 +169,7 @@ impl Metrics {
             Box::new(frames_in.clone()),
             Box::new(frames_out.clone()),
             Box::new(fanout_seconds.clone()),
+            Box::new(tick_lag_seconds.clone()),
             Box::new(queue_drops.clone()),
             Box::new(slow_viewer_cuts.clone()),
             Box::new(client_errors.clone()),
@@ -188,6 +199,7 @@ impl Metrics {
             frames_in,
             frames_out,
             fanout_seconds,
+            tick_lag_seconds,
             queue_drops,
             slow_viewer_cuts,
             client_errors,

@@ -158,6 +158,8 @@ pub struct Room {
     tick: Duration,
     /// When the last `tick` frame went out (for the leading-edge flush).
     last_frame: Instant,
+    /// When the next tick is due (for `lockstep_room_tick_lag_seconds`).
+    tick_due: Instant,
     /// Where the room's record goes once a second (replay and analytics).
     archive: Option<plain::Arc<dyn Archive>>,
 }
@@ -184,6 +186,7 @@ impl Room {
             metrics,
             tick,
             last_frame: Instant::now(),
+            tick_due: Instant::now(),
             archive: None,
         }
     }
@@ -337,6 +340,16 @@ impl Room {
         }
     }
 
+    /// The tick timer keeps to its schedule (a late tick is followed by the missed ones
+    /// at once), so each tick is measured against the time it was due.
+    fn note_tick_lag(&mut self) {
+        let now = Instant::now();
+        self.metrics
+            .tick_lag_seconds
+            .observe(now.saturating_duration_since(self.tick_due).as_secs_f64());
+        self.tick_due += self.tick;
+    }
+
     fn release(&mut self, ctx: &mut Context<Self>) {
         for (_, queue) in self.fanout.take_all() {
             queue.close(CloseCode::RoomEnded);
@@ -359,7 +372,9 @@ impl Actor for Room {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.rooms.inc();
+        self.tick_due = Instant::now() + self.tick;
         ctx.run_interval(self.tick, |room, ctx| {
+            room.note_tick_lag();
             if room.guarded(ctx, |core| core.tick(now_ms())) == Some(true) {
                 room.last_frame = Instant::now();
             }
