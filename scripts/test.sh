@@ -55,6 +55,17 @@ for f in uPlot.iife.min.js uPlot.min.css; do
         || { echo "web/vendor/$f differs from the pinned npm uplot (npm run --prefix web vendor)"; exit 1; }
 done
 
+# tests/browser.rs's automatic-layer test watches with an aiortc WHEP player (PyPI,
+# pinned in tests/whep_player/requirements.txt).
+player_venv=target/whep-player-venv
+if ! cmp -s tests/whep_player/requirements.txt "$player_venv/.installed-requirements.txt"; then
+    echo "installing the aiortc WHEP player into $player_venv (pip)"
+    rm -rf "$player_venv"
+    python3 -m venv "$player_venv"
+    "$player_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/whep_player/requirements.txt
+    cp tests/whep_player/requirements.txt "$player_venv/.installed-requirements.txt"
+fi
+
 echo "== tests"
 cargo test --workspace --locked
 

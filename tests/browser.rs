@@ -120,9 +120,147 @@ async fn run_scenario(tools: &Tools, script: &str, config: &Value) -> (Value, St
     (result, stderr)
 }
 
+/// The Python of the aiortc WHEP player's virtual environment, or a failure saying how to
+/// get it.
+fn whep_player_python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/whep-player-venv/bin/python");
+    assert!(
+        python.exists(),
+        "the automatic-layer test needs the aiortc WHEP player at {}: run ./scripts/test.sh, \
+         which installs it (pip install -r tests/whep_player/requirements.txt)",
+        python.display()
+    );
+    python
+}
+
+/// The longest time a player decoded frames `fits` their width, from its timeline of
+/// `[ms, width, height]` points (one each time the size changed) that ends at `end_ms`.
+fn longest_stretch(sizes: &Value, end_ms: f64, fits: impl Fn(f64) -> bool) -> f64 {
+    let points: Vec<(f64, f64)> = sizes
+        .as_array()
+        .expect("a size timeline")
+        .iter()
+        .map(|p| (num(&p[0], "ms"), num(&p[1], "width")))
+        .collect();
+    let mut longest = 0.0f64;
+    let mut since = None;
+    for (i, (at, width)) in points.iter().enumerate() {
+        let next = points.get(i + 1).map_or(end_ms, |p| p.0);
+        if fits(*width) {
+            let start = *since.get_or_insert(*at);
+            longest = longest.max(next - start);
+        } else {
+            since = None;
+        }
+    }
+    longest
+}
+
 fn num(v: &Value, what: &str) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("{what} missing or not a number: {v}"))
+}
+
+/// The automatic simulcast layer with players Lockstep did not build. The anchor page
+/// publishes Chromium's three layers; a Chromium viewer page left on `auto` and an aiortc
+/// WHEP player get the top layer and keep it; an aiortc player whose REMBs say it takes
+/// 250 kbit/s (a viewer on a slow link) is moved to a smaller layer within seconds and
+/// kept there, while the others keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_layer_follows_what_each_player_can_take() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tools = tools();
+    let python = whep_player_python();
+    let server = TestServer::start(test_config());
+    let room = "browser-auto-layer";
+    let opened = reqwest::Client::new()
+        .post(server.url("/api/v1/rooms"))
+        .bearer_auth(server.anchor_token(room))
+        .json(&json!({"id": room, "title": "Auto layer"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        opened.status().is_success(),
+        "open room: {}",
+        opened.status()
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = json!({
+        "baseUrl": format!("http://{}", server.addr),
+        "room": room,
+        "anchorToken": server.anchor_token(room),
+        "viewerToken": server.viewer_token("carol"),
+        "python": python,
+        "playerScript": root.join("tests/whep_player/player.py"),
+        "watchSeconds": 15,
+        "rembCapBps": 250_000,
+        "artifactsDir": root.join("target/artifacts"),
+        "chromium": tools.chromium,
+    });
+    let (r, stderr) = run_scenario(&tools, "auto_layer.mjs", &config).await;
+    println!("{r}");
+    assert_eq!(
+        r["ok"],
+        json!(true),
+        "auto-layer scenario failed at step {}: {}\nstderr:\n{stderr}",
+        r["step"],
+        r["error"]
+    );
+    let top = num(
+        &r["anchorLayers"]["high"][0],
+        "the anchor's top layer width",
+    );
+    let bottom = num(&r["anchorLayers"]["low"][0], "the anchor's low layer width");
+    assert!(
+        top > bottom && bottom > 0.0,
+        "three layers: {}",
+        r["anchorLayers"]
+    );
+    let end = |p: &Value| {
+        let sizes = p["sizes"].as_array().expect("sizes");
+        num(&sizes.last().expect("frames")[0], "ms") + num(&p["ms_at_last_size"], "ms")
+    };
+    let (fast, slow) = (&r["aiortc"], &r["aiortcSlow"]);
+    let fast_top = longest_stretch(&fast["sizes"], end(fast), |w| w == top);
+    assert!(
+        fast_top >= 5_000.0,
+        "the aiortc player kept the top layer for only {fast_top} ms: {fast}"
+    );
+    let viewer = &r["chromiumViewer"];
+    let viewer_top = longest_stretch(
+        &viewer["sizes"],
+        num(&viewer["watchedMs"], "watchedMs"),
+        |w| w == top,
+    );
+    assert!(
+        viewer_top >= 5_000.0,
+        "Chromium's viewer page on auto kept the top layer for only {viewer_top} ms: {viewer}"
+    );
+    let slow_small = longest_stretch(&slow["sizes"], end(slow), |w| w < top);
+    assert!(
+        slow_small >= 5_000.0,
+        "the player on a slow link spent only {slow_small} ms below the top layer: {slow}"
+    );
+    let moved_at = slow["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| num(&p[1], "width") < top)
+        .map(|p| num(&p[0], "ms"))
+        .unwrap_or(f64::MAX);
+    assert!(
+        moved_at <= 8_000.0,
+        "the player on a slow link was moved down only after {moved_at} ms: {slow}"
+    );
+    assert!(
+        server
+            .metric("lockstep_media_estimate_backoffs_total{by=\"remb\"}")
+            .await
+            >= 1.0,
+        "a REMB lowered an estimate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

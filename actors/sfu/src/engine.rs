@@ -26,6 +26,9 @@ use crate::config::MediaConfig;
 
 /// The playout-delay RTP header extension (min/max delay the receiver should use).
 pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+/// The absolute-send-time RTP header extension: when the SFU sent each video packet. A
+/// receiver that estimates its bandwidth itself (REMB, e.g. aiortc) needs it.
+pub const ABS_SEND_TIME_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
 /// What a peer connection reports to its owner.
 pub enum PeerEvent {
@@ -66,6 +69,15 @@ pub async fn build_peer(
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {
                 uri: PLAYOUT_DELAY_URI.to_owned(),
+            },
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverDirection::Sendonly),
+        )
+        .map_err(MediaError::engine)?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: ABS_SEND_TIME_URI.to_owned(),
             },
             RtpCodecKind::Video,
             Some(RTCRtpTransceiverDirection::Sendonly),

@@ -55,41 +55,149 @@ pub fn choose_layer(
     Some(sorted[pick.min(last)].0.clone())
 }
 
-/// A subscriber's capacity estimate from its own send queue: halve toward what was
-/// actually sent when packets had to be dropped, grow slowly while none were.
+/// [`choose_layer`] for a subscriber already on `current`: with `Auto` it stays there
+/// while that layer's rate is within the whole estimate (moving up needs 90 %), so a
+/// layer whose rate wobbles around the margin does not make it flap.
+pub fn next_layer(
+    pref: Preference,
+    layers: &[(LayerId, u64)],
+    estimate_bps: u64,
+    current: Option<&LayerId>,
+) -> Option<LayerId> {
+    let chosen = choose_layer(pref, layers, estimate_bps)?;
+    let rate = |id: &LayerId| layers.iter().find(|(l, _)| l == id).map(|(_, bps)| *bps);
+    match current.and_then(|c| Some((c, rate(c)?))) {
+        Some((current, bps))
+            if pref == Preference::Auto
+                && bps <= estimate_bps
+                && bps > rate(&chosen).unwrap_or(0) =>
+        {
+            Some(current.clone())
+        }
+        _ => Some(chosen),
+    }
+}
+
+/// What a subscriber's receiver reported during one measuring window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Feedback {
+    /// Its latest REMB: what the receiver estimates it can take, bits/s.
+    pub remb_bps: Option<u64>,
+    /// The highest fraction of video packets its receiver reports said were lost (0–1).
+    pub loss: Option<f64>,
+}
+
+/// Why an estimate backed off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// The subscriber's send queue dropped packets.
+    Queue,
+    /// Its receiver reported more than 10 % loss.
+    Loss,
+    /// Its receiver's REMB was clearly below what it was sent.
+    Remb,
+}
+
+impl Backoff {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queue => "queue",
+            Self::Loss => "loss",
+            Self::Remb => "remb",
+        }
+    }
+}
+
+/// A subscriber's capacity estimate. From the server's side: halve toward what was
+/// actually sent when its send queue had to drop packets or its receiver reports more
+/// than 10 % loss, grow slowly while neither happened. From the receiver's side: a REMB
+/// under 60 % of what it is being sent, two windows in a row (the player says it cannot
+/// keep up, and a single dip of a busy player is not enough), caps the estimate at the
+/// REMB for [`Estimator::HOLD_WINDOWS`] windows, lifted as the REMB rises; afterwards
+/// the estimate grows again from there, which tries the next layer up. A REMB near or
+/// above what is sent changes nothing: a receiver's estimate is bounded by what it
+/// gets, so it cannot ask for a layer it has not seen.
 #[derive(Debug, Clone)]
 pub struct Estimator {
     bps: u64,
     quiet_windows: u32,
+    /// The REMB cap and the windows it still holds.
+    ceiling: Option<(u64, u32)>,
+    /// Windows in a row whose REMB was under 60 % of what was sent.
+    short_windows: u32,
 }
 
 impl Estimator {
     const FLOOR_BPS: u64 = 100_000;
     const CEILING_BPS: u64 = 50_000_000;
+    /// Windows (about a second each) a REMB cap holds after the receiver last said it
+    /// could not keep up.
+    pub const HOLD_WINDOWS: u32 = 10;
 
     pub fn new(initial_bps: u64) -> Self {
         Self {
             bps: initial_bps.clamp(Self::FLOOR_BPS, Self::CEILING_BPS),
             quiet_windows: 0,
+            ceiling: None,
+            short_windows: 0,
         }
     }
 
+    /// The estimate, bits/s.
     pub fn bps(&self) -> u64 {
-        self.bps
+        self.ceiling.map_or(self.bps, |(cap, _)| self.bps.min(cap))
     }
 
-    /// One measuring window (about a second): what was sent and how many packets the
-    /// subscriber's queue dropped.
-    pub fn window(&mut self, sent_bps: u64, dropped: u64) {
+    /// One measuring window (about a second): what was sent, how many packets the
+    /// subscriber's queue dropped, and what its receiver reported. Returns why it
+    /// backed off, if it did.
+    pub fn window(&mut self, sent_bps: u64, dropped: u64, feedback: Feedback) -> Option<Backoff> {
+        let loss = feedback.loss.filter(|l| *l > 0.10);
+        let mut backoff = None;
         if dropped > 0 {
-            self.bps = (self.bps.min(sent_bps) * 85 / 100).max(Self::FLOOR_BPS);
-            self.quiet_windows = 0;
+            self.cut(self.bps.min(sent_bps) * 85 / 100);
+            backoff = Some(Backoff::Queue);
+        } else if let Some(loss) = loss {
+            self.cut((self.bps.min(sent_bps) as f64 * (1.0 - 0.5 * loss)) as u64);
+            backoff = Some(Backoff::Loss);
         } else {
             self.quiet_windows += 1;
             if self.quiet_windows >= 2 {
                 self.bps = (self.bps * 11 / 10).min(Self::CEILING_BPS);
             }
         }
+        let short = feedback.remb_bps.filter(|remb| *remb < sent_bps * 6 / 10);
+        self.short_windows = if short.is_some() {
+            self.short_windows + 1
+        } else {
+            0
+        };
+        match (feedback.remb_bps, &mut self.ceiling) {
+            (Some(remb), _) if short.is_some() && self.short_windows >= 2 => {
+                let remb = remb.max(Self::FLOOR_BPS);
+                self.ceiling = Some((remb, Self::HOLD_WINDOWS));
+                self.bps = self.bps.min(remb);
+                self.quiet_windows = 0;
+                backoff = backoff.or(Some(Backoff::Remb));
+            }
+            (remb, Some((cap, left))) => {
+                if let Some(remb) = remb.filter(|r| *r > *cap) {
+                    *cap = remb;
+                }
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    self.bps = self.bps.min(*cap);
+                    self.ceiling = None;
+                }
+            }
+            _ => {}
+        }
+        backoff
+    }
+
+    fn cut(&mut self, bps: u64) {
+        self.bps = bps.max(Self::FLOOR_BPS);
+        self.quiet_windows = 0;
     }
 }
 

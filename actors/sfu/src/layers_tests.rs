@@ -41,14 +41,99 @@ fn auto_never_picks_more_than_the_estimate_allows() {
 }
 
 #[test]
+fn auto_stays_on_a_layer_while_it_fits_the_whole_estimate() {
+    let high: LayerId = "high".into();
+    let low: LayerId = "low".into();
+    let layers = three();
+    let top = layers.iter().find(|(l, _)| *l == high).unwrap().1;
+    // Just over the 90 % margin: a new choice would be lower, the current one stays.
+    let estimate = top * 105 / 100;
+    assert_ne!(
+        choose_layer(Preference::Auto, &layers, estimate).unwrap(),
+        high
+    );
+    assert_eq!(
+        next_layer(Preference::Auto, &layers, estimate, Some(&high)).unwrap(),
+        high
+    );
+    // Over the whole estimate: down.
+    assert_ne!(
+        next_layer(Preference::Auto, &layers, top - 1, Some(&high)).unwrap(),
+        high
+    );
+    // Going up still needs the margin; an explicit choice is obeyed at once.
+    assert_eq!(
+        next_layer(Preference::Auto, &layers, estimate, Some(&low)),
+        choose_layer(Preference::Auto, &layers, estimate)
+    );
+    assert_eq!(
+        next_layer(Preference::Low, &layers, estimate, Some(&high)).unwrap(),
+        low
+    );
+}
+
+#[test]
 fn estimator_backs_off_on_drops_and_recovers_slowly() {
     let mut e = Estimator::new(2_000_000);
-    e.window(1_500_000, 3);
+    e.window(1_500_000, 3, Feedback::default());
     assert_eq!(e.bps(), 1_275_000);
-    e.window(1_000_000, 0);
+    e.window(1_000_000, 0, Feedback::default());
     assert_eq!(e.bps(), 1_275_000, "one quiet window is not enough to grow");
-    e.window(1_000_000, 0);
+    e.window(1_000_000, 0, Feedback::default());
     assert!(e.bps() > 1_275_000);
+}
+
+fn remb(bps: u64) -> Feedback {
+    Feedback {
+        remb_bps: Some(bps),
+        loss: None,
+    }
+}
+
+#[test]
+fn a_receiver_that_cannot_keep_up_caps_the_estimate_then_the_next_layer_is_tried() {
+    let mut e = Estimator::new(2_500_000);
+    // Sent 1.7 Mbit/s; the player says it takes 300 kbit/s: once may be a dip, twice
+    // in a row is a cap.
+    e.window(1_700_000, 0, remb(300_000));
+    assert_eq!(e.bps(), 2_500_000);
+    e.window(1_700_000, 0, remb(300_000));
+    assert_eq!(e.bps(), 300_000);
+    // On the low layer its REMB is above what it gets: the cap holds, nothing grows.
+    for _ in 1..Estimator::HOLD_WINDOWS {
+        e.window(150_000, 0, remb(320_000));
+        assert!(e.bps() <= 320_000, "held at the highest REMB since the cut");
+    }
+    assert_eq!(e.bps(), 320_000);
+    // The hold ends; the estimate grows again from the cap, 10 % a window.
+    e.window(150_000, 0, remb(320_000));
+    let held = e.bps();
+    assert_eq!(held, 320_000);
+    e.window(150_000, 0, remb(320_000));
+    e.window(150_000, 0, remb(320_000));
+    assert!(e.bps() > held, "{} > {held}", e.bps());
+}
+
+#[test]
+fn a_remb_near_what_is_sent_or_one_dip_changes_nothing() {
+    let mut e = Estimator::new(2_500_000);
+    for remb_bps in [1_600_000, 1_100_000, 1_600_000, 1_000_000, 1_600_000] {
+        e.window(1_700_000, 0, remb(remb_bps));
+    }
+    assert!(e.bps() >= 2_500_000, "{}", e.bps());
+}
+
+#[test]
+fn reported_loss_over_ten_percent_backs_off_in_proportion() {
+    let mut e = Estimator::new(2_000_000);
+    let lossy = |loss| Feedback {
+        remb_bps: None,
+        loss: Some(loss),
+    };
+    e.window(1_000_000, 0, lossy(0.05));
+    assert_eq!(e.bps(), 2_000_000, "5 % loss is tolerated");
+    e.window(1_000_000, 0, lossy(0.40));
+    assert_eq!(e.bps(), 800_000, "the sent rate less half the loss");
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct MediaMetrics {
     /// arrival), then by the publisher's sender reports: `reports` (they agreed within
     /// 1 ms) or `moved` (the arrival match was off and was corrected).
     pub layers_aligned: IntCounterVec,
+    /// A subscriber's capacity estimate backed off, by what said so: `queue` (its send
+    /// queue dropped packets), `loss` (its receiver reported over 10 % lost), `remb` (its
+    /// receiver's REMB was below what it was sent).
+    pub estimate_backoffs: IntCounterVec,
 }
 
 impl MediaMetrics {
@@ -110,7 +114,18 @@ impl MediaMetrics {
                 &["by"],
             )
             .unwrap(),
+            estimate_backoffs: IntCounterVec::new(
+                prometheus::Opts::new(
+                    "media_estimate_backoffs_total",
+                    "Subscribers' capacity estimates backed off, by what said so",
+                ),
+                &["by"],
+            )
+            .unwrap(),
         };
+        for by in ["queue", "loss", "remb"] {
+            m.estimate_backoffs.with_label_values(&[by]);
+        }
         for reason in ["disk_full", "write_failed", "unsupported_codec"] {
             m.recording_stopped.with_label_values(&[reason]);
         }
@@ -134,6 +149,7 @@ impl MediaMetrics {
             Box::new(m.pulls.clone()),
             Box::new(m.keyframe_cache_hits.clone()),
             Box::new(m.layers_aligned.clone()),
+            Box::new(m.estimate_backoffs.clone()),
         ] {
             // Distinct constant names on a registry the server made for itself.
             registry.register(c).expect("media metric names are unique");

@@ -27,12 +27,14 @@ use crate::config::MediaConfig;
 use crate::gop::{GopCache, fast_start_times};
 use crate::keyframe::KeyframeWanted;
 use crate::layers::{
-    Estimator, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
+    Estimator, Feedback, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
+    next_layer,
 };
 use crate::metrics::MediaMetrics;
 use crate::packet::{Deliver, MediaPacket};
 use crate::subscriber::{
-    self, OutStream, Outgoing, SubscriberGone, SubscriberKeyframe, SubscriberReady, WriterEvents,
+    self, OutStream, Outgoing, SubscriberFeedback, SubscriberGone, SubscriberKeyframe,
+    SubscriberReady, WriterEvents,
 };
 use crate::{MediaError, MediaId};
 
@@ -92,6 +94,8 @@ struct Sub {
     video: Option<OutStream>,
     audio: Option<OutStream>,
     playout_delay: Option<(u8, Bytes)>,
+    /// The absolute-send-time extension's id, when negotiated.
+    abs_send_time: Option<u8>,
     /// Its connection is up; until then nothing is forwarded to it.
     ready: bool,
     switch: LayerSwitch,
@@ -99,6 +103,8 @@ struct Sub {
     estimator: Estimator,
     sent_bytes: u64,
     dropped: u64,
+    /// What its receiver reported in this window (REMB, loss).
+    feedback: Feedback,
     /// Makes forwarding to this subscriber panic (unit tests of the panic boundary).
     #[cfg(test)]
     panic_for_test: bool,
@@ -129,7 +135,8 @@ impl Relay {
     fn pick_layers(&mut self) {
         let layers = self.rates.rates();
         for sub in self.subs.values_mut().filter(|s| s.ready) {
-            if let Some(layer) = choose_layer(sub.preference, &layers, sub.estimator.bps()) {
+            let current = sub.switch.current();
+            if let Some(layer) = next_layer(sub.preference, &layers, sub.estimator.bps(), current) {
                 sub.switch.want(layer);
             }
             // Still waiting for the wanted layer's keyframe: ask (again). The room folds
@@ -161,8 +168,27 @@ impl Relay {
     }
 
     fn close_window(&mut self) {
-        for sub in self.subs.values_mut() {
-            sub.estimator.window(sub.sent_bytes * 8, sub.dropped);
+        for (id, sub) in self.subs.iter_mut() {
+            let feedback = std::mem::take(&mut sub.feedback);
+            let backoff = sub
+                .estimator
+                .window(sub.sent_bytes * 8, sub.dropped, feedback);
+            if let Some(backoff) = backoff {
+                self.metrics
+                    .estimate_backoffs
+                    .with_label_values(&[backoff.as_str()])
+                    .inc();
+            }
+            tracing::debug!(
+                subscriber = %id,
+                sent_bps = sub.sent_bytes * 8,
+                dropped = sub.dropped,
+                ?feedback,
+                ?backoff,
+                estimate_bps = sub.estimator.bps(),
+                layer = ?sub.switch.current(),
+                "subscriber window"
+            );
             sub.sent_bytes = 0;
             sub.dropped = 0;
         }
@@ -200,6 +226,7 @@ impl Handler<AddSubscriber> for Relay {
         let events = WriterEvents {
             ready: relay.clone().recipient(),
             keyframe: relay.clone().recipient(),
+            feedback: relay.clone().recipient(),
             gone: relay.recipient(),
         };
         // Its own task on this arbiter: a panic inside webrtc-rs (parsing the offer,
@@ -236,12 +263,14 @@ impl Handler<AddSubscriber> for Relay {
                     video: negotiated.video,
                     audio: negotiated.audio,
                     playout_delay: negotiated.playout_delay,
+                    abs_send_time: negotiated.abs_send_time,
                     ready: false,
                     switch: LayerSwitch::default(),
                     preference,
                     estimator: Estimator::new(this.cfg.initial_estimate_bps),
                     sent_bytes: 0,
                     dropped: 0,
+                    feedback: Feedback::default(),
                     #[cfg(test)]
                     panic_for_test: false,
                 },
@@ -303,6 +332,7 @@ impl Handler<SubscriberReady> for Relay {
                 sub.switch.want(layer);
             }
             if let Some(target) = sub.switch.target().cloned() {
+                let sent_at = abs_send_time_now();
                 let group = self.gop.group(&target, Instant::now());
                 for (media, ts) in group.iter().zip(fast_start_times(group)) {
                     let squeezed = MediaPacket {
@@ -312,7 +342,7 @@ impl Handler<SubscriberReady> for Relay {
                         media_ts: ts,
                         packet: media.packet.clone(),
                     };
-                    forward_one(sub, &squeezed, &self.metrics, &mut |_| {});
+                    forward_one(sub, &squeezed, &sent_at, &self.metrics, &mut |_| {});
                 }
                 if !group.is_empty() {
                     self.metrics.keyframe_cache_hits.inc();
@@ -331,6 +361,22 @@ impl Handler<SubscriberKeyframe> for Relay {
             self.room.keyframes.do_send(KeyframeWanted {
                 layer: layer.clone(),
             });
+        }
+    }
+}
+
+impl Handler<SubscriberFeedback> for Relay {
+    type Result = ();
+
+    /// Kept for the window: the latest REMB, the worst loss.
+    fn handle(&mut self, msg: SubscriberFeedback, _: &mut Context<Self>) {
+        if let Some(sub) = self.subs.get_mut(&msg.id) {
+            let fb = &mut sub.feedback;
+            fb.remb_bps = msg.remb_bps.or(fb.remb_bps);
+            fb.loss = match (fb.loss, msg.loss) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
 }
@@ -371,9 +417,10 @@ fn forward(
     mut want_keyframe: impl FnMut(LayerId),
 ) -> Vec<MediaId> {
     let mut failed = Vec::new();
+    let sent_at = abs_send_time_now();
     for (id, sub) in subs.iter_mut().filter(|(_, s)| s.ready) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            forward_one(sub, media, metrics, &mut want_keyframe)
+            forward_one(sub, media, &sent_at, metrics, &mut want_keyframe)
         }));
         if outcome.is_err() {
             failed.push(*id);
@@ -382,10 +429,27 @@ fn forward(
     failed
 }
 
-/// Rewrites and queues one packet for one subscriber.
+/// Now in the absolute-send-time extension's form: seconds in 6.18 fixed point, 24 bits
+/// (it wraps every 64 s; receivers use differences).
+fn abs_send_time_now() -> Bytes {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Bytes::copy_from_slice(&abs_send_time(since_epoch))
+}
+
+fn abs_send_time(since_epoch: std::time::Duration) -> [u8; 3] {
+    let value = ((since_epoch.as_nanos() << 18) / 1_000_000_000) as u32 & 0x00ff_ffff;
+    let [_, a, b, c] = value.to_be_bytes();
+    [a, b, c]
+}
+
+/// Rewrites and queues one packet for one subscriber; `sent_at` is the
+/// absolute-send-time extension's value for it.
 fn forward_one(
     sub: &mut Sub,
     media: &MediaPacket,
+    sent_at: &Bytes,
     metrics: &MediaMetrics,
     want_keyframe: &mut impl FnMut(LayerId),
 ) {
@@ -432,10 +496,13 @@ fn forward_one(
         header.extensions.clear();
         header.extension = false;
         header.extensions_padding = 0;
-        if media.video
-            && let Some((id, value)) = &sub.playout_delay
-        {
-            let _ = header.set_extension(*id, value.clone());
+        if media.video {
+            if let Some((id, value)) = &sub.playout_delay {
+                let _ = header.set_extension(*id, value.clone());
+            }
+            if let Some(id) = sub.abs_send_time {
+                let _ = header.set_extension(id, sent_at.clone());
+            }
         }
         let bytes = packet.payload.len() as u64 + 12;
         match sub.queue.try_send(Outgoing {
@@ -472,12 +539,14 @@ mod tests {
             }),
             audio: None,
             playout_delay: Some((5, Bytes::from_static(&[0x01, 0xe0, 0x1e]))),
+            abs_send_time: Some(3),
             ready: true,
             switch: LayerSwitch::default(),
             preference: Preference::Auto,
             estimator: Estimator::new(1_000_000),
             sent_bytes: 0,
             dropped: 0,
+            feedback: Feedback::default(),
             panic_for_test: false,
         };
         (sub, rx)
@@ -541,8 +610,30 @@ mod tests {
             Some(&[0x01, 0xe0, 0x1e][..]),
             "playout delay attached"
         );
+        assert_eq!(
+            first.header.get_extension(3).map(|v| v.len()),
+            Some(3),
+            "send time attached"
+        );
         let seqs: Vec<u16> = received.iter().map(|p| p.header.sequence_number).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    }
+
+    #[test]
+    fn send_times_are_seconds_in_six_dot_eighteen_fixed_point() {
+        use std::time::Duration;
+        assert_eq!(
+            abs_send_time(Duration::from_secs(64)),
+            [0, 0, 0],
+            "wraps at 64 s"
+        );
+        assert_eq!(abs_send_time(Duration::from_millis(65_500)), [0x06, 0, 0]);
+        assert_eq!(abs_send_time(Duration::from_secs(63)), [0xfc, 0, 0]);
+        let quarter = abs_send_time(Duration::from_millis(250));
+        assert_eq!(
+            u32::from_be_bytes([0, quarter[0], quarter[1], quarter[2]]),
+            1 << 16
+        );
     }
 
     #[test]

@@ -15,14 +15,15 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::shared::marshal::Marshal;
 use tokio::sync::mpsc;
+use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::MediaConfig;
-use crate::engine::{self, PLAYOUT_DELAY_URI, PeerEvent};
-use crate::rtcp_tap::asks_for_keyframe;
+use crate::engine::{self, ABS_SEND_TIME_URI, PLAYOUT_DELAY_URI, PeerEvent};
+use crate::rtcp_tap::{asks_for_keyframe, loss_of, remb};
 use crate::{MediaError, MediaId};
 
 /// The subscriber's connection is up: start forwarding to it (writer → relay).
@@ -39,6 +40,16 @@ pub(crate) struct SubscriberKeyframe {
     pub id: MediaId,
 }
 
+/// What the subscriber's receiver said about its video: a REMB, or the loss in a
+/// receiver report (writer → relay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SubscriberFeedback {
+    pub id: MediaId,
+    pub remb_bps: Option<u64>,
+    pub loss: Option<f64>,
+}
+
 /// The subscriber's writer ended: its queue closed or its connection failed
 /// (writer → relay).
 #[derive(Message)]
@@ -51,6 +62,7 @@ pub(crate) struct SubscriberGone {
 pub(crate) struct WriterEvents {
     pub ready: Recipient<SubscriberReady>,
     pub keyframe: Recipient<SubscriberKeyframe>,
+    pub feedback: Recipient<SubscriberFeedback>,
     pub gone: Recipient<SubscriberGone>,
 }
 
@@ -68,6 +80,8 @@ pub(crate) struct Negotiated {
     pub audio: Option<OutStream>,
     /// The playout-delay extension (id, encoded value), when the subscriber accepted it.
     pub playout_delay: Option<(u8, Bytes)>,
+    /// The absolute-send-time extension's id, when the subscriber accepted it.
+    pub abs_send_time: Option<u8>,
     pub link: Link,
 }
 
@@ -150,6 +164,7 @@ pub(crate) async fn negotiate(
         let (answer, _) = engine::answer(&pc, &mut events, offer, cfg).await?;
         let mut streams = [None, None];
         let mut playout_delay = None;
+        let mut abs_send_time = None;
         for (slot, sender, codec, ssrc) in &senders {
             let Some(pt) = payload_type(sender, codec).await else {
                 continue;
@@ -160,17 +175,19 @@ pub(crate) async fn negotiate(
             });
             if *slot == 0
                 && let Ok(params) = sender.get_parameters().await
-                && let Some(ext) = params
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .find(|e| e.uri == PLAYOUT_DELAY_URI)
             {
-                let units = (cfg.playout_delay_ms / 10).min(0x0fff);
-                let value = PlayoutDelayExtension::new(units, units);
-                if let Ok(bytes) = value.marshal() {
-                    playout_delay = Some((ext.id as u8, bytes.freeze()));
+                let extensions = &params.rtp_parameters.header_extensions;
+                if let Some(ext) = extensions.iter().find(|e| e.uri == PLAYOUT_DELAY_URI) {
+                    let units = (cfg.playout_delay_ms / 10).min(0x0fff);
+                    let value = PlayoutDelayExtension::new(units, units);
+                    if let Ok(bytes) = value.marshal() {
+                        playout_delay = Some((ext.id as u8, bytes.freeze()));
+                    }
                 }
+                abs_send_time = extensions
+                    .iter()
+                    .find(|e| e.uri == ABS_SEND_TIME_URI)
+                    .map(|e| e.id as u8);
             }
         }
         let [video, audio] = tracks;
@@ -179,6 +196,7 @@ pub(crate) async fn negotiate(
             video: streams[0],
             audio: streams[1],
             playout_delay,
+            abs_send_time,
             link: Link {
                 pc: pc.clone(),
                 events,
@@ -212,14 +230,24 @@ pub(crate) async fn write_loop(
         audio,
     } = link;
     let feedback = video.clone();
-    let asker = relay.keyframe.clone();
+    let (asker, reporter) = (relay.keyframe.clone(), relay.feedback.clone());
     let requests = async move {
         if let Some(track) = feedback {
+            let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
             while let Some(event) = track.poll().await {
-                if let TrackLocalEvent::OnRtcpPacket(packets) = event
-                    && packets.iter().any(|p| asks_for_keyframe(p.as_ref()))
-                {
+                let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+                    continue;
+                };
+                if packets.iter().any(|p| asks_for_keyframe(p.as_ref())) {
                     asker.do_send(SubscriberKeyframe { id });
+                }
+                let remb_bps = packets.iter().find_map(|p| remb(p.as_ref()));
+                let loss = packets
+                    .iter()
+                    .filter_map(|p| loss_of(p.as_ref(), ssrc))
+                    .reduce(f64::max);
+                if remb_bps.is_some() || loss.is_some() {
+                    reporter.do_send(SubscriberFeedback { id, remb_bps, loss });
                 }
             }
         }
