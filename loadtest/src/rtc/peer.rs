@@ -1,6 +1,8 @@
 //! The load generator's own WebRTC peer, built the way a browser or a third-party
 //! client would be: webrtc-rs's default codecs and interceptors (NACK, reports, TWCC),
-//! nothing the server adds for itself (no playout-delay extension, no keyframe tap).
+//! plus the absolute-send-time header extension for video, which browsers offer too
+//! (so the SFU stamps it on every packet, as it does for them); nothing the server adds
+//! for itself (no playout-delay extension, no keyframe tap).
 //! Two settings differ from the library's defaults because this machine has only a
 //! loopback interface, as a browser started with the equivalent flags would: mDNS off
 //! and loopback candidates on. Non-trickle: offers and answers carry every candidate.
@@ -24,7 +26,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -115,6 +117,13 @@ pub async fn build(
 ) -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PeerEvent>)> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
+    media.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time".to_owned(),
+        },
+        RtpCodecKind::Video,
+        None,
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut media)?
         .with(Slot::from(14_000), KeyframeRequests::default());
     let settings = SettingEngineBuilder::new()
