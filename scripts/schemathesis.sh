@@ -11,13 +11,8 @@ root=$(pwd)
 # The same build as the tests (so nothing is rebuilt): the binaries included.
 cargo build --locked -q --workspace --all-targets
 venv=target/schemathesis-venv
-if ! cmp -s tests/schemathesis/requirements.txt "$venv/.installed-requirements.txt"; then
-    echo "installing Schemathesis into $venv (pip)"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
-    cp tests/schemathesis/requirements.txt "$venv/.installed-requirements.txt"
-fi
+source scripts/venv.sh
+venv_install "$venv" tests/schemathesis/requirements.txt Schemathesis
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

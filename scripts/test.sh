@@ -57,14 +57,8 @@ done
 
 # tests/browser.rs's automatic-layer test watches with an aiortc WHEP player (PyPI,
 # pinned in tests/whep_player/requirements.txt).
-player_venv=target/whep-player-venv
-if ! cmp -s tests/whep_player/requirements.txt "$player_venv/.installed-requirements.txt"; then
-    echo "installing the aiortc WHEP player into $player_venv (pip)"
-    rm -rf "$player_venv"
-    python3 -m venv "$player_venv"
-    "$player_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/whep_player/requirements.txt
-    cp tests/whep_player/requirements.txt "$player_venv/.installed-requirements.txt"
-fi
+source scripts/venv.sh
+venv_install target/whep-player-venv tests/whep_player/requirements.txt "the aiortc WHEP player"
 
 echo "== tests"
 cargo test --workspace --locked

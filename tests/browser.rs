@@ -157,6 +157,22 @@ fn longest_stretch(sizes: &Value, end_ms: f64, fits: impl Fn(f64) -> bool) -> f6
     longest
 }
 
+/// Opens `room` with its anchor's token, as the anchor's page would find it.
+async fn open_room(server: &TestServer, room: &str, title: &str) {
+    let opened = reqwest::Client::new()
+        .post(server.url("/api/v1/rooms"))
+        .bearer_auth(server.anchor_token(room))
+        .json(&json!({"id": room, "title": title}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        opened.status().is_success(),
+        "open room: {}",
+        opened.status()
+    );
+}
+
 fn num(v: &Value, what: &str) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("{what} missing or not a number: {v}"))
@@ -174,18 +190,7 @@ async fn auto_layer_follows_what_each_player_can_take() {
     let python = whep_player_python();
     let server = TestServer::start(test_config());
     let room = "browser-auto-layer";
-    let opened = reqwest::Client::new()
-        .post(server.url("/api/v1/rooms"))
-        .bearer_auth(server.anchor_token(room))
-        .json(&json!({"id": room, "title": "Auto layer"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        opened.status().is_success(),
-        "open room: {}",
-        opened.status()
-    );
+    open_room(&server, room, "Auto layer").await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = json!({
         "baseUrl": format!("http://{}", server.addr),
@@ -271,18 +276,7 @@ async fn live_room_in_real_browsers() {
     let room = "browser-live";
 
     // Open the room first so the sale exists before the anchor's page joins.
-    let opened = reqwest::Client::new()
-        .post(server.url("/api/v1/rooms"))
-        .bearer_auth(server.anchor_token(room))
-        .json(&json!({"id": room, "title": "Summer linen drop"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        opened.status().is_success(),
-        "open room: {}",
-        opened.status()
-    );
+    open_room(&server, room, "Summer linen drop").await;
     let sale = server.create_sale("m1", room, 20, 10, json!({})).await;
     let second_sale = wool_coat_sale(&server, room).await;
 
@@ -405,18 +399,7 @@ async fn live_room_on_two_nodes_in_real_browsers() {
         .map(|name| TestServer::start(redis.node_config(name)))
         .collect();
     let room = "browser-two-nodes";
-    let opened = reqwest::Client::new()
-        .post(nodes[0].url("/api/v1/rooms"))
-        .bearer_auth(nodes[0].anchor_token(room))
-        .json(&json!({"id": room, "title": "Two nodes"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        opened.status().is_success(),
-        "open room: {}",
-        opened.status()
-    );
+    open_room(&nodes[0], room, "Two nodes").await;
     let sale = nodes[0].create_sale("m1", room, 20, 10, json!({})).await;
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts/two-nodes");
     let (a, b) = (

@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { harness, readConfig } from './harness.mjs';
 
 const cfg = await readConfig();
-const { result, step, open, until, run } = harness(cfg, 'auto_layer.mjs');
+const { result, step, open, until, goLive, run } = harness(cfg, 'auto_layer.mjs');
 
 /** Widths the anchor's browser sends, by simulcast RID. */
 function anchorLayers(anchor) {
@@ -64,15 +64,7 @@ async function main() {
   const anchor = await step('open_anchor', () =>
     open('anchor', `${roomPath}/anchor#token=${anchorToken}`, { width: 1280, height: 800 }));
   result.chromium = anchor.context.browser()?.version() ?? null;
-  await step('go_live', async () => {
-    await until(anchor, () => window.lockstep && !document.querySelector('[data-testid="go-live"]').disabled, null, 'the control channel to join');
-    await until(anchor, () => document.querySelector('[data-testid="preview"]').readyState >= 2, null, 'the camera preview');
-    await anchor.page.click('[data-testid="go-live"]');
-    const status = await until(anchor,
-      () => ['connected', 'failed'].includes(window.lockstep.whip?.status) && window.lockstep.whip,
-      null, 'the WHIP stream to connect');
-    if (status.status !== 'connected') throw new Error(`WHIP publish failed: ${JSON.stringify(status.error)}`);
-  });
+  await step('go_live', () => goLive(anchor));
   const viewer = await step('open_viewer', () =>
     open('viewer', `${roomPath}#token=${viewerToken}`, { width: 1280, height: 800 }));
   await step('watch', async () => {

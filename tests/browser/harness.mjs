@@ -33,7 +33,7 @@ export async function readConfig() {
 
 export const round = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);
 
-/** A scenario run: `step`, `open`, `until`, `untilAsync`, `shot`, and `run(main)`. */
+/** A scenario run: `step`, `open`, `until`, `untilAsync`, `goLive`, `shot`, and `run(main)`. */
 export function harness(cfg, scenario) {
   const STEP_MS = cfg.stepTimeoutMs ?? 30000;
   const artifacts = path.resolve(cfg.artifactsDir || path.join(path.dirname(fileURLToPath(import.meta.url)), '../../target/artifacts'));
@@ -116,6 +116,21 @@ export function harness(cfg, scenario) {
     throw new Error(`${session.name}: timed out after ${STEP_MS} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
   }
 
+  /** Clicks "go live" on the anchor's page once it is ready; with `media`, waits for its
+   * WHIP stream to connect and returns the session's location. */
+  async function goLive(anchor, media = true) {
+    await until(anchor, () => window.lockstep && !document.querySelector('[data-testid="go-live"]').disabled, null, 'the control channel to join');
+    await until(anchor, () => document.querySelector('[data-testid="preview"]').readyState >= 2, null, 'the camera preview');
+    await anchor.page.click('[data-testid="go-live"]');
+    await until(anchor, () => window.lockstep.state === 'live', null, 'room_state live');
+    if (!media) return null;
+    const status = await until(anchor,
+      () => ['connected', 'failed'].includes(window.lockstep.whip?.status) && window.lockstep.whip,
+      null, 'the WHIP stream to connect');
+    if (status.status !== 'connected') throw new Error(`WHIP publish failed: ${JSON.stringify(status.error)}`);
+    return status.location;
+  }
+
   async function shot(session, file) {
     const p = path.join(artifacts, file);
     await session.page.screenshot({ path: p, fullPage: true });
@@ -158,5 +173,5 @@ export function harness(cfg, scenario) {
     process.exit(exitCode);
   }
 
-  return { STEP_MS, artifacts, result, step, open, until, untilAsync, shot, run };
+  return { STEP_MS, artifacts, result, step, open, until, untilAsync, goLive, shot, run };
 }

@@ -25,7 +25,7 @@ import { harness, readConfig, round } from './harness.mjs';
 const cfg = await readConfig();
 const MEDIA = cfg.media !== false;
 const LAYER = cfg.layer === undefined ? 'high' : cfg.layer;
-const { STEP_MS, artifacts, result, step, open, until, untilAsync, shot, run } = harness(cfg, 'live.mjs');
+const { STEP_MS, artifacts, result, step, open, until, untilAsync, goLive, shot, run } = harness(cfg, 'live.mjs');
 
 /** Video/audio receive counters of a viewer's peer connection, summed over its
  * inbound RTP streams (a stream per SSRC the server forwarded). */
@@ -98,17 +98,8 @@ async function main() {
   result.chromium = anchor.context.browser()?.version() ?? null;
 
   await step('go_live', async () => {
-    await until(anchor, () => window.lockstep && !document.querySelector('[data-testid="go-live"]').disabled, null, 'the control channel to join');
-    await until(anchor, () => document.querySelector('[data-testid="preview"]').readyState >= 2, null, 'the camera preview');
-    await anchor.page.click('[data-testid="go-live"]');
-    await until(anchor, () => window.lockstep.state === 'live', null, 'room_state live');
-    if (MEDIA) {
-      const status = await until(anchor,
-        () => ['connected', 'failed'].includes(window.lockstep.whip.status) && window.lockstep.whip,
-        null, 'the WHIP stream to connect');
-      if (status.status !== 'connected') throw new Error(`WHIP publish failed: ${JSON.stringify(status.error)}`);
-      result.whipLocation = status.location;
-    }
+    const location = await goLive(anchor, MEDIA);
+    if (MEDIA) result.whipLocation = location;
   });
 
   const viewerSpecs = [
