@@ -65,24 +65,17 @@ pub async fn build_peer(
     media
         .register_default_codecs()
         .map_err(MediaError::engine)?;
-    media
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: PLAYOUT_DELAY_URI.to_owned(),
-            },
-            RtpCodecKind::Video,
-            Some(RTCRtpTransceiverDirection::Sendonly),
-        )
-        .map_err(MediaError::engine)?;
-    media
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: ABS_SEND_TIME_URI.to_owned(),
-            },
-            RtpCodecKind::Video,
-            Some(RTCRtpTransceiverDirection::Sendonly),
-        )
-        .map_err(MediaError::engine)?;
+    for uri in [PLAYOUT_DELAY_URI, ABS_SEND_TIME_URI] {
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverDirection::Sendonly),
+            )
+            .map_err(MediaError::engine)?;
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(MediaError::engine)?
         .with(Slot::from(14_000), crate::rtcp_tap::RtcpTap::default());

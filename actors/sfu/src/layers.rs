@@ -87,6 +87,17 @@ pub struct Feedback {
     pub loss: Option<f64>,
 }
 
+impl Feedback {
+    /// Folds in a later report of the same window: the latest REMB, the worst loss.
+    pub fn add(&mut self, later: Feedback) {
+        self.remb_bps = later.remb_bps.or(self.remb_bps);
+        self.loss = match (self.loss, later.loss) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 /// Why an estimate backed off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backoff {

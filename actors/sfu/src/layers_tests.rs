@@ -124,6 +124,27 @@ fn a_remb_near_what_is_sent_or_one_dip_changes_nothing() {
 }
 
 #[test]
+fn a_window_keeps_the_latest_remb_and_the_worst_loss() {
+    let mut fb = Feedback::default();
+    fb.add(remb(900_000));
+    fb.add(Feedback {
+        remb_bps: None,
+        loss: Some(0.2),
+    });
+    fb.add(Feedback {
+        remb_bps: Some(700_000),
+        loss: Some(0.05),
+    });
+    assert_eq!(
+        fb,
+        Feedback {
+            remb_bps: Some(700_000),
+            loss: Some(0.2)
+        }
+    );
+}
+
+#[test]
 fn reported_loss_over_ten_percent_backs_off_in_proportion() {
     let mut e = Estimator::new(2_000_000);
     let lossy = |loss| Feedback {

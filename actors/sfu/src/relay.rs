@@ -368,15 +368,12 @@ impl Handler<SubscriberKeyframe> for Relay {
 impl Handler<SubscriberFeedback> for Relay {
     type Result = ();
 
-    /// Kept for the window: the latest REMB, the worst loss.
     fn handle(&mut self, msg: SubscriberFeedback, _: &mut Context<Self>) {
         if let Some(sub) = self.subs.get_mut(&msg.id) {
-            let fb = &mut sub.feedback;
-            fb.remb_bps = msg.remb_bps.or(fb.remb_bps);
-            fb.loss = match (fb.loss, msg.loss) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            sub.feedback.add(Feedback {
+                remb_bps: msg.remb_bps,
+                loss: msg.loss,
+            });
         }
     }
 }
@@ -417,7 +414,11 @@ fn forward(
     mut want_keyframe: impl FnMut(LayerId),
 ) -> Vec<MediaId> {
     let mut failed = Vec::new();
-    let sent_at = abs_send_time_now();
+    let sent_at = if media.video {
+        abs_send_time_now()
+    } else {
+        Bytes::new()
+    };
     for (id, sub) in subs.iter_mut().filter(|(_, s)| s.ready) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             forward_one(sub, media, &sent_at, metrics, &mut want_keyframe)
