@@ -257,23 +257,21 @@ pub(crate) async fn write_loop(
     let connect_deadline = tokio::time::sleep(connect_timeout);
     tokio::pin!(connect_deadline);
     let mut connected = false;
-    loop {
+    let ended = loop {
         tokio::select! {
-            () = &mut connect_deadline, if !connected => {
-                tracing::debug!(subscriber = %id, "connection not up in time; dropping it");
-                break;
-            }
+            () = &mut connect_deadline, if !connected => break "its connection was not up in time",
             next = queue.recv() => {
-                let Some(out) = next else { break };
+                let Some(out) = next else { break "the relay dropped it" };
                 let track = if out.video { &video } else { &audio };
                 if let Some(track) = track
-                    && track.write_rtp(out.packet).await.is_err()
+                    && let Err(e) = track.write_rtp(out.packet).await
                 {
-                    break;
+                    tracing::info!(subscriber = %id, error = %e, "writing to a subscriber failed");
+                    break "a write failed";
                 }
             }
             event = events.recv() => match event {
-                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => break,
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => break "its connection failed or closed",
                 // Media flows once DTLS is up: only then does the relay start this
                 // subscriber (on a keyframe), so nothing is written into the void.
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
@@ -284,7 +282,8 @@ pub(crate) async fn write_loop(
             },
             _ = &mut requests => {}
         }
-    }
+    };
+    tracing::info!(subscriber = %id, reason = ended, "a subscriber's writer ended");
     let _ = pc.close().await;
     // Tell the relay, in case the end came from the connection side.
     relay.gone.do_send(SubscriberGone { id });
