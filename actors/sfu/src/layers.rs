@@ -183,25 +183,21 @@ impl Estimator {
         } else {
             0
         };
-        match (feedback.remb_bps, &mut self.ceiling) {
-            (Some(remb), _) if short.is_some() && self.short_windows >= 2 => {
-                let remb = remb.max(Self::FLOOR_BPS);
-                self.ceiling = Some((remb, Self::HOLD_WINDOWS));
-                self.bps = self.bps.min(remb);
-                self.quiet_windows = 0;
-                backoff = backoff.or(Some(Backoff::Remb));
+        if let Some(remb) = short.filter(|_| self.short_windows >= 2) {
+            let remb = remb.max(Self::FLOOR_BPS);
+            self.ceiling = Some((remb, Self::HOLD_WINDOWS));
+            self.bps = self.bps.min(remb);
+            self.quiet_windows = 0;
+            backoff = backoff.or(Some(Backoff::Remb));
+        } else if let Some((cap, left)) = &mut self.ceiling {
+            if let Some(remb) = feedback.remb_bps.filter(|r| *r > *cap) {
+                *cap = remb;
             }
-            (remb, Some((cap, left))) => {
-                if let Some(remb) = remb.filter(|r| *r > *cap) {
-                    *cap = remb;
-                }
-                *left = left.saturating_sub(1);
-                if *left == 0 {
-                    self.bps = self.bps.min(*cap);
-                    self.ceiling = None;
-                }
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.bps = self.bps.min(*cap);
+                self.ceiling = None;
             }
-            _ => {}
         }
         backoff
     }

@@ -370,10 +370,7 @@ impl Handler<SubscriberFeedback> for Relay {
 
     fn handle(&mut self, msg: SubscriberFeedback, _: &mut Context<Self>) {
         if let Some(sub) = self.subs.get_mut(&msg.id) {
-            sub.feedback.add(Feedback {
-                remb_bps: msg.remb_bps,
-                loss: msg.loss,
-            });
+            sub.feedback.add(msg.feedback);
         }
     }
 }

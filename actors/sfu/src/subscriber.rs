@@ -23,6 +23,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::MediaConfig;
 use crate::engine::{self, ABS_SEND_TIME_URI, PLAYOUT_DELAY_URI, PeerEvent};
+use crate::layers::Feedback;
 use crate::rtcp_tap::{asks_for_keyframe, loss_of, remb};
 use crate::{MediaError, MediaId};
 
@@ -46,8 +47,7 @@ pub(crate) struct SubscriberKeyframe {
 #[rtype(result = "()")]
 pub(crate) struct SubscriberFeedback {
     pub id: MediaId,
-    pub remb_bps: Option<u64>,
-    pub loss: Option<f64>,
+    pub feedback: Feedback,
 }
 
 /// The subscriber's writer ended: its queue closed or its connection failed
@@ -246,8 +246,9 @@ pub(crate) async fn write_loop(
                     .iter()
                     .filter_map(|p| loss_of(p.as_ref(), ssrc))
                     .reduce(f64::max);
-                if remb_bps.is_some() || loss.is_some() {
-                    reporter.do_send(SubscriberFeedback { id, remb_bps, loss });
+                let feedback = Feedback { remb_bps, loss };
+                if feedback != Feedback::default() {
+                    reporter.do_send(SubscriberFeedback { id, feedback });
                 }
             }
         }

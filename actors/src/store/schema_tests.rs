@@ -27,14 +27,7 @@ CREATE TABLE orders (
 CREATE INDEX orders_by_sale ON orders(sale_id, seq);";
 
 fn old_database() -> Connection {
-    let dir = std::env::temp_dir().join("lockstep-store-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!(
-        "old-{}-{}.db",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let conn = Connection::open(path).unwrap();
+    let conn = Connection::open(crate::store::tests::scratch_db()).unwrap();
     conn.execute_batch(SCHEMA).unwrap();
     conn.execute_batch(ROWID_ORDERS).unwrap();
     conn.execute(

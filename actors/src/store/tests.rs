@@ -6,14 +6,19 @@
 use super::*;
 use crate::inventory::model::{Order, OrderState};
 
-fn store(budget_mb: u64) -> Store {
+/// A fresh database file's path in the store tests' scratch directory.
+pub(super) fn scratch_db() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join("lockstep-store-tests");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!(
+    dir.join(format!(
         "{}-{}.db",
         std::process::id(),
         rand::random::<u64>()
-    ));
+    ))
+}
+
+fn store(budget_mb: u64) -> Store {
+    let path = scratch_db();
     let cfg = StoreConfig {
         path: path.to_string_lossy().into_owned(),
         max_size_mb: budget_mb,
@@ -143,17 +148,8 @@ async fn recovery_reloads_the_sale_and_clears_the_mark() {
 
 #[tokio::test]
 async fn a_full_job_queue_refuses_calls_instead_of_growing() {
-    let dir = std::env::temp_dir().join("lockstep-store-tests");
-    std::fs::create_dir_all(&dir).unwrap();
     let cfg = StoreConfig {
-        path: dir
-            .join(format!(
-                "{}-{}.db",
-                std::process::id(),
-                rand::random::<u64>()
-            ))
-            .to_string_lossy()
-            .into_owned(),
+        path: scratch_db().to_string_lossy().into_owned(),
         queue_depth: 2,
         ..StoreConfig::default()
     };
