@@ -30,6 +30,9 @@ mod test_hooks;
 mod ws;
 mod ws_media;
 mod ws_media_remote;
+mod ws_socket;
+mod ws_upgrade;
+mod ws_wire;
 
 pub use config::Config;
 pub use server::run;

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,13 +28,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' https: http: data:; media-src 'self' blob: mediastream:; \
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Headers on every response.
+/// Headers on every response (the WebSocket handshake's answers too, see `ws_upgrade`).
+pub const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+/// Adds [`SECURITY_HEADERS`] to every response.
 pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
+    SECURITY_HEADERS
+        .into_iter()
+        .fold(DefaultHeaders::new(), |headers, header| headers.add(header))
 }
 
 /// Refuses requests on connections over a limit, and puts a deadline on reading bodies.
@@ -43,7 +50,7 @@ pub async fn guard(
     body_timeout: Duration,
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, Error> {
     let refusal = req
-        .conn_data::<ConnSlot>()
+        .conn_data::<Arc<ConnSlot>>()
         .and_then(|slot| slot.refusal.clone());
     if let Some(message) = refusal {
         let mut response = ApiError::new(ErrorCode::TooManyConnections, message).error_response();

@@ -11,8 +11,12 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use actix::Arbiter;
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
 use actix_web::middleware::{Compress, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 
 use lockstep_actors::archive::sqlite;
 use lockstep_actors::broker::{Broker, LocalBroker};
@@ -32,7 +36,7 @@ use crate::replay_data::{ArchiveFiles, Replays};
 use crate::state::AppState;
 use crate::{
     analytics, health, http, media, merchant, middleware, openapi, pages, replay_orders, replays,
-    rooms, ws,
+    rooms, ws, ws_upgrade,
 };
 use lockstep_sfu::MediaDirectory;
 use lockstep_sfu::metrics::MediaMetrics;
@@ -140,39 +144,62 @@ pub async fn run(
     let server_cfg = config.server.clone();
     let body_timeout = Duration::from_millis(server_cfg.body_read_timeout_ms);
     let send_buffer = server_cfg.socket_send_buffer_bytes;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(server_cfg.max_body_bytes)
-                    .error_handler(http::json_error),
-            )
-            .app_data(web::PayloadConfig::default().limit(server_cfg.max_body_bytes))
-            .app_data(web::QueryConfig::default().error_handler(http::query_error))
-            .app_data(web::PathConfig::default().error_handler(http::path_error))
-            .wrap(from_fn(move |req, next| {
-                middleware::guard(req, next, body_timeout)
-            }))
-            .wrap(middleware::security_headers())
-            .configure(routes)
-            .default_service(web::to(http::not_found))
-    })
-    .on_connect(move |conn, data| {
-        let peer = tune_socket(conn, send_buffer);
-        data.insert(limits.admit(peer));
-    })
-    .workers(threads_or_cores(config.server.workers))
-    .backlog(config.server.backlog)
-    // The global limit is counted by `ConnLimits`; actix's own (per worker) must not
-    // refuse earlier.
-    .max_connections(config.server.max_connections.max(1))
-    .client_request_timeout(Duration::from_millis(config.server.request_head_timeout_ms))
-    .keep_alive(Duration::from_secs(config.server.keep_alive_secs))
-    .disable_signals()
-    .shutdown_timeout(config.server.shutdown_timeout_secs)
-    .listen(listener)?
-    .run();
+    let app_state = state.clone();
+    let upgrade_state = state.into_inner();
+    let head_timeout = Duration::from_millis(config.server.request_head_timeout_ms);
+    let keep_alive = Duration::from_secs(config.server.keep_alive_secs);
+    let server = actix_server::Server::build()
+        .workers(threads_or_cores(config.server.workers))
+        .backlog(config.server.backlog)
+        // The global limit is counted by `ConnLimits`; actix's own (per worker) must not
+        // refuse earlier.
+        .max_concurrent_connections(config.server.max_connections.max(1))
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout_secs)
+        .listen("lockstep", listener, move || {
+            let state = app_state.clone();
+            let server_cfg = server_cfg.clone();
+            let app = App::new()
+                .app_data(state)
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(server_cfg.max_body_bytes)
+                        .error_handler(http::json_error),
+                )
+                .app_data(web::PayloadConfig::default().limit(server_cfg.max_body_bytes))
+                .app_data(web::QueryConfig::default().error_handler(http::query_error))
+                .app_data(web::PathConfig::default().error_handler(http::path_error))
+                .wrap(from_fn(move |req, next| {
+                    middleware::guard(req, next, body_timeout)
+                }))
+                .wrap(middleware::security_headers())
+                .configure(routes)
+                .default_service(web::to(http::not_found))
+                .into_factory()
+                .map_err(|e| e.error_response());
+            let limits = limits.clone();
+            let upgrade_state = upgrade_state.clone();
+            HttpService::build()
+                .keep_alive(keep_alive)
+                .client_request_timeout(head_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .on_connect_ext(move |conn: &TcpStream, data| {
+                    let peer = tune_socket(conn, send_buffer);
+                    data.insert(Arc::new(limits.admit(peer)));
+                })
+                // Every WebSocket handshake takes its connection out of the HTTP layer.
+                .upgrade(fn_service(move |(req, conn)| {
+                    let state = upgrade_state.clone();
+                    async move {
+                        ws_upgrade::takeover(state, req, conn).await;
+                        Ok::<_, actix_web::Error>(())
+                    }
+                }))
+                .finish(map_config(app, |()| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     tracing::info!(%addr, "lockstep listening");
     // In a cluster a node runs no sale until it owns the sale's room; they load then.
     if !cluster_mode {
@@ -293,8 +320,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/orders/{id}/cancel",
             web::post().to(merchant::cancel_order),
         )
-        .route("/ws/rooms/{id}", web::get().to(ws::viewer))
-        .route("/ws/rooms/{id}/control", web::get().to(ws::control));
+        .route("/ws/rooms/{id}", web::get().to(ws::not_upgraded))
+        .route("/ws/rooms/{id}/control", web::get().to(ws::not_upgraded));
     #[cfg(feature = "test-hooks")]
     crate::test_hooks::routes(cfg);
 }
@@ -367,8 +394,7 @@ fn keep_recordings_bounded(media: Arc<MediaDirectory>) {
 
 /// Applies per-connection socket options to a freshly accepted connection; returns the
 /// peer's address.
-fn tune_socket(conn: &dyn std::any::Any, send_buffer: usize) -> Option<std::net::IpAddr> {
-    let stream = conn.downcast_ref::<actix_web::rt::net::TcpStream>()?;
+fn tune_socket(stream: &TcpStream, send_buffer: usize) -> Option<std::net::IpAddr> {
     let _ = stream.set_nodelay(true);
     if send_buffer > 0
         && let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(send_buffer)

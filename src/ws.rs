@@ -1,5 +1,5 @@
-//! The WebSocket shell of a session: upgrades the request, then runs two halves.
-//! The reader feeds each inbound frame to the pure [`SessionCore`] and carries out its
+//! The WebSocket shell of a session, on the socket `ws_upgrade` hands over after the
+//! handshake. It runs two halves. The reader feeds each inbound frame to the pure [`SessionCore`] and carries out its
 //! [`Action`]; the writer drains the session's [`Outbound`] queue into the socket.
 //! Every frame to the client — replies, room broadcasts, the close — goes through that
 //! one queue, so order is kept and a slow socket only ever blocks its own writer.
@@ -12,67 +12,50 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
+use actix_http::ws::ProtocolError;
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::BytesMut;
 use bytestring::ByteString;
-use futures_util::{FutureExt, StreamExt};
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
 use lockstep_actors::inventory::{Buy, BuyerRequest, SaleError};
-use lockstep_actors::outbound::{Drain, Outbound, SyncRequest};
+use lockstep_actors::outbound::{Control, Drain, Outbound, SyncRequest};
 use lockstep_actors::room::{Inbound, Join, Leave, RoomLink, SessionId};
 use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, SessionError};
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::{CloseCode, RoomId, ServerMsg};
+use tokio::net::TcpStream;
 
 use crate::auth::Claims;
-
-use crate::http::ApiError;
 use crate::state::AppState;
 use crate::ws_media::{MediaLink, Viewer};
+use crate::ws_socket::{Reader, write_close, write_frames};
+use crate::ws_wire::{Message, OpCode, OutFrame};
 
-/// `GET /ws/rooms/{id}`: a viewer's socket.
-pub async fn viewer(
-    req: HttpRequest,
-    body: web::Payload,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    upgrade(req, body, path.into_inner(), state, Endpoint::Viewer)
+/// `GET /ws/rooms/{id}` and `/ws/rooms/{id}/control` without an upgrade: a WebSocket
+/// handshake reaches `ws_upgrade` instead, so what gets here is refused with the reason
+/// the handshake fails.
+pub async fn not_upgraded(req: HttpRequest) -> HttpResponse {
+    let refusal = match actix_http::ws::verify_handshake(req.head()) {
+        Err(e) => e,
+        Ok(()) => actix_http::ws::HandshakeError::NoWebsocketUpgrade,
+    };
+    actix_http::Response::from(refusal).into()
 }
 
-/// `GET /ws/rooms/{id}/control`: the anchor's control channel.
-pub async fn control(
-    req: HttpRequest,
-    body: web::Payload,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    upgrade(req, body, path.into_inner(), state, Endpoint::Control)
-}
-
-fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    room: String,
-    state: web::Data<AppState>,
+/// Runs the session of an upgraded connection until it ends. `leftover`: the bytes read
+/// with the upgrade request.
+pub async fn serve(
+    state: std::sync::Arc<AppState>,
+    room: RoomId,
     endpoint: Endpoint,
-) -> Result<HttpResponse, actix_web::Error> {
-    let room = RoomId::parse(&room).map_err(ApiError::from)?;
-    let (response, socket, stream) = actix_ws::handle(&req, body)?;
-    let max = state.session.max_frame_bytes;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    let peer = state.counted_peer(&req);
-    let state = state.into_inner();
-    actix_web::rt::spawn(async move {
-        Session::new(state, room, endpoint, peer)
-            .run(socket, stream)
-            .await;
-    });
-    Ok(response)
+    peer: Option<IpAddr>,
+    socket: TcpStream,
+    leftover: BytesMut,
+) {
+    Session::new(state, room, endpoint, peer)
+        .run(std::sync::Arc::new(socket), leftover)
+        .await;
 }
 
 struct Session {
@@ -119,15 +102,11 @@ impl Session {
         }
     }
 
-    async fn run(
-        mut self,
-        socket: actix_ws::Session,
-        mut stream: actix_ws::AggregatedMessageStream,
-    ) {
+    async fn run(mut self, socket: std::sync::Arc<TcpStream>, leftover: BytesMut) {
         self.state.metrics.connections.inc();
         let grace = Duration::from_millis(self.state.session.close_grace_ms);
-        let mut writer =
-            actix_web::rt::spawn(write_loop(self.outbound.clone(), socket.clone(), grace));
+        let mut reader = Reader::new(socket.clone(), leftover, self.state.session.max_frame_bytes);
+        let mut writer = actix_web::rt::spawn(write_loop(self.outbound.clone(), socket, grace));
         let join_deadline =
             tokio::time::sleep(Duration::from_millis(self.state.session.join_timeout_ms));
         tokio::pin!(join_deadline);
@@ -137,6 +116,7 @@ impl Session {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut writer_done = false;
+        let mut client_done = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -151,7 +131,7 @@ impl Session {
                     }
                     // Never wait on the socket: a client too slow to take a ping is
                     // the writer's problem (it gets cut as a slow consumer).
-                    let _ = socket.clone().ping(b"").now_or_never();
+                    self.outbound.push_control(Control::Ping);
                 }
                 _ = &mut join_deadline, if !self.core.is_joined() => {
                     self.reply(ServerMsg::refusal(None, &SessionError::JoinTimeout));
@@ -162,8 +142,10 @@ impl Session {
                     writer_done = true;
                     break;
                 }
-                frame = stream.next() => {
-                    if let Flow::Stop = self.on_frame(frame, &socket).await {
+                frame = reader.next() => {
+                    let eof = frame.is_none();
+                    if let Flow::Stop = self.on_frame(frame).await {
+                        client_done = eof;
                         break;
                     }
                 }
@@ -177,15 +159,15 @@ impl Session {
             // The writer finishes the queued frames and the close frame, bounded by `grace`.
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), writer).await;
         }
+        if !client_done {
+            // Let the client read the close before the socket goes (see `Reader::drain`).
+            let _ = tokio::time::timeout(grace, reader.drain()).await;
+        }
         self.outbound.finish();
         self.state.metrics.connections.dec();
     }
 
-    async fn on_frame(
-        &mut self,
-        frame: Option<Result<AggregatedMessage, ProtocolError>>,
-        socket: &actix_ws::Session,
-    ) -> Flow {
+    async fn on_frame(&mut self, frame: Option<Result<Message, ProtocolError>>) -> Flow {
         self.heard = Instant::now();
         let action = match frame {
             None => {
@@ -201,25 +183,25 @@ impl Session {
                 self.outbound.close(CloseCode::PolicyViolation);
                 return Flow::Stop;
             }
-            Some(Ok(AggregatedMessage::Text(text))) => {
+            Some(Ok(Message::Text(text))) => {
                 self.state.metrics.frames_in.inc();
                 self.core.on_text(now_ms(), now_ms_f64(), &text)
             }
-            Some(Ok(AggregatedMessage::Binary(_))) => {
+            Some(Ok(Message::Binary(_))) => {
                 self.state.metrics.frames_in.inc();
                 self.core.on_binary()
             }
-            Some(Ok(AggregatedMessage::Ping(bytes))) => match self.core.on_ping(now_ms()) {
+            Some(Ok(Message::Ping(bytes))) => match self.core.on_ping(now_ms()) {
                 Action::Pong => {
-                    // Answered only if the socket can take it now: a client that pings
+                    // Answered through the writer, never waiting: a client that pings
                     // but never reads must not stall its own reader.
-                    let _ = socket.clone().pong(&bytes).now_or_never();
+                    self.outbound.push_control(Control::Pong(bytes.to_vec()));
                     return Flow::Continue;
                 }
                 refused => refused,
             },
-            Some(Ok(AggregatedMessage::Pong(_))) => return Flow::Continue,
-            Some(Ok(AggregatedMessage::Close(_))) => {
+            Some(Ok(Message::Pong(_))) => return Flow::Continue,
+            Some(Ok(Message::Close)) => {
                 self.outbound.close(CloseCode::Normal);
                 return Flow::Stop;
             }
@@ -396,48 +378,61 @@ impl Session {
     }
 }
 
-/// Drains the queue into the socket until the queue asks for a close or the socket dies.
-async fn write_loop(outbound: Arc<Outbound>, mut socket: actix_ws::Session, grace: Duration) {
+/// Drains the queue into the socket until the queue asks for a close or the socket dies:
+/// each wake-up's control frames, clock-sync answers and queued frames go out together.
+async fn write_loop(outbound: Arc<Outbound>, socket: std::sync::Arc<TcpStream>, grace: Duration) {
     let mut batch = Vec::new();
     let mut syncs = Vec::new();
+    let mut controls = Vec::new();
     loop {
+        outbound.take_controls(&mut controls);
         outbound.take_time_syncs(&mut syncs);
-        let answered_any = !syncs.is_empty();
-        for SyncRequest { t0, t1 } in syncs.drain(..) {
-            // Stamped as it is written: the client's offset estimate assumes the answer
-            // left when it says.
-            let answer = ServerMsg::TimeSync {
-                t0,
-                t1,
-                t2: now_ms_f64(),
-            };
-            if socket.text(answer.to_json()).await.is_err() {
-                outbound.finish();
-                return;
-            }
-        }
         let drain = outbound.drain(&mut batch);
-        let wrote_any = answered_any || !batch.is_empty();
-        for frame in batch.drain(..) {
-            tokio::select! {
-                biased;
-                sent = socket.text(frame) => if sent.is_err() {
-                    // The socket is gone: nothing more can be written.
-                    outbound.finish();
-                    return;
-                },
-                // A cut while this write waits on a full socket must not wait for the
-                // socket: drop the rest and go to the close (the next drain reports it).
-                () = cut(&outbound) => break,
-            }
+        // Stamped as they are written: the client's offset estimate assumes the answer
+        // left when it says.
+        let answers: Vec<String> = syncs
+            .drain(..)
+            .map(|SyncRequest { t0, t1 }| {
+                ServerMsg::TimeSync {
+                    t0,
+                    t1,
+                    t2: now_ms_f64(),
+                }
+                .to_json()
+            })
+            .collect();
+        let frames: Vec<OutFrame<'_>> = controls
+            .iter()
+            .map(|control| match control {
+                Control::Ping => OutFrame::new(OpCode::Ping, b""),
+                Control::Pong(payload) => OutFrame::new(OpCode::Pong, payload),
+            })
+            .chain(
+                answers
+                    .iter()
+                    .map(|a| OutFrame::new(OpCode::Text, a.as_bytes())),
+            )
+            .chain(
+                batch
+                    .iter()
+                    .map(|f| OutFrame::new(OpCode::Text, f.as_bytes())),
+            )
+            .collect();
+        let wrote_any = !frames.is_empty();
+        // A cut while this write waits on a full socket must not wait for the socket: the
+        // frame begun is finished, the rest dropped, and the next drain reports the cut.
+        let written = write_frames(&socket, &frames, cut(&outbound), grace).await;
+        drop(frames);
+        controls.clear();
+        batch.clear();
+        if written.is_err() {
+            // The socket is gone, or a cut client took nothing for `grace`.
+            outbound.finish();
+            return;
         }
         match drain {
             Drain::Close(code) => {
-                let reason = CloseReason {
-                    code: actix_ws::CloseCode::from(code.code()),
-                    description: Some(code.reason().to_owned()),
-                };
-                let _ = tokio::time::timeout(grace, socket.close(Some(reason))).await;
+                write_close(&socket, code.code(), code.reason(), grace).await;
                 outbound.finish();
                 return;
             }

@@ -11,6 +11,9 @@
 //! beside it, the writer answers them before the frames waiting, and stamps the answer's
 //! send time when it writes it — so a backlog of room frames does not make a client's
 //! clock estimate wrong (an answer stamped early and sent late reads as a skewed clock).
+//! WebSocket control frames the reader owes the client (a heartbeat ping, the pong to a
+//! client's ping) wait beside it the same way ([`Outbound::push_control`]): only the
+//! writer touches the socket, so they go through it, ahead of the room's frames.
 
 use std::collections::VecDeque;
 
@@ -53,10 +56,20 @@ pub struct SyncRequest {
     pub t1: f64,
 }
 
+/// A WebSocket control frame for the writer to send ahead of the queued frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A heartbeat ping (empty payload).
+    Ping,
+    /// The answer to a client's ping, carrying its payload.
+    Pong(Vec<u8>),
+}
+
 #[derive(Debug)]
 struct State {
     frames: VecDeque<ByteString>,
     syncs: Vec<SyncRequest>,
+    controls: Vec<Control>,
     status: Status,
 }
 
@@ -73,12 +86,18 @@ impl Outbound {
     /// client syncs with a handful of exchanges, one at a time).
     pub const MAX_WAITING_SYNCS: usize = 8;
 
+    /// At most this many control frames wait unsent; later ones are dropped (a client
+    /// that pings faster than it reads gets no more pongs, and a heartbeat ping
+    /// only matters once).
+    pub const MAX_WAITING_CONTROLS: usize = 8;
+
     /// A queue holding at most `capacity` frames (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
                 syncs: Vec::new(),
+                controls: Vec::new(),
                 status: Status::Open,
             }),
             wake: Notify::new(),
@@ -123,6 +142,26 @@ impl Outbound {
         out.append(&mut self.lock().syncs);
     }
 
+    /// Queues a control frame ahead of the frames. False (and dropped) when the queue
+    /// is not open or [`Self::MAX_WAITING_CONTROLS`] already wait.
+    pub fn push_control(&self, control: Control) -> bool {
+        let mut state = self.lock();
+        if !matches!(state.status, Status::Open)
+            || state.controls.len() >= Self::MAX_WAITING_CONTROLS
+        {
+            return false;
+        }
+        state.controls.push(control);
+        drop(state);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Moves the waiting control frames into `out` (the writer sends them first).
+    pub fn take_controls(&self, out: &mut Vec<Control>) {
+        out.append(&mut self.lock().controls);
+    }
+
     /// Asks the writer to close with `code` after the frames already queued.
     /// Has no effect if the queue is already closing or done.
     pub fn close(&self, code: CloseCode) {
@@ -140,6 +179,7 @@ impl Outbound {
         state.status = Status::Done;
         state.frames.clear();
         state.syncs.clear();
+        state.controls.clear();
     }
 
     /// Moves every queued frame into `out`; tells the writer whether to close afterwards.
@@ -247,6 +287,26 @@ mod tests {
         assert_eq!(out, vec![frame("a")]);
         q.close(CloseCode::RoomEnded);
         assert!(!q.push_time_sync(sync(1.0)));
+    }
+
+    #[test]
+    fn control_frames_wait_beside_the_frames_and_are_bounded() {
+        let q = Outbound::new(4);
+        q.push(frame("a"));
+        assert!(q.push_control(Control::Pong(b"x".to_vec())));
+        for _ in 1..Outbound::MAX_WAITING_CONTROLS {
+            assert!(q.push_control(Control::Ping));
+        }
+        assert!(!q.push_control(Control::Ping));
+        let mut controls = Vec::new();
+        q.take_controls(&mut controls);
+        assert_eq!(controls.len(), Outbound::MAX_WAITING_CONTROLS);
+        assert_eq!(controls[0], Control::Pong(b"x".to_vec()));
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out), Drain::Open);
+        assert_eq!(out, vec![frame("a")]);
+        q.close(CloseCode::RoomEnded);
+        assert!(!q.push_control(Control::Ping));
     }
 
     #[tokio::test]
