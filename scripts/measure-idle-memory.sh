@@ -2,13 +2,19 @@
 # Measures server memory per idle viewer: starts a release server, joins N idle viewers
 # with lockstep-load, and reports (RSS with viewers − RSS before) / N.
 # Usage: scripts/measure-idle-memory.sh [VIEWERS]   (default 5000)
+# LOCKSTEP=path/to/lockstep measures that server binary instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)"
 N="${1:-5000}"
 PORT="${PORT:-18181}"
-cargo build --release --locked -p lockstep -p lockstep-load >/dev/null
-LOCKSTEP_SERVER__LOG=warn ./target/release/lockstep serve --bind "127.0.0.1:$PORT" &
+if [ -n "${LOCKSTEP:-}" ]; then
+    cargo build --release --locked -p lockstep-load >/dev/null
+else
+    cargo build --release --locked -p lockstep -p lockstep-load >/dev/null
+    LOCKSTEP=./target/release/lockstep
+fi
+LOCKSTEP_SERVER__LOG=warn "$LOCKSTEP" serve --bind "127.0.0.1:$PORT" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.1; done

@@ -27,6 +27,7 @@ use lockstep_actors::store::{Storage, Store};
 use lockstep_cluster::Cluster;
 use lockstep_runtime::ArbiterPool;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{Config, threads_or_cores};
@@ -113,6 +114,7 @@ pub async fn run(
         cluster.set_directories(sales.clone(), directory.clone());
     }
     let cancel = CancellationToken::new();
+    let sessions = TaskTracker::new();
     let phase = Arc::new(Phase::default());
     let limits = ConnLimits::new(
         config.server.max_connections,
@@ -130,6 +132,7 @@ pub async fn run(
         session: Arc::new(config.session.clone()),
         metrics,
         shutdown: cancel.clone(),
+        sessions: sessions.clone(),
         phase: phase.clone(),
         limits: limits.clone(),
         max_body: config.server.max_body_bytes,
@@ -206,11 +209,15 @@ pub async fn run(
         restore_in_background(sales, phase.clone());
     }
     let handle = server.handle();
+    let shutdown_grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     actix_web::rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: closing sessions with 1001");
         phase.shutting_down();
         cancel.cancel();
+        // Sessions are not the HTTP layer's connections: wait for their closes here.
+        sessions.close();
+        let _ = actix_web::rt::time::timeout(shutdown_grace, sessions.wait()).await;
         handle.stop(true).await;
     });
     let result = server.await;

@@ -1,5 +1,6 @@
 //! What every request handler shares: the room, sale and media directories, auth,
-//! limits, metrics, the startup/shutdown phase and the shutdown signal.
+//! limits, metrics, the startup/shutdown phase, the shutdown signal and the sessions'
+//! tasks.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use lockstep_actors::room::SessionId;
 use lockstep_cluster::Cluster;
 use lockstep_sfu::MediaDirectory;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::health::Phase;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Cancelled when the server shuts down: every session closes with 1001.
     pub shutdown: CancellationToken,
+    /// Every WebSocket session's task, so shutdown can wait for their closes.
+    pub sessions: TaskTracker,
     pub phase: Arc<Phase>,
     pub limits: Arc<ConnLimits>,
     /// Largest request body (`server.max_body_bytes`).

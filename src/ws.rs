@@ -276,7 +276,9 @@ impl Session {
                 token,
                 title,
                 id,
-            } => match self.join(protocol, token, title).await {
+                // Boxed: the join's await states are large and needed once, so they are
+                // not carried in every session's future for its whole life.
+            } => match Box::pin(self.join(protocol, token, title)).await {
                 Ok(()) => {
                     self.core.joined();
                     Flow::Continue

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use actix_codec::Framed;
+use actix_codec::{Framed, FramedParts};
 use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::{ConnectionType, Request, Response, h1};
 use actix_web::ResponseError;
@@ -25,8 +25,8 @@ use crate::ws;
 
 type Connection = Framed<TcpStream, h1::Codec>;
 
-/// Answers one upgrade request on its connection and, if it is a session's, runs the
-/// session to its end.
+/// Answers one upgrade request on its connection and, if it is a session's, starts the
+/// session on it.
 pub async fn takeover(state: Arc<AppState>, req: Request, mut conn: Connection) {
     // The connection's slot under the limits is released when the session ends.
     let slot = req.conn_data::<Arc<ConnSlot>>().cloned();
@@ -46,9 +46,16 @@ pub async fn takeover(state: Arc<AppState>, req: Request, mut conn: Connection) 
     }
     let peer = state.limits.counted(req.peer_addr().map(|a| a.ip()));
     drop(req);
-    let parts = conn.into_parts();
-    ws::serve(state, room, endpoint, peer, parts.io, parts.read_buf).await;
-    drop(slot);
+    // The HTTP layer's write buffer goes now; its read buffer goes once the bytes read
+    // past the handshake (if any) are decoded.
+    let FramedParts { io, read_buf, .. } = conn.into_parts();
+    // The session is a task of its own (tracked for shutdown): this connection's HTTP
+    // task, the dispatcher around this future, ends here and frees what it held.
+    let sessions = state.sessions.clone();
+    actix_web::rt::spawn(sessions.track_future(async move {
+        ws::serve(state, room, endpoint, peer, io, read_buf).await;
+        drop(slot);
+    }));
 }
 
 /// The room, the endpoint and the `101 Switching Protocols` answer, or the refusal.
