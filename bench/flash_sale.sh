@@ -97,6 +97,8 @@ run_load() {
         log "load generator exited $rc; last lines of its log:"
         tail -n 5 "$run_dir/load.log" >&2 || true
     fi
+    # Orders refused as not open, closed or invalid are not counted as sale decisions.
+    grep -m 3 "was refused" "$run_dir/load.log" >&2 || true
     local settings
     settings=$(printf '{"buyers":%s,"orders":%s,"stock":%s,"limit":%s,"server_cpu":%s,"load_cpu":%s,"pinned":%s}' \
         "$BUYERS" "$orders" "$STOCK" "$LIMIT" "$SERVER_CPU" "$LOAD_CPU" "$PINNED")

@@ -176,6 +176,13 @@ async fn buy(
                         OrderOutcome::SoldOut => Ret::SoldOut,
                         OrderOutcome::LimitExceeded => Ret::LimitExceeded,
                         OrderOutcome::NotOpen | OrderOutcome::Closed | OrderOutcome::Invalid => {
+                            // Not a sale decision the checks count: say which, and when
+                            // against this buyer's estimate of the reveal.
+                            let early_ms = show_at_local_ms - wire::now_ns() as f64 / 1e6;
+                            eprintln!(
+                                "flash-sale: {buyer}'s order was refused {outcome:?} \
+                                 ({early_ms:.1} ms before its estimate of the reveal)"
+                            );
                             Ret::Rejected
                         }
                     };
@@ -244,17 +251,21 @@ async fn lockstep(
             let _permit = gate.acquire().await;
             let buyer = format!("buyer-{i}");
             let t = token(&secret, "viewer", &buyer, None, None);
-            let mut ws =
-                wire::join_receiver(Target::Lockstep, server, None, &room, Some(&t)).await?;
-            let offset = clock_offset(&mut ws, 3).await?;
+            let ws = wire::join_receiver(Target::Lockstep, server, None, &room, Some(&t)).await?;
             joining.inc(1);
-            anyhow::Ok((buyer, ws, offset))
+            anyhow::Ok((buyer, ws, 0.0))
         }));
     }
     for j in joins {
         buyers.push(j.await??);
     }
     joining.finish_and_clear();
+    // Each buyer learns the server's clock once everyone has joined, one buyer at a
+    // time: samples taken during the join storm carry its queueing, and an estimate a
+    // few ms early makes a buyer's first orders arrive before the sale opens.
+    for (_, ws, offset) in &mut buyers {
+        *offset = clock_offset(ws, 3).await?;
+    }
     let reveal_at = drop_link(&mut anchor, &sale, args.countdown_ms).await? as f64;
     // The reveal on this run's clock (the generator shares the server's host clock).
     let reveal_ns = (started.elapsed().as_nanos() as f64 + reveal_at * 1e6 - wire::now_ns() as f64)
