@@ -280,3 +280,47 @@ async fn http_bad_input_gets_json_errors() {
         200
     );
 }
+
+/// A WebSocket handshake the server cannot serve is answered with the coded JSON error
+/// (and the security headers) the routes give, and the server keeps serving sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_that_cannot_be_served_get_coded_errors() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let server = TestServer::start(test_config());
+    let refused = |path: &str| {
+        let url = server.ws_url(path);
+        async move {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Err(WsError::Http(response)) => response,
+                other => panic!("{url}: expected an HTTP refusal, got {other:?}"),
+            }
+        }
+    };
+    for (path, status, name) in [
+        ("/ws/rooms/bad%20room!", 400, "invalid_message"),
+        ("/ws/rooms/r1/elsewhere", 404, "not_found"),
+        ("/ws/elsewhere", 404, "not_found"),
+    ] {
+        let response = refused(path).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(body["name"], name, "{path}");
+        assert!(body["code"].is_u64() && body["message"].is_string());
+    }
+    // Without the upgrade headers, the session path says what the handshake lacks.
+    let plain = reqwest::get(server.url("/ws/rooms/r1")).await.unwrap();
+    assert_eq!(plain.status(), 400);
+    // And a well-formed handshake still opens a session.
+    let _anchor = server.open_room("r1").await;
+    let (mut viewer, _) = server.join_viewer("r1", Some("after")).await;
+    viewer.send(json!({"type":"time_sync","t0":1.0})).await;
+    viewer
+        .recv_until(|m| matches!(m, ServerMsg::TimeSync { .. }).then_some(()))
+        .await;
+}

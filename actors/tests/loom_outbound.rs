@@ -4,7 +4,7 @@
 #![cfg(lockstep_loom)]
 
 use bytestring::ByteString;
-use lockstep_actors::outbound::{Drain, Outbound, Push, SyncRequest};
+use lockstep_actors::outbound::{Control, Drain, Outbound, Push, SyncRequest};
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::CloseCode;
 use loom::thread;
@@ -165,6 +165,41 @@ fn a_time_sync_beside_frames_is_never_lost() {
         frames.join().unwrap();
         sync.join().unwrap();
         assert_eq!(syncs, vec![SyncRequest { t0: 1.0, t1: 2.0 }]);
+        assert_eq!(got, vec![ByteString::from("f")]);
+    });
+}
+
+/// A control frame (a heartbeat ping, a pong) pushed by the reader while a room pushes a
+/// frame reaches the writer, which takes controls, syncs and frames at each wake-up as
+/// `write_loop` does; neither push loses the writer's wake-up.
+#[test]
+fn a_control_frame_beside_frames_is_never_lost() {
+    loom::model(|| {
+        let q = Arc::new(Outbound::new(8));
+        let frames = {
+            let q = q.clone();
+            thread::spawn(move || {
+                assert_eq!(q.push(ByteString::from("f")), Push::Queued);
+            })
+        };
+        let reader = {
+            let q = q.clone();
+            thread::spawn(move || assert!(q.push_control(Control::Pong(vec![7]))))
+        };
+        let (mut controls, mut syncs, mut got) = (Vec::new(), Vec::new(), Vec::new());
+        while controls.is_empty() || got.is_empty() {
+            let before = (controls.len(), got.len());
+            q.take_controls(&mut controls);
+            q.take_time_syncs(&mut syncs);
+            assert_eq!(q.drain(&mut got), Drain::Open);
+            if (controls.len(), got.len()) == before {
+                q.wait_blocking();
+            }
+        }
+        frames.join().unwrap();
+        reader.join().unwrap();
+        assert_eq!(controls, vec![Control::Pong(vec![7])]);
+        assert!(syncs.is_empty());
         assert_eq!(got, vec![ByteString::from("f")]);
     });
 }
