@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_http::ws::ProtocolError;
 use actix_web::{HttpRequest, HttpResponse};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use lockstep_actors::clock::{now_ms, now_ms_f64};
 use lockstep_actors::directory::RoomOptions;
@@ -383,50 +383,39 @@ impl Session {
 /// Drains the queue into the socket until the queue asks for a close or the socket dies:
 /// each wake-up's control frames, clock-sync answers and queued frames go out together.
 async fn write_loop(outbound: Arc<Outbound>, socket: std::sync::Arc<TcpStream>, grace: Duration) {
+    // Reused from wake-up to wake-up: a batch allocates nothing once they have grown.
     let mut batch = Vec::new();
     let mut syncs = Vec::new();
     let mut controls = Vec::new();
+    let mut frames = Vec::new();
     loop {
         outbound.take_controls(&mut controls);
         outbound.take_time_syncs(&mut syncs);
         let drain = outbound.drain(&mut batch);
+        frames.extend(controls.drain(..).map(|control| match control {
+            Control::Ping => OutFrame::new(OpCode::Ping, Bytes::new()),
+            Control::Pong(payload) => OutFrame::new(OpCode::Pong, payload.into()),
+        }));
         // Stamped as they are written: the client's offset estimate assumes the answer
         // left when it says.
-        let answers: Vec<String> = syncs
-            .drain(..)
-            .map(|SyncRequest { t0, t1 }| {
-                ServerMsg::TimeSync {
-                    t0,
-                    t1,
-                    t2: now_ms_f64(),
-                }
-                .to_json()
-            })
-            .collect();
-        let frames: Vec<OutFrame<'_>> = controls
-            .iter()
-            .map(|control| match control {
-                Control::Ping => OutFrame::new(OpCode::Ping, b""),
-                Control::Pong(payload) => OutFrame::new(OpCode::Pong, payload),
-            })
-            .chain(
-                answers
-                    .iter()
-                    .map(|a| OutFrame::new(OpCode::Text, a.as_bytes())),
-            )
-            .chain(
-                batch
-                    .iter()
-                    .map(|f| OutFrame::new(OpCode::Text, f.as_bytes())),
-            )
-            .collect();
+        frames.extend(syncs.drain(..).map(|SyncRequest { t0, t1 }| {
+            let answer = ServerMsg::TimeSync {
+                t0,
+                t1,
+                t2: now_ms_f64(),
+            };
+            OutFrame::new(OpCode::Text, answer.to_json().into())
+        }));
+        frames.extend(
+            batch
+                .drain(..)
+                .map(|frame| OutFrame::new(OpCode::Text, frame.into_bytes())),
+        );
         let wrote_any = !frames.is_empty();
         // A cut while this write waits on a full socket must not wait for the socket: the
         // frame begun is finished, the rest dropped, and the next drain reports the cut.
         let written = write_frames(&socket, &frames, cut(&outbound), grace).await;
-        drop(frames);
-        controls.clear();
-        batch.clear();
+        frames.clear();
         if written.is_err() {
             // The socket is gone, or a cut client took nothing for `grace`.
             outbound.finish();

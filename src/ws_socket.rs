@@ -5,7 +5,7 @@
 //! each frame's header beside its payload, the shared payload bytes never copied.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use bytestring::ByteString;
 use tokio::net::TcpStream;
 
 use crate::ws_wire::{
-    Joiner, Message, OpCode, OutFrame, close_payload, pending_slices, stop_point,
+    Joiner, MAX_SLICES, Message, OpCode, OutFrame, close_payload, pending_slices, stop_point,
 };
 
 /// The most one read takes from the socket (a stack buffer, copied out as decoded
@@ -137,18 +137,16 @@ pub enum Written {
 /// within `grace`, else the write fails with `TimedOut`.
 pub async fn write_frames(
     socket: &TcpStream,
-    frames: &[OutFrame<'_>],
+    frames: &[OutFrame],
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<Written> {
     let mut limit: usize = frames.iter().map(OutFrame::len).sum();
     let mut done = 0;
-    let mut slices = Vec::new();
     let mut deadline = None;
     tokio::pin!(stop);
     while done < limit {
-        pending_slices(frames, done, limit, &mut slices);
-        match socket.try_write_vectored(&slices) {
+        match try_write(socket, frames, done, limit) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 done += n;
@@ -175,10 +173,24 @@ pub async fn write_frames(
     })
 }
 
+/// One vectored write of what is left of the batch (its slices on this call's stack).
+fn try_write(
+    socket: &TcpStream,
+    frames: &[OutFrame],
+    done: usize,
+    limit: usize,
+) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let count = pending_slices(frames, done, limit, &mut slices);
+    socket.try_write_vectored(&slices[..count])
+}
+
 /// Writes the close frame (within `grace`) and shuts the sending side.
 pub async fn write_close(socket: &TcpStream, code: u16, reason: &str, grace: Duration) {
-    let payload = close_payload(code, reason);
-    let close = [OutFrame::new(OpCode::Close, &payload)];
+    let close = [OutFrame::new(
+        OpCode::Close,
+        close_payload(code, reason).into(),
+    )];
     let _ = tokio::time::timeout(
         grace,
         write_frames(socket, &close, std::future::pending(), grace),

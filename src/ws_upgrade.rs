@@ -115,9 +115,10 @@ async fn respond<B: MessageBody>(
         ConnectionType::Upgrade => BodySize::None,
         _ => BodySize::Sized(body.len() as u64),
     };
-    conn.send(h1::Message::Item((head, size))).await?;
+    // Head and body go out in one write (`feed` buffers, `send` flushes).
+    conn.feed(h1::Message::Item((head, size))).await?;
     if !body.is_empty() {
-        conn.send(h1::Message::Chunk(Some(body))).await?;
+        conn.feed(h1::Message::Chunk(Some(body))).await?;
     }
     conn.send(h1::Message::Chunk(None)).await
 }
