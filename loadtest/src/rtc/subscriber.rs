@@ -220,13 +220,30 @@ impl Subscriber {
 
     /// Waits until at least `n` video packets arrived.
     pub async fn wait_video(&self, n: u64, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_packets(n, timeout, "video", |s| s.video_packets)
+            .await
+    }
+
+    /// Waits until at least `n` audio packets arrived.
+    pub async fn wait_audio(&self, n: u64, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_packets(n, timeout, "audio", |s| s.audio_packets)
+            .await
+    }
+
+    async fn wait_packets(
+        &self,
+        n: u64,
+        timeout: Duration,
+        kind: &str,
+        count: impl Fn(&SubscriberStats) -> u64,
+    ) -> anyhow::Result<()> {
         tokio::time::timeout(timeout, async {
-            while self.stats().video_packets < n {
+            while count(&self.stats()) < n {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await
-        .with_context(|| format!("fewer than {n} video packets within {timeout:?}"))
+        .with_context(|| format!("fewer than {n} {kind} packets within {timeout:?}"))
     }
 
     /// Closes the connection.
