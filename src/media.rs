@@ -190,7 +190,7 @@ pub async fn whep_subscribe(
             offer,
             Preference::Auto,
             owner,
-            state.counted_peer(&req),
+            state.counted_peer(req.peer_addr()),
         )
         .await?;
     Ok(answer(format!("/whep/{room}/{session}"), sdp))

@@ -2,11 +2,10 @@
 //! limits, metrics, the startup/shutdown phase, the shutdown signal and the sessions'
 //! tasks.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::HttpRequest;
 use lockstep_actors::config::SessionConfig;
 use lockstep_actors::directory::RoomDirectory;
 use lockstep_actors::inventory::SaleDirectory;
@@ -50,8 +49,9 @@ impl AppState {
         SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The client's address for per-address limits, `None` when it is exempt.
-    pub fn counted_peer(&self, req: &HttpRequest) -> Option<IpAddr> {
-        self.limits.counted(req.peer_addr().map(|a| a.ip()))
+    /// The client's address (`peer`, as the connection has it) for per-address limits,
+    /// `None` when it is exempt.
+    pub fn counted_peer(&self, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        self.limits.counted(peer.map(|a| a.ip()))
     }
 }

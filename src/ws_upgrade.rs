@@ -44,7 +44,7 @@ pub async fn takeover(state: Arc<AppState>, req: Request, mut conn: Connection) 
     {
         return;
     }
-    let peer = state.limits.counted(req.peer_addr().map(|a| a.ip()));
+    let peer = state.counted_peer(req.peer_addr());
     drop(req);
     // The HTTP layer's write buffer goes now; its read buffer goes once the bytes read
     // past the handshake (if any) are decoded.
