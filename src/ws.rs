@@ -1,6 +1,7 @@
 //! The WebSocket shell of a session, on the socket `ws_upgrade` hands over after the
-//! handshake. It runs two halves. The reader feeds each inbound frame to the pure [`SessionCore`] and carries out its
-//! [`Action`]; the writer drains the session's [`Outbound`] queue into the socket.
+//! handshake. It runs two halves. The reader feeds each inbound frame to the pure
+//! [`SessionCore`] and carries out its [`Action`]; the writer drains the session's
+//! [`Outbound`] queue into the socket.
 //! Every frame to the client — replies, room broadcasts, the close — goes through that
 //! one queue, so order is kept and a slow socket only ever blocks its own writer.
 //!
@@ -25,6 +26,7 @@ use lockstep_actors::session::{Action, Endpoint, JoinError, SessionCore, Session
 use lockstep_actors::sync::Arc;
 use lockstep_protocol::{CloseCode, RoomId, ServerMsg};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::auth::Claims;
 use crate::state::AppState;
@@ -54,7 +56,7 @@ pub async fn serve(
     leftover: BytesMut,
 ) {
     Session::new(state, room, endpoint, peer)
-        .run(std::sync::Arc::new(socket), leftover)
+        .run(socket, leftover)
         .await;
 }
 
@@ -102,11 +104,12 @@ impl Session {
         }
     }
 
-    async fn run(mut self, socket: std::sync::Arc<TcpStream>, leftover: BytesMut) {
+    async fn run(mut self, socket: TcpStream, leftover: BytesMut) {
         self.state.metrics.connections.inc();
         let grace = Duration::from_millis(self.state.session.close_grace_ms);
-        let mut reader = Reader::new(socket.clone(), leftover, self.state.session.max_frame_bytes);
-        let mut writer = actix_web::rt::spawn(write_loop(self.outbound.clone(), socket, grace));
+        let (read_half, write_half) = socket.into_split();
+        let mut reader = Reader::new(read_half, leftover, self.state.session.max_frame_bytes);
+        let mut writer = actix_web::rt::spawn(write_loop(self.outbound.clone(), write_half, grace));
         let join_deadline =
             tokio::time::sleep(Duration::from_millis(self.state.session.join_timeout_ms));
         tokio::pin!(join_deadline);
@@ -382,7 +385,10 @@ impl Session {
 
 /// Drains the queue into the socket until the queue asks for a close or the socket dies:
 /// each wake-up's control frames, clock-sync answers and queued frames go out together.
-async fn write_loop(outbound: Arc<Outbound>, socket: std::sync::Arc<TcpStream>, grace: Duration) {
+async fn write_loop(outbound: Arc<Outbound>, write_half: OwnedWriteHalf, grace: Duration) {
+    // When the loop ends the half is dropped, which shuts the sending side (after the
+    // close frame, or on a socket that failed anyway).
+    let socket: &TcpStream = write_half.as_ref();
     // Reused from wake-up to wake-up: a batch allocates nothing once they have grown.
     let mut batch = Vec::new();
     let mut syncs = Vec::new();
@@ -414,7 +420,7 @@ async fn write_loop(outbound: Arc<Outbound>, socket: std::sync::Arc<TcpStream>, 
         let wrote_any = !frames.is_empty();
         // A cut while this write waits on a full socket must not wait for the socket: the
         // frame begun is finished, the rest dropped, and the next drain reports the cut.
-        let written = write_frames(&socket, &frames, cut(&outbound), grace).await;
+        let written = write_frames(socket, &frames, cut(&outbound), grace).await;
         frames.clear();
         if written.is_err() {
             // The socket is gone, or a cut client took nothing for `grace`.
@@ -423,7 +429,7 @@ async fn write_loop(outbound: Arc<Outbound>, socket: std::sync::Arc<TcpStream>, 
         }
         match drain {
             Drain::Close(code) => {
-                write_close(&socket, code.code(), code.reason(), grace).await;
+                write_close(socket, code.code(), code.reason(), grace).await;
                 outbound.finish();
                 return;
             }

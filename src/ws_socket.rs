@@ -4,17 +4,20 @@
 //! viewer keeps no read buffer; the writer sends a batch of frames with vectored writes,
 //! each frame's header beside its payload, the shared payload bytes never copied.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame, ProtocolError};
 use bytes::BytesMut;
 use bytestring::ByteString;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 
 use crate::ws_wire::{
     Joiner, MAX_SLICES, Message, OpCode, OutFrame, close_payload, pending_slices, stop_point,
@@ -26,7 +29,7 @@ const READ_CHUNK: usize = 4096;
 
 /// The reading half: whole messages from the client.
 pub struct Reader {
-    socket: Arc<TcpStream>,
+    socket: OwnedReadHalf,
     buf: BytesMut,
     codec: Codec,
     joiner: Joiner,
@@ -36,7 +39,7 @@ pub struct Reader {
 impl Reader {
     /// `leftover`: bytes read with the upgrade request; frames and messages over
     /// `max_bytes` are refused with [`ProtocolError::Overflow`].
-    pub fn new(socket: Arc<TcpStream>, leftover: BytesMut, max_bytes: usize) -> Self {
+    pub fn new(socket: OwnedReadHalf, leftover: BytesMut, max_bytes: usize) -> Self {
         Self {
             socket,
             buf: leftover,
@@ -58,13 +61,9 @@ impl Reader {
             if self.eof {
                 return None;
             }
-            if let Err(e) = self.socket.readable().await {
-                return Some(Err(ProtocolError::Io(e)));
-            }
-            match self.read_some() {
+            match poll_fn(|cx| self.poll_read_some(cx)).await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Some(Err(ProtocolError::Io(e))),
             }
         }
@@ -74,23 +73,29 @@ impl Reader {
     /// socket with unread bytes resets it, which can lose the close frame just written.
     pub async fn drain(&mut self) {
         while !self.eof {
-            if self.socket.readable().await.is_err() {
-                return;
-            }
-            match self.read_some() {
+            match poll_fn(|cx| self.poll_read_some(cx)).await {
                 Ok(0) => self.eof = true,
                 Ok(_) => self.buf.clear(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }
         }
     }
 
-    fn read_some(&mut self) -> io::Result<usize> {
+    /// One read of what the socket holds into the buffer (0 at the client's EOF). The
+    /// chunk lives only for this poll, so a waiting reader holds no buffer; and tokio's
+    /// `poll_read` takes a short read to mean the socket is empty, so a frame costs one
+    /// system call, not a second one that only finds nothing more.
+    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut chunk = [0u8; READ_CHUNK];
-        let n = self.socket.try_read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        let mut read = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.socket).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => {
+                self.buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn decode(&mut self) -> Result<Option<Message>, ProtocolError> {
