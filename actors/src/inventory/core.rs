@@ -443,12 +443,12 @@ impl InventoryCore {
                 message: None,
             }
         } else {
-            let order = self.accept(now, buyer, qty, key, origin);
+            let (order_id, expires_at) = self.accept(now, buyer, qty, key, origin);
             ReserveReply {
                 outcome: OrderOutcome::Accepted,
-                order_id: Some(order.id.clone()),
+                order_id: Some(order_id),
                 remaining: self.remaining,
-                expires_at: Some(order.expires_at),
+                expires_at: Some(expires_at),
                 message: None,
             }
         };
@@ -461,7 +461,15 @@ impl InventoryCore {
         self.reply_reserve(req, reply);
     }
 
-    fn accept(&mut self, now: u64, buyer: &str, qty: u32, key: &str, origin: OrderOrigin) -> Order {
+    /// Reserves `qty` for `buyer`: the new order's id and expiry.
+    fn accept(
+        &mut self,
+        now: u64,
+        buyer: &str,
+        qty: u32,
+        key: &str,
+        origin: OrderOrigin,
+    ) -> (String, u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let order = Order {
@@ -481,14 +489,15 @@ impl InventoryCore {
         };
         self.remaining -= qty;
         self.reserved += qty;
-        *self.active.entry(buyer.to_owned()).or_default() += qty;
-        *self.created.entry(buyer.to_owned()).or_default() += 1;
-        self.expiry.insert((order.expires_at, order.id.clone()));
-        self.orders.insert(order.id.clone(), order.clone());
+        add_for(&mut self.active, buyer, qty);
+        add_for(&mut self.created, buyer, 1);
+        let (id, expires_at) = (order.id.clone(), order.expires_at);
+        self.expiry.insert((expires_at, id.clone()));
         self.effects
             .push(Effect::Persist(Write::Order(order.clone())));
+        self.orders.insert(id.clone(), order);
         self.note_stock();
-        order
+        (id, expires_at)
     }
 
     fn reply_reserve(&mut self, req: u64, reply: ReserveReply) {
@@ -654,5 +663,15 @@ impl InventoryCore {
             remaining: self.remaining,
             state: self.state(),
         });
+    }
+}
+
+/// Adds `n` to `buyer`'s count, copying the buyer's name only for a buyer new to `counts`.
+fn add_for(counts: &mut HashMap<String, u32>, buyer: &str, n: u32) {
+    match counts.get_mut(buyer) {
+        Some(count) => *count += n,
+        None => {
+            counts.insert(buyer.to_owned(), n);
+        }
     }
 }
