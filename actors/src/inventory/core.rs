@@ -20,6 +20,9 @@
 //! forgotten first: a forgotten key is decided again, as after a restart).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{Hash, Hasher, RandomState};
+
+use hashbrown::Equivalent;
 
 use lockstep_protocol::{OrderOutcome, SaleState};
 use rand::seq::SliceRandom;
@@ -107,18 +110,39 @@ impl Default for CoreLimits {
 
 type KeyId = (String, String);
 
+/// A `(buyer, key)` looked up without copying either: it hashes as the [`KeyId`] tuple
+/// does, field after field.
+struct KeyRef<'a>(&'a str, &'a str);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl Equivalent<KeyId> for KeyRef<'_> {
+    fn equivalent(&self, id: &KeyId) -> bool {
+        self.0 == id.0 && self.1 == id.1
+    }
+}
+
+/// Keys come from clients, so their maps keep std's randomly keyed SipHash.
+type KeyMap = hashbrown::HashMap<KeyId, (u32, ReserveReply), RandomState>;
+
 /// First answers per `(buyer, key)`: accepted ones for as long as their orders exist,
 /// refused ones in a bounded FIFO.
 #[derive(Debug, Default)]
 struct Keys {
-    accepted: HashMap<KeyId, (u32, ReserveReply)>,
-    refused: HashMap<KeyId, (u32, ReserveReply)>,
+    accepted: KeyMap,
+    refused: KeyMap,
     refused_order: VecDeque<KeyId>,
 }
 
 impl Keys {
-    fn get(&self, id: &KeyId) -> Option<&(u32, ReserveReply)> {
-        self.accepted.get(id).or_else(|| self.refused.get(id))
+    fn get(&self, buyer: &str, key: &str) -> Option<&(u32, ReserveReply)> {
+        let id = KeyRef(buyer, key);
+        self.accepted.get(&id).or_else(|| self.refused.get(&id))
     }
 
     fn remember(&mut self, id: KeyId, qty: u32, reply: ReserveReply, max_refused: usize) {
@@ -383,7 +407,7 @@ impl InventoryCore {
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return refuse(OrderOutcome::Invalid, "key must be 1-128 bytes");
         }
-        if let Some((first_qty, first)) = self.keys.get(&(buyer.to_owned(), key.to_owned())) {
+        if let Some((first_qty, first)) = self.keys.get(buyer, key) {
             if *first_qty != qty {
                 return refuse(
                     OrderOutcome::Invalid,
