@@ -142,6 +142,76 @@ async fn retries_are_idempotent_and_limits_hold_across_orders() {
     assert_eq!(view["summary"]["buyers"], 1);
 }
 
+/// Requests a session sends together reach the sale in the order sent, orders and
+/// cancels alike (they travel batched with other sessions' requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyers_pipelined_requests_are_decided_in_the_order_sent() {
+    let server = TestServer::start(test_config());
+    let sale = server
+        .create_sale("m1", "r1", 10, 10, json!({"per_buyer_limit": 2}))
+        .await;
+    let mut anchor = server.open_room("r1").await;
+    let (mut v, _) = server.join_viewer("r1", Some("alice")).await;
+    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
+    wait_until(reveal_at).await;
+    let order =
+        |key: &str, id: u64| json!({"type":"order","sale_id":sale,"qty":1,"key":key,"id":id});
+    v.send_together(
+        &(1..=5)
+            .map(|i| order(&format!("p{i}"), i))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut decided = std::collections::BTreeMap::new();
+    while decided.len() < 5 {
+        let (key, outcome, order_id) = v
+            .recv_until(|m| match m {
+                ServerMsg::OrderResult {
+                    key,
+                    outcome,
+                    order_id,
+                    ..
+                } => Some((key.clone(), *outcome, order_id.clone())),
+                _ => None,
+            })
+            .await;
+        decided.insert(key, (outcome, order_id));
+    }
+    let outcomes: Vec<_> = decided.values().map(|(outcome, _)| *outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            OrderOutcome::Accepted,
+            OrderOutcome::Accepted,
+            OrderOutcome::LimitExceeded,
+            OrderOutcome::LimitExceeded,
+            OrderOutcome::LimitExceeded
+        ],
+        "the first two orders sent take the limit: {decided:?}"
+    );
+    // A cancel sent before an order frees the unit that order needs.
+    let first = decided["p1"]
+        .1
+        .clone()
+        .expect("an accepted order has an id");
+    v.send_together(&[
+        json!({"type":"cancel_order","order_id":first,"id":6}),
+        order("p6", 7),
+    ])
+    .await;
+    let outcome = v
+        .recv_until(|m| match m {
+            ServerMsg::OrderResult { key, outcome, .. } if key == "p6" => Some(*outcome),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        outcome,
+        OrderOutcome::Accepted,
+        "the cancel was decided first"
+    );
+}
+
 /// After a sell-out, refusals and repeats of a decided key are answered without a
 /// store commit: they write nothing and wait for nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

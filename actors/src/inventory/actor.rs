@@ -500,6 +500,19 @@ impl Handler<Confirm> for Inventory {
     }
 }
 
+impl Handler<super::batch::BuyerCalls> for Inventory {
+    type Result = ();
+
+    fn handle(&mut self, msg: super::batch::BuyerCalls, ctx: &mut Context<Self>) {
+        for call in msg.0 {
+            match call {
+                super::batch::BuyerCall::Reserve(m) => Handler::<Reserve>::handle(self, m, ctx),
+                super::batch::BuyerCall::Cancel(m) => Handler::<Cancel>::handle(self, m, ctx),
+            }
+        }
+    }
+}
+
 impl Handler<Cancel> for Inventory {
     type Result = ();
 

@@ -2,6 +2,7 @@
 //! its answers go through, and the directory that finds (or loads) a sale's actor.
 
 mod actor;
+mod batch;
 mod core;
 mod directory;
 mod error;
@@ -10,6 +11,7 @@ mod requests;
 mod sink;
 
 pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Retire, Reveal, Summary};
+pub use batch::{BuyerCall, BuyerCalls};
 pub use core::{
     CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Revealed, Write,
 };

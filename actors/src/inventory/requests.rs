@@ -7,6 +7,7 @@ use bytestring::ByteString;
 use lockstep_protocol::ServerMsg;
 use serde::{Deserialize, Serialize};
 
+use super::batch::{self, BuyerCall};
 use super::model::{Order, OrderOrigin, sale_of_order};
 use super::{
     Answer, Cancel, ReplySink, Reserve, ReserveReply, SaleDirectory, SaleError, SaleHandle,
@@ -86,13 +87,14 @@ impl SaleDirectory {
                     answer(ByteString::from(msg.to_json()));
                 });
                 self.with_sale(room, sale_id, reply, move |sale, reply| {
-                    sale.addr.do_send(Reserve {
+                    let reserve = Reserve {
                         buyer,
                         qty,
                         key,
                         origin: Default::default(),
                         reply,
-                    });
+                    };
+                    batch::send(&sale.addr, BuyerCall::Reserve(reserve));
                 });
             }
             BuyerRequest::Cancel { order_id, id } => {
@@ -111,11 +113,12 @@ impl SaleDirectory {
                     answer(ByteString::from(msg.to_json()));
                 });
                 self.with_sale(room, sale_id, reply, move |sale, reply| {
-                    sale.addr.do_send(Cancel {
+                    let cancel = Cancel {
                         order_id,
                         buyer: Some(buyer),
                         reply,
-                    });
+                    };
+                    batch::send(&sale.addr, BuyerCall::Cancel(cancel));
                 });
             }
         }
