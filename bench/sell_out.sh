@@ -43,6 +43,8 @@ for run in $(seq "$RUNS"); do
             --server "127.0.0.1:$BENCH_LOCKSTEP_PORT" --room "sell-out-$run" \
             --buyers "$BUYERS" --stock "$STOCK" --limit 1 --countdown-ms "$COUNTDOWN_MS" \
             >"$dir/load.log" 2>&1 || { tail -5 "$dir/load.log" >&2; die "flash-sale failed"; }
+        # Orders refused as not open, closed or invalid are neither sold nor sold out.
+        grep -m 3 "was refused" "$dir/load.log" >&2 || true
         stop_pid "$SERVER_PID"
         python3 - "$dir/report.json" "$run" "$binary" >>"$RESULTS" <<'PY'
 import json, sys
@@ -54,11 +56,12 @@ done
 log "results: $RESULTS"
 python3 - "$RESULTS" <<'PY'
 import json, sys
-print(f"{'run':>3} {'binary':<28} {'accepted':>8} {'sold out':>8} {'timeouts':>8} "
+print(f"{'run':>3} {'binary':<28} {'accepted':>8} {'sold out':>8} {'timeouts':>8} {'other':>6} "
       f"{'order p50/p99/max ms':>22} {'answered after reveal p50/p99/max ms':>38}")
 for line in open(sys.argv[1]):
     r = json.loads(line)
     o, a = r["order_ms"], r["buyer_answered_after_reveal_ms"]
-    print(f"{r['run']:>3} {r['binary'][-28:]:<28} {r['accepted']:>8} {r['sold_out']:>8} {r['timed_out']:>8} "
+    other = r["operations"] - r["accepted"] - r["sold_out"] - r["timed_out"] - r["limit_exceeded"]
+    print(f"{r['run']:>3} {r['binary'][-28:]:<28} {r['accepted']:>8} {r['sold_out']:>8} {r['timed_out']:>8} {other:>6} "
           f"{o['p50']:>7.1f}/{o['p99']:.1f}/{o['max']:.1f} {a['p50']:>15.1f}/{a['p99']:.1f}/{a['max']:.1f}")
 PY
