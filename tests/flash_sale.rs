@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, error_code, test_config};
+use common::{Client, TestServer, error_code, test_config};
 use lockstep_protocol::{OrderOutcome, SaleState, ServerMsg};
 use serde_json::json;
 
@@ -24,6 +24,19 @@ async fn wait_until(at_ms: u64) {
     if at_ms > now {
         tokio::time::sleep(std::time::Duration::from_millis(at_ms - now)).await;
     }
+}
+
+/// Room r1 with a sale of 10 units at most 2 per buyer, the link dropped and the sale
+/// open: the sale id, the anchor and buyer alice (joined before the drop).
+async fn open_sale_to_alice(server: &TestServer) -> (String, Client, Client) {
+    let sale = server
+        .create_sale("m1", "r1", 10, 10, json!({"per_buyer_limit": 2}))
+        .await;
+    let mut anchor = server.open_room("r1").await;
+    let (alice, _) = server.join_viewer("r1", Some("alice")).await;
+    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
+    wait_until(reveal_at).await;
+    (sale, anchor, alice)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,13 +110,7 @@ async fn link_reaches_every_viewer_with_one_reveal_time_and_orders_wait_for_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_idempotent_and_limits_hold_across_orders() {
     let server = TestServer::start(test_config());
-    let sale = server
-        .create_sale("m1", "r1", 10, 10, json!({"per_buyer_limit": 2}))
-        .await;
-    let mut anchor = server.open_room("r1").await;
-    let (mut v, _) = server.join_viewer("r1", Some("alice")).await;
-    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
-    wait_until(reveal_at).await;
+    let (sale, _anchor, mut v) = open_sale_to_alice(&server).await;
     let mut order = async |key: &str, qty: u32| {
         v.send(json!({"type":"order","sale_id":sale,"qty":qty,"key":key}))
             .await;
@@ -147,13 +154,7 @@ async fn retries_are_idempotent_and_limits_hold_across_orders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyers_pipelined_requests_are_decided_in_the_order_sent() {
     let server = TestServer::start(test_config());
-    let sale = server
-        .create_sale("m1", "r1", 10, 10, json!({"per_buyer_limit": 2}))
-        .await;
-    let mut anchor = server.open_room("r1").await;
-    let (mut v, _) = server.join_viewer("r1", Some("alice")).await;
-    let reveal_at = TestServer::drop_link(&mut anchor, &sale, 0).await;
-    wait_until(reveal_at).await;
+    let (sale, _anchor, mut v) = open_sale_to_alice(&server).await;
     let order =
         |key: &str, id: u64| json!({"type":"order","sale_id":sale,"qty":1,"key":key,"id":id});
     v.send_together(
