@@ -29,7 +29,8 @@ const TICKS_PER_MS: u64 = 90;
 /// the latest frame to arrive stands for it. Viewers display a frame `playout_delay`
 /// after it arrives, so the frame captured `countdown` later — when the anchor says
 /// "link!" — is on every viewer's screen at `arrived + countdown + playout_delay`.
-/// Without video (or with a stale frame) the link shows at `now + countdown`.
+/// Without video (or with a stale frame) the link shows at `now + countdown` (at least
+/// 1 ms after `now`).
 pub fn reveal_time(
     now: u64,
     countdown: u64,
@@ -43,7 +44,8 @@ pub fn reveal_time(
             let ticks = captured_after.wrapping_mul(TICKS_PER_MS) as u32;
             (reveal_at, Some(ts.wrapping_add(ticks)))
         }
-        _ => (now + countdown, None),
+        // Never `now` itself, even with no countdown: as with video, the reveal is ahead.
+        _ => ((now + countdown).max(now + 1), None),
     }
 }
 
