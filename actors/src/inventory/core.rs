@@ -19,7 +19,7 @@
 //! live as long as their orders; refused keys are bounded (`max_refused_keys`, oldest
 //! forgotten first: a forgotten key is decided again, as after a restart).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher, RandomState};
 
 use hashbrown::Equivalent;
@@ -28,6 +28,7 @@ use lockstep_protocol::{OrderOutcome, SaleState};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::SmallRng};
 
+use super::client_keyed::ClientKeyed;
 use super::error::SaleError;
 use super::model::{Order, OrderOrigin, OrderState, Phase, SaleRules, SaleSummary, order_id};
 
@@ -127,45 +128,78 @@ impl Equivalent<KeyId> for KeyRef<'_> {
     }
 }
 
-/// Keys come from clients, so their maps keep std's randomly keyed SipHash.
-type KeyMap = hashbrown::HashMap<KeyId, (u32, ReserveReply), RandomState>;
+type KeyMap = ClientKeyed<KeyId, (u32, ReserveReply)>;
 
 /// First answers per `(buyer, key)`: accepted ones for as long as their orders exist,
-/// refused ones in a bounded FIFO.
-#[derive(Debug, Default)]
+/// refused ones in a bounded FIFO. Both maps hash alike, so a request's key is hashed
+/// once ([`Keys::hash`]) for every lookup and insert it needs.
+#[derive(Debug)]
 struct Keys {
     accepted: KeyMap,
     refused: KeyMap,
-    refused_order: VecDeque<KeyId>,
+    refused_order: VecDeque<(u64, KeyId)>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        let hasher = RandomState::new();
+        Self {
+            accepted: KeyMap::with_hasher(hasher.clone()),
+            refused: KeyMap::with_hasher(hasher),
+            refused_order: VecDeque::new(),
+        }
+    }
 }
 
 impl Keys {
-    fn get(&self, buyer: &str, key: &str) -> Option<&(u32, ReserveReply)> {
-        let id = KeyRef(buyer, key);
-        self.accepted.get(&id).or_else(|| self.refused.get(&id))
+    fn hash(&self, buyer: &str, key: &str) -> u64 {
+        self.accepted.hash(&KeyRef(buyer, key))
     }
 
-    fn remember(&mut self, id: KeyId, qty: u32, reply: ReserveReply, max_refused: usize) {
+    fn get(&self, hash: u64, buyer: &str, key: &str) -> Option<&(u32, ReserveReply)> {
+        let id = KeyRef(buyer, key);
+        self.accepted
+            .get(hash, &id)
+            .or_else(|| self.refused.get(hash, &id))
+    }
+
+    fn remember(
+        &mut self,
+        hash: u64,
+        id: KeyId,
+        qty: u32,
+        reply: ReserveReply,
+        max_refused: usize,
+    ) {
         if reply.outcome == OrderOutcome::Accepted {
-            self.accepted.insert(id, (qty, reply));
+            self.accepted.insert(hash, id, (qty, reply));
             return;
         }
         if max_refused == 0 {
             return;
         }
         while self.refused.len() >= max_refused {
-            let Some(oldest) = self.refused_order.pop_front() else {
+            let Some((oldest_hash, oldest)) = self.refused_order.pop_front() else {
                 break;
             };
-            self.refused.remove(&oldest);
+            self.refused.remove(oldest_hash, &oldest);
         }
-        self.refused_order.push_back(id.clone());
-        self.refused.insert(id, (qty, reply));
+        self.refused_order.push_back((hash, id.clone()));
+        self.refused.insert(hash, id, (qty, reply));
     }
 
     fn refused_len(&self) -> usize {
         self.refused.len()
     }
+}
+
+/// What the sale counts per buyer.
+#[derive(Debug, Default, Clone, Copy)]
+struct BuyerCounts {
+    /// Units reserved or confirmed.
+    active: u32,
+    /// Orders created in this sale, whatever became of them.
+    created: u32,
 }
 
 #[derive(Debug)]
@@ -187,13 +221,13 @@ pub struct InventoryCore {
     sold: u32,
     released: u32,
     next_seq: u64,
-    orders: HashMap<String, Order>,
-    active: HashMap<String, u32>,
-    /// Orders each buyer created in this sale, whatever became of them.
-    created: HashMap<String, u32>,
+    /// Every order, by its number in the sale.
+    orders: BTreeMap<u64, Order>,
+    buyers: ClientKeyed<String, BuyerCounts>,
     keys: Keys,
     limits: CoreLimits,
-    expiry: BTreeSet<(u64, String)>,
+    /// Reservations by expiry time and order number.
+    expiry: BTreeSet<(u64, u64)>,
     pool: Vec<Pooled>,
     effects: Vec<Effect>,
 }
@@ -212,9 +246,8 @@ impl InventoryCore {
             sold: 0,
             released,
             next_seq: 1,
-            orders: HashMap::new(),
-            active: HashMap::new(),
-            created: HashMap::new(),
+            orders: BTreeMap::new(),
+            buyers: ClientKeyed::default(),
             keys: Keys::default(),
             limits: CoreLimits::default(),
             expiry: BTreeSet::new(),
@@ -225,14 +258,21 @@ impl InventoryCore {
         };
         for order in orders {
             core.next_seq = core.next_seq.max(order.seq + 1);
-            *core.created.entry(order.buyer.clone()).or_default() += 1;
+            let buyer_hash = core.buyers.hash(order.buyer.as_str());
+            let counts = core.buyers.get_or_insert_with(
+                buyer_hash,
+                order.buyer.as_str(),
+                str::to_owned,
+                BuyerCounts::default,
+            );
+            counts.created += 1;
             if order.state.is_active() {
-                *core.active.entry(order.buyer.clone()).or_default() += order.qty;
+                counts.active += order.qty;
             }
             match order.state {
                 OrderState::Reserved => {
                     core.reserved += order.qty;
-                    core.expiry.insert((order.expires_at, order.id.clone()));
+                    core.expiry.insert((order.expires_at, order.seq));
                 }
                 OrderState::Confirmed => core.sold += order.qty,
                 OrderState::Cancelled | OrderState::Expired => {}
@@ -244,10 +284,13 @@ impl InventoryCore {
                 expires_at: Some(order.expires_at),
                 message: None,
             };
-            core.keys
-                .accepted
-                .insert((order.buyer.clone(), order.key.clone()), (order.qty, reply));
-            core.orders.insert(order.id.clone(), order);
+            let key_hash = core.keys.hash(&order.buyer, &order.key);
+            core.keys.accepted.insert(
+                key_hash,
+                (order.buyer.clone(), order.key.clone()),
+                (order.qty, reply),
+            );
+            core.orders.insert(order.seq, order);
         }
         let held = core.reserved + core.sold + core.released;
         core.remaining = match core.phase {
@@ -370,7 +413,8 @@ impl InventoryCore {
         key: &str,
         origin: OrderOrigin,
     ) {
-        if let Some(reply) = self.precheck(now, buyer, qty, key) {
+        let key_hash = self.keys.hash(buyer, key);
+        if let Some(reply) = self.precheck(now, key_hash, buyer, qty, key) {
             return self.reply_reserve(req, reply);
         }
         if let Phase::Open { reveal_at, .. } = self.phase
@@ -385,13 +429,25 @@ impl InventoryCore {
             });
             return;
         }
-        // Pooled requests arrived first: they are decided before this one.
-        self.close_window(now);
-        self.decide(now, req, buyer, qty, key, origin);
+        // Pooled requests arrived first: they are decided before this one, and one of
+        // them may have had the same key.
+        if self.decide_pool(now)
+            && let Some(reply) = self.precheck(now, key_hash, buyer, qty, key)
+        {
+            return self.reply_reserve(req, reply);
+        }
+        self.decide(now, req, key_hash, buyer, qty, key, origin);
     }
 
     /// Checks everything that does not depend on the stock; `Some` is the answer.
-    fn precheck(&self, now: u64, buyer: &str, qty: u32, key: &str) -> Option<ReserveReply> {
+    fn precheck(
+        &self,
+        now: u64,
+        key_hash: u64,
+        buyer: &str,
+        qty: u32,
+        key: &str,
+    ) -> Option<ReserveReply> {
         let refuse = |outcome, message: &str| {
             Some(ReserveReply {
                 outcome,
@@ -407,7 +463,7 @@ impl InventoryCore {
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return refuse(OrderOutcome::Invalid, "key must be 1-128 bytes");
         }
-        if let Some((first_qty, first)) = self.keys.get(buyer, key) {
+        if let Some((first_qty, first)) = self.keys.get(key_hash, buyer, key) {
             if *first_qty != qty {
                 return refuse(
                     OrderOutcome::Invalid,
@@ -426,21 +482,24 @@ impl InventoryCore {
         }
     }
 
+    /// Decides a request that passed [`Self::precheck`] with everything decided so far.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         now: u64,
         req: u64,
+        key_hash: u64,
         buyer: &str,
         qty: u32,
         key: &str,
         origin: OrderOrigin,
     ) {
-        // A pooled duplicate of a key decided earlier in the same window.
-        if let Some(reply) = self.precheck(now, buyer, qty, key) {
-            return self.reply_reserve(req, reply);
-        }
-        let active = self.active.get(buyer).copied().unwrap_or(0);
-        let created = self.created.get(buyer).copied().unwrap_or(0);
+        let buyer_hash = self.buyers.hash(buyer);
+        let BuyerCounts { active, created } = self
+            .buyers
+            .get(buyer_hash, buyer)
+            .copied()
+            .unwrap_or_default();
         let limit_exceeded = |message: String| ReserveReply {
             outcome: OrderOutcome::LimitExceeded,
             order_id: None,
@@ -467,7 +526,7 @@ impl InventoryCore {
                 message: None,
             }
         } else {
-            let (order_id, expires_at) = self.accept(now, buyer, qty, key, origin);
+            let (order_id, expires_at) = self.accept(now, buyer_hash, buyer, qty, key, origin);
             ReserveReply {
                 outcome: OrderOutcome::Accepted,
                 order_id: Some(order_id),
@@ -477,6 +536,7 @@ impl InventoryCore {
             }
         };
         self.keys.remember(
+            key_hash,
             (buyer.to_owned(), key.to_owned()),
             qty,
             reply.clone(),
@@ -489,6 +549,7 @@ impl InventoryCore {
     fn accept(
         &mut self,
         now: u64,
+        buyer_hash: u64,
         buyer: &str,
         qty: u32,
         key: &str,
@@ -513,13 +574,16 @@ impl InventoryCore {
         };
         self.remaining -= qty;
         self.reserved += qty;
-        add_for(&mut self.active, buyer, qty);
-        add_for(&mut self.created, buyer, 1);
+        let counts =
+            self.buyers
+                .get_or_insert_with(buyer_hash, buyer, str::to_owned, BuyerCounts::default);
+        counts.active += qty;
+        counts.created += 1;
         let (id, expires_at) = (order.id.clone(), order.expires_at);
-        self.expiry.insert((expires_at, id.clone()));
+        self.expiry.insert((expires_at, seq));
         self.effects
             .push(Effect::Persist(Write::Order(order.clone())));
-        self.orders.insert(id.clone(), order);
+        self.orders.insert(seq, order);
         self.note_stock();
         (id, expires_at)
     }
@@ -530,23 +594,45 @@ impl InventoryCore {
 
     /// Decides every pooled request in seeded random order once the window has closed.
     pub fn close_window(&mut self, now: u64) {
+        self.decide_pool(now);
+    }
+
+    /// [`Self::close_window`]; whether it decided anything.
+    fn decide_pool(&mut self, now: u64) -> bool {
         let Phase::Open { reveal_at, seed } = self.phase else {
-            return;
+            return false;
         };
         if self.pool.is_empty() || now < reveal_at + self.rules.fair_window_ms {
-            return;
+            return false;
         }
         let mut pool = std::mem::take(&mut self.pool);
         pool.shuffle(&mut SmallRng::seed_from_u64(seed));
         for p in pool {
-            self.decide(now, p.req, &p.buyer, p.qty, &p.key, p.origin);
+            let key_hash = self.keys.hash(&p.buyer, &p.key);
+            // A pooled duplicate of a key decided earlier in the same window.
+            match self.precheck(now, key_hash, &p.buyer, p.qty, &p.key) {
+                Some(reply) => self.reply_reserve(p.req, reply),
+                None => self.decide(now, p.req, key_hash, &p.buyer, p.qty, &p.key, p.origin),
+            }
         }
+        true
+    }
+
+    /// The number of the order with id `order_id` in this sale, if there is one.
+    fn seq_of(&self, order_id: &str) -> Option<u64> {
+        let (sale, seq) = order_id.rsplit_once('-')?;
+        let seq = seq.parse().ok().filter(|_| sale == self.rules.sale_id)?;
+        // "s-007" parses as 7 but is not the id of order 7 ("s-7").
+        (self.orders.get(&seq)?.id == order_id).then_some(seq)
     }
 
     /// Marks a reservation paid.
     pub fn confirm(&mut self, now: u64, req: u64, order_id: &str) {
         self.expire_due(now);
-        let result = match self.orders.get_mut(order_id) {
+        let found = self
+            .seq_of(order_id)
+            .and_then(|seq| self.orders.get_mut(&seq));
+        let result = match found {
             None => Err(SaleError::OrderNotFound(order_id.to_owned())),
             Some(order) if order.state == OrderState::Reserved => {
                 order.state = OrderState::Confirmed;
@@ -554,7 +640,7 @@ impl InventoryCore {
                 let order = order.clone();
                 self.reserved -= order.qty;
                 self.sold += order.qty;
-                self.expiry.remove(&(order.expires_at, order.id.clone()));
+                self.expiry.remove(&(order.expires_at, order.seq));
                 self.effects
                     .push(Effect::Persist(Write::Order(order.clone())));
                 Ok(order)
@@ -569,27 +655,30 @@ impl InventoryCore {
     /// (`None`) may also cancel a confirmed order (a refund).
     pub fn cancel(&mut self, now: u64, req: u64, order_id: &str, buyer: Option<&str>) {
         self.expire_due(now);
-        let result = match self.orders.get(order_id) {
-            Some(order) if buyer.is_some_and(|b| b != order.buyer) => None,
+        let found = self
+            .seq_of(order_id)
+            .and_then(|seq| Some((seq, self.orders.get(&seq)?)));
+        let result = match found {
+            Some((_, order)) if buyer.is_some_and(|b| b != order.buyer) => None,
             None => None,
-            Some(order) => Some(order.state),
+            Some((seq, order)) => Some((seq, order.state)),
         };
         let result = match result {
             None => Err(SaleError::OrderNotFound(order_id.to_owned())),
-            Some(OrderState::Reserved) => Ok(self.finish(now, order_id, OrderState::Cancelled)),
-            Some(OrderState::Confirmed) if buyer.is_none() => {
-                Ok(self.finish(now, order_id, OrderState::Cancelled))
+            Some((seq, OrderState::Reserved)) => Ok(self.finish(now, seq, OrderState::Cancelled)),
+            Some((seq, OrderState::Confirmed)) if buyer.is_none() => {
+                Ok(self.finish(now, seq, OrderState::Cancelled))
             }
-            Some(state) => Err(SaleError::OrderState(state)),
+            Some((_, state)) => Err(SaleError::OrderState(state)),
         };
         self.effects.push(Effect::Reply(req, Reply::Order(result)));
     }
 
     /// Ends an active order (cancel or expiry) and releases its units.
-    fn finish(&mut self, now: u64, order_id: &str, to: OrderState) -> Order {
+    fn finish(&mut self, now: u64, seq: u64, to: OrderState) -> Order {
         let order = self
             .orders
-            .get_mut(order_id)
+            .get_mut(&seq)
             .expect("caller checked the order exists");
         let was = order.state;
         order.state = to;
@@ -598,15 +687,16 @@ impl InventoryCore {
         match was {
             OrderState::Reserved => {
                 self.reserved -= order.qty;
-                self.expiry.remove(&(order.expires_at, order.id.clone()));
+                self.expiry.remove(&(order.expires_at, seq));
             }
             OrderState::Confirmed => self.sold -= order.qty,
             OrderState::Cancelled | OrderState::Expired => {
                 unreachable!("only active orders finish")
             }
         }
-        if let Some(active) = self.active.get_mut(&order.buyer) {
-            *active -= order.qty;
+        let buyer_hash = self.buyers.hash(order.buyer.as_str());
+        if let Some(counts) = self.buyers.get_mut(buyer_hash, order.buyer.as_str()) {
+            counts.active -= order.qty;
         }
         self.effects
             .push(Effect::Persist(Write::Order(order.clone())));
@@ -633,11 +723,11 @@ impl InventoryCore {
     }
 
     fn expire_due(&mut self, now: u64) {
-        while let Some((at, id)) = self.expiry.first().cloned() {
+        while let Some(&(at, seq)) = self.expiry.first() {
             if at > now {
                 break;
             }
-            self.finish(now, &id, OrderState::Expired);
+            self.finish(now, seq, OrderState::Expired);
         }
     }
 
@@ -687,15 +777,5 @@ impl InventoryCore {
             remaining: self.remaining,
             state: self.state(),
         });
-    }
-}
-
-/// Adds `n` to `buyer`'s count, copying the buyer's name only for a buyer new to `counts`.
-fn add_for(counts: &mut HashMap<String, u32>, buyer: &str, n: u32) {
-    match counts.get_mut(buyer) {
-        Some(count) => *count += n,
-        None => {
-            counts.insert(buyer.to_owned(), n);
-        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod actor;
 mod batch;
+mod client_keyed;
 mod core;
 mod directory;
 mod error;
