@@ -45,6 +45,7 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
         ..StoreConfig::default()
     };
     let store = Store::open(&store_cfg, &metrics).unwrap();
+    let commits = metrics.store_commits.clone();
     let (sale, card) = store
         .call(move |tx| {
             store::grant_merchant(tx, "bench", "m", 0)?;
@@ -105,6 +106,7 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
     assert!(revealed.await.is_ok(), "the link drops");
 
     let per_client = orders / concurrent as u64;
+    let commits_before = commits.get();
     // One histogram for all buyers (they run on this thread): one per buyer cost the
     // bench more than the sale did.
     let latencies = Rc::new(RefCell::new(Histogram::<u64>::new(3).unwrap()));
@@ -139,9 +141,10 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
     }
     let all = latencies.borrow();
     let elapsed = started.elapsed().as_secs_f64();
+    let commits = commits.get() - commits_before;
     let done = per_client * concurrent as u64;
     println!(
-        "durable_orders: {done} accepted orders, {concurrent} concurrent buyers, cache {cache_mb} MiB, checkpoints {}, {:.0} orders/s, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        "durable_orders: {done} accepted orders, {concurrent} concurrent buyers, cache {cache_mb} MiB, checkpoints {}, {:.0} orders/s, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {commits} commits ({:.0} orders each)",
         if checkpoint_ms == 0 {
             "in the commit".to_owned()
         } else {
@@ -151,6 +154,7 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
         all.value_at_quantile(0.50) as f64 / 1000.0,
         all.value_at_quantile(0.99) as f64 / 1000.0,
         all.max() as f64 / 1000.0,
+        done as f64 / commits.max(1) as f64,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -146,6 +146,11 @@ pub struct SalesConfig {
     pub recovery_backoff_initial_ms: u64,
     /// ... doubling up to this.
     pub recovery_backoff_max_ms: u64,
+    /// A sale hands its decisions' writes to the store after at most this many, even
+    /// in the middle of a burst of requests, so the store commits one part while the
+    /// sale decides the next (the store still commits everything waiting together).
+    /// At least 1.
+    pub max_writes_per_flush: usize,
 }
 
 impl Default for SalesConfig {
@@ -158,6 +163,7 @@ impl Default for SalesConfig {
             retire_after_secs: 3_600,
             recovery_backoff_initial_ms: 500,
             recovery_backoff_max_ms: 30_000,
+            max_writes_per_flush: 256,
         }
     }
 }

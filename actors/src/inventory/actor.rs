@@ -1,7 +1,9 @@
 //! The inventory actor: one per sale, a thin shell around [`InventoryCore`]. Its single
 //! mailbox is the sale's decision order. After each burst of messages it flushes: the
 //! decisions' writes go to the store as one batch (group-committed with every other
-//! sale's), and only when that batch is durable are the buyers answered. Answers that
+//! sale's), and only when that batch is durable are the buyers answered. A long burst is
+//! flushed in parts of `sales.max_writes_per_flush` writes, so the store commits one part
+//! while the actor decides the next. Answers that
 //! wrote nothing (refusals after a sell-out, a repeated key) cost the store nothing: they
 //! are given at once when no flush is in flight, or ride on the latest flush in flight
 //! (flushes commit in order, so it holds everything they depend on). Stock changes are
@@ -271,6 +273,10 @@ impl Inventory {
                 Effect::Stock { remaining, state } => self.stock = Some((remaining, state)),
             }
         }
+        if self.writes.len() >= self.wiring.cfg.max_writes_per_flush.max(1) {
+            // A long burst: the store commits this part while the rest is decided.
+            self.flush(ctx);
+        }
         if !self.flush_queued
             && (!self.replies.is_empty() || !self.writes.is_empty() || self.stock.is_some())
         {
@@ -409,6 +415,15 @@ impl Handler<Flush> for Inventory {
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
         self.flush_queued = false;
+        self.flush(ctx);
+    }
+}
+
+impl Inventory {
+    /// Sends the decisions' writes to the store and files their answers to go out once
+    /// they are durable (answers that wrote nothing go at once, or ride on the latest
+    /// flush in flight); pushes the stock to the room.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
         if let Some((remaining, state)) = self.stock.take()
             && let Some(room) = self
                 .wiring
@@ -447,11 +462,11 @@ impl Handler<Flush> for Inventory {
             writes,
             epoch,
         };
-        let store = self.wiring.store.clone();
+        let written = self.wiring.store.write(batch);
         self.flushes_in_flight += 1;
         self.last_flush += 1;
         let flush = self.last_flush;
-        ctx.spawn(async move { store.write(batch).await }.into_actor(self).map(
+        ctx.spawn(written.into_actor(self).map(
             move |result, inv, ctx| {
                 inv.flushes_in_flight -= 1;
                 // Commits are in order, so this flush being durable makes every earlier

@@ -187,15 +187,34 @@ impl Store {
         })
     }
 
-    /// Makes `writes` durable; resolves after the transaction holding them committed.
-    /// Waits for room in the queue (the callers, sale actors, bound their own requests).
-    pub async fn write(&self, writes: SaleWrites) -> Result<(), StoreError> {
+    /// Makes `writes` durable; the future resolves after the transaction holding them
+    /// committed. The writes are queued for the store thread by this call, not when the
+    /// future is first polled, so a sale that flushes part-way through a burst has the
+    /// store committing that part while it decides the rest. When the queue is full the
+    /// future waits for room (the callers, sale actors, bound their own requests); the
+    /// queue's waiters are served in order, so one caller's writes commit in call order.
+    pub fn write(
+        &self,
+        writes: SaleWrites,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        self.send(Job::Writes(writes, done)).await?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Commit(e)),
-            Err(_) => Err(StoreError::Stopped),
+        let queued = match self.tx.try_send(Job::Writes(writes, done)) {
+            Ok(()) => {
+                self.metrics.store_queue.inc();
+                Ok(None)
+            }
+            Err(mpsc::error::TrySendError::Full(job)) => Ok(Some((self.clone(), job))),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Stopped),
+        };
+        async move {
+            if let Some((store, job)) = queued? {
+                store.send(job).await?;
+            }
+            match wait.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StoreError::Commit(e)),
+                Err(_) => Err(StoreError::Stopped),
+            }
         }
     }
 

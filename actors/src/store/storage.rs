@@ -216,8 +216,7 @@ impl Storage for Store {
     }
 
     fn write(&self, writes: SaleWrites) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { Store::write(&store, writes).await })
+        Box::pin(Store::write(self, writes))
     }
 
     fn recover(&self, id: String) -> StoreFuture<Option<StoredSale>> {
