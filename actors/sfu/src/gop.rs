@@ -123,12 +123,16 @@ mod tests {
     use super::*;
     use rtc::rtp;
 
+    static SOURCE: std::sync::LazyLock<crate::MediaId> =
+        std::sync::LazyLock::new(crate::MediaId::random);
+
     fn packet(layer: &str, seq: u16, keyframe: bool, video: bool) -> Arc<MediaPacket> {
         Arc::new(MediaPacket {
             video,
             layer: layer.into(),
             keyframe,
             media_ts: u32::from(seq),
+            source: *SOURCE,
             packet: rtp::Packet {
                 header: rtp::header::Header {
                     sequence_number: seq,

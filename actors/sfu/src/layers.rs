@@ -293,6 +293,41 @@ impl LayerSwitch {
     }
 }
 
+/// One subscriber's audio sequence numbers: the source's own, shifted so that they go on
+/// from the last one sent when the source changes (audio has no layers to switch and no
+/// keyframe to wait for). A receiver drops a number it has seen as a replay, and one far
+/// behind can make it lose count of the wraps it uses for decryption.
+#[derive(Debug, Default)]
+pub struct AudioSequence {
+    offset: u16,
+    last_out: Option<u16>,
+    restarting: bool,
+}
+
+impl AudioSequence {
+    /// The source changed: the next packet continues from the last number sent.
+    pub fn restart(&mut self) {
+        self.restarting = true;
+    }
+
+    /// The number to send a packet numbered `seq` by its source under.
+    pub fn packet(&mut self, seq: u16) -> u16 {
+        if std::mem::take(&mut self.restarting)
+            && let Some(last) = self.last_out
+        {
+            self.offset = last.wrapping_add(1).wrapping_sub(seq);
+        }
+        let out = seq.wrapping_add(self.offset);
+        if self
+            .last_out
+            .is_none_or(|last| out.wrapping_sub(last) < u16::MAX / 2)
+        {
+            self.last_out = Some(out);
+        }
+        out
+    }
+}
+
 /// Bits per second per layer over a sliding one-second window (pure; time passed in ms).
 #[derive(Debug, Default)]
 pub struct LayerRates {

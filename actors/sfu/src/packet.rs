@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use rtc::rtp;
 
+use crate::MediaId;
 use crate::layers::LayerId;
 
 /// One RTP packet from the publisher, shared by every relay.
@@ -18,6 +19,10 @@ pub struct MediaPacket {
     pub keyframe: bool,
     /// Timestamp on the room's media clock (same for every layer's copy of a frame).
     pub media_ts: u32,
+    /// The ingest it came from. A new one (an edge pulling again after the room's owner
+    /// changed, a publisher that came back) numbers its packets afresh, so each
+    /// subscriber's numbering is carried over when the source changes.
+    pub source: MediaId,
     pub packet: rtp::Packet,
 }
 

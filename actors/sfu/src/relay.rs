@@ -27,8 +27,8 @@ use crate::config::MediaConfig;
 use crate::gop::{GopCache, fast_start_times};
 use crate::keyframe::KeyframeWanted;
 use crate::layers::{
-    Estimator, Feedback, Forward, LayerId, LayerRates, LayerSwitch, Preference, choose_layer,
-    next_layer,
+    AudioSequence, Estimator, Feedback, Forward, LayerId, LayerRates, LayerSwitch, Preference,
+    choose_layer, next_layer,
 };
 use crate::metrics::MediaMetrics;
 use crate::packet::{Deliver, MediaPacket};
@@ -78,12 +78,6 @@ pub(crate) struct RelayEvents {
     pub keyframes: Recipient<KeyframeWanted>,
 }
 
-/// The stream's source changed (a pull from a new owner): every subscriber waits for
-/// the new source's keyframe, its sequence numbers going on.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RestartSubscribers;
-
 /// Drops every subscriber and stops.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -99,6 +93,9 @@ struct Sub {
     /// Its connection is up; until then nothing is forwarded to it.
     ready: bool,
     switch: LayerSwitch,
+    audio_seq: AudioSequence,
+    /// The ingest of the last packet forwarded to it.
+    source: Option<MediaId>,
     preference: Preference,
     estimator: Estimator,
     sent_bytes: u64,
@@ -266,6 +263,8 @@ impl Handler<AddSubscriber> for Relay {
                     abs_send_time: negotiated.abs_send_time,
                     ready: false,
                     switch: LayerSwitch::default(),
+                    audio_seq: AudioSequence::default(),
+                    source: None,
                     preference,
                     estimator: Estimator::new(this.cfg.initial_estimate_bps),
                     sent_bytes: 0,
@@ -340,6 +339,7 @@ impl Handler<SubscriberReady> for Relay {
                         layer: media.layer.clone(),
                         keyframe: media.keyframe,
                         media_ts: ts,
+                        source: media.source,
                         packet: media.packet.clone(),
                     };
                     forward_one(sub, &squeezed, &sent_at, &self.metrics, &mut |_| {});
@@ -371,22 +371,6 @@ impl Handler<SubscriberFeedback> for Relay {
     fn handle(&mut self, msg: SubscriberFeedback, _: &mut Context<Self>) {
         if let Some(sub) = self.subs.get_mut(&msg.id) {
             sub.feedback.add(msg.feedback);
-        }
-    }
-}
-
-impl Handler<RestartSubscribers> for Relay {
-    type Result = ();
-
-    fn handle(&mut self, _: RestartSubscribers, _: &mut Context<Self>) {
-        for sub in self.subs.values_mut() {
-            if sub.switch.restart()
-                && let Some(layer) = sub.switch.target()
-            {
-                self.room.keyframes.do_send(KeyframeWanted {
-                    layer: layer.clone(),
-                });
-            }
         }
     }
 }
@@ -456,6 +440,16 @@ fn forward_one(
         panic!("injected panic while forwarding (test)");
     }
     {
+        if sub.source != Some(media.source) && sub.source.replace(media.source).is_some() {
+            // A new source (an edge pulling again after a failover) numbers afresh: go
+            // on from the last numbers sent, and start video at its next keyframe.
+            sub.audio_seq.restart();
+            if sub.switch.restart()
+                && let Some(layer) = sub.switch.target()
+            {
+                want_keyframe(layer.clone());
+            }
+        }
         let (stream, seq) = if media.video {
             let Some(stream) = sub.video else { return };
             if sub.switch.target().is_none() {
@@ -480,7 +474,10 @@ fn forward_one(
             }
         } else {
             let Some(stream) = sub.audio else { return };
-            (stream, media.packet.header.sequence_number)
+            (
+                stream,
+                sub.audio_seq.packet(media.packet.header.sequence_number),
+            )
         };
         let mut packet = rtp::Packet {
             header: media.packet.header.clone(),
@@ -540,6 +537,8 @@ mod tests {
             abs_send_time: Some(3),
             ready: true,
             switch: LayerSwitch::default(),
+            audio_seq: AudioSequence::default(),
+            source: None,
             preference: Preference::Auto,
             estimator: Estimator::new(1_000_000),
             sent_bytes: 0,
@@ -550,7 +549,14 @@ mod tests {
         (sub, rx)
     }
 
+    /// The ingest the tests' packets come from, unless a test says otherwise.
+    static SOURCE: std::sync::LazyLock<MediaId> = std::sync::LazyLock::new(MediaId::random);
+
     fn packet(seq: u16, keyframe: bool) -> MediaPacket {
+        packet_from(*SOURCE, seq, keyframe)
+    }
+
+    fn packet_from(source: MediaId, seq: u16, keyframe: bool) -> MediaPacket {
         let mut packet = rtp::Packet::default();
         packet.header.sequence_number = seq;
         packet.header.ssrc = 777;
@@ -561,7 +567,70 @@ mod tests {
             layer: String::new(),
             keyframe,
             media_ts: 9_000,
+            source,
             packet,
+        }
+    }
+
+    /// A subscriber's numbers after each packet of `packets` (video and audio apart),
+    /// and the keyframes it asked for.
+    fn numbers_sent(packets: &[MediaPacket]) -> (Vec<u16>, Vec<u16>, usize) {
+        let metrics = MediaMetrics::new(&prometheus::Registry::new(), &panics());
+        let (mut viewer, mut rx) = sub(1024);
+        viewer.audio = Some(OutStream {
+            ssrc: 2,
+            payload_type: 111,
+        });
+        let mut subs = HashMap::from([(MediaId::random(), viewer)]);
+        let mut keyframe_requests = 0;
+        for media in packets {
+            forward(&mut subs, media, &metrics, |_| keyframe_requests += 1);
+        }
+        let (mut video, mut audio) = (Vec::new(), Vec::new());
+        while let Ok(out) = rx.try_recv() {
+            let seq = out.packet.header.sequence_number;
+            if out.video {
+                video.push(seq)
+            } else {
+                audio.push(seq)
+            }
+        }
+        (video, audio, keyframe_requests)
+    }
+
+    #[test]
+    fn a_new_source_goes_on_from_the_numbers_already_sent_without_being_told() {
+        // The old source, then the new one (an edge's new pull) numbering from far behind
+        // and from far ahead: the viewer's numbers must go on by one, never jump, and its
+        // video must start again at the new source's keyframe.
+        for new_start in [60_000u16, 5, 30_000] {
+            let (old, new) = (MediaId::random(), MediaId::random());
+            let mut packets = Vec::new();
+            for seq in 1_000..1_100u16 {
+                packets.push(packet_from(old, seq, seq == 1_000));
+                let mut audio = packet_from(old, seq.wrapping_add(7), false);
+                audio.video = false;
+                packets.push(audio);
+            }
+            for i in 0..20u16 {
+                let seq = new_start.wrapping_add(i);
+                packets.push(packet_from(new, seq, i == 3));
+                let mut audio = packet_from(new, seq.wrapping_add(40_000), false);
+                audio.video = false;
+                packets.push(audio);
+            }
+            let (video, audio, keyframe_requests) = numbers_sent(&packets);
+            assert_eq!(video.len(), 100 + 17, "new video from its keyframe on");
+            assert!(
+                video.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+                "video numbers go on by one across the change: {video:?}"
+            );
+            assert_eq!(audio.len(), 120, "audio goes on at once");
+            assert!(
+                audio.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+                "audio numbers go on by one across the change: {audio:?}"
+            );
+            assert_eq!(keyframe_requests, 2, "one at the start, one at the change");
         }
     }
 

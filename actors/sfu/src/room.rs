@@ -31,8 +31,7 @@ use crate::layers::Preference;
 use crate::metrics::MediaMetrics;
 use crate::record::{Recorder, RecordingHealth};
 use crate::relay::{
-    AddSubscriber, DropSubscriber, Relay, RelayEvents, RestartSubscribers, SetPreference,
-    StopRelay, SubscriberLeft,
+    AddSubscriber, DropSubscriber, Relay, RelayEvents, SetPreference, StopRelay, SubscriberLeft,
 };
 use crate::uplink::{AddUplink, CountUplinks, DropUplink, UplinkAnswer, Uplinks};
 use crate::{MediaError, MediaId};
@@ -417,10 +416,9 @@ impl Handler<SourceReady> for MediaRoom {
             if source.pulled {
                 self.metrics.pulls.inc();
                 if std::mem::take(&mut self.resuming) {
+                    // Each relay carries its subscribers over to the new source at its
+                    // first packet (their numbering goes on; video from a keyframe).
                     tracing::info!(room = %self.room, "the pull is back: its viewers go on");
-                    for relay in &self.relays {
-                        relay.do_send(RestartSubscribers);
-                    }
                 }
             } else {
                 self.metrics.publishers.inc();

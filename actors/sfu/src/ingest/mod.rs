@@ -170,6 +170,7 @@ impl Ingest {
             metrics: self.metrics.clone(),
             recorder: self.recorder.clone(),
             relayed: None,
+            source: self.id,
         }
     }
 

@@ -14,6 +14,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use crate::MediaId;
 use crate::clock::{FrameMark, MediaClock, Realigned};
 use crate::codec::VideoCodec;
 use crate::layers::LayerId;
@@ -53,6 +54,8 @@ pub(crate) struct TrackSinks {
     /// A stream pulled from the room's owner (cluster mode): each video track's layer
     /// by its SSRC, and timestamps already on the room's media clock.
     pub relayed: Option<Arc<HashMap<u32, LayerId>>>,
+    /// The ingest these tracks belong to (stamped on every packet).
+    pub source: MediaId,
 }
 
 struct Stream {
@@ -95,7 +98,8 @@ pub(crate) async fn run(track: Arc<dyn TrackRemote>, sinks: TrackSinks) {
                 sinks.metrics.packets_in.inc();
                 let relayed = sinks.relayed.is_some();
                 let matched_before = clock.matched_by_arrival();
-                let classified = classify(kind, &streams, &mut clock, packet, relayed);
+                let classified =
+                    classify(kind, &streams, &mut clock, packet, relayed, sinks.source);
                 if clock.matched_by_arrival() != matched_before {
                     sinks
                         .metrics
@@ -171,6 +175,7 @@ fn classify(
     clock: &mut MediaClock,
     packet: rtp::Packet,
     relayed: bool,
+    source: MediaId,
 ) -> Option<Classified> {
     let stream = streams.get(&packet.header.ssrc)?;
     let now = now_ms();
@@ -181,6 +186,7 @@ fn classify(
                 layer: stream.layer.clone(),
                 keyframe: false,
                 media_ts: packet.header.timestamp,
+                source,
                 packet,
             },
             video_reference_frame: false,
@@ -201,6 +207,7 @@ fn classify(
             layer: stream.layer.clone(),
             keyframe,
             media_ts,
+            source,
             packet,
         },
     })
