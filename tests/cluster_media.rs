@@ -35,10 +35,17 @@ async fn viewers_on_every_node_get_the_same_frames_from_their_own_node() {
     // Two players on the room's node A, three on B, two on C and a viewer on C's socket.
     let mut subs = Vec::new();
     for (node, count) in [(0, 2), (1, 3), (2, 2)] {
-        for _ in 0..count {
+        for i in 0..count {
             let sub = Subscriber::whep(&nodes[node].url(""), "tv", None)
                 .await
                 .unwrap_or_else(|e| panic!("WHEP on node {node}: {e}"));
+            if i == 0 {
+                // The later viewers come once the node plays the stream, so they can
+                // start from its relays' cached keyframe group.
+                sub.wait_video(1, WAIT)
+                    .await
+                    .unwrap_or_else(|e| panic!("the first subscriber on node {node}: {e}"));
+            }
             subs.push((node, sub));
         }
     }
