@@ -12,7 +12,6 @@ mod requests;
 mod sink;
 
 pub use actor::{Cancel, CloseSale, Confirm, Inventory, Reserve, Retire, Reveal, Summary};
-pub use batch::{BuyerCall, BuyerCalls};
 pub use core::{
     CoreLimits, Effect, InventoryCore, MAX_KEY_BYTES, Reply, ReserveReply, Revealed, Write,
 };
