@@ -136,70 +136,60 @@ fn frames_queued_before_close_are_written_before_it() {
     });
 }
 
-/// A clock-sync request pushed while frames are pushed from another thread is taken by
-/// the writer (it loops as `write_loop` does: syncs first, then frames), and neither push
-/// loses the writer's wake-up.
+/// One thread pushes a frame while another runs `side` (a push into one of the writer's
+/// other lanes: controls, clock syncs); the writer loops as `write_loop` does — controls,
+/// syncs, then frames at each wake-up, blocking when nothing came — until it has the
+/// frame and one item from the side lane. A lost wake-up leaves it blocked: a deadlock
+/// to loom. Returns the controls and syncs it took.
+fn beside_a_frame(
+    side: impl FnOnce(&Outbound) + Send + 'static,
+) -> (Vec<Control>, Vec<SyncRequest>) {
+    let q = Arc::new(Outbound::new(8));
+    let frames = {
+        let q = q.clone();
+        thread::spawn(move || {
+            assert_eq!(q.push(ByteString::from("f")), Push::Queued);
+        })
+    };
+    let other = {
+        let q = q.clone();
+        thread::spawn(move || side(&q))
+    };
+    let (mut controls, mut syncs, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    while controls.len() + syncs.len() == 0 || got.is_empty() {
+        let before = (controls.len() + syncs.len(), got.len());
+        q.take_controls(&mut controls);
+        q.take_time_syncs(&mut syncs);
+        assert_eq!(q.drain(&mut got), Drain::Open);
+        if (controls.len() + syncs.len(), got.len()) == before {
+            q.wait_blocking();
+        }
+    }
+    frames.join().unwrap();
+    other.join().unwrap();
+    assert_eq!(got, vec![ByteString::from("f")]);
+    (controls, syncs)
+}
+
+/// A clock-sync request pushed while a frame is pushed from another thread is taken by
+/// the writer, and neither push loses the writer's wake-up.
 #[test]
 fn a_time_sync_beside_frames_is_never_lost() {
     loom::model(|| {
-        let q = Arc::new(Outbound::new(8));
-        let frames = {
-            let q = q.clone();
-            thread::spawn(move || {
-                assert_eq!(q.push(ByteString::from("f")), Push::Queued);
-            })
-        };
-        let sync = {
-            let q = q.clone();
-            thread::spawn(move || assert!(q.push_time_sync(SyncRequest { t0: 1.0, t1: 2.0 })))
-        };
-        let (mut syncs, mut got) = (Vec::new(), Vec::new());
-        while syncs.is_empty() || got.is_empty() {
-            let before = (syncs.len(), got.len());
-            q.take_time_syncs(&mut syncs);
-            assert_eq!(q.drain(&mut got), Drain::Open);
-            if (syncs.len(), got.len()) == before {
-                q.wait_blocking();
-            }
-        }
-        frames.join().unwrap();
-        sync.join().unwrap();
-        assert_eq!(syncs, vec![SyncRequest { t0: 1.0, t1: 2.0 }]);
-        assert_eq!(got, vec![ByteString::from("f")]);
+        let sync = SyncRequest { t0: 1.0, t1: 2.0 };
+        let (controls, syncs) = beside_a_frame(move |q| assert!(q.push_time_sync(sync)));
+        assert!(controls.is_empty());
+        assert_eq!(syncs, vec![sync]);
     });
 }
 
 /// A control frame (a heartbeat ping, a pong) pushed by the reader while a room pushes a
-/// frame reaches the writer, which takes controls, syncs and frames at each wake-up as
-/// `write_loop` does; neither push loses the writer's wake-up.
+/// frame reaches the writer; neither push loses the writer's wake-up.
 #[test]
 fn a_control_frame_beside_frames_is_never_lost() {
     loom::model(|| {
-        let q = Arc::new(Outbound::new(8));
-        let frames = {
-            let q = q.clone();
-            thread::spawn(move || {
-                assert_eq!(q.push(ByteString::from("f")), Push::Queued);
-            })
-        };
-        let reader = {
-            let q = q.clone();
-            thread::spawn(move || assert!(q.push_control(Control::Pong(vec![7]))))
-        };
-        let (mut controls, mut syncs, mut got) = (Vec::new(), Vec::new(), Vec::new());
-        while controls.is_empty() || got.is_empty() {
-            let before = (controls.len(), got.len());
-            q.take_controls(&mut controls);
-            q.take_time_syncs(&mut syncs);
-            assert_eq!(q.drain(&mut got), Drain::Open);
-            if (controls.len(), got.len()) == before {
-                q.wait_blocking();
-            }
-        }
-        frames.join().unwrap();
-        reader.join().unwrap();
+        let (controls, syncs) = beside_a_frame(|q| assert!(q.push_control(Control::Pong(vec![7]))));
         assert_eq!(controls, vec![Control::Pong(vec![7])]);
         assert!(syncs.is_empty());
-        assert_eq!(got, vec![ByteString::from("f")]);
     });
 }
