@@ -189,6 +189,10 @@ pub struct StoreConfig {
     /// WAL checkpoints run on their own thread this often, off the commit path (0:
     /// SQLite's automatic checkpoint, inside the commit that crosses 1,000 pages).
     pub checkpoint_interval_ms: u64,
+    /// Before committing, the store thread lets the threads ready on its core run once
+    /// (`sched_yield`), so writes they are about to hand over join this commit instead
+    /// of the next. At most once per commit; with a core to itself it returns at once.
+    pub yield_before_commit: bool,
 }
 
 impl Default for StoreConfig {
@@ -200,6 +204,7 @@ impl Default for StoreConfig {
             max_size_mb: 0,
             cache_mb: 64,
             checkpoint_interval_ms: 500,
+            yield_before_commit: true,
         }
     }
 }

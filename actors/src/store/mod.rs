@@ -4,7 +4,9 @@
 //! bounded queue (`store.queue_depth`). Sale writes use **group commit**: every write
 //! batch that is waiting when the thread is free is applied in one transaction, and each
 //! caller is told only after that transaction has committed (with `synchronous = FULL`,
-//! after the fsync). WAL checkpoints run on a thread of their own ([`checkpoint`]), not
+//! after the fsync). Before committing, the thread yields its core once
+//! (`store.yield_before_commit`): where the sales share that core, the writes they are
+//! about to hand over join this commit instead of the next. WAL checkpoints run on a thread of their own ([`checkpoint`]), not
 //! inside a commit. Other jobs (merchant API reads and writes) run one transaction each,
 //! in arrival order, so a job never sees a state older than a write acknowledged before
 //! it was sent.
@@ -166,6 +168,7 @@ impl Store {
             shared: shared.clone(),
             metrics: metrics.clone(),
             batch: Vec::new(),
+            yield_before_commit: cfg.yield_before_commit,
         };
         std::thread::Builder::new()
             .name("lockstep-store".into())
@@ -289,6 +292,8 @@ struct Worker {
     shared: Arc<Shared>,
     metrics: Metrics,
     batch: Vec<(SaleWrites, Done)>,
+    /// `store.yield_before_commit`.
+    yield_before_commit: bool,
 }
 
 impl Worker {
@@ -309,24 +314,44 @@ impl Worker {
     fn serve(&mut self) {
         while let Some(first) = self.rx.blocking_recv() {
             let mut next = Some(first);
-            while let Some(job) = next.take() {
-                self.metrics.store_queue.dec();
-                match job {
-                    Job::Writes(writes, done) => self.batch.push((writes, done)),
-                    Job::Call(call) => {
-                        self.commit_batch();
-                        call(&mut self.conn);
-                    }
-                    Job::Recover(sale_id, done) => {
-                        self.commit_batch();
-                        let _ = done.send(self.recover(&sale_id));
-                    }
-                    #[cfg(feature = "test-hooks")]
-                    Job::Panic => panic!("store thread panic (test hook)"),
+            let mut yielded = !self.yield_before_commit;
+            loop {
+                while let Some(job) = next.take() {
+                    self.take(job);
+                    next = self.rx.try_recv().ok();
                 }
+                if yielded || self.batch.is_empty() {
+                    break;
+                }
+                // On a core shared with the sales, they are about to hand over more
+                // writes: let them run once, and those writes join this commit.
+                yielded = true;
+                std::thread::yield_now();
                 next = self.rx.try_recv().ok();
+                if next.is_none() {
+                    break;
+                }
             }
             self.commit_batch();
+        }
+    }
+
+    /// Files a write batch for the next commit, or runs another job (after committing
+    /// what is filed, so it sees every write sent before it).
+    fn take(&mut self, job: Job) {
+        self.metrics.store_queue.dec();
+        match job {
+            Job::Writes(writes, done) => self.batch.push((writes, done)),
+            Job::Call(call) => {
+                self.commit_batch();
+                call(&mut self.conn);
+            }
+            Job::Recover(sale_id, done) => {
+                self.commit_batch();
+                let _ = done.send(self.recover(&sale_id));
+            }
+            #[cfg(feature = "test-hooks")]
+            Job::Panic => panic!("store thread panic (test hook)"),
         }
     }
 
