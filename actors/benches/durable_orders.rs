@@ -1,7 +1,8 @@
 //! Durable accepted orders per second end to end on one sale: requests go through the
 //! inventory actor's mailbox, decisions are group-committed to SQLite (WAL,
 //! synchronous = FULL, fsync per commit) and each buyer is answered only after its order
-//! is durable. Prints throughput and latency percentiles.
+//! is durable. Prints throughput, latency percentiles, the commits, and the ratio to the
+//! previous run with the same arguments.
 //! `cargo bench -p lockstep-actors --bench durable_orders -- [CONCURRENT] [ORDERS]
 //! [CACHE_MB] [CHECKPOINT_MS]` (the last two default to `store.cache_mb` and
 //! `store.checkpoint_interval_ms`; `2 0` is SQLite's own cache and automatic checkpoints).
@@ -141,6 +142,8 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
     }
     let all = latencies.borrow();
     let elapsed = started.elapsed().as_secs_f64();
+    let rate = per_client as f64 * concurrent as f64 / elapsed;
+    let key = format!("{concurrent}-{orders}-{cache_mb}-{checkpoint_ms}");
     let commits = commits.get() - commits_before;
     let done = per_client * concurrent as u64;
     println!(
@@ -150,11 +153,30 @@ async fn run(concurrent: usize, orders: u64, cache_mb: u64, checkpoint_ms: u64) 
         } else {
             format!("every {checkpoint_ms} ms off the commit path")
         },
-        done as f64 / elapsed,
+        rate,
         all.value_at_quantile(0.50) as f64 / 1000.0,
         all.value_at_quantile(0.99) as f64 / 1000.0,
         all.max() as f64 / 1000.0,
         done as f64 / commits.max(1) as f64,
     );
+    match previous_rate(&key, rate) {
+        Some(before) => println!(
+            "durable_orders: {:.2}x the previous run with these arguments ({before:.0} orders/s)",
+            rate / before
+        ),
+        None => println!("durable_orders: no previous run with these arguments to compare with"),
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The rate of the last run with the same arguments (kept in cargo's scratch dir for
+/// benchmarks), and this one's kept for the next.
+fn previous_rate(key: &str, rate: f64) -> Option<f64> {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("durable_orders-{key}.last"));
+    let previous = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|kept| kept.trim().parse().ok());
+    let _ = std::fs::write(&path, rate.to_string());
+    previous
 }

@@ -1,12 +1,14 @@
 """What every benchmark summary shares: reading results (a generator's JSON report, the
 JSONL rows of bench/results/), number formatting, text tables, means and ratios, a run's
-status, the order targets are listed in, and the one "largest passing N" rule of the
-fan-out and SFU summaries (the largest count at which every run met the bar)."""
+status, the order targets are listed in, the one "largest passing N" rule of the
+fan-out and SFU summaries (the largest count at which every run met the bar), and the
+comparison of Lockstep's runs with the previous results file of the same benchmark."""
 
 import datetime
 import json
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -211,3 +213,57 @@ def common_counts(a, b, passes):
     common = sorted(set(a) & set(b))
     both_ok = [n for n in common if all(passes(r) for r in a[n] + b[n])]
     return common, both_ok
+
+
+# ---------------------------------------------------------------------------- previous result
+
+RESULTS_NAME = re.compile(r"^(?P<kind>.+)-\d{8}-\d{6}\.jsonl$")
+
+
+def earlier_results(paths, bench):
+    """The rows of `bench` in each results file that sits beside `paths`, is named like them
+    (`<kind>-<date>-<time>.jsonl`) and is older than all of them, newest first, with the
+    file's name."""
+    names = [os.path.basename(p) for p in paths]
+    kinds = {m.group("kind") for m in map(RESULTS_NAME.match, names) if m}
+    if len(kinds) != 1:
+        return
+    kind, folder, oldest = kinds.pop(), os.path.dirname(os.path.abspath(paths[0])), min(names)
+    try:
+        listed = os.listdir(folder)
+    except OSError:
+        return
+    for name in sorted((f for f in listed if f < oldest and (m := RESULTS_NAME.match(f))
+                        and m.group("kind") == kind), reverse=True):
+        yield rows_of([os.path.join(folder, name)], bench), name
+
+
+def compare_to_previous(paths, bench, key, settings, metrics):
+    """Prints Lockstep's means now against the newest earlier results file of the same
+    benchmark (`earlier_results`) that ran Lockstep at one of the same points: a value of
+    `key` (a row's receiver count, say) with the same `settings` keys. For each
+    (label, value of a row, format) in `metrics`: then -> now, and the ratio now / then."""
+    def lockstep_ok(rows):
+        return [r for r in rows if r.get("target") == "lockstep" and r.get("status") == "ok"]
+    def setup(r):
+        return (key(r),) + tuple(json.dumps(get(r, "settings", k)) for k in settings)
+    now = lockstep_ok(rows_of(paths, bench))
+    points = sorted({setup(r) for r in now})
+    for prev, name in earlier_results(paths, bench):
+        then = lockstep_ok(prev)
+        lines = []
+        for point in points:
+            a = [r for r in now if setup(r) == point]
+            b = [r for r in then if setup(r) == point]
+            if not b:
+                continue
+            parts = []
+            for label, value, spec in metrics:
+                x, y = mean([value(r) for r in a]), mean([value(r) for r in b])
+                parts.append(f"{label} {fmt(y, spec)} -> {fmt(x, spec)} ({ratio(x, y)})")
+            lines.append(f"  {point[0]}: " + ", ".join(parts))
+        if lines:
+            print(f"Lockstep vs the previous result ({name}), then -> now (now / then):")
+            print("\n".join(lines))
+            return
+    print("Lockstep vs the previous result: no earlier results file ran Lockstep at these points")

@@ -7,8 +7,8 @@ import json
 import math
 import sys
 
-from .common import (bar_cell, compare_to_peers, fmt, get, group_runs, largest_passing, lat,
-                     limit_notes, load_json, lockstep_env, mean, now_iso, num,
+from .common import (bar_cell, compare_to_peers, compare_to_previous, fmt, get, group_runs,
+                     largest_passing, lat, limit_notes, load_json, lockstep_env, mean, now_iso, num,
                      rows_of, run_status, sort_rows, table, target_key)
 from .samples import core_busy, read_samples
 
@@ -187,4 +187,7 @@ def summarize(args):
 
     max_n = {t: summary[t]["max_n"] for t in summary}
     compare_to_peers(by, list(summary), max_n, ok, cpu_per_m, "delivery", "CPU s/M")
+    compare_to_previous(args.files, "fanout", lambda r: f"N={r.get('viewers')}", ("rate", "size"),
+                        [("p99 ms", lambda r: lat(r.get("report"), "p99"), ".1f"),
+                         ("CPU s/M", cpu_per_m, ".2f")])
     return 0

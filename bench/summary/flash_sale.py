@@ -1,13 +1,13 @@
 """The flash-sale benchmark (bench/flash_sale.sh): `record-flash-sale` wraps one run's
 `lockstep-load flash-sale` report into one JSON line; `flash-sale` prints the table of
-runs with the report's own correctness checks, the means per target and Lockstep's ratios
-to each peer (accepted orders/s, p99)."""
+runs with the report's own correctness checks, the means per target, Lockstep's ratios
+to each peer (accepted orders/s, p99) and to the previous results file."""
 
 import json
 import sys
 
-from .common import (fmt, get, lat, load_json, mean, now_iso, num, ratio, rows_of,
-                     run_status, sort_rows, table, target_key)
+from .common import (compare_to_previous, fmt, get, lat, load_json, mean, now_iso, num,
+                     ratio, rows_of, run_status, sort_rows, table, target_key)
 
 TARGETS = ["lockstep", "redis-aof-always", "redis-no-persistence"]
 
@@ -86,4 +86,8 @@ def summarize(args):
             po, pp = mean(means[t]["ops"]), mean(means[t]["p99"])
             print(f"Lockstep vs {t}: orders/s ratio (lockstep / {t}) {ratio(lo, po)}; "
                   f"p99 ratio ({t} / lockstep) {ratio(pp, lp)} ({fmt(pp)} vs {fmt(lp)} ms)")
+    compare_to_previous(args.files, "flash_sale", lambda r: f"{get(r, 'settings', 'buyers')} buyers",
+                        ("orders", "stock", "limit"),
+                        [("orders/s", lambda r: get(r, "report", "orders_per_sec"), ",.0f"),
+                         ("p99 ms", lambda r: lat(r.get("report"), "p99"), ".1f")])
     return 0

@@ -7,7 +7,7 @@ in every run, and each peer's CPU per forwarded packet relative to Lockstep's.""
 import json
 import sys
 
-from .common import (bar_cell, compare_to_peers, fmt, get, group_runs, largest_passing,
+from .common import (bar_cell, compare_to_peers, compare_to_previous, fmt, get, group_runs, largest_passing,
                      limit_notes, load_json, lockstep_env, mean, now_iso, num,
                      rows_of, run_status, sort_rows, table, target_key)
 from .samples import core_busy, read_samples, ticks_at
@@ -225,4 +225,7 @@ def summarize(args):
               f" KiB/subscriber{gap}")
 
     compare_to_peers(by, targets, summary, ok, sfu_cpu, "forwarded packet", "µs")
+    compare_to_previous(args.files, "sfu", lambda r: f"N={r.get('subscribers')}", ("bitrate_bps",),
+                        [("µs/pkt", sfu_cpu, ".2f"),
+                         ("p99 ms", lambda r: sfu_lat(r, "p99"), ".1f")])
     return 0
