@@ -221,7 +221,7 @@ RESULTS_NAME = re.compile(r"^(?P<kind>.+)-\d{8}-\d{6}\.jsonl$")
 
 
 def earlier_results(paths, bench):
-    """The rows of `bench` in each results file that sits beside `paths`, is named like them
+    """The rows of `bench` (every row: None) in each results file that sits beside `paths`, is named like them
     (`<kind>-<date>-<time>.jsonl`) and is older than all of them, newest first, with the
     file's name."""
     names = [os.path.basename(p) for p in paths]
@@ -235,7 +235,8 @@ def earlier_results(paths, bench):
         return
     for name in sorted((f for f in listed if f < oldest and (m := RESULTS_NAME.match(f))
                         and m.group("kind") == kind), reverse=True):
-        yield rows_of([os.path.join(folder, name)], bench), name
+        path = os.path.join(folder, name)
+        yield (rows_of([path], bench) if bench else read_jsonl([path])), name
 
 
 def compare_to_previous(paths, bench, key, settings, metrics):
