@@ -3,11 +3,11 @@
 //! decisions' writes go to the store as one batch (group-committed with every other
 //! sale's), and only when that batch is durable are the buyers answered. A long burst is
 //! flushed in parts of `sales.max_writes_per_flush` writes, so the store commits one part
-//! while the actor decides the next. Answers that
-//! wrote nothing (refusals after a sell-out, a repeated key) cost the store nothing: they
-//! are given at once when no flush is in flight, or ride on the latest flush in flight
-//! (flushes commit in order, so it holds everything they depend on). Stock changes are
-//! pushed to the sale's room, coalesced per flush.
+//! while the actor decides the next. Answers that wrote nothing (refusals after a
+//! sell-out, a repeated key) cost the store nothing: they are given at once when no
+//! flush is in flight, or ride on the latest flush in flight (flushes commit in order,
+//! so it holds everything they depend on). Stock changes are pushed to the sale's room,
+//! coalesced per flush.
 //!
 //! It also supervises its core. If a commit fails, or the core panics, memory may be
 //! ahead of the database: every request not yet durable is answered `unavailable`, the

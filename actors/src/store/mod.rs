@@ -6,10 +6,10 @@
 //! caller is told only after that transaction has committed (with `synchronous = FULL`,
 //! after the fsync). Before committing, the thread yields its core once
 //! (`store.yield_before_commit`): where the sales share that core, the writes they are
-//! about to hand over join this commit instead of the next. WAL checkpoints run on a thread of their own ([`checkpoint`]), not
-//! inside a commit. Other jobs (merchant API reads and writes) run one transaction each,
-//! in arrival order, so a job never sees a state older than a write acknowledged before
-//! it was sent.
+//! about to hand over join this commit instead of the next. WAL checkpoints run on a
+//! thread of their own ([`checkpoint`]), not inside a commit. Other jobs (merchant API
+//! reads and writes) run one transaction each, in arrival order, so a job never sees a
+//! state older than a write acknowledged before it was sent.
 //!
 //! **Failures.** When a commit fails (disk full, read-only file system, the size budget
 //! `store.max_size_mb`), every sale in that batch is marked *failing*: its later writes
@@ -47,7 +47,7 @@ pub use storage::{LoadedSale, Storage, StoreFuture};
 use crate::config::StoreConfig;
 use crate::inventory::Write;
 use crate::metrics::Metrics;
-use crate::sync::plain::{Arc, Mutex, MutexGuard};
+use crate::sync::plain::{Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// Exit code of a process whose store thread panicked.
 pub const STORE_PANIC_EXIT_CODE: i32 = 70;
@@ -135,6 +135,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,
+    /// Sale writes that found the queue full and wait for room (see [`Store::write`]).
+    writes_waiting: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     metrics: Metrics,
     depth: usize,
@@ -183,6 +185,7 @@ impl Store {
         };
         Ok(Self {
             tx,
+            writes_waiting: Arc::new(AtomicUsize::new(0)),
             shared,
             metrics: metrics.clone(),
             depth,
@@ -193,25 +196,38 @@ impl Store {
     /// Makes `writes` durable; the future resolves after the transaction holding them
     /// committed. The writes are queued for the store thread by this call, not when the
     /// future is first polled, so a sale that flushes part-way through a burst has the
-    /// store committing that part while it decides the rest. When the queue is full the
-    /// future waits for room (the callers, sale actors, bound their own requests); the
-    /// queue's waiters are served in order, so one caller's writes commit in call order.
+    /// store committing that part while it decides the rest.
+    ///
+    /// When the queue is full the future waits for room (the callers, sale actors, bound
+    /// their own requests), and so does every write made while one waits: the queue
+    /// serves its waiters in the order they first poll, which for one sale's actor is
+    /// call order, so a sale's writes commit in the order it made them. A later write
+    /// must never slip into room freed before an earlier one got its turn.
     pub fn write(
         &self,
         writes: SaleWrites,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        let queued = match self.tx.try_send(Job::Writes(writes, done)) {
-            Ok(()) => {
-                self.metrics.store_queue.inc();
-                Ok(None)
+        let job = Job::Writes(writes, done);
+        let queued = if self.writes_waiting.load(Ordering::Acquire) > 0 {
+            Ok(Some(job))
+        } else {
+            match self.tx.try_send(job) {
+                Ok(()) => {
+                    self.metrics.store_queue.inc();
+                    Ok(None)
+                }
+                Err(mpsc::error::TrySendError::Full(job)) => Ok(Some(job)),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Stopped),
             }
-            Err(mpsc::error::TrySendError::Full(job)) => Ok(Some((self.clone(), job))),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Stopped),
+        };
+        let waiting = match &queued {
+            Ok(Some(_)) => Some(WaitingWrite::new(self.clone())),
+            _ => None,
         };
         async move {
-            if let Some((store, job)) = queued? {
-                store.send(job).await?;
+            if let (Some(job), Some(waiting)) = (queued?, waiting) {
+                waiting.store.send(job).await?;
             }
             match wait.await {
                 Ok(Ok(())) => Ok(()),
@@ -277,6 +293,25 @@ impl Store {
         self.tx.send(job).await.map_err(|_| StoreError::Stopped)?;
         self.metrics.store_queue.inc();
         Ok(())
+    }
+}
+
+/// A sale write waiting for room in the queue, counted in `Store::writes_waiting` from
+/// its call until it is queued (or dropped).
+struct WaitingWrite {
+    store: Store,
+}
+
+impl WaitingWrite {
+    fn new(store: Store) -> Self {
+        store.writes_waiting.fetch_add(1, Ordering::AcqRel);
+        Self { store }
+    }
+}
+
+impl Drop for WaitingWrite {
+    fn drop(&mut self) {
+        self.store.writes_waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -195,3 +195,62 @@ async fn a_full_job_queue_refuses_calls_instead_of_growing() {
         "room again once drained"
     );
 }
+
+/// Order 1 of `sale`, in `state`.
+fn order_in(sale: &str, state: OrderState) -> SaleWrites {
+    let mut batch = orders(sale, 1, 1);
+    if let Some(Write::Order(order)) = batch.writes.first_mut() {
+        order.state = state;
+    }
+    batch
+}
+
+#[tokio::test]
+async fn a_sales_writes_commit_in_call_order_when_the_queue_was_full() {
+    let cfg = StoreConfig {
+        path: scratch_db().to_string_lossy().into_owned(),
+        queue_depth: 1,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&cfg, &Metrics::new()).unwrap();
+    let id = sale(&store, "r1").await;
+    // Hold the store thread in a job, and fill the queue behind it.
+    let (release, held) = crate::sync::plain::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let blocker = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .call(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    let filler = store.write(orders(&id, 100, 1));
+    // The first write finds the queue full; then room is made before the second is made.
+    let first = store.write(order_in(&id, OrderState::Reserved));
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    while store.tx.capacity() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = store.write(order_in(&id, OrderState::Confirmed));
+    // The actor polls its flushes in the order it made them.
+    let (filled, first, second) = tokio::join!(filler, first, second);
+    for written in [filled, first, second] {
+        written.unwrap();
+    }
+    let state = store
+        .call(move |tx| Ok(get_order(tx, "m", &format!("{id}-1"))?.map(|o| o.state)))
+        .await
+        .unwrap();
+    assert_eq!(
+        state,
+        Some(OrderState::Confirmed),
+        "the second write committed after the first"
+    );
+}
