@@ -146,15 +146,13 @@ async fn recovery_reloads_the_sale_and_clears_the_mark() {
     assert!(store.write(orders(&id, 4, 1)).await.is_ok());
 }
 
-#[tokio::test]
-async fn a_full_job_queue_refuses_calls_instead_of_growing() {
-    let cfg = StoreConfig {
-        path: scratch_db().to_string_lossy().into_owned(),
-        queue_depth: 2,
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&cfg, &Metrics::new()).unwrap();
-    // Hold the store thread in a job until released.
+/// Holds the store thread in a job until `release` is sent; returns once it is held.
+async fn hold_store_thread(
+    store: &Store,
+) -> (
+    crate::sync::plain::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+) {
     let (release, held) = crate::sync::plain::mpsc::channel::<()>();
     let (started_tx, started) = tokio::sync::oneshot::channel();
     let blocker = {
@@ -170,6 +168,18 @@ async fn a_full_job_queue_refuses_calls_instead_of_growing() {
         })
     };
     started.await.unwrap();
+    (release, blocker)
+}
+
+#[tokio::test]
+async fn a_full_job_queue_refuses_calls_instead_of_growing() {
+    let cfg = StoreConfig {
+        path: scratch_db().to_string_lossy().into_owned(),
+        queue_depth: 2,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&cfg, &Metrics::new()).unwrap();
+    let (release, blocker) = hold_store_thread(&store).await;
     let queued: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();
@@ -215,21 +225,7 @@ async fn a_sales_writes_commit_in_call_order_when_the_queue_was_full() {
     let store = Store::open(&cfg, &Metrics::new()).unwrap();
     let id = sale(&store, "r1").await;
     // Hold the store thread in a job, and fill the queue behind it.
-    let (release, held) = crate::sync::plain::mpsc::channel::<()>();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
-    let blocker = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .call(move |_| {
-                    let _ = started_tx.send(());
-                    let _ = held.recv();
-                    Ok(())
-                })
-                .await
-        })
-    };
-    started.await.unwrap();
+    let (release, blocker) = hold_store_thread(&store).await;
     let filler = store.write(orders(&id, 100, 1));
     // The first write finds the queue full; then room is made before the second is made.
     let first = store.write(order_in(&id, OrderState::Reserved));
